@@ -1,0 +1,35 @@
+"""`npcs-node`: the jurisdiction's node — init, load data, serve, watch budget and ledger."""
+
+from __future__ import annotations
+
+import click
+
+from npcs.clikit import LazyGroup
+
+NODE_COMMANDS: dict[str, str] = {}
+
+
+@click.group(
+    cls=LazyGroup,
+    lazy_subcommands=NODE_COMMANDS,
+    context_settings={"help_option_names": ["-h", "--help"]},
+)
+@click.version_option(package_name="npcs-federation")
+def cli() -> None:
+    """Run a jurisdiction's npcs-federation node.
+
+    A node keeps the jurisdiction's case records on site and answers partnership
+    queries only with differentially private aggregates, charging every answer to a
+    tamper-evident privacy-budget ledger that it enforces itself.
+
+    \b
+    Typical set-up:
+      npcs-node init DIR --name NAME --partnership P   # keys, settings, CSR
+      npcs-node install-cert DIR CERT --ca CA_CERT      # after the CA signs the CSR
+      npcs-node ingest DIR incidents incidents.csv      # load validated data
+      npcs-node serve DIR                               # answer queries over mTLS
+    """
+
+
+def main() -> None:
+    cli()

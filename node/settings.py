@@ -1,0 +1,100 @@
+"""Node settings: `node.toml` in the node folder, overridable by NPCS_NODE_... variables.
+
+Built once at the entry point (`load_settings`) and passed down.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field
+from pydantic_settings import (
+    BaseSettings,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+    TomlConfigSettingsSource,
+)
+
+from node.layout import NodePaths
+
+
+class BudgetSettings(BaseModel):
+    """The node's privacy-budget policy, in rho (zCDP)."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    total_rho_per_dataset: dict[str, str] = Field(
+        default_factory=lambda: {
+            "incidents": "10",
+            "reports": "10",
+            "workforce": "10",
+            "safety_culture": "10",
+        },
+        description="Total rho each dataset may ever spend (decimal strings, exact).",
+    )
+    max_rho_per_query: str = Field("1", description="Largest rho one query may spend.")
+    analyst_caps: dict[str, str] = Field(
+        default_factory=dict,
+        description="Optional per-analyst cap on total rho across datasets, by analyst name.",
+    )
+    delta: str = Field("1e-9", description="Partnership delta for (epsilon, delta) reporting.")
+
+
+class NodeSettings(BaseSettings):
+    """Everything a node needs to know about itself, from node.toml and the environment."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="NPCS_NODE_",
+        env_nested_delimiter="__",
+        extra="forbid",
+        frozen=True,
+    )
+
+    name: str = Field(description="This node's name in the partnership (its certificate names it).")
+    partnership: str = Field(description="The partnership name in every certificate's URI SAN.")
+    host: str = "127.0.0.1"
+    port: int = 50051
+    budget: BudgetSettings = Field(default_factory=BudgetSettings)
+    allowed_analysts: list[str] = Field(
+        default_factory=list, description="Analyst names allowed to query; empty means none."
+    )
+    allowed_datasets: list[str] = Field(
+        default_factory=lambda: ["incidents", "reports", "workforce", "safety_culture"]
+    )
+    revoked_fingerprints: list[str] = Field(
+        default_factory=list, description="SHA-256 fingerprints (hex) of revoked certificates."
+    )
+    child_population: dict[str, int] = Field(
+        default_factory=dict,
+        description="Public child population by year (e.g. census estimates), for rates.",
+    )
+    counties: list[str] = Field(
+        default_factory=list, description="Public county codes: the domain of `county`."
+    )
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        toml_file = init_settings.init_kwargs.pop("_toml_file", None)  # type: ignore[attr-defined]
+        sources: list[PydanticBaseSettingsSource] = [init_settings, env_settings]
+        if toml_file is not None:
+            sources.append(TomlConfigSettingsSource(settings_cls, toml_file=toml_file))
+        return tuple(sources)
+
+
+def load_settings(root: Path, **overrides: Any) -> NodeSettings:
+    """Read `node.toml` from a node folder; NPCS_NODE_... variables override it."""
+    paths = NodePaths(root)
+    if not paths.settings_file.exists():
+        raise FileNotFoundError(
+            f"{paths.settings_file} does not exist: is {root} a node folder? "
+            "Create one with `npcs-node init DIR --name NAME --partnership P`."
+        )
+    return NodeSettings(_toml_file=paths.settings_file, **overrides)
