@@ -16,7 +16,14 @@ def test_package_imports_from_this_repository(package: str) -> None:
     assert Path(module.__file__).resolve().is_relative_to(REPO)
 
 
-def test_no_module_named_proto_is_importable_from_the_repository() -> None:
-    """`proto` belongs to proto-plus; our wire package imports as `npcs`."""
+def test_repository_defines_no_module_named_proto() -> None:
+    """`proto` belongs to proto-plus; our wire package imports as `npcs`.
+
+    The `proto/` folder holds no `__init__.py`, so at most it is seen as a namespace
+    package, which never shadows a real `proto` package installed elsewhere.
+    """
+    assert not (REPO / "proto" / "__init__.py").exists()
+    assert not (REPO / "proto.py").exists()
     spec = importlib.util.find_spec("proto")
-    assert spec is None or not Path(str(spec.origin)).resolve().is_relative_to(REPO)
+    if spec is not None and spec.origin is not None:
+        assert not Path(spec.origin).resolve().is_relative_to(REPO)
