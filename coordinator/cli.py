@@ -6,7 +6,9 @@ import click
 
 from npcs.clikit import LazyGroup
 
-COORDINATOR_COMMANDS: dict[str, str] = {}
+COORDINATOR_COMMANDS: dict[str, str] = {
+    "ca": "coordinator.cmd_ca:command",
+}
 
 
 @click.group(

@@ -6,7 +6,11 @@ import click
 
 from npcs.clikit import LazyGroup
 
-NODE_COMMANDS: dict[str, str] = {}
+NODE_COMMANDS: dict[str, str] = {
+    "init": "node.cmd_init:command",
+    "install-cert": "node.cmd_install_cert:command",
+    "ledger": "node.cmd_ledger:command",
+}
 
 
 @click.group(

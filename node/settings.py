@@ -82,11 +82,9 @@ class NodeSettings(BaseSettings):
         dotenv_settings: PydanticBaseSettingsSource,
         file_secret_settings: PydanticBaseSettingsSource,
     ) -> tuple[PydanticBaseSettingsSource, ...]:
-        toml_file = init_settings.init_kwargs.pop("_toml_file", None)  # type: ignore[attr-defined]
-        sources: list[PydanticBaseSettingsSource] = [init_settings, env_settings]
-        if toml_file is not None:
-            sources.append(TomlConfigSettingsSource(settings_cls, toml_file=toml_file))
-        return tuple(sources)
+        # Precedence: explicit arguments, then NPCS_NODE_... variables, then node.toml
+        # (named by `toml_file` in the model config that `load_settings` sets).
+        return (init_settings, env_settings, TomlConfigSettingsSource(settings_cls))
 
 
 def load_settings(root: Path, **overrides: Any) -> NodeSettings:
@@ -97,4 +95,9 @@ def load_settings(root: Path, **overrides: Any) -> NodeSettings:
             f"{paths.settings_file} does not exist: is {root} a node folder? "
             "Create one with `npcs-node init DIR --name NAME --partnership P`."
         )
-    return NodeSettings(_toml_file=paths.settings_file, **overrides)
+    settings_file = paths.settings_file
+
+    class NodeSettingsFromFile(NodeSettings):
+        model_config = SettingsConfigDict(toml_file=settings_file)
+
+    return NodeSettingsFromFile(**overrides)

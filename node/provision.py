@@ -1,0 +1,262 @@
+"""Setting up a node folder: keys, CSR and settings (`init`), then its certificate.
+
+The node's private keys are made here and never leave `keys/`; the partnership CA
+only ever sees the CSR. `install_certificate` checks a certificate from the CA really
+belongs to this node before the node will serve with it.
+"""
+
+from __future__ import annotations
+
+import datetime
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+from cryptography import x509
+from cryptography.exceptions import InvalidSignature
+from cryptography.hazmat.primitives import serialization
+from cryptography.x509.oid import ExtendedKeyUsageOID
+from npcs.identity import (
+    Identity,
+    IdentityError,
+    certificate_fingerprint,
+    identity_from_certificate,
+    load_certificate_file,
+    load_ec_private_key,
+)
+from npcs.keyfiles import (
+    build_csr,
+    certificate_pem,
+    generate_tls_key,
+    parse_ip_addresses,
+    private_key_pem,
+    write_private_file,
+    write_public_file,
+)
+
+from node.layout import NodePaths
+from node.settings import BudgetSettings, NodeSettings, load_settings
+from privacy import tlog
+
+DEFAULT_DNS_NAMES = ("localhost",)
+DEFAULT_IP_ADDRESSES = ("127.0.0.1",)
+
+
+class ProvisionError(Exception):
+    """A node set-up step refused, with a message saying what to do."""
+
+
+def init_node_folder(
+    root: Path, *, name: str, partnership: str, host: str = "127.0.0.1", port: int = 50051
+) -> NodePaths:
+    """Create a node folder: node.toml, TLS key + CSR, Ed25519 ledger key, data/ and ledger/."""
+    identity = Identity(partnership=partnership, role="node", name=name)
+    if root.exists() and (not root.is_dir() or any(root.iterdir())):
+        raise ProvisionError(
+            f"{root} already exists and is not an empty folder: choose a new folder "
+            "(init never overwrites a node's keys or data)"
+        )
+    paths = NodePaths(root)
+    for folder in (root, paths.keys_dir, paths.data_dir, paths.ledger_dir):
+        folder.mkdir(parents=True, exist_ok=True)
+    paths.keys_dir.chmod(0o700)
+
+    tls_key = generate_tls_key()
+    write_private_file(paths.tls_key, private_key_pem(tls_key))
+    csr = build_csr(
+        tls_key,
+        identity,
+        dns_names=DEFAULT_DNS_NAMES,
+        ip_addresses=parse_ip_addresses(DEFAULT_IP_ADDRESSES),
+    )
+    write_public_file(paths.tls_csr, csr.public_bytes(serialization.Encoding.PEM))
+
+    # The ledger's own helpers own the ledger key's format (PKCS8 / SPKI PEM, 0600).
+    ledger_key = tlog.generate_ledger_key()
+    tlog.save_private_key(ledger_key, paths.ledger_key)
+    tlog.save_public_key(ledger_key.public_key(), paths.ledger_public_key)
+
+    paths.settings_file.write_text(
+        node_toml(name=name, partnership=partnership, host=host, port=port), encoding="utf-8"
+    )
+    return paths
+
+
+def _toml_string(value: str) -> str:
+    # A JSON string literal is a valid TOML basic string (same escapes).
+    return json.dumps(value)
+
+
+def _toml_list(values: list[str]) -> str:
+    return "[" + ", ".join(_toml_string(value) for value in values) + "]"
+
+
+def node_toml(*, name: str, partnership: str, host: str, port: int) -> str:
+    """A commented node.toml holding NodeSettings' defaults, for operators to edit."""
+    defaults = NodeSettings(name=name, partnership=partnership, host=host, port=port)
+    budget: BudgetSettings = defaults.budget
+    per_dataset = "\n".join(
+        f"{dataset} = {_toml_string(rho)}" for dataset, rho in budget.total_rho_per_dataset.items()
+    )
+    return f"""\
+# npcs-federation node settings (written by `npcs-node init`).
+# Every value can be overridden by an environment variable NPCS_NODE_<NAME>
+# (nested with "__", e.g. NPCS_NODE_BUDGET__MAX_RHO_PER_QUERY).
+
+# This node's name and partnership: its certificate must name npcs://{partnership}/node/{name}
+name = {_toml_string(name)}
+partnership = {_toml_string(partnership)}
+
+# Where `npcs-node serve` listens (mTLS only).
+host = {_toml_string(host)}
+port = {port}
+
+# Analyst names (from their certificates) allowed to query. Empty: nobody may query yet.
+allowed_analysts = {_toml_list(defaults.allowed_analysts)}
+
+# Datasets this node answers questions about.
+allowed_datasets = {_toml_list(defaults.allowed_datasets)}
+
+# SHA-256 fingerprints (hex) of certificates that must be refused even though the CA signed
+# them (lost laptops, people who left). `openssl x509 -noout -fingerprint -sha256` format is ok.
+revoked_fingerprints = {_toml_list(defaults.revoked_fingerprints)}
+
+# Public county codes: the domain of the `county` column (public knowledge, not data).
+counties = {_toml_list(defaults.counties)}
+
+# Privacy budget policy, in rho of zero-concentrated DP. Decimal strings, handled exactly.
+[budget]
+# Largest rho one query may spend.
+max_rho_per_query = {_toml_string(budget.max_rho_per_query)}
+# Partnership delta for reporting (epsilon, delta) equivalents.
+delta = {_toml_string(budget.delta)}
+
+# Total rho each dataset may ever spend. Spent budget never comes back.
+[budget.total_rho_per_dataset]
+{per_dataset}
+
+# Optional per-analyst cap on total rho across datasets, e.g. alice = "2".
+[budget.analyst_caps]
+
+# Public child population by year (e.g. census estimates), used for rates, e.g. "2023" = 412000.
+[child_population]
+"""
+
+
+def next_steps(paths: NodePaths, identity: Identity) -> str:
+    return f"""\
+Created node {identity} in {paths.root}.
+Next steps:
+  1. Send {paths.tls_csr} to the partnership CA operator, who runs:
+       npcs ca sign CA_DIR tls.csr --role node --name {identity.name} --out {identity.name}.crt
+  2. Install the certificate they send back, with the partnership's CA certificate:
+       npcs-node install-cert {paths.root} {identity.name}.crt --ca ca.crt
+  3. Hand {paths.ledger_public_key} to the partnership: auditors check your ledger with it.
+  4. Review {paths.settings_file} (allowed_analysts is empty: nobody may query yet).
+Private keys in {paths.keys_dir} (tls.key, ledger.key) must never leave this machine."""
+
+
+@dataclass(frozen=True)
+class InstalledCertificate:
+    identity: Identity
+    fingerprint: str
+    not_valid_after: datetime.datetime
+
+
+def install_certificate(
+    root: Path, certificate_path: Path, ca_path: Path, now: datetime.datetime | None = None
+) -> InstalledCertificate:
+    """Check a CA-issued certificate belongs to this node, then copy it and the CA cert in."""
+    paths = NodePaths(root)
+    settings = load_settings(root)
+    certificate = load_certificate_file(certificate_path, "certificate")
+    ca_certificate = load_certificate_file(ca_path, "CA certificate")
+    tls_key = load_ec_private_key(paths.tls_key, "node TLS key")
+
+    _check_key_matches(certificate, tls_key.public_key().public_bytes(*_SPKI), paths.tls_key)
+    expected = Identity(partnership=settings.partnership, role="node", name=settings.name)
+    _check_names_node(certificate, expected)
+    _check_signed_by(certificate, ca_certificate, ca_path)
+    _check_valid_now(certificate, now or datetime.datetime.now(datetime.UTC))
+    _check_server_usage(certificate)
+
+    write_public_file(paths.tls_cert, certificate_pem(certificate), overwrite=True)
+    write_public_file(paths.ca_cert, certificate_pem(ca_certificate), overwrite=True)
+    return InstalledCertificate(
+        identity=expected,
+        fingerprint=certificate_fingerprint(certificate),
+        not_valid_after=certificate.not_valid_after_utc,
+    )
+
+
+_SPKI = (serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo)
+
+
+def _check_key_matches(certificate: x509.Certificate, key_spki: bytes, key_path: Path) -> None:
+    if certificate.public_key().public_bytes(*_SPKI) != key_spki:
+        raise ProvisionError(
+            f"this certificate is not for this node's key {key_path}: it was made from "
+            "another CSR. Ask the CA operator to sign this node's keys/tls.csr"
+        )
+
+
+def _check_names_node(certificate: x509.Certificate, expected: Identity) -> None:
+    try:
+        named = identity_from_certificate(certificate)
+    except IdentityError as exc:
+        raise ProvisionError(str(exc)) from exc
+    if named != expected:
+        raise ProvisionError(
+            f"the certificate names {named}, but this node is {expected} (from node.toml): "
+            f"ask the CA operator to sign it with --role node --name {expected.name}"
+        )
+
+
+def _check_signed_by(
+    certificate: x509.Certificate, ca_certificate: x509.Certificate, ca_path: Path
+) -> None:
+    try:
+        constraints = ca_certificate.extensions.get_extension_for_class(x509.BasicConstraints)
+        is_ca = constraints.value.ca
+    except x509.ExtensionNotFound:
+        is_ca = False
+    if not is_ca:
+        raise ProvisionError(f"{ca_path} is not a CA certificate: pass the partnership's ca.crt")
+    try:
+        certificate.verify_directly_issued_by(ca_certificate)
+    except (ValueError, TypeError) as exc:
+        # ValueError: issuer name differs from the CA's subject; TypeError: odd key type.
+        raise ProvisionError(
+            f"the certificate was not issued by the CA in {ca_path}: check you have the "
+            "partnership's ca.crt and a certificate from its CA"
+        ) from exc
+    except InvalidSignature as exc:
+        raise ProvisionError(
+            f"the certificate's signature does not verify with the CA in {ca_path}: it was "
+            "issued by another CA or altered"
+        ) from exc
+
+
+def _check_valid_now(certificate: x509.Certificate, now: datetime.datetime) -> None:
+    if now < certificate.not_valid_before_utc:
+        raise ProvisionError(
+            f"the certificate is not valid until {certificate.not_valid_before_utc.isoformat()}:"
+            " check this machine's clock"
+        )
+    if now > certificate.not_valid_after_utc:
+        raise ProvisionError(
+            f"the certificate expired on {certificate.not_valid_after_utc.isoformat()}: ask "
+            "the CA operator to sign keys/tls.csr again"
+        )
+
+
+def _check_server_usage(certificate: x509.Certificate) -> None:
+    try:
+        usages = certificate.extensions.get_extension_for_class(x509.ExtendedKeyUsage).value
+    except x509.ExtensionNotFound:
+        return
+    if ExtendedKeyUsageOID.SERVER_AUTH not in usages:
+        raise ProvisionError(
+            "the certificate does not allow TLS server use (extendedKeyUsage serverAuth): "
+            "sign the CSR with `npcs ca sign --role node`"
+        )
