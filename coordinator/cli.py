@@ -7,7 +7,13 @@ import click
 from npcs.clikit import LazyGroup
 
 COORDINATOR_COMMANDS: dict[str, str] = {
+    "audit": "coordinator.cmd_audit:command",
     "ca": "coordinator.cmd_ca:command",
+    "demo": "coordinator.cmd_demo:command",
+    "nodes": "coordinator.cmd_nodes:command",
+    "partnership": "coordinator.cmd_partnership:command",
+    "query": "coordinator.cmd_query:command",
+    "results": "coordinator.cmd_results:command",
 }
 
 

@@ -1,0 +1,156 @@
+"""`npcs nodes`: each node's reachability, schema, datasets, remaining budget, checkpoint."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import click
+
+if TYPE_CHECKING:
+    from npcs import wire
+
+    from coordinator.errors import NodeProblem
+    from coordinator.partnership import NodeEntry
+    from coordinator.session import Session
+
+EXIT_PARTIAL = 3
+
+
+@click.command("nodes")
+@click.option("--nodes", help="Comma-separated node names (default: all).")
+@click.option("--format", "output_format", type=click.Choice(["table", "json"]), default="table")
+@click.option("--timeout", type=float, default=10.0, show_default=True, help="Seconds per node.")
+@click.option("--config", envvar="NPCS_CONFIG", type=click.Path(path_type=Path))
+def command(nodes: str | None, output_format: str, timeout: float, config: Path | None) -> None:
+    """Show each node: reachable or not (and why), schema, datasets, budget, checkpoint.
+
+    Exits 3 when some node is unreachable.
+    """
+    from coordinator.fanout import describe_node, fan_out
+    from coordinator.session import open_session
+
+    session = open_session(config, timeout=timeout)
+    entries = session.select_nodes(nodes)
+    described = fan_out(
+        entries, lambda entry: describe_node(entry, session.credentials, session.settings)
+    )
+    rows = [node_row(entry, *described[entry.name]) for entry in entries]
+    for row, entry in zip(rows, entries, strict=True):
+        _remember(session, entry, described[entry.name][0], row)
+    if output_format == "json":
+        click.echo(json.dumps({"nodes": rows}, indent=2, sort_keys=True))
+    else:
+        click.echo(_table(rows), nl=False)
+    if not all(row["reachable"] for row in rows):
+        raise SystemExit(EXIT_PARTIAL)
+
+
+def node_row(
+    entry: NodeEntry,
+    description: wire.NodeDescription | None,
+    problem: NodeProblem | None,
+) -> dict[str, object]:
+    """One node as `npcs nodes --format json` prints it (docs/analyst-guide.md)."""
+    from coordinator.client import pinned_ledger_key
+    from privacy.budget import format_rho
+
+    row: dict[str, object] = {
+        "name": entry.name,
+        "address": entry.address,
+        "reachable": description is not None,
+        "problem": None if problem is None else {"code": problem.code, "reason": problem.reason},
+    }
+    if description is None:
+        return row
+    try:
+        key = pinned_ledger_key(description, entry)
+        key_problem = None
+    except ValueError as exc:
+        key, key_problem = None, str(exc)
+    checkpoint = description.latest_checkpoint
+    row.update(
+        {
+            "schema_version": description.schema.version,
+            "datasets": list(description.policy.datasets),
+            "remaining_rho": {
+                name: format_rho(units)
+                for name, units in sorted(description.remaining_units.items())
+            },
+            "ledger_key_pinned": key_problem is None,
+            "ledger_key_problem": key_problem,
+            "checkpoint": None
+            if checkpoint is None
+            else {
+                "size": checkpoint.size,
+                "root": checkpoint.root.hex(),
+                "signature_verified": key is not None and checkpoint.signed.verify(key),
+            },
+            "opendp_version": description.opendp_version,
+        }
+    )
+    return row
+
+
+def _remember(
+    session: Session,
+    entry: NodeEntry,
+    description: wire.NodeDescription | None,
+    row: dict[str, object],
+) -> None:
+    """Remember a verified checkpoint; note in the row if the ledger went backwards."""
+    from datetime import UTC, datetime
+
+    from coordinator.results import RememberedCheckpoint
+
+    checkpoint_row = row.get("checkpoint")
+    if description is None or description.latest_checkpoint is None:
+        return
+    if not isinstance(checkpoint_row, dict) or not checkpoint_row.get("signature_verified"):
+        return
+    checkpoint = description.latest_checkpoint
+    warning = session.store.remember_checkpoint(
+        session.partnership.name,
+        RememberedCheckpoint(
+            node=entry.name,
+            origin=checkpoint.signed.checkpoint.origin,
+            size=checkpoint.size,
+            root=checkpoint.root,
+            signature=checkpoint.signed.signature,
+            key_fingerprint=entry.ledger_key_fingerprint,
+            seen_at=datetime.now(UTC).isoformat(timespec="seconds"),
+        ),
+    )
+    row["ledger_warning"] = warning
+
+
+def _table(rows: list[dict[str, object]]) -> str:
+    lines: list[str] = []
+    for row in rows:
+        lines.append(f"{row['name']}  {row['address']}")
+        if not row["reachable"]:
+            problem = row["problem"]
+            assert isinstance(problem, dict)
+            lines.append(f"  UNREACHABLE or refused: {problem['code']}: {problem['reason']}")
+            continue
+        lines.append(f"  reachable; schema {row['schema_version']}, OpenDP {row['opendp_version']}")
+        remaining = row["remaining_rho"]
+        assert isinstance(remaining, dict)
+        datasets = row["datasets"]
+        assert isinstance(datasets, list)
+        for dataset in datasets:
+            lines.append(f"  {dataset:<16} remaining rho {remaining.get(dataset, 'n/a')}")
+        checkpoint = row["checkpoint"]
+        if isinstance(checkpoint, dict):
+            state = (
+                "signature verified"
+                if checkpoint["signature_verified"]
+                else ("SIGNATURE DOES NOT VERIFY")
+            )
+            lines.append(f"  ledger checkpoint: {checkpoint['size']} entries, {state}")
+        if row.get("ledger_key_problem"):
+            lines.append(f"  WARNING: {row['ledger_key_problem']}")
+        if row.get("ledger_warning"):
+            lines.append(f"  WARNING: {row['ledger_warning']}")
+    return "\n".join(lines) + "\n"

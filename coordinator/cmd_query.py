@@ -1,0 +1,121 @@
+"""`npcs query`: ask every node (or some) one DP question; show per-node and pooled answers.
+
+Exit codes (docs/analyst-guide.md): 0 every node answered with a verified receipt;
+3 some nodes did not answer (their reasons are shown, the others' answers too);
+4 every node answered but a ledger receipt did not verify; 1 usage or set-up errors.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+EXIT_PARTIAL = 3
+EXIT_UNVERIFIED = 4
+STATISTICS = ("count", "sum", "mean", "quantiles", "histogram")
+
+
+@click.command("query")
+@click.argument("statistic", type=click.Choice(STATISTICS))
+@click.argument("dataset")
+@click.argument("column", required=False)
+@click.option("--by", help="Group by columns and time buckets, e.g. sex,incident_date:year.")
+@click.option("--from", "date_from", help="First day (YYYY, YYYY-MM or YYYY-MM-DD).")
+@click.option("--to", "date_to", help="Last day (YYYY, YYYY-MM or YYYY-MM-DD).")
+@click.option("--date-column", help="Date column for --from/--to (default: the time bucket's).")
+@click.option(
+    "--fiscal-year-start",
+    type=click.IntRange(1, 12),
+    default=10,
+    show_default=True,
+    help="Month a fiscal year starts, for :fiscal_year buckets.",
+)
+@click.option("--where", help="Filters, e.g. 'sex=female,male;child_age_months=0..11'.")
+@click.option("--rho", help="Privacy loss to spend at each node (zCDP rho), e.g. 0.05.")
+@click.option("--accuracy", type=float, help="Target 95% half-width of each value instead.")
+@click.option("--purpose", required=True, help="Why you ask (recorded in every ledger).")
+@click.option("--nodes", help="Comma-separated node names (default: all).")
+@click.option("--quantiles", help="Probabilities for the quantiles statistic, e.g. 0.5,0.9.")
+@click.option(
+    "--format", "output_format", type=click.Choice(["table", "csv", "json"]), default="table"
+)
+@click.option("--rate", is_flag=True, help="Show counts per 100,000 children as well.")
+@click.option("--plot", type=click.Path(dir_okay=False, path_type=Path), help="Chart file.")
+@click.option("--dry-run", is_flag=True, help="Preview cost and accuracy; charge nothing.")
+@click.option("--timeout", type=float, default=30.0, show_default=True, help="Seconds per call.")
+@click.option("--retries", type=click.IntRange(0, 10), default=2, show_default=True)
+@click.option("--config", envvar="NPCS_CONFIG", type=click.Path(path_type=Path))
+def command(  # noqa: PLR0917 - click passes every option as an argument
+    statistic: str,
+    dataset: str,
+    column: str | None,
+    by: str | None,
+    date_from: str | None,
+    date_to: str | None,
+    date_column: str | None,
+    fiscal_year_start: int,
+    where: str | None,
+    rho: str | None,
+    accuracy: float | None,
+    purpose: str,
+    nodes: str | None,
+    quantiles: str | None,
+    output_format: str,
+    rate: bool,
+    plot: Path | None,
+    dry_run: bool,
+    timeout: float,
+    retries: int,
+    config: Path | None,
+) -> None:
+    """Ask STATISTIC of DATASET [COLUMN] at every node, with pooled partnership totals.
+
+    \b
+    Examples:
+      npcs query count incidents --by incident_date:year --from 2019 --to 2023 \\
+          --rho 0.05 --purpose "annual fatality trend" --plot trend.png
+      npcs query mean incidents child_age_months --where incident_type=fatality \\
+          --from 2022 --to 2022 --accuracy 2 --purpose "age profile" --dry-run
+    """
+    from coordinator.query_args import QueryArgumentError, build_query
+    from coordinator.session import open_session
+
+    try:
+        spec = build_query(
+            statistic=statistic,
+            dataset=dataset,
+            column=column,
+            by=by,
+            where=where,
+            date_from=date_from,
+            date_to=date_to,
+            date_column=date_column,
+            fiscal_year_start=fiscal_year_start,
+            rho=rho,
+            accuracy=accuracy,
+            quantiles=quantiles,
+            purpose=purpose,
+        )
+    except QueryArgumentError as exc:
+        raise click.UsageError(str(exc)) from exc
+    session = open_session(config, timeout=timeout, retries=retries)
+    entries = session.select_nodes(nodes)
+    if dry_run:
+        from coordinator.querying import run_preview
+        from coordinator.render import render_preview
+
+        preview = run_preview(session, entries, spec)
+        click.echo(render_preview(preview, output_format), nl=False)
+        if not preview.all_answered:
+            raise SystemExit(EXIT_PARTIAL)
+        return
+    from coordinator.querying import run_query
+    from coordinator.render import show_report
+
+    report = run_query(session, entries, spec)
+    show_report(report, output_format, rates=rate, plot=plot)
+    if not report.all_answered:
+        raise SystemExit(EXIT_PARTIAL)
+    if report.unverified_nodes:
+        raise SystemExit(EXIT_UNVERIFIED)

@@ -1,0 +1,81 @@
+"""gRPC failures as analysts should read them, in one place.
+
+Every node failure becomes a short code (the gRPC status name, or UNREACHABLE for a
+node that cannot be contacted) and a sentence saying what happened and what to do.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    import grpc
+
+RETRYABLE_CODES = frozenset({"UNAVAILABLE", "DEADLINE_EXCEEDED", "UNREACHABLE"})
+"""Failures a retry with the same query_id may fix (the node never double-charges)."""
+
+
+@dataclass(frozen=True)
+class NodeProblem:
+    """Why one node did not answer."""
+
+    code: str
+    reason: str
+
+    @property
+    def retryable(self) -> bool:
+        return self.code in RETRYABLE_CODES
+
+
+class NodeCallError(Exception):
+    """A call to a node failed; carries the explained problem."""
+
+    def __init__(self, problem: NodeProblem) -> None:
+        super().__init__(f"{problem.code}: {problem.reason}")
+        self.problem = problem
+
+
+def explain_rpc_error(error: grpc.RpcError, *, address: str, timeout: float) -> NodeProblem:
+    """The code and a readable reason for a failed call to the node at `address`."""
+    import grpc
+    from npcs.wire import budget_shortfall_from_metadata, field_violation_from_metadata
+
+    code = error.code() if isinstance(error, grpc.Call) else None
+    details = (error.details() if isinstance(error, grpc.Call) else None) or str(error)
+    metadata = error.trailing_metadata() if isinstance(error, grpc.Call) else None
+    if code is grpc.StatusCode.UNAVAILABLE:
+        return NodeProblem(
+            "UNREACHABLE",
+            f"cannot reach the node at {address} ({_first_line(details)}); is it running, "
+            "and is the address in partnership.toml right?",
+        )
+    if code is grpc.StatusCode.DEADLINE_EXCEEDED:
+        return NodeProblem(
+            "DEADLINE_EXCEEDED",
+            f"no answer from {address} within {timeout:g} s; the node is slow or stuck "
+            "(retrying re-uses the same query_id, so it is never charged twice)",
+        )
+    if code is grpc.StatusCode.RESOURCE_EXHAUSTED:
+        shortfall = budget_shortfall_from_metadata(metadata)
+        reason = shortfall.describe() if shortfall else details
+        return NodeProblem("RESOURCE_EXHAUSTED", f"out of budget: {reason}")
+    if code is grpc.StatusCode.INVALID_ARGUMENT:
+        violation = field_violation_from_metadata(metadata)
+        reason = f"{violation[0]}: {violation[1]}" if violation else details
+        return NodeProblem("INVALID_ARGUMENT", f"the node refused the query: {reason}")
+    name = code.name if code is not None else "UNKNOWN"
+    return NodeProblem(name, _HINTS.get(name, "") + details)
+
+
+_HINTS = {
+    "PERMISSION_DENIED": "refused by node policy: ",
+    "UNAUTHENTICATED": "authentication failed: ",
+    "NOT_FOUND": "not available at this node: ",
+    "ALREADY_EXISTS": "query_id already used for a different query: ",
+    "FAILED_PRECONDITION": "the node's ledger failed its self-check, it answers nothing: ",
+}
+
+
+def _first_line(text: str) -> str:
+    return text.strip().splitlines()[0] if text.strip() else "no details"

@@ -1,0 +1,172 @@
+"""Ask several nodes at once; each node's failure is its own, the others still answer.
+
+One thread per node (calls are I/O bound and nodes are few: tens, not thousands), each
+with its own deadline per call. A query to one node is Describe (ledger key, public
+populations) -> Preview (the exact cost, which the analyst then signs) -> Query.
+A Query that fails in a way a retry may fix (unreachable, deadline) is retried with the
+same query_id: if the node had recorded it, it answers from its ledger, byte-identical
+and without a new charge.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor, as_completed
+from dataclasses import dataclass
+from typing import Any, TypeVar
+
+import grpc
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
+from npcs import wire
+
+from coordinator.client import (
+    ClientCredentials,
+    NodeClient,
+    ReceiptCheck,
+    check_receipt,
+    pinned_ledger_key,
+)
+from coordinator.errors import NodeCallError, NodeProblem
+from coordinator.partnership import NodeEntry
+from privacy.query import QuerySpec
+
+T = TypeVar("T")
+
+DEFAULT_RETRIES = 2
+RETRY_BACKOFF_SECONDS = 0.2
+
+
+@dataclass(frozen=True)
+class FanoutSettings:
+    timeout: float = 30.0
+    """Deadline of each call to a node, in seconds."""
+    retries: int = DEFAULT_RETRIES
+    """Extra attempts of a Query that failed retryably (same query_id: never re-charged)."""
+    interceptors: Sequence[grpc.UnaryUnaryClientInterceptor[Any, Any]] = ()
+
+
+@dataclass(frozen=True)
+class NodeQueryResult:
+    """What one node did with one query."""
+
+    entry: NodeEntry
+    answer: wire.QueryAnswer | None = None
+    receipt: ReceiptCheck | None = None
+    description: wire.NodeDescription | None = None
+    cost_units: int | None = None
+    problem: NodeProblem | None = None
+    attempts: int = 0
+    ledger_key_problem: str | None = None
+
+
+@dataclass(frozen=True)
+class NodePreviewResult:
+    entry: NodeEntry
+    preview: wire.PreviewResult | None = None
+    problem: NodeProblem | None = None
+
+
+def fan_out(
+    entries: Sequence[NodeEntry],
+    work: Callable[[NodeEntry], T],
+    on_done: Callable[[NodeEntry, T], None] | None = None,
+) -> dict[str, T]:
+    """Run `work` for every node concurrently; results keyed by node name, in entry order.
+
+    `work` must not raise for node failures (it returns them); anything it does raise is
+    a bug and propagates.
+    """
+    results: dict[str, T] = {}
+    if not entries:
+        return results
+    with ThreadPoolExecutor(max_workers=len(entries), thread_name_prefix="npcs-node") as pool:
+        futures = {pool.submit(work, entry): entry for entry in entries}
+        for future in as_completed(futures):
+            entry = futures[future]
+            results[entry.name] = future.result()
+            if on_done is not None:
+                on_done(entry, results[entry.name])
+    return {entry.name: results[entry.name] for entry in entries}
+
+
+def query_node(
+    entry: NodeEntry,
+    credentials: ClientCredentials,
+    spec: QuerySpec,
+    settings: FanoutSettings,
+) -> NodeQueryResult:
+    """Describe, Preview, then a signed Query (retried with the same query_id)."""
+    with NodeClient(
+        entry, credentials, timeout=settings.timeout, interceptors=settings.interceptors
+    ) as client:
+        try:
+            description = client.describe()
+            preview = client.preview(spec)
+        except NodeCallError as failure:
+            return NodeQueryResult(entry=entry, problem=failure.problem, attempts=1)
+        ledger_key, key_problem = _ledger_key(description, entry)
+        attempts = 0
+        while True:
+            attempts += 1
+            try:
+                answer = client.query(spec, preview.cost_units)
+            except NodeCallError as failure:
+                if failure.problem.retryable and attempts <= settings.retries:
+                    time.sleep(RETRY_BACKOFF_SECONDS * attempts)
+                    continue
+                return NodeQueryResult(
+                    entry=entry,
+                    description=description,
+                    problem=failure.problem,
+                    attempts=attempts,
+                )
+            break
+    receipt = check_receipt(answer, entry=entry, ledger_key=ledger_key, query_id=str(spec.query_id))
+    if key_problem and not receipt.verified:
+        receipt = ReceiptCheck(False, key_problem)
+    return NodeQueryResult(
+        entry=entry,
+        answer=answer,
+        receipt=receipt,
+        description=description,
+        cost_units=answer.release().cost_units,
+        attempts=attempts,
+        ledger_key_problem=key_problem,
+    )
+
+
+def _ledger_key(
+    description: wire.NodeDescription, entry: NodeEntry
+) -> tuple[Ed25519PublicKey | None, str | None]:
+    try:
+        return pinned_ledger_key(description, entry), None
+    except ValueError as exc:
+        return None, str(exc)
+
+
+def preview_node(
+    entry: NodeEntry,
+    credentials: ClientCredentials,
+    spec: QuerySpec,
+    settings: FanoutSettings,
+) -> NodePreviewResult:
+    with NodeClient(
+        entry, credentials, timeout=settings.timeout, interceptors=settings.interceptors
+    ) as client:
+        try:
+            return NodePreviewResult(entry=entry, preview=client.preview(spec))
+        except NodeCallError as failure:
+            return NodePreviewResult(entry=entry, problem=failure.problem)
+
+
+def describe_node(
+    entry: NodeEntry, credentials: ClientCredentials, settings: FanoutSettings
+) -> tuple[wire.NodeDescription | None, NodeProblem | None]:
+    with NodeClient(
+        entry, credentials, timeout=settings.timeout, interceptors=settings.interceptors
+    ) as client:
+        try:
+            return client.describe(), None
+        except NodeCallError as failure:
+            return None, failure.problem

@@ -1,0 +1,245 @@
+"""Showing a report: an aligned table for people, CSV and JSON for programs.
+
+Table output names every node that did not answer and why, and shouts about any
+receipt that did not verify. JSON is the Report model itself (stable, documented).
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import math
+from collections.abc import Sequence
+from pathlib import Path
+
+from coordinator.report import NodeStatus, PreviewReport, Report, ValueRow
+
+FORMATS = ("table", "csv", "json")
+
+CSV_COLUMNS = (
+    "source",
+    "key",
+    "name",
+    "value",
+    "ci_low",
+    "ci_high",
+    "std",
+    "suppressed",
+    "population",
+    "rate_per_100k",
+    "rate_ci_low",
+    "rate_ci_high",
+)
+
+
+def render_report(report: Report, output_format: str, *, rates: bool = False) -> str:
+    if output_format == "json":
+        return report.model_dump_json(indent=2) + "\n"
+    if output_format == "csv":
+        return report_csv(report)
+    return report_table(report, rates=rates)
+
+
+def show_report(
+    report: Report, output_format: str, *, rates: bool = False, plot: Path | None = None
+) -> None:
+    """Print the report on stdout and, with `plot`, write its chart (CLI helper)."""
+    import click
+
+    from coordinator.charts import ChartError, write_chart
+
+    click.echo(render_report(report, output_format, rates=rates), nl=False)
+    if plot is not None:
+        try:
+            write_chart(report, plot, rates=rates)
+        except ChartError as exc:
+            raise click.ClickException(str(exc)) from exc
+        click.echo(f"chart written to {plot}", err=True)
+
+
+def render_preview(preview: PreviewReport, output_format: str) -> str:
+    if output_format == "json":
+        return preview.model_dump_json(indent=2) + "\n"
+    if output_format == "csv":
+        buffer = io.StringIO()
+        writer = csv.writer(buffer, lineterminator="\n")
+        writer.writerow(["source", "name", "distribution", "scale", "ci_half_width", "cost_rho"])
+        costs = {status.node: status.cost_rho or "" for status in preview.nodes}
+        for row in preview.expected:
+            writer.writerow(
+                [
+                    row.source,
+                    row.name,
+                    row.distribution,
+                    _raw(row.scale),
+                    _raw(row.ci_half_width),
+                    costs.get(row.source, ""),
+                ]
+            )
+        return buffer.getvalue()
+    return preview_table(preview)
+
+
+def report_csv(report: Report) -> str:
+    buffer = io.StringIO()
+    writer = csv.writer(buffer, lineterminator="\n")
+    writer.writerow(CSV_COLUMNS)
+    for row in report.rows:
+        writer.writerow(
+            [
+                row.source,
+                "|".join(row.key),
+                row.name,
+                _raw(row.value),
+                _raw(row.ci_low),
+                _raw(row.ci_high),
+                _raw(row.std),
+                str(row.suppressed).lower(),
+                "" if row.population is None else row.population,
+                _raw(row.rate_per_100k),
+                _raw(row.rate_ci_low),
+                _raw(row.rate_ci_high),
+            ]
+        )
+    return buffer.getvalue()
+
+
+def _raw(value: float | None) -> str:
+    return "" if value is None else repr(float(value))
+
+
+def report_table(report: Report, *, rates: bool = False, width: int = 120) -> str:
+    from rich.console import Console
+    from rich.table import Table
+
+    buffer = io.StringIO()
+    console = Console(file=buffer, width=width, color_system=None, highlight=False)
+    title = f"{report.statistic} of {report.dataset}" + (
+        f".{report.column}" if report.column else ""
+    )
+    table = Table(title=f"{title}  (95% intervals; query {report.query_id})")
+    for column in report.group_columns:
+        table.add_column(column)
+    table.add_column("value")
+    table.add_column("source")
+    table.add_column("estimate", justify="right")
+    table.add_column("95% interval", justify="right")
+    if rates:
+        table.add_column("per 100,000", justify="right")
+        table.add_column("95% interval (rate)", justify="right")
+    previous: tuple[str, ...] | None = None
+    for row in report.rows:
+        if previous is not None and row.key != previous:
+            table.add_section()
+        previous = row.key
+        table.add_row(*_table_cells(row, rates))
+    console.print(table)
+    if report.trends:
+        console.print(_trend_table(report))
+    for line in status_lines(report.nodes, report.pooled_nodes, len(report.nodes)):
+        console.print(line)
+    return buffer.getvalue()
+
+
+def _table_cells(row: ValueRow, rates: bool) -> list[str]:
+    source = "PARTNERSHIP" if row.source == "partnership" else row.source
+    estimate = "suppressed" if row.suppressed else _number(row.value)
+    interval = f"[{_number(row.ci_low)}, {_number(row.ci_high)}]"
+    if row.approximate:
+        interval += " ~"
+    cells = [*row.key, row.name, source, estimate, interval]
+    if rates:
+        if row.rate_per_100k is None:
+            cells += ["", ""]
+        else:
+            cells += [
+                _number(row.rate_per_100k, 2),
+                f"[{_number(row.rate_ci_low, 2)}, {_number(row.rate_ci_high, 2)}]",
+            ]
+    return cells
+
+
+def _trend_table(report: Report) -> object:
+    from rich.table import Table
+
+    table = Table(title="Trend: slope per year (weighted least squares, 95% interval)")
+    table.add_column("series")
+    table.add_column("value")
+    table.add_column("source")
+    table.add_column("slope / year", justify="right")
+    table.add_column("95% interval", justify="right")
+    table.add_column("buckets", justify="right")
+    for trend in report.trends:
+        table.add_row(
+            " ".join(trend.key) or "all",
+            trend.name,
+            "PARTNERSHIP" if trend.source == "partnership" else trend.source,
+            _number(trend.slope_per_year, 2),
+            f"[{_number(trend.ci_low, 2)}, {_number(trend.ci_high, 2)}]",
+            str(trend.points),
+        )
+    return table
+
+
+def status_lines(
+    statuses: Sequence[NodeStatus], pooled_nodes: Sequence[str], total: int
+) -> list[str]:
+    """Failures and unverified receipts, loudly; a note when the pool is partial."""
+    lines: list[str] = []
+    for status in statuses:
+        if not status.answered:
+            lines.append(f"node {status.node} did not answer: {status.code}: {status.reason}")
+        elif status.receipt == "unverified":
+            lines.append(
+                f"WARNING: the ledger receipt from node {status.node} DID NOT VERIFY "
+                f"({status.receipt_problem}); its answer is stored as unverified"
+            )
+        elif status.replayed:
+            lines.append(f"node {status.node} answered from its ledger (a retry: no new charge)")
+    if pooled_nodes and len(pooled_nodes) < total:
+        lines.append(
+            f"partnership rows pool only {len(pooled_nodes)} of {total} nodes: "
+            f"{', '.join(pooled_nodes)}"
+        )
+    return lines
+
+
+def preview_table(preview: PreviewReport, width: int = 120) -> str:
+    from rich.console import Console
+    from rich.table import Table
+
+    buffer = io.StringIO()
+    console = Console(file=buffer, width=width, color_system=None, highlight=False)
+    table = Table(title=f"Dry run: {preview.statistic} of {preview.dataset} (nothing charged)")
+    for name in ("source", "cost (rho)", "remaining (rho)", "value", "noise", "expected ±95%"):
+        table.add_column(name, justify="left" if name in ("source", "value") else "right")
+    costs = {s.node: s for s in preview.nodes}
+    for row in preview.expected:
+        status = costs.get(row.source)
+        remaining = preview.remaining_units.get(row.source)
+        table.add_row(
+            "PARTNERSHIP" if row.source == "partnership" else row.source,
+            status.cost_rho or "" if status else "",
+            "" if remaining is None else _rho(remaining),
+            row.name,
+            f"{row.distribution} {_number(row.scale, 3)}",
+            _number(row.ci_half_width, 2),
+        )
+    console.print(table)
+    for line in status_lines(preview.nodes, (), 0):
+        console.print(line)
+    return buffer.getvalue()
+
+
+def _rho(units: int) -> str:
+    from privacy.budget import format_rho
+
+    return format_rho(units)
+
+
+def _number(value: float | None, digits: int = 1) -> str:
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return "n/a"
+    if math.isinf(value):
+        return "inf" if value > 0 else "-inf"
+    return f"{value:,.{digits}f}"

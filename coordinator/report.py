@@ -1,0 +1,399 @@
+"""The result of one partnership query, as shown, stored and exported.
+
+`build_report` turns the nodes' releases (and the reasons some nodes did not answer)
+into per-node rows, pooled partnership rows, rates per 100,000 children and trends.
+`Report` is the stable JSON document of `npcs query --format json` and
+`npcs results show --format json` (schema "npcs.result.v1", docs/analyst-guide.md).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+from datetime import date
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict
+
+from coordinator.pooling import PooledValue, half_width_for_std, noise_variance, pool_cell, z_value
+from coordinator.trend import Point, bucket_position, bucket_year, weighted_slope
+from privacy.query import DateRangeFilter, GroupByTime, QuerySpec, Statistic
+from privacy.release import Estimate, Release
+
+REPORT_FORMAT: Literal["npcs.result.v1"] = "npcs.result.v1"
+PREVIEW_FORMAT: Literal["npcs.preview.v1"] = "npcs.preview.v1"
+PARTNERSHIP_SOURCE = "partnership"
+"""The `source` of pooled rows (node names cannot clash: they are checked names, and
+a node called "partnership" would be refused by `npcs partnership add-node`)."""
+RATE_BASE = 100_000
+
+ReceiptState = Literal["verified", "unverified", "none"]
+
+
+class _Frozen(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+class NodeStatus(_Frozen):
+    """What happened at one node."""
+
+    node: str
+    answered: bool
+    code: str | None = None
+    """Why it did not answer, as a short code: UNREACHABLE, DEADLINE_EXCEEDED,
+    RESOURCE_EXHAUSTED, PERMISSION_DENIED, INVALID_ARGUMENT, ... (None when answered)."""
+    reason: str | None = None
+    cost_units: int | None = None
+    cost_rho: str | None = None
+    receipt: ReceiptState = "none"
+    receipt_problem: str | None = None
+    entry_index: int | None = None
+    checkpoint_size: int | None = None
+    replayed: bool = False
+    """The node answered from its ledger (a retry of a recorded query_id: no new charge)."""
+
+
+class ValueRow(_Frozen):
+    """One released or pooled number for one cell."""
+
+    source: str
+    """Node name, or "partnership" for the pooled row."""
+    key: tuple[str, ...]
+    name: str
+    value: float | None
+    std: float | None
+    """Standard deviation of the DP noise in `value` (None when not additive noise)."""
+    ci_low: float | None
+    ci_high: float | None
+    suppressed: bool = False
+    approximate: bool = False
+    population: int | None = None
+    rate_per_100k: float | None = None
+    rate_ci_low: float | None = None
+    rate_ci_high: float | None = None
+
+
+class TrendRow(_Frozen):
+    """Slope per year of one series (one source, one non-time key, one value name)."""
+
+    source: str
+    key: tuple[str, ...]
+    """The cell key without its time bucket."""
+    name: str
+    slope_per_year: float
+    std: float
+    ci_low: float
+    ci_high: float
+    points: int
+
+
+class Report(_Frozen):
+    format: Literal["npcs.result.v1"] = REPORT_FORMAT
+    result_id: str
+    query_id: str
+    created_at: str
+    partnership: str
+    dataset: str
+    statistic: str
+    column: str | None
+    group_columns: tuple[str, ...]
+    time_group_index: int | None
+    """Index in `key` of the time bucket, when the query groups by one."""
+    purpose: str
+    confidence: float
+    query: dict[str, object]
+    """The QuerySpec as JSON (privacy.query.QuerySpec.model_dump(mode="json"))."""
+    nodes: tuple[NodeStatus, ...]
+    pooled_nodes: tuple[str, ...]
+    """The nodes whose answers the partnership rows add up."""
+    rows: tuple[ValueRow, ...]
+    trends: tuple[TrendRow, ...]
+
+    @property
+    def all_answered(self) -> bool:
+        return all(status.answered for status in self.nodes)
+
+    @property
+    def unverified_nodes(self) -> tuple[str, ...]:
+        return tuple(s.node for s in self.nodes if s.answered and s.receipt != "verified")
+
+
+class ExpectedRow(_Frozen):
+    """`--dry-run`: the expected 95% half-width of one value at one node (or pooled)."""
+
+    source: str
+    name: str
+    distribution: str
+    scale: float | None
+    ci_half_width: float | None
+
+
+class PreviewReport(_Frozen):
+    format: Literal["npcs.preview.v1"] = PREVIEW_FORMAT
+    query_id: str
+    partnership: str
+    dataset: str
+    statistic: str
+    query: dict[str, object]
+    nodes: tuple[NodeStatus, ...]
+    remaining_units: dict[str, int]
+    expected: tuple[ExpectedRow, ...]
+
+    @property
+    def all_answered(self) -> bool:
+        return all(status.answered for status in self.nodes)
+
+
+# --- building -----------------------------------------------------------------------
+
+
+def time_group_index(spec: QuerySpec) -> int | None:
+    for index, group in enumerate(spec.group_by):
+        if isinstance(group, GroupByTime):
+            return index
+    return None
+
+
+def group_column_labels(spec: QuerySpec) -> tuple[str, ...]:
+    return tuple(
+        f"{g.column}:{g.bucket.value}" if isinstance(g, GroupByTime) else g.column
+        for g in spec.group_by
+    )
+
+
+def build_report(
+    *,
+    spec: QuerySpec,
+    result_id: str,
+    created_at: str,
+    partnership: str,
+    statuses: Sequence[NodeStatus],
+    releases: Mapping[str, Release],
+    populations: Mapping[str, Mapping[str, int]] | None = None,
+) -> Report:
+    """Per-node and pooled rows (with rates and trends) for the nodes that answered.
+
+    `releases` maps node name to its release, in the order nodes should be listed;
+    `populations` maps node name to its public child population by year.
+    """
+    populations = populations or {}
+    confidence = _confidence(releases)
+    time_index = time_group_index(spec)
+    counts = spec.statistic in (Statistic.COUNT, Statistic.HISTOGRAM)
+    rows: list[ValueRow] = []
+    for key, per_node in _cells_by_key(releases).items():
+        year_populations = {
+            node: _population(spec, key, time_index, populations.get(node, {})) for node in releases
+        }
+        for node, estimates in per_node.items():
+            rows += [
+                _node_row(node, key, e, year_populations[node] if counts else None)
+                for e in estimates
+            ]
+        if len(per_node) != len(releases):
+            continue  # a node lacks this cell: a partial sum would understate the total
+        pooled_population = _pooled_population(year_populations, per_node) if counts else None
+        rows += [
+            _pooled_row(key, value, pooled_population)
+            for value in pool_cell(list(per_node.values()), confidence)
+        ]
+    return Report(
+        result_id=result_id,
+        query_id=str(spec.query_id),
+        created_at=created_at,
+        partnership=partnership,
+        dataset=spec.dataset,
+        statistic=spec.statistic.value,
+        column=spec.column,
+        group_columns=group_column_labels(spec),
+        time_group_index=time_index,
+        purpose=spec.purpose,
+        confidence=confidence,
+        query=spec.model_dump(mode="json"),
+        nodes=tuple(statuses),
+        pooled_nodes=tuple(releases),
+        rows=tuple(rows),
+        trends=tuple(compute_trends(rows, time_index, confidence)),
+    )
+
+
+def _confidence(releases: Mapping[str, Release]) -> float:
+    levels = {release.confidence for release in releases.values()}
+    return levels.pop() if len(levels) == 1 else 0.95
+
+
+def _cells_by_key(
+    releases: Mapping[str, Release],
+) -> dict[tuple[str, ...], dict[str, tuple[Estimate, ...]]]:
+    cells: dict[tuple[str, ...], dict[str, tuple[Estimate, ...]]] = {}
+    for node, release in releases.items():
+        for cell in release.cells:
+            cells.setdefault(cell.key, {})[node] = cell.estimates
+    return cells
+
+
+def _node_row(
+    node: str, key: tuple[str, ...], estimate: Estimate, population: int | None
+) -> ValueRow:
+    variance = noise_variance(estimate)
+    row = ValueRow(
+        source=node,
+        key=key,
+        name=estimate.name,
+        value=estimate.value,
+        std=None if variance is None else math.sqrt(variance),
+        ci_low=estimate.ci_low,
+        ci_high=estimate.ci_high,
+        suppressed=estimate.suppressed,
+    )
+    return _with_rate(row, population) if variance is not None else row
+
+
+def _pooled_row(key: tuple[str, ...], value: PooledValue, population: int | None) -> ValueRow:
+    finite = math.isfinite(value.value)
+    row = ValueRow(
+        source=PARTNERSHIP_SOURCE,
+        key=key,
+        name=value.name,
+        value=value.value if finite else None,
+        std=value.std,
+        ci_low=value.ci_low if math.isfinite(value.ci_low) else None,
+        ci_high=value.ci_high if math.isfinite(value.ci_high) else None,
+        approximate=value.approximate,
+    )
+    return _with_rate(row, population) if value.name != "mean" else row
+
+
+def _with_rate(row: ValueRow, population: int | None) -> ValueRow:
+    if not population or population <= 0 or row.value is None:
+        return row
+    factor = RATE_BASE / population
+    return row.model_copy(
+        update={
+            "population": population,
+            "rate_per_100k": row.value * factor,
+            "rate_ci_low": None if row.ci_low is None else row.ci_low * factor,
+            "rate_ci_high": None if row.ci_high is None else row.ci_high * factor,
+        }
+    )
+
+
+def _population(
+    spec: QuerySpec,
+    key: tuple[str, ...],
+    time_index: int | None,
+    by_year: Mapping[str, int],
+) -> int | None:
+    """Children at risk behind one cell: the bucket's year, or the years the query spans.
+
+    A multi-year cell is divided by the sum of the yearly populations (child-years), so
+    its rate is an average annual rate. None when any needed year is unpublished.
+    """
+    if time_index is not None:
+        year = bucket_year(key[time_index])
+        return None if year is None else by_year.get(str(year))
+    years = _query_years(spec)
+    if not years or any(str(y) not in by_year for y in years):
+        return None
+    return sum(by_year[str(y)] for y in years)
+
+
+def _query_years(spec: QuerySpec) -> list[int]:
+    ranges = [f for f in spec.filters if isinstance(f, DateRangeFilter)]
+    if len(ranges) != 1:
+        return []
+    start: date = ranges[0].start
+    end: date = ranges[0].end
+    return list(range(start.year, end.year + 1))
+
+
+def _pooled_population(
+    year_populations: Mapping[str, int | None], per_node: Mapping[str, object]
+) -> int | None:
+    needed = [year_populations.get(node) for node in per_node]
+    if not needed or any(p is None for p in needed):
+        return None
+    return sum(p for p in needed if p is not None)
+
+
+def compute_trends(
+    rows: Sequence[ValueRow], time_index: int | None, confidence: float = 0.95
+) -> list[TrendRow]:
+    """WLS slope per year for each (source, non-time key, name) series with noise known."""
+    if time_index is None:
+        return []
+    series: dict[tuple[str, tuple[str, ...], str], list[Point]] = {}
+    for row in rows:
+        position = bucket_position(row.key[time_index])
+        if row.value is None or row.std is None or row.std <= 0 or position is None:
+            continue
+        rest = row.key[:time_index] + row.key[time_index + 1 :]
+        series.setdefault((row.source, rest, row.name), []).append(
+            Point(x=position, y=row.value, variance=row.std**2)
+        )
+    trends: list[TrendRow] = []
+    for (source, rest, name), points in series.items():
+        slope = weighted_slope(points, confidence)
+        if slope is None:
+            continue
+        trends.append(
+            TrendRow(
+                source=source,
+                key=rest,
+                name=name,
+                slope_per_year=slope.per_year,
+                std=slope.std,
+                ci_low=slope.ci_low,
+                ci_high=slope.ci_high,
+                points=slope.points,
+            )
+        )
+    return trends
+
+
+def pooled_expected(rows: Sequence[ExpectedRow], confidence: float = 0.95) -> list[ExpectedRow]:
+    """The partnership's expected half-width per value name, from summed noise variances."""
+    names: dict[str, list[ExpectedRow]] = {}
+    for row in rows:
+        names.setdefault(row.name, []).append(row)
+    pooled: list[ExpectedRow] = []
+    for name, group in names.items():
+        variances = [_expected_variance(row) for row in group]
+        if any(v is None for v in variances):
+            continue
+        std = math.sqrt(math.fsum(v for v in variances if v is not None))
+        pooled.append(
+            ExpectedRow(
+                source=PARTNERSHIP_SOURCE,
+                name=name,
+                distribution="gaussian" if len(group) > 1 else group[0].distribution,
+                scale=std,
+                ci_half_width=half_width_for_std(std, confidence),
+            )
+        )
+    return pooled
+
+
+def _expected_variance(row: ExpectedRow) -> float | None:
+    if row.scale is None:
+        return None
+    if row.distribution == "gaussian":
+        return row.scale**2
+    if row.distribution == "laplace":
+        return 2 * row.scale**2
+    return None
+
+
+__all__ = [
+    "PARTNERSHIP_SOURCE",
+    "ExpectedRow",
+    "NodeStatus",
+    "PreviewReport",
+    "Report",
+    "TrendRow",
+    "ValueRow",
+    "build_report",
+    "compute_trends",
+    "pooled_expected",
+    "z_value",
+]

@@ -1,0 +1,56 @@
+"""What every network command starts from: the partnership, credentials, results store.
+
+Built once at the command's entry point and passed down; set-up problems become
+click errors that say what to fix.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import click
+from npcs.identity import KeyFileError
+
+from coordinator.client import ClientCredentials
+from coordinator.fanout import FanoutSettings
+from coordinator.partnership import (
+    NodeEntry,
+    Partnership,
+    PartnershipError,
+    load_partnership,
+    resolve_config_path,
+)
+from coordinator.results import ResultsStore
+
+
+@dataclass(frozen=True)
+class Session:
+    partnership: Partnership
+    credentials: ClientCredentials
+    settings: FanoutSettings
+    store: ResultsStore
+
+    def select_nodes(self, names: str | None) -> tuple[NodeEntry, ...]:
+        wanted = [n.strip() for n in names.split(",") if n.strip()] if names else None
+        try:
+            return self.partnership.select(wanted)
+        except PartnershipError as exc:
+            raise click.UsageError(str(exc)) from exc
+
+
+def open_session(config: Path | None, *, timeout: float = 30.0, retries: int = 2) -> Session:
+    path = resolve_config_path(config)
+    try:
+        partnership = load_partnership(path)
+        credentials = ClientCredentials.load(partnership.identity)
+    except (PartnershipError, KeyFileError) as exc:
+        raise click.ClickException(str(exc)) from exc
+    if timeout <= 0:
+        raise click.UsageError("--timeout must be a positive number of seconds")
+    return Session(
+        partnership=partnership,
+        credentials=credentials,
+        settings=FanoutSettings(timeout=timeout, retries=retries),
+        store=ResultsStore.open_default(),
+    )

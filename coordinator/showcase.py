@@ -1,0 +1,371 @@
+"""The demo's showcase questions and how their answers are shown.
+
+Each question is what an analyst would type as `npcs query ...` (the same arguments go
+through `coordinator.query_args.build_query`); each table is built only from released
+numbers (post-processing: no privacy cost). Shares such as "sleep-related among
+fatalities" divide two *disjoint* noisy cells, whose noises are independent, so their
+delta-method interval is honest: p = a / (a + b), var(p) = (b^2 var(a) + a^2 var(b)) /
+(a + b)^4.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from rich.table import Table
+
+from coordinator.pooling import gaussian_interval
+from coordinator.report import PARTNERSHIP_SOURCE, Report, ValueRow
+from coordinator.trend import Point, bucket_position, weighted_slope
+
+FIRST_YEAR, LAST_YEAR = 2019, 2024
+YEARS = tuple(str(year) for year in range(FIRST_YEAR, LAST_YEAR + 1))
+TRUE, FALSE = "true", "false"
+
+
+@dataclass(frozen=True)
+class Question:
+    """One showcase query, as `npcs query` arguments."""
+
+    key: str
+    statistic: str
+    dataset: str
+    column: str | None
+    by: str
+    rho: str
+    purpose: str
+    where: str | None = None
+
+    def command_line(self) -> str:
+        parts = ["npcs query", self.statistic, self.dataset]
+        if self.column:
+            parts.append(self.column)
+        parts += [f"--by {self.by}", f"--from {FIRST_YEAR} --to {LAST_YEAR}"]
+        if self.where:
+            parts.append(f"--where '{self.where}'")
+        parts += [f"--rho {self.rho}", f'--purpose "{self.purpose}"']
+        return " ".join(parts)
+
+
+QUESTIONS: tuple[Question, ...] = (
+    Question(
+        key="incidents_by_year",
+        statistic="count",
+        dataset="incidents",
+        column=None,
+        by="incident_type,incident_date:year",
+        rho="0.5",
+        purpose="demo: fatalities and near fatalities per year",
+    ),
+    Question(
+        key="fatality_causes",
+        statistic="count",
+        dataset="incidents",
+        column=None,
+        by="primary_cause",
+        where="incident_type=fatality",
+        rho="0.5",
+        purpose="demo: primary cause of fatalities",
+    ),
+    Question(
+        key="sleep_related",
+        statistic="count",
+        dataset="incidents",
+        column=None,
+        by="incident_type,sleep_related",
+        rho="0.5",
+        purpose="demo: share of sleep-related incidents",
+    ),
+    Question(
+        key="recurrence",
+        statistic="count",
+        dataset="reports",
+        column=None,
+        by="report_date:year,recurrence_12m",
+        where="disposition=substantiated,indicated",
+        rho="0.5",
+        purpose="demo: CPS recurrence of maltreatment within 12 months",
+    ),
+    Question(
+        key="separations",
+        statistic="count",
+        dataset="workforce",
+        column=None,
+        by="month:year,separated",
+        where="role=caseworker",
+        rho="1",
+        purpose="demo: caseworker separations per year",
+    ),
+    Question(
+        key="psych_safety",
+        statistic="mean",
+        dataset="safety_culture",
+        column="psych_safety",
+        by="wave_date:quarter",
+        rho="1",
+        purpose="demo: psychological safety per survey wave",
+    ),
+)
+
+
+# --- numbers ---------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Noisy:
+    value: float
+    std: float
+
+
+def row_for(report: Report, source: str, key: Sequence[str], name: str = "count") -> ValueRow:
+    wanted = tuple(key)
+    for row in report.rows:
+        if row.source == source and row.key == wanted and row.name == name:
+            return row
+    raise LookupError(f"no {name} for {source} {wanted} in the {report.dataset} result")
+
+
+def noisy(row: ValueRow) -> Noisy | None:
+    if row.value is None or row.std is None:
+        return None
+    return Noisy(row.value, row.std)
+
+
+@dataclass(frozen=True)
+class Share:
+    value: float
+    low: float
+    high: float
+
+
+def share(part: Noisy | None, rest: Noisy | None, factor: float = 1.0) -> Share | None:
+    """part / (part + rest) for independent noisy values, with a delta-method interval."""
+    if part is None or rest is None:
+        return None
+    total = part.value + rest.value
+    if total <= 0:
+        return None
+    estimate = part.value / total
+    variance = (rest.value**2 * part.std**2 + part.value**2 * rest.std**2) / total**4
+    low, high = gaussian_interval(estimate, math.sqrt(variance))
+    return Share(estimate * factor, max(low, 0.0) * factor, min(high, 1.0) * factor)
+
+
+def sum_noisy(values: Sequence[Noisy | None]) -> Noisy | None:
+    if any(v is None for v in values) or not values:
+        return None
+    present = [v for v in values if v is not None]
+    return Noisy(
+        math.fsum(v.value for v in present), math.sqrt(math.fsum(v.std**2 for v in present))
+    )
+
+
+def sources(report: Report) -> list[str]:
+    return [*report.pooled_nodes, PARTNERSHIP_SOURCE]
+
+
+def label(source: str) -> str:
+    return "PARTNERSHIP" if source == PARTNERSHIP_SOURCE else source
+
+
+# --- formatting ------------------------------------------------------------------------
+
+
+def count_text(value: float | None) -> str:
+    return "-" if value is None else f"{value:,.0f}"
+
+
+def count_with_margin(row: ValueRow) -> str:
+    if row.value is None:
+        return "-"
+    if row.ci_low is None or row.ci_high is None:
+        return count_text(row.value)
+    return f"{row.value:,.0f} ±{(row.ci_high - row.ci_low) / 2:,.0f}"
+
+
+def interval_text(low: float | None, high: float | None, digits: int = 0) -> str:
+    if low is None or high is None:
+        return "-"
+    return f"[{low:,.{digits}f}, {high:,.{digits}f}]"
+
+
+def percent_text(value: Share | None, *, with_interval: bool = True) -> str:
+    if value is None:
+        return "-"
+    text = f"{100 * value.value:.1f}%"
+    if with_interval:
+        text += f" [{100 * value.low:.1f}, {100 * value.high:.1f}]"
+    return text
+
+
+# --- tables ----------------------------------------------------------------------------
+
+
+def incidents_by_year_tables(report: Report) -> list[Table | str]:
+    """Per year: each node's count (± 95% margin), the pooled count, rate and trend."""
+    out: list[Table | str] = []
+    for incident_type, title in (
+        ("fatality", "Child maltreatment fatalities"),
+        ("near_fatality", "Near fatalities"),
+    ):
+        table = Table(title=f"{title} per year, {FIRST_YEAR}-{LAST_YEAR} (95% intervals)")
+        table.add_column("year")
+        for node in report.pooled_nodes:
+            table.add_column(node, justify="right")
+        table.add_column("PARTNERSHIP", justify="right")
+        table.add_column("per 100,000 children", justify="right")
+        rate_points: list[Point] = []
+        for year in YEARS:
+            cells = [count_with_margin(row_for(report, node, (incident_type, year))) for node in report.pooled_nodes]
+            pooled = row_for(report, PARTNERSHIP_SOURCE, (incident_type, year))
+            rate = "-"
+            if pooled.rate_per_100k is not None:
+                rate = f"{pooled.rate_per_100k:.2f} {interval_text(pooled.rate_ci_low, pooled.rate_ci_high, 2)}"
+                position = bucket_position(year)
+                if pooled.std and pooled.population and position is not None:
+                    rate_std = pooled.std * 100_000 / pooled.population
+                    rate_points.append(Point(position, pooled.rate_per_100k, rate_std**2))
+            pooled_text = f"{count_text(pooled.value)} {interval_text(pooled.ci_low, pooled.ci_high)}"
+            table.add_row(year, *cells, pooled_text, rate)
+        out.append(table)
+        out.append(_trend_line(report, incident_type, rate_points))
+    return out
+
+
+def _trend_line(report: Report, incident_type: str, rate_points: Sequence[Point]) -> str:
+    counts = next(
+        (
+            t
+            for t in report.trends
+            if t.source == PARTNERSHIP_SOURCE and t.key == (incident_type,) and t.name == "count"
+        ),
+        None,
+    )
+    parts = []
+    if counts is not None:
+        parts.append(
+            f"{counts.slope_per_year:+,.1f} per year {interval_text(counts.ci_low, counts.ci_high, 1)}"
+        )
+    rate = weighted_slope(rate_points)
+    if rate is not None:
+        parts.append(
+            f"rate {rate.per_year:+.3f} per 100,000 per year "
+            f"{interval_text(rate.ci_low, rate.ci_high, 3)}"
+        )
+    if not parts:
+        return ""
+    return "  Partnership trend (weighted least squares, 95%): " + "; ".join(parts) + "\n"
+
+
+def cause_table(report: Report, by_year: Report | None) -> Table:
+    """Pooled fatalities by primary cause, with each cause's share of all fatalities."""
+    table = Table(
+        title=f"Primary cause of fatalities, {FIRST_YEAR}-{LAST_YEAR}, partnership (95% intervals)"
+    )
+    table.add_column("primary cause")
+    table.add_column("fatalities", justify="right")
+    table.add_column("95% interval", justify="right")
+    table.add_column("share of fatalities", justify="right")
+    causes = [row for row in report.rows if row.source == PARTNERSHIP_SOURCE and row.name == "count"]
+    values = {row.key: noisy(row) for row in causes}
+    for row in sorted(causes, key=lambda r: -(r.value or 0.0)):
+        rest = sum_noisy([v for key, v in values.items() if key != row.key])
+        table.add_row(
+            row.key[0],
+            count_text(row.value),
+            interval_text(row.ci_low, row.ci_high),
+            percent_text(share(values[row.key], rest)),
+        )
+    return table
+
+
+def sleep_table(report: Report) -> Table:
+    table = Table(title="Share of incidents that were sleep-related (95% intervals)")
+    table.add_column("source")
+    table.add_column("fatalities", justify="right")
+    table.add_column("near fatalities", justify="right")
+    for source in sources(report):
+        cells = []
+        for incident_type in ("fatality", "near_fatality"):
+            part = noisy(row_for(report, source, (incident_type, TRUE)))
+            rest = noisy(row_for(report, source, (incident_type, FALSE)))
+            cells.append(percent_text(share(part, rest)))
+        table.add_row(label(source), *cells)
+    return table
+
+
+def recurrence_table(report: Report) -> Table:
+    """Share of victims (substantiated or indicated) with a recurrence within 12 months."""
+    table = Table(
+        title="CPS recurrence of maltreatment within 12 months, share of victims (95% intervals)"
+    )
+    table.add_column("year")
+    for source in sources(report):
+        table.add_column(label(source), justify="right")
+    for year in YEARS:
+        cells = []
+        for source in sources(report):
+            part = noisy(row_for(report, source, (year, TRUE)))
+            rest = noisy(row_for(report, source, (year, FALSE)))
+            with_interval = source == PARTNERSHIP_SOURCE
+            cells.append(percent_text(share(part, rest), with_interval=with_interval))
+        table.add_row(year, *cells)
+    return table
+
+
+def separations_table(report: Report) -> Table:
+    """Caseworker separations per year; turnover = separations / average caseworkers."""
+    table = Table(title="Caseworker separations per year (monthly records, 95% intervals)")
+    table.add_column("year")
+    for node in report.pooled_nodes:
+        table.add_column(node, justify="right")
+    table.add_column("PARTNERSHIP", justify="right")
+    table.add_column("annual turnover", justify="right")
+    for year in YEARS:
+        cells = [count_with_margin(row_for(report, node, (year, TRUE))) for node in report.pooled_nodes]
+        separated = row_for(report, PARTNERSHIP_SOURCE, (year, TRUE))
+        stayed = row_for(report, PARTNERSHIP_SOURCE, (year, FALSE))
+        # 12 worker-months make one caseworker-year, so turnover = 12 x separated / months.
+        turnover = share(noisy(separated), noisy(stayed), factor=12.0)
+        table.add_row(
+            year,
+            *cells,
+            f"{count_text(separated.value)} {interval_text(separated.ci_low, separated.ci_high)}",
+            percent_text(turnover),
+        )
+    return table
+
+
+def psych_safety_table(report: Report) -> Table:
+    """Mean psychological safety (1-5) per survey wave; quarters without a wave are skipped."""
+    table = Table(title="Safety culture: mean psychological safety (1-5) per survey wave (95%)")
+    table.add_column("wave")
+    for source in sources(report):
+        table.add_column(label(source), justify="right")
+    for wave in _wave_keys(report):
+        cells = []
+        for source in sources(report):
+            try:
+                row = row_for(report, source, wave, "mean")
+            except LookupError:
+                cells.append("-")
+                continue
+            value = "-" if row.value is None else f"{row.value:.2f}"
+            if source == PARTNERSHIP_SOURCE:
+                value += f" {interval_text(row.ci_low, row.ci_high, 2)}"
+            cells.append(value)
+        table.add_row(wave[0], *cells)
+    return table
+
+
+def _wave_keys(report: Report) -> list[tuple[str, ...]]:
+    """Quarters whose pooled respondent count is clearly above noise (a survey ran)."""
+    keys = []
+    for row in report.rows:
+        if row.source != PARTNERSHIP_SOURCE or row.name != "count" or row.value is None:
+            continue
+        if row.std is not None and row.value > 4 * row.std:
+            keys.append(row.key)
+    return keys

@@ -1,0 +1,419 @@
+"""`npcs query`, `npcs nodes` and fan-out against real node servers on 127.0.0.1.
+
+One partnership CA; nodes a, b, c with synthetic incidents; node "poor" whose incidents
+budget is nearly gone; node "down", registered but not running.
+"""
+
+from __future__ import annotations
+
+import json
+import socket
+import uuid
+from collections.abc import Callable, Iterator
+from contextlib import ExitStack
+from dataclasses import dataclass
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+import grpc
+import pytest
+from click.testing import CliRunner, Result
+from npcs.keyfiles import certificate_pem
+from support_node import (
+    FIRST_YEAR,
+    LAST_YEAR,
+    PARTNERSHIP,
+    NodeWorld,
+    _configure_node,
+    _load_synthetic_data,
+    make_node_world,
+)
+
+from coordinator.ca import CertificateAuthority, load_csr
+from coordinator.cli import cli
+from coordinator.client import ClientCredentials
+from coordinator.fanout import FanoutSettings, query_node
+from coordinator.partnership import load_partnership
+from coordinator.report import PARTNERSHIP_SOURCE, Report
+from node.layout import NodePaths
+from node.provision import init_node_folder, install_certificate
+from node.server import running_node
+from privacy import tlog
+from privacy.ledger import LedgerReader
+from privacy.query import PrivacyLoss, QuerySpec, Statistic
+
+YEARS = ["--by", "incident_date:year", "--from", str(FIRST_YEAR), "--to", str(LAST_YEAR)]
+
+
+@dataclass(frozen=True)
+class Partnership:
+    world: NodeWorld
+    nodes: dict[str, NodePaths]
+    config: Path
+    data_dir: Path
+
+    def run(self, *args: str, config: Path | None = None) -> Result:
+        runner = CliRunner(
+            env={"NPCS_CONFIG": str(config or self.config), "NPCS_DATA_DIR": str(self.data_dir)}
+        )
+        return runner.invoke(cli, list(args), catch_exceptions=False)
+
+    def ledger_size(self, node: str) -> int:
+        with LedgerReader.open_existing(self.nodes[node].ledger_db) as reader:
+            return reader.size()
+
+
+def add_node(world: NodeWorld, name: str) -> NodePaths:
+    node = init_node_folder(world.root / name, name=name, partnership=PARTNERSHIP)
+    authority = CertificateAuthority.load(world.ca_dir)
+    issued = authority.sign_csr(load_csr(node.tls_csr), role="node", name=name)
+    (world.root / f"{name}.crt").write_bytes(certificate_pem(issued.certificate))
+    install_certificate(node.root, world.root / f"{name}.crt", world.ca_dir / "ca.crt")
+    _configure_node(node, revoked="0" * 64, extra_toml="")
+    _load_synthetic_data(node, ("incidents",), 200_000)
+    return node
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@pytest.fixture(scope="module")
+def partnership(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Partnership]:
+    world = make_node_world(tmp_path_factory.mktemp("coordinator"), node_name="a")
+    nodes = {"a": world.node, "b": add_node(world, "b"), "c": add_node(world, "c")}
+    nodes["poor"] = add_node(world, "poor")
+    config = world.root / "partnership.toml"
+    runner = CliRunner()
+    init = runner.invoke(
+        cli,
+        [
+            "partnership",
+            "init",
+            str(config),
+            "--name",
+            PARTNERSHIP,
+            "--identity",
+            str(world.alice.root),
+        ],
+    )
+    assert init.exit_code == 0, init.output
+    with ExitStack() as stack:
+        poor_budget = {"total_rho_per_dataset": {"incidents": "0.001"}, "max_rho_per_query": "1"}
+        for name, paths in nodes.items():
+            overrides: dict[str, Any] = {"budget": poor_budget} if name == "poor" else {}
+            running = stack.enter_context(running_node(paths.root, **overrides))
+            added = runner.invoke(
+                cli,
+                [
+                    "partnership",
+                    "add-node",
+                    str(config),
+                    name,
+                    running.address,
+                    "--ledger-key",
+                    str(paths.ledger_public_key),
+                ],
+            )
+            assert added.exit_code == 0, added.output
+        down = runner.invoke(
+            cli,
+            [
+                "partnership",
+                "add-node",
+                str(config),
+                "down",
+                f"127.0.0.1:{free_port()}",
+                "--ledger-key",
+                str(nodes["a"].ledger_public_key),
+            ],
+        )
+        assert down.exit_code == 0, down.output
+        yield Partnership(world, nodes, config, world.root / "data")
+
+
+def test_query_over_three_nodes_returns_per_node_and_pooled_rows(
+    partnership: Partnership, tmp_path: Path
+) -> None:
+    chart = tmp_path / "trend.png"
+    result = partnership.run(
+        "query",
+        "count",
+        "incidents",
+        *YEARS,
+        "--rho",
+        "0.5",
+        "--purpose",
+        "annual trend",
+        "--nodes",
+        "a,b,c",
+        "--format",
+        "json",
+        "--plot",
+        str(chart),
+    )
+    assert result.exit_code == 0, result.output
+    report = Report.model_validate_json(result.stdout)
+    assert [s.node for s in report.nodes] == ["a", "b", "c"]
+    assert all(s.answered and s.receipt == "verified" for s in report.nodes)
+    years = [str(y) for y in range(FIRST_YEAR, LAST_YEAR + 1)]
+    for year in years:
+        rows = {r.source: r for r in report.rows if r.key == (year,)}
+        assert set(rows) == {"a", "b", "c", PARTNERSHIP_SOURCE}
+        pooled = rows[PARTNERSHIP_SOURCE]
+        assert pooled.value == pytest.approx(sum(rows[n].value or 0 for n in "abc"))
+        assert pooled.ci_low is not None
+        assert pooled.ci_low < (pooled.value or 0)
+        assert pooled.rate_per_100k is not None  # populations published by each node
+    assert {t.source for t in report.trends} == {"a", "b", "c", PARTNERSHIP_SOURCE}
+    assert chart.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    table = partnership.run("results", "show", report.result_id[:8], "--rate")
+    print(table.stdout)
+    assert "PARTNERSHIP" in table.stdout
+    assert "slope / year" in table.stdout
+    shown = partnership.run("results", "show", report.result_id, "--format", "json")
+    assert Report.model_validate_json(shown.stdout) == report  # re-used at no cost
+
+
+def test_receipt_that_does_not_verify_is_flagged_and_stored_unverified(
+    partnership: Partnership, tmp_path: Path
+) -> None:
+    pinned_wrong = tmp_path / "wrong.pub"
+    tlog.save_public_key(tlog.generate_ledger_key().public_key(), pinned_wrong)
+    config = tmp_path / "partnership.toml"
+    config.write_text(partnership.config.read_text())
+    replaced = partnership.run(
+        "partnership",
+        "add-node",
+        str(config),
+        "b",
+        load_partnership(partnership.config).node("b").address,
+        "--ledger-key",
+        str(pinned_wrong),
+        "--replace",
+    )
+    assert replaced.exit_code == 0, replaced.output
+    result = partnership.run(
+        "query",
+        "count",
+        "incidents",
+        "--rho",
+        "0.01",
+        "--purpose",
+        "receipts",
+        "--nodes",
+        "a,b",
+        config=config,
+    )
+    assert result.exit_code == 4
+    assert "the ledger receipt from node b DID NOT VERIFY" in result.stdout
+    listed = partnership.run("results", "list", "--format", "json")
+    assert json.loads(listed.stdout)[0]["unverified_receipts"] == 1
+
+
+def test_down_and_out_of_budget_nodes_are_reported_while_the_others_answer(
+    partnership: Partnership,
+) -> None:
+    result = partnership.run(
+        "query",
+        "count",
+        "incidents",
+        "--rho",
+        "0.01",
+        "--purpose",
+        "partial",
+        "--nodes",
+        "a,down,poor,c",
+        "--format",
+        "json",
+    )
+    assert result.exit_code == 3
+    report = Report.model_validate_json(result.stdout)
+    status = {s.node: s for s in report.nodes}
+    assert status["a"].answered
+    assert status["c"].answered
+    assert status["down"].code == "UNREACHABLE"
+    assert status["down"].reason
+    assert "cannot reach" in status["down"].reason
+    assert status["poor"].code == "RESOURCE_EXHAUSTED"
+    assert status["poor"].reason
+    assert "budget" in status["poor"].reason
+    assert report.pooled_nodes == ("a", "c")
+
+
+class _DroppedResponse(grpc.RpcError, grpc.Call):
+    """What a client sees when the node's answer is lost on the way back."""
+
+    def code(self) -> grpc.StatusCode:
+        return grpc.StatusCode.UNAVAILABLE
+
+    def details(self) -> str:
+        return "connection reset (simulated lost response)"
+
+    def initial_metadata(self) -> tuple[()]:
+        return ()
+
+    def trailing_metadata(self) -> tuple[()]:
+        return ()
+
+    def is_active(self) -> bool:
+        return False
+
+    def time_remaining(self) -> float:
+        return 0.0
+
+    def cancel(self) -> bool:
+        return False
+
+    def add_callback(self, callback: Callable[[], None]) -> bool:
+        return False
+
+
+class DropFirstQueryResponse(grpc.UnaryUnaryClientInterceptor):  # type: ignore[type-arg]
+    """Lets the first Query reach the node (which charges it), then loses its reply."""
+
+    def __init__(self) -> None:
+        self.dropped = 0
+
+    def intercept_unary_unary(self, continuation: Any, details: Any, request: Any) -> Any:
+        outcome = continuation(details, request)
+        if details.method.endswith("/Query") and self.dropped == 0:
+            outcome.result()  # the node has answered and committed the charge
+            self.dropped += 1
+            raise _DroppedResponse()
+        return outcome
+
+
+def test_retry_after_a_dropped_response_returns_the_same_answer_and_charges_once(
+    partnership: Partnership,
+) -> None:
+    spec = QuerySpec(
+        query_id=uuid.uuid4(),
+        dataset="incidents",
+        statistic=Statistic.COUNT,
+        privacy=PrivacyLoss(rho=Decimal("0.01")),
+        purpose="retry",
+    )
+    config = load_partnership(partnership.config)
+    credentials = ClientCredentials.load(config.identity)
+    before = partnership.ledger_size("a")
+    interceptor = DropFirstQueryResponse()
+    settings = FanoutSettings(timeout=30, retries=2, interceptors=(interceptor,))
+    result = query_node(config.node("a"), credentials, spec, settings)
+    assert interceptor.dropped == 1
+    assert result.answer is not None
+    assert result.receipt is not None
+    assert result.attempts == 2
+    assert result.answer.replayed  # answered from the ledger
+    assert result.receipt.verified
+    assert partnership.ledger_size("a") == before + 1  # charged once
+    again = query_node(config.node("a"), credentials, spec, FanoutSettings(timeout=30))
+    assert again.answer is not None
+    assert again.answer.release_bytes == result.answer.release_bytes
+    assert partnership.ledger_size("a") == before + 1
+
+
+def test_dry_run_previews_cost_and_accuracy_and_charges_nothing(partnership: Partnership) -> None:
+    before = {n: partnership.ledger_size(n) for n in "abc"}
+    result = partnership.run(
+        "query",
+        "count",
+        "incidents",
+        *YEARS,
+        "--rho",
+        "0.2",
+        "--purpose",
+        "preview",
+        "--nodes",
+        "a,b,c",
+        "--dry-run",
+        "--format",
+        "json",
+    )
+    assert result.exit_code == 0, result.output
+    preview = json.loads(result.stdout)
+    assert preview["format"] == "npcs.preview.v1"
+    assert {s["node"] for s in preview["nodes"] if s["cost_units"] > 0} == {"a", "b", "c"}
+    sources = {row["source"] for row in preview["expected"]}
+    assert sources == {"a", "b", "c", PARTNERSHIP_SOURCE}
+    assert all(row["ci_half_width"] > 0 for row in preview["expected"])
+    assert {n: partnership.ledger_size(n) for n in "abc"} == before
+
+
+def test_accuracy_target_yields_intervals_no_wider_than_asked(partnership: Partnership) -> None:
+    result = partnership.run(
+        "query",
+        "count",
+        "incidents",
+        *YEARS,
+        "--accuracy",
+        "8",
+        "--purpose",
+        "accuracy",
+        "--nodes",
+        "a,b",
+        "--format",
+        "json",
+    )
+    assert result.exit_code == 0, result.output
+    report = Report.model_validate_json(result.stdout)
+    node_rows = [r for r in report.rows if r.source in ("a", "b")]
+    assert node_rows
+    for row in node_rows:
+        assert row.ci_low is not None
+        assert row.ci_high is not None
+        assert (row.ci_high - row.ci_low) / 2 <= 8 * (1 + 1e-9)
+
+
+def test_nodes_command_shows_reachability_budget_and_checkpoint(partnership: Partnership) -> None:
+    result = partnership.run("nodes", "--format", "json", "--timeout", "5")
+    assert result.exit_code == 3  # "down" is unreachable
+    rows = {row["name"]: row for row in json.loads(result.stdout)["nodes"]}
+    assert rows["down"]["reachable"] is False
+    assert rows["down"]["problem"]["code"] == "UNREACHABLE"
+    assert rows["a"]["reachable"] is True
+    assert "incidents" in rows["a"]["remaining_rho"]
+    assert rows["a"]["ledger_key_pinned"] is True
+    assert rows["a"]["checkpoint"] is None or rows["a"]["checkpoint"]["signature_verified"]
+    table = partnership.run("nodes", "--nodes", "a,down", "--timeout", "5")
+    assert "UNREACHABLE" in table.stdout
+    assert "remaining rho" in table.stdout
+
+
+def exact_yearly_counts(node: NodePaths) -> dict[str, int]:
+    """The true counts behind the releases, from the synthetic source file (test only)."""
+    import polars as pl
+
+    frame = pl.read_parquet(node.root / "incidents-synthetic.parquet")
+    counts = frame.group_by(pl.col("incident_date").dt.year().alias("year")).len()
+    return {str(year): int(n) for year, n in counts.iter_rows()}
+
+
+@pytest.mark.slow
+def test_pooled_intervals_of_real_releases_cover_the_true_totals(
+    partnership: Partnership,
+) -> None:
+    """End to end: 3 nodes x 5 years x 40 queries; pooled 95% intervals cover ~95%."""
+    truth = {
+        year: sum(exact_yearly_counts(partnership.nodes[n])[year] for n in "abc")
+        for year in (str(y) for y in range(FIRST_YEAR, LAST_YEAR + 1))
+    }
+    covered = trials = 0
+    for _ in range(40):
+        result = partnership.run(
+            "query", "count", "incidents", *YEARS, "--rho", "0.005", "--purpose", "coverage",
+            "--nodes", "a,b,c", "--format", "json",
+        )  # fmt: skip
+        assert result.exit_code == 0, result.output
+        for row in Report.model_validate_json(result.stdout).rows:
+            if row.source == PARTNERSHIP_SOURCE:
+                assert row.ci_low is not None
+                assert row.ci_high is not None
+                covered += row.ci_low <= truth[row.key[0]] <= row.ci_high
+                trials += 1
+    assert trials == 200
+    # 4 standard errors around 0.95 (fixed alpha ~ 6e-5): [0.89, 1.0]
+    assert abs(covered / trials - 0.95) <= 4 * (0.95 * 0.05 / trials) ** 0.5
