@@ -10,6 +10,10 @@ NODE_COMMANDS: dict[str, str] = {
     "init": "node.cmd_init:command",
     "install-cert": "node.cmd_install_cert:command",
     "ledger": "node.cmd_ledger:command",
+    "serve": "node.cmd_serve:command",
+    "synth": "node.cmd_synth:command",
+    "ingest": "node.cmd_ingest:command",
+    "status": "node.cmd_status:command",
 }
 
 

@@ -1,0 +1,217 @@
+"""Ledger charge latency at 100,000 entries, against a bare SQLite WAL commit, and throughput.
+
+Measures, in one run on the same disk:
+  * baseline: one bare SQLite WAL transaction (BEGIN IMMEDIATE, INSERT, COMMIT) with
+    synchronous=FULL, i.e. one fsync;
+  * one `charge_and_release` (trivial release) on a ledger that already holds 100,000
+    entries: p50 / p99, and the p50 ratio to the baseline (target p50 <= 1 ms);
+  * charges per second with 1 and with 8 writer processes on one ledger file.
+
+Prints the results and writes them to bench/results/ledger.json. Not a test.
+
+    python bench/bench_ledger.py [--entries 100000] [--samples 2000] [--dir DIR]
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import multiprocessing
+import platform
+import sqlite3
+import statistics
+import tempfile
+import time
+from multiprocessing.synchronize import Event
+from pathlib import Path
+from typing import Any
+
+from privacy import tlog
+from privacy.ledger import ChargeRequest, Ledger, epsilon_for_rho_units
+from privacy.opendp_setup import opendp_version
+from privacy.policy import BudgetPolicy
+
+ORIGIN = "npcs/bench/node-a/ledger"
+RESULTS = Path(__file__).with_name("results") / "ledger.json"
+POLICY = BudgetPolicy({"incidents": 10**15}, 10**9)
+COST_UNITS = 10_000
+
+
+def charge(query_id: str) -> ChargeRequest:
+    query = f'{{"dataset":"incidents","statistic":"count","by":["year"],"id":"{query_id}"}}'
+    canonical = query.encode()
+    return ChargeRequest(
+        query_id=query_id,
+        analyst="analyst-a",
+        dataset="incidents",
+        statistic="count",
+        canonical_query=canonical,
+        query_hash=hashlib.sha256(canonical).hexdigest(),
+        purpose="benchmark",
+        cost_units=COST_UNITS,
+        mechanism_summary='{"count":{"distribution":"gaussian","scale":12.5}}',
+        opendp_version="0.16.0",
+        snapshot_id="bench-snapshot",
+        signed_request=b"x" * 96,
+    )
+
+
+ANSWER = json.dumps({"cells": [{"year": y, "count": 17.3} for y in range(2015, 2025)]}).encode()
+
+
+def percentile(samples: list[float], fraction: float) -> float:
+    ordered = sorted(samples)
+    return ordered[min(len(ordered) - 1, int(fraction * len(ordered)))]
+
+
+def bare_sqlite_commit(directory: Path, samples: int) -> list[float]:
+    connection = sqlite3.connect(directory / "baseline.sqlite", isolation_level=None)
+    connection.execute("PRAGMA journal_mode = WAL")
+    connection.execute("PRAGMA synchronous = FULL")
+    connection.execute("CREATE TABLE t (id INTEGER PRIMARY KEY, payload BLOB)")
+    timings = []
+    for number in range(samples):
+        started = time.perf_counter()
+        connection.execute("BEGIN IMMEDIATE")
+        connection.execute("INSERT INTO t (id, payload) VALUES (?, ?)", (number, ANSWER))
+        connection.execute("COMMIT")
+        timings.append(time.perf_counter() - started)
+    connection.close()
+    return timings
+
+
+def populate(ledger: Ledger, entries: int) -> float:
+    """Fill the ledger through its own append path, in large unsynced transactions."""
+    started = time.perf_counter()
+    epsilon = epsilon_for_rho_units(COST_UNITS, ledger.delta)
+    ledger._conn.execute("PRAGMA synchronous = OFF")
+    done = ledger.size()
+    while done < entries:
+        batch = min(5000, entries - done)
+        ledger._begin_immediate()
+        for number in range(done, done + batch):
+            ledger._append(ledger._new_entry(charge(f"fill-{number}"), ANSWER, epsilon, None))
+        ledger._commit()
+        done += batch
+        print(f"  populated {done:,} entries", flush=True)
+    ledger._conn.execute("PRAGMA synchronous = FULL")
+    return time.perf_counter() - started
+
+
+def charge_latency(ledger: Ledger, samples: int) -> list[float]:
+    timings = []
+    for number in range(samples):
+        request = charge(f"measured-{number}")
+        started = time.perf_counter()
+        ledger.charge_and_release(request, lambda: ANSWER)
+        timings.append(time.perf_counter() - started)
+    return timings
+
+
+def writer(path: str, key_pem: bytes, prefix: str, count: int, go: Event) -> None:
+    from cryptography.hazmat.primitives.serialization import load_pem_private_key
+
+    key = load_pem_private_key(key_pem, password=None)
+    ledger = Ledger.open(Path(path), origin=ORIGIN, signing_key=key, policy=POLICY)  # type: ignore[arg-type]
+    epsilon_for_rho_units(COST_UNITS, ledger.delta)  # warm OpenDP before the clock starts
+    go.wait()
+    for number in range(count):
+        ledger.charge_and_release(charge(f"{prefix}-{number}"), lambda: ANSWER)
+    ledger.close()
+
+
+def throughput(path: Path, key_pem: bytes, processes: int, per_process: int, tag: str) -> float:
+    context = multiprocessing.get_context("spawn")
+    go = context.Event()
+    workers = [
+        context.Process(target=writer, args=(str(path), key_pem, f"{tag}-{n}", per_process, go))
+        for n in range(processes)
+    ]
+    for process in workers:
+        process.start()
+    time.sleep(3.0)  # let every writer import and open the ledger before the clock starts
+    started = time.perf_counter()
+    go.set()
+    for process in workers:
+        process.join()
+        if process.exitcode != 0:
+            raise RuntimeError(f"writer failed with exit code {process.exitcode}")
+    return processes * per_process / (time.perf_counter() - started)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--entries", type=int, default=100_000)
+    parser.add_argument("--samples", type=int, default=2000)
+    parser.add_argument("--writes", type=int, default=2000, help="charges per throughput run")
+    parser.add_argument("--dir", type=Path, default=None, help="where to put the ledger files")
+    args = parser.parse_args()
+
+    with tempfile.TemporaryDirectory(dir=args.dir, prefix="bench-ledger-") as temporary:
+        directory = Path(temporary)
+        key = tlog.generate_ledger_key()
+        key_pem = tlog.private_key_to_pem(key)
+        print("baseline: bare SQLite WAL commit, synchronous=FULL ...", flush=True)
+        baseline = bare_sqlite_commit(directory, args.samples)
+
+        path = directory / "ledger.sqlite"
+        ledger = Ledger.open(path, origin=ORIGIN, signing_key=key, policy=POLICY)
+        print(f"populating the ledger to {args.entries:,} entries ...", flush=True)
+        populate_seconds = populate(ledger, args.entries)
+        started = time.perf_counter()
+        report = ledger.self_check()
+        self_check_seconds = time.perf_counter() - started
+        if not report.ok:
+            raise SystemExit(f"self-check failed: {report.problems[:3]}")
+        print(f"measuring {args.samples} charges at {ledger.size():,} entries ...", flush=True)
+        charge_latency(ledger, 50)  # warm-up
+        latencies = charge_latency(ledger, args.samples)
+        size_after = ledger.size()
+        ledger.close()
+
+        print("throughput: 1 and 8 writer processes ...", flush=True)
+        one_writer = throughput(path, key_pem, 1, args.writes, "t1")
+        eight_writers = throughput(path, key_pem, 8, max(args.writes // 8, 1), "t8")
+
+    baseline_p50 = statistics.median(baseline)
+    charge_p50 = statistics.median(latencies)
+    results: dict[str, Any] = {
+        "entries_before_measurement": args.entries,
+        "entries_after": size_after,
+        "samples": args.samples,
+        "baseline_sqlite_wal_commit_ms": {
+            "p50": baseline_p50 * 1e3,
+            "p99": percentile(baseline, 0.99) * 1e3,
+        },
+        "charge_ms": {
+            "p50": charge_p50 * 1e3,
+            "p99": percentile(latencies, 0.99) * 1e3,
+            "mean": statistics.fmean(latencies) * 1e3,
+        },
+        "charge_p50_over_baseline_p50": charge_p50 / baseline_p50,
+        "target_charge_p50_ms": 1.0,
+        "meets_target": charge_p50 * 1e3 <= 1.0,
+        "charges_per_second": {"1_writer": one_writer, "8_writers": eight_writers},
+        "self_check_seconds_at_100k": self_check_seconds,
+        "populate_seconds": populate_seconds,
+        "python": platform.python_version(),
+        "sqlite": sqlite3.sqlite_version,
+        "opendp": opendp_version(),
+    }
+    RESULTS.parent.mkdir(exist_ok=True)
+    RESULTS.write_text(json.dumps(results, indent=2) + "\n")
+    print()
+    print(f"bare SQLite WAL commit (fsync): p50 {baseline_p50 * 1e3:.3f} ms, "
+          f"p99 {results['baseline_sqlite_wal_commit_ms']['p99']:.3f} ms")  # fmt: skip
+    print(f"ledger charge at {args.entries:,} entries: p50 {charge_p50 * 1e3:.3f} ms, "
+          f"p99 {results['charge_ms']['p99']:.3f} ms "
+          f"(target p50 <= 1 ms: {'met' if results['meets_target'] else 'NOT met'})")  # fmt: skip
+    print(f"ratio charge p50 / bare commit p50: {results['charge_p50_over_baseline_p50']:.1f}x")
+    print(f"charges per second: 1 writer {one_writer:,.0f}, 8 writers {eight_writers:,.0f}")
+    print(f"self-check at {args.entries:,} entries: {self_check_seconds:.2f} s")
+    print(f"wrote {RESULTS}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,89 @@
+"""`npcs-node ingest DIR DATASET FILE`: validate a CSV/Parquet export into a new snapshot."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import click
+
+if TYPE_CHECKING:
+    from node.store import IngestResult
+
+
+@click.command("ingest")
+@click.argument("node_dir", metavar="DIR", type=click.Path(file_okay=False, path_type=Path))
+@click.argument("dataset")
+@click.argument("source", metavar="FILE", type=click.Path(dir_okay=False, path_type=Path))
+@click.option(
+    "--format",
+    "output_format",
+    type=click.Choice(["text", "json"]),
+    default="text",
+    show_default=True,
+    help="Output for people or for scripts.",
+)
+def command(node_dir: Path, dataset: str, source: Path, output_format: str) -> None:
+    """Validate FILE (CSV or Parquet) and make it DATASET's current snapshot.
+
+    Every row is checked against the partnership schema (types, public domains, bounds,
+    dates, missing values, the contribution bound per privacy unit). Rows that fail go
+    to a reject report under DIR/rejects/; the rest become a new immutable snapshot.
+    If nothing valid remains, the current snapshot stays as it is and the command fails.
+    """
+    result = ingest_file(node_dir, dataset, source)
+    if output_format == "json":
+        click.echo(json.dumps(result_as_dict(result), indent=2))
+    else:
+        _echo_text(dataset, source, result)
+    if result.snapshot is None:
+        raise click.ClickException(
+            f"{result.problem} Reject report: {result.reject_report}. Fix the rows and "
+            "run ingest again."
+        )
+
+
+def ingest_file(node_dir: Path, dataset: str, source: Path) -> IngestResult:
+    """Load settings, validate and store, showing a spinner on stderr; user errors -> CLI."""
+    from rich.console import Console
+
+    from node.layout import NodePaths
+    from node.settings import load_settings
+    from node.store import DataStore, IngestError, node_schema
+
+    try:
+        settings = load_settings(node_dir)
+    except FileNotFoundError as error:
+        raise click.ClickException(str(error)) from None
+    store = DataStore(NodePaths(node_dir), node_schema(settings))
+    with Console(stderr=True).status(f"Validating {source.name} as {dataset}..."):
+        try:
+            return store.ingest(dataset, source)
+        except IngestError as error:
+            raise click.ClickException(str(error)) from None
+
+
+def result_as_dict(result: IngestResult) -> dict[str, object]:
+    snapshot = result.snapshot
+    return {
+        "snapshot_id": snapshot.snapshot_id if snapshot else None,
+        "accepted": result.accepted,
+        "rejected": result.rejected,
+        "reject_report": str(result.reject_report) if result.reject_report else None,
+        "problem": result.problem,
+    }
+
+
+def _echo_text(dataset: str, source: Path, result: IngestResult) -> None:
+    if result.snapshot is not None:
+        click.echo(
+            f"{dataset}: {result.accepted} rows from {source.name} stored as snapshot "
+            f"{result.snapshot.snapshot_id} (now current)."
+        )
+    if result.rejected and result.snapshot is not None:
+        click.secho(
+            f"warning: {result.rejected} rows rejected; see {result.reject_report}",
+            err=True,
+            fg="yellow",
+        )

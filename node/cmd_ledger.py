@@ -1,0 +1,262 @@
+"""`npcs-node ledger show|verify|export`: read, check and hand over the privacy-budget ledger."""
+
+from __future__ import annotations
+
+import base64
+import csv
+import io
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+import click
+
+from node.layout import NodePaths
+
+NODE_DIR = click.Path(exists=True, file_okay=False, path_type=Path)
+
+
+@click.group(name="ledger")
+def command() -> None:
+    """Show, verify or export this node's privacy-budget ledger."""
+
+
+@command.command()
+@click.argument("node_dir", type=NODE_DIR)
+@click.option("--last", "last", type=int, default=None, help="Show only the last N entries.")
+@click.option("--format", "output_format", type=click.Choice(["table", "json"]), default="table")
+def show(node_dir: Path, last: int | None, output_format: str) -> None:
+    """Every charge: time, analyst, dataset, statistic, purpose, cost, remaining budget."""
+    from node.node_ledger import budget_policy
+    from node.settings import load_settings
+    from privacy.budget import format_rho
+    from privacy.ledger import describe_cost
+
+    settings = _settings(node_dir, load_settings)
+    policy = budget_policy(settings.budget)
+    rows: list[dict[str, Any]] = []
+    spent: dict[str, int] = {}
+    with _open_reader(node_dir) as reader:
+        for entry in reader.iter_entries():
+            spent[entry.dataset] = spent.get(entry.dataset, 0) + entry.cost_units
+            remaining = max(policy.dataset_total(entry.dataset) - spent[entry.dataset], 0)
+            rows.append(
+                {
+                    "seq": entry.seq,
+                    "time": entry.time,
+                    "analyst": entry.analyst,
+                    "dataset": entry.dataset,
+                    "statistic": entry.statistic,
+                    "purpose": entry.purpose,
+                    "status": entry.status,
+                    "cost": describe_cost(entry),
+                    "cost_rho": format_rho(entry.cost_units),
+                    "epsilon": entry.epsilon,
+                    "remaining_rho": format_rho(remaining),
+                }
+            )
+    shown = rows[-last:] if last else rows
+    if output_format == "json":
+        click.echo(json.dumps(shown, indent=2))
+        return
+    _print_table(shown, policy, spent, format_rho)
+
+
+def _print_table(
+    rows: list[dict[str, Any]], policy: Any, spent: dict[str, int], format_rho: Any
+) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table(title="Privacy-budget ledger")
+    for column in ("#", "time", "analyst", "dataset", "statistic", "purpose", "cost", "remaining"):
+        table.add_column(column)
+    for row in rows:
+        failed = " (release failed)" if row["status"] != "released" else ""
+        table.add_row(
+            str(row["seq"]),
+            row["time"][:19].replace("T", " "),
+            row["analyst"],
+            row["dataset"],
+            row["statistic"],
+            row["purpose"],
+            row["cost"] + failed,
+            f"rho {row['remaining_rho']}",
+        )
+    console = Console(width=200)
+    console.print(table)
+    for dataset, total in sorted(policy.total_units_per_dataset.items()):
+        used = spent.get(dataset, 0)
+        console.print(
+            f"{dataset}: spent rho {format_rho(used)} of {format_rho(total)}, "
+            f"remaining rho {format_rho(max(total - used, 0))}"
+        )
+
+
+@command.command()
+@click.argument("node_dir", type=NODE_DIR)
+@click.option(
+    "--public-key",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    default=None,
+    help="Ledger public key PEM (default: NODE_DIR/keys/ledger.pub).",
+)
+@click.option(
+    "--checkpoint",
+    "checkpoint_files",
+    multiple=True,
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    help="A signed checkpoint you remembered earlier; the ledger must still contain it.",
+)
+def verify(node_dir: Path, public_key: Path | None, checkpoint_files: tuple[Path, ...]) -> None:
+    """Recompute the ledger's Merkle tree and totals and check every signature.
+
+    Exits 0 with a one-line summary when the ledger is sound; otherwise exits 1 naming
+    the first bad entry.
+    """
+    from privacy import tlog
+    from privacy.tlog import CheckpointFormatError, SignedCheckpoint
+
+    paths = NodePaths(node_dir)
+    key_file = public_key or paths.ledger_public_key
+    if not key_file.exists():
+        raise click.ClickException(
+            f"{key_file} does not exist: pass the node's ledger public key with --public-key"
+        )
+    key = tlog.load_public_key(key_file)
+    remembered = []
+    for path in checkpoint_files:
+        try:
+            remembered.append(SignedCheckpoint.from_text(path.read_text()))
+        except CheckpointFormatError as exc:
+            raise click.ClickException(f"{path} is not a signed checkpoint: {exc}") from exc
+    with _open_reader(node_dir) as reader:
+        report = reader.verify(key, remembered=remembered)
+    if not report.ok:
+        where = (
+            f"first bad entry: {report.first_bad_entry}: "
+            if report.first_bad_entry is not None
+            else ""
+        )
+        more = f" (+{len(report.problems) - 1} more problems)" if len(report.problems) > 1 else ""
+        raise click.ClickException(f"ledger FAILED verification: {where}{report.problems[0]}{more}")
+    click.echo(
+        f"ledger OK: {report.size} entries, root {report.root.hex()}, "
+        f"signed by key {tlog.key_fingerprint(key)[:16]}"
+        + (f", {len(remembered)} remembered checkpoint(s) consistent" if remembered else "")
+    )
+
+
+@command.command()
+@click.argument("node_dir", type=NODE_DIR)
+@click.option("--format", "output_format", type=click.Choice(["csv", "json"]), required=True)
+@click.option(
+    "--output",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=None,
+    help="Write to this file instead of standard output.",
+)
+def export(node_dir: Path, output_format: str, output: Path | None) -> None:
+    """Everything an auditor needs: all entries, all signed checkpoints, the public key.
+
+    JSON: one document. CSV: one row per entry, carrying the signed checkpoint at that
+    entry's size, the origin and the raw ledger public key (base64).
+    """
+    with _open_reader(node_dir) as reader:
+        document = _export_document(node_dir, reader)
+    text = _as_json(document) if output_format == "json" else _as_csv(document)
+    if output is None:
+        sys.stdout.write(text)
+    else:
+        output.write_text(text)
+        click.echo(f"wrote {len(document['entries'])} entries to {output}", err=True)
+
+
+def _export_document(node_dir: Path, reader: Any) -> dict[str, Any]:
+    from privacy import tlog
+
+    paths = NodePaths(node_dir)
+    meta = reader.meta()
+    if paths.ledger_public_key.exists():
+        public_key = tlog.load_public_key(paths.ledger_public_key)
+    else:
+        public_key = tlog.public_key_from_raw(base64.b64decode(meta["public_key"]))
+    checkpoints = [
+        {
+            "size": signed.checkpoint.size,
+            "time": signed_time,
+            "root": base64.b64encode(signed.checkpoint.root).decode(),
+            "signature": base64.b64encode(signed.signature).decode(),
+            "text": signed.to_text(),
+        }
+        for signed_time, signed in reader.checkpoints()
+    ]
+    entries = []
+    for entry in reader.iter_entries():
+        record = entry.to_json_dict()
+        record["leaf_hash"] = entry.leaf_hash().hex()
+        entries.append(record)
+    return {
+        "format": "npcs-ledger-export/1",
+        "origin": meta.get("origin", ""),
+        "leaf_hash_rule": "SHA-256(0x00 || sorted-key compact JSON of the entry, bytes base64)",
+        "tree": "RFC 6962 / RFC 9162 Merkle tree over the entries in seq order",
+        "public_key_pem": tlog.public_key_to_pem(public_key).decode(),
+        "public_key_raw": base64.b64encode(tlog.raw_public_key(public_key)).decode(),
+        "key_fingerprint": tlog.key_fingerprint(public_key),
+        "entries": entries,
+        "checkpoints": checkpoints,
+    }
+
+
+def _as_json(document: dict[str, Any]) -> str:
+    return json.dumps(document, indent=2, sort_keys=True) + "\n"
+
+
+def _as_csv(document: dict[str, Any]) -> str:
+    by_size = {checkpoint["size"]: checkpoint for checkpoint in document["checkpoints"]}
+    entry_fields = list(document["entries"][0]) if document["entries"] else ["seq"]
+    fields = [
+        *entry_fields,
+        "checkpoint_size",
+        "checkpoint_root",
+        "checkpoint_signature",
+        "origin",
+        "ledger_public_key",
+    ]
+    buffer = io.StringIO()
+    writer = csv.DictWriter(buffer, fieldnames=fields, lineterminator="\n")
+    writer.writeheader()
+    for entry in document["entries"]:
+        checkpoint = by_size.get(entry["seq"] + 1, {})
+        writer.writerow(
+            {
+                **entry,
+                "checkpoint_size": checkpoint.get("size", ""),
+                "checkpoint_root": checkpoint.get("root", ""),
+                "checkpoint_signature": checkpoint.get("signature", ""),
+                "origin": document["origin"],
+                "ledger_public_key": document["public_key_raw"],
+            }
+        )
+    return buffer.getvalue()
+
+
+def _settings(node_dir: Path, load_settings: Any) -> Any:
+    try:
+        return load_settings(node_dir)
+    except FileNotFoundError as exc:
+        raise click.ClickException(str(exc)) from exc
+
+
+def _open_reader(node_dir: Path) -> Any:
+    from privacy.ledger import LedgerFault, LedgerReader
+
+    try:
+        return LedgerReader.open_existing(NodePaths(node_dir).ledger_db)
+    except LedgerFault as exc:
+        raise click.ClickException(
+            f"{exc}: has this node answered any query yet? (the ledger is created by "
+            "`npcs-node serve`)"
+        ) from exc

@@ -1,0 +1,85 @@
+"""`npcs-node serve DIR`: answer partnership queries over mTLS until stopped.
+
+Prints `listening on HOST:PORT` (and writes the port to DIR/serve.port) once the server
+accepts calls, so scripts and tests can wait for it. SIGTERM or Ctrl-C stops it
+gracefully: in-flight queries finish (their charges are committed) before it exits.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import sys
+import threading
+from pathlib import Path
+from types import FrameType
+
+import click
+
+PORT_FILE = "serve.port"
+
+
+@click.command()
+@click.argument(
+    "root", metavar="DIR", type=click.Path(exists=True, file_okay=False, path_type=Path)
+)
+@click.option("--host", default=None, help="Address to bind (default: node.toml's host).")
+@click.option(
+    "--port", type=click.IntRange(0, 65535), default=None, help="Port (0: any free port)."
+)
+@click.option(
+    "--grace",
+    type=float,
+    default=10.0,
+    show_default=True,
+    help="Seconds in-flight calls get to finish on shutdown.",
+)
+def command(root: Path, host: str | None, port: int | None, grace: float) -> None:
+    """Serve the node in DIR over mTLS (no insecure port) until SIGTERM or Ctrl-C."""
+    from node.security import MissingCredentialsError
+    from node.server import ServerOptions, configure_logging, running_node
+    from node.settings import load_settings
+
+    try:
+        settings = load_settings(root)
+    except FileNotFoundError as exc:
+        raise click.ClickException(str(exc)) from exc
+    options = ServerOptions(
+        host=host or settings.host,
+        port=settings.port if port is None else port,
+        grace_seconds=grace,
+    )
+    configure_logging()
+    stop = threading.Event()
+
+    def request_stop(_signum: int, _frame: FrameType | None) -> None:
+        stop.set()
+
+    previous = {sig: signal.signal(sig, request_stop) for sig in (signal.SIGTERM, signal.SIGINT)}
+    port_file = root / PORT_FILE
+    try:
+        with running_node(root, options) as node:
+            _write_port_file(port_file, node.port)
+            if not node.engine.healthy:
+                click.echo(
+                    "warning: the ledger failed its self-check; the node reports NOT_SERVING "
+                    "and answers no query (run `npcs-node ledger verify`)",
+                    err=True,
+                )
+            click.echo(f"listening on {node.address}")
+            sys.stdout.flush()
+            stop.wait()
+            click.echo("stopping: letting in-flight calls finish", err=True)
+    except (MissingCredentialsError, OSError) as exc:
+        raise click.ClickException(str(exc)) from exc
+    finally:
+        port_file.unlink(missing_ok=True)
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+
+
+def _write_port_file(path: Path, port: int) -> None:
+    """Atomically: a reader sees no file or the whole port number."""
+    temp = path.with_name(f".{path.name}.tmp")
+    temp.write_text(f"{port}\n", encoding="utf-8")
+    os.replace(temp, path)

@@ -1,0 +1,116 @@
+"""`npcs-node status DIR`: what data the node holds (later also budget and checkpoints)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import click
+
+
+@click.command("status")
+@click.argument(
+    "node_dir", metavar="DIR", type=click.Path(file_okay=False, exists=True, path_type=Path)
+)
+@click.option(
+    "--format",
+    "output_format",
+    type=click.Choice(["text", "json"]),
+    default="text",
+    show_default=True,
+    help="Output for people or for scripts.",
+)
+def command(node_dir: Path, output_format: str) -> None:
+    """Show each dataset's current snapshot: id, rows, created, rejected rows.
+
+    Includes the date range of each snapshot: that describes private data and is shown
+    to the local operator only; it is never sent to the partnership.
+    """
+    from node.settings import load_settings
+
+    try:
+        settings = load_settings(node_dir)
+    except FileNotFoundError as error:
+        raise click.ClickException(str(error)) from None
+    status = gather_status(node_dir, settings.name, settings.partnership)
+    from node.status_ledger import format_ledger_status, gather_ledger_status
+
+    status["ledger"] = gather_ledger_status(node_dir, settings)
+    if output_format == "json":
+        click.echo(json.dumps(status, indent=2, sort_keys=True))
+    else:
+        click.echo(format_status(status))
+        click.echo(format_ledger_status(status["ledger"]))
+
+
+def gather_status(node_dir: Path, name: str, partnership: str) -> dict[str, Any]:
+    """Everything `status` shows, as plain data (other sections add their own keys)."""
+    return {
+        "node": name,
+        "partnership": partnership,
+        "folder": str(node_dir),
+        "datasets": gather_data_status(node_dir),
+    }
+
+
+def gather_data_status(node_dir: Path) -> dict[str, dict[str, Any] | None]:
+    """Per dataset: its current snapshot's public-to-the-operator facts, or None."""
+    from node.layout import NodePaths
+    from node.store import DataStore, StoreError
+    from privacy.schema import PARTNERSHIP_SCHEMA
+
+    store = DataStore(NodePaths(node_dir), PARTNERSHIP_SCHEMA)
+    datasets: dict[str, dict[str, Any] | None] = {}
+    for dataset in PARTNERSHIP_SCHEMA.dataset_names:
+        try:
+            snapshot = store.current(dataset)
+        except StoreError as error:
+            datasets[dataset] = {"error": str(error)}
+            continue
+        if snapshot is None:
+            datasets[dataset] = None
+            continue
+        datasets[dataset] = {
+            "snapshot_id": snapshot.snapshot_id,
+            "rows": snapshot.rows,
+            "rejected": snapshot.rejected,
+            "created_at": snapshot.created_at,
+            "source": snapshot.source,
+            "snapshots_kept": len(store.snapshot_ids(dataset)),
+            "local_only": {
+                "date_ranges": {
+                    column: list(bounds) for column, bounds in snapshot.date_ranges.items()
+                }
+            },
+        }
+    return datasets
+
+
+def format_status(status: dict[str, Any]) -> str:
+    lines = [f"node {status['node']} (partnership {status['partnership']}) at {status['folder']}"]
+    lines.append("")
+    header = ("dataset", "snapshot", "rows", "rejected", "created", "dates (local only)")
+    rows = [header]
+    for dataset, facts in status["datasets"].items():
+        if facts is None:
+            rows.append((dataset, "no data yet", "-", "-", "-", "-"))
+        elif "error" in facts:
+            rows.append((dataset, f"ERROR: {facts['error']}", "-", "-", "-", "-"))
+        else:
+            ranges = facts["local_only"]["date_ranges"]
+            first = next(iter(ranges.values()), [None, None])
+            rows.append(
+                (
+                    dataset,
+                    facts["snapshot_id"],
+                    str(facts["rows"]),
+                    str(facts["rejected"]),
+                    facts["created_at"],
+                    f"{first[0]} .. {first[1]}",
+                )
+            )
+    widths = [max(len(row[i]) for row in rows) for i in range(len(header))]
+    lines += ["  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)).rstrip()
+              for row in rows]  # fmt: skip
+    return "\n".join(lines)

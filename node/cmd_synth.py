@@ -1,0 +1,212 @@
+"""`npcs-node synth DIR`: realistic synthetic data, loaded through the real ingest path."""
+
+from __future__ import annotations
+
+import json
+import re
+import tempfile
+import tomllib
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import click
+
+if TYPE_CHECKING:
+    from node.layout import NodePaths
+    from node.store import IngestResult
+
+_YEARS = re.compile(r"^(\d{4})(?:-(\d{4}))?$")
+
+
+def _parse_years(_ctx: click.Context, _param: click.Parameter, value: str) -> tuple[int, int]:
+    match = _YEARS.match(value.strip())
+    if not match:
+        raise click.BadParameter(f"{value!r} is not a year range; write e.g. 2019-2024")
+    first = int(match.group(1))
+    last = int(match.group(2) or first)
+    if last < first or first < 1990 or last > 2099:
+        raise click.BadParameter(f"{value!r}: need 1990 <= first year <= last year <= 2099")
+    return first, last
+
+
+@click.command("synth")
+@click.argument("node_dir", metavar="DIR", type=click.Path(file_okay=False, path_type=Path))
+@click.option(
+    "--children",
+    type=click.IntRange(min=1),
+    default=None,
+    help="Child population of the jurisdiction (default: node.toml's latest child_population).",
+)
+@click.option(
+    "--years",
+    default="2019-2024",
+    show_default=True,
+    callback=_parse_years,
+    help="Year range FIRST-LAST of the generated events.",
+)
+@click.option("--seed", type=int, default=0, show_default=True, help="Generator seed.")
+@click.option(
+    "--dataset",
+    "datasets",
+    multiple=True,
+    type=click.Choice(["incidents", "reports", "workforce", "safety_culture"]),
+    help="Generate only this dataset (repeatable; default: all four).",
+)
+@click.option(
+    "--format",
+    "output_format",
+    type=click.Choice(["text", "json"]),
+    default="text",
+    show_default=True,
+)
+def command(
+    node_dir: Path,
+    *,
+    children: int | None,
+    years: tuple[int, int],
+    seed: int,
+    datasets: tuple[str, ...],
+    output_format: str,
+) -> None:
+    """Generate seeded synthetic data for a jurisdiction and ingest it into DIR.
+
+    Creates a minimal node folder (node.toml with partnership "demo") if DIR has none,
+    and records the public county list and child population in node.toml when absent.
+    The data goes through the same validation and snapshot path as real exports.
+    """
+    from node.layout import NodePaths
+
+    paths = NodePaths(node_dir)
+    ensure_node_folder(paths)
+    children = children or _configured_children(paths)
+    ensure_public_data(paths, children, years)
+    results = synthesise(paths, children, years, seed, datasets or None)
+    summary = {
+        dataset: {
+            "snapshot_id": result.snapshot.snapshot_id if result.snapshot else None,
+            "rows": result.accepted,
+            "rejected": result.rejected,
+        }
+        for dataset, result in results.items()
+    }
+    if output_format == "json":
+        click.echo(json.dumps(summary, indent=2))
+        return
+    for dataset, facts in summary.items():
+        click.echo(f"{dataset}: {facts['rows']} rows -> snapshot {facts['snapshot_id']}")
+
+
+def synthesise(
+    paths: NodePaths,
+    children: int,
+    years: tuple[int, int],
+    seed: int,
+    datasets: tuple[str, ...] | None = None,
+) -> dict[str, IngestResult]:
+    """Generate each dataset to a temporary Parquet file and ingest it (progress on stderr)."""
+    from rich.console import Console
+    from rich.progress import Progress
+
+    from node.settings import load_settings
+    from node.store import DataStore, node_schema
+    from node.synth import DATASETS, Jurisdiction, generate
+
+    settings = load_settings(paths.root)
+    store = DataStore(paths, node_schema(settings))
+    jurisdiction = Jurisdiction(
+        children=children,
+        first_year=years[0],
+        last_year=years[1],
+        counties=tuple(settings.counties),
+    )
+    results: dict[str, IngestResult] = {}
+    chosen = datasets or DATASETS
+    with (
+        tempfile.TemporaryDirectory(prefix="npcs-synth-") as scratch,
+        Progress(console=Console(stderr=True), transient=True) as progress,
+    ):
+        task = progress.add_task("synthesising", total=len(chosen) * 2)
+        for dataset in chosen:
+            progress.update(task, description=f"generating {dataset}")
+            frame = generate(dataset, jurisdiction, seed)
+            source = Path(scratch) / f"synth-{dataset}-seed{seed}.parquet"
+            frame.write_parquet(source)
+            progress.update(task, advance=1, description=f"ingesting {dataset}")
+            result = store.ingest(dataset, source)
+            if result.snapshot is None:
+                raise click.ClickException(f"synthetic {dataset} was not stored: {result.problem}")
+            results[dataset] = result
+            progress.update(task, advance=1)
+    return results
+
+
+def ensure_node_folder(paths: NodePaths) -> None:
+    """A minimal node.toml (name from the folder, partnership "demo") when there is none."""
+    if paths.settings_file.exists():
+        return
+    paths.root.mkdir(parents=True, exist_ok=True)
+    name = re.sub(r"[^a-z0-9-]+", "-", paths.root.resolve().name.lower()).strip("-") or "node"
+    paths.settings_file.write_text(
+        f"# Created by `npcs-node synth`; `npcs-node init` adds keys and certificates.\n"
+        f'name = {json.dumps(name)}\npartnership = "demo"\n',
+        encoding="utf-8",
+    )
+
+
+def ensure_public_data(paths: NodePaths, children: int, years: tuple[int, int]) -> None:
+    """Add the public county list and child population to node.toml if it lacks them.
+
+    Fills the empty `counties = []` and `[child_population]` that `npcs-node init`
+    writes, or adds the keys when they are absent; other lines are kept as they are.
+    """
+    from node.synth import child_population_by_year, default_counties
+
+    text = paths.settings_file.read_text(encoding="utf-8")
+    current = _parse_toml(paths, text)
+    if not current.get("counties"):
+        line = f"counties = {json.dumps(list(default_counties(children)))}"
+        text = _set_top_level_line(text, "counties", line)
+    if not current.get("child_population"):
+        population = child_population_by_year(children, *years)
+        text = _set_population(text, population)
+    _parse_toml(paths, text)  # never write a file that would not load
+    temporary = paths.settings_file.with_suffix(".toml.tmp")
+    temporary.write_text(text, encoding="utf-8")
+    temporary.replace(paths.settings_file)
+
+
+def _parse_toml(paths: NodePaths, text: str) -> dict[str, object]:
+    try:
+        return tomllib.loads(text)
+    except tomllib.TOMLDecodeError as error:
+        raise click.ClickException(f"{paths.settings_file} is not valid TOML: {error}") from None
+
+
+def _set_top_level_line(text: str, key: str, line: str) -> str:
+    pattern = re.compile(rf"^{key}\s*=.*$", re.MULTILINE)
+    if pattern.search(text):
+        return pattern.sub(line, text, count=1)
+    # Top-level keys must precede any [table] in TOML, so a new one goes first.
+    return f"{line}\n{text}"
+
+
+def _set_population(text: str, population: dict[str, int]) -> str:
+    table = re.compile(r"^\[child_population\][ \t]*$", re.MULTILINE)
+    match = table.search(text)
+    if match:
+        rows = "".join(f'\n"{year}" = {count}' for year, count in population.items())
+        return text[: match.end()] + rows + text[match.end() :]
+    pairs = ", ".join(f'"{year}" = {count}' for year, count in population.items())
+    return _set_top_level_line(text, "child_population", f"child_population = {{ {pairs} }}")
+
+
+def _configured_children(paths: NodePaths) -> int:
+    from node.settings import load_settings
+
+    population = load_settings(paths.root).child_population
+    if not population:
+        raise click.ClickException(
+            "how many children live in this jurisdiction? Pass --children N "
+            "(or set child_population in node.toml)."
+        )
+    return population[max(population)]

@@ -1,0 +1,338 @@
+"""The node's query engine: validate -> check the signed request -> plan -> charge -> release.
+
+Everything a servicer needs, without protobuf or gRPC: the servicer parses the request,
+calls one method here, and maps the exceptions to status codes.
+
+Order matters for privacy and for auditability:
+1. validation reads only the request, the public schema and the node's policy;
+2. the analyst's signed request must authorise this query at this node, and at least
+   the cost the node will charge;
+3. the plan's cost comes from OpenDP's privacy map;
+4. `Ledger.charge_and_release` checks the budget, runs the release and records the
+   charge in one transaction; the answer is returned only after the commit.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass
+from functools import cached_property
+from importlib.metadata import version
+from typing import ClassVar
+
+from npcs import wire
+from npcs.identity import Identity, Peer
+from npcs.signing import ReplayGuard, RequestRejectedError, SignedRequest, admit_signed_request
+
+from node.layout import NodePaths
+from node.node_ledger import budget_policy
+from node.settings import NodeSettings
+from node.store import DataStore, Snapshot
+from privacy import tlog
+from privacy.budget import format_rho
+from privacy.ledger import ChargeOutcome, ChargeRequest, Ledger, LedgerEntry, LedgerFault
+from privacy.plan import ExpectedAccuracy, QueryPlan, plan_query
+from privacy.query import QuerySpec
+from privacy.schema import Schema
+from privacy.validate import QueryLimits, ValidatedQuery, validate_query
+
+log = logging.getLogger("npcs.node.engine")
+
+
+class DatasetUnavailableError(LookupError):
+    """The dataset exists in the schema but this node does not answer on it (NOT_FOUND)."""
+
+
+class CostNotAuthorised(RequestRejectedError):  # noqa: N818  (like npcs.signing rejections)
+    """The query costs more than the analyst's signed request authorises."""
+
+    grpc_status: ClassVar[str] = "PERMISSION_DENIED"
+
+
+class LedgerRangeError(LookupError):
+    """A ledger range or tree size beyond the ledger (NOT_FOUND) or reversed."""
+
+
+@dataclass(frozen=True)
+class PreviewOutcome:
+    cost_units: int
+    expected: tuple[wire.ExpectedValue, ...]
+    remaining_units: int
+
+
+@dataclass(frozen=True)
+class LedgerSlice:
+    entries: tuple[LedgerEntry, ...]
+    checkpoint: tlog.SignedCheckpoint
+
+
+class QueryEngine:
+    """One node's answers, charged to its ledger. Thread-safe: the ledger serialises charges."""
+
+    def __init__(
+        self,
+        settings: NodeSettings,
+        paths: NodePaths,
+        schema: Schema,
+        store: DataStore,
+        ledger: Ledger,
+        *,
+        replay_guard: ReplayGuard | None = None,
+        clock: Callable[[], float] | None = None,
+    ) -> None:
+        self._settings = settings
+        self._paths = paths
+        self._schema = (
+            schema.with_local_domains({"county": tuple(settings.counties)})
+            if settings.counties
+            else schema
+        )
+        self._store = store
+        self._ledger = ledger
+        self._replay_guard = replay_guard or ReplayGuard()
+        self._clock = clock
+        self._healthy = False
+        self._fault = "the ledger has not been checked yet"
+        self.run_self_check()
+
+    # -- health
+
+    def run_self_check(self) -> bool:
+        """Run the ledger's start-up self-check; while it fails no query is answered."""
+        try:
+            report = self._ledger.self_check()
+        except LedgerFault as exc:
+            self._healthy, self._fault = False, str(exc)
+        else:
+            self._healthy = report.ok
+            self._fault = "" if report.ok else "; ".join(report.problems[:3])
+        if not self._healthy:
+            log.error("ledger self-check failed", extra={"event": "ledger_fault"})
+        return self._healthy
+
+    @property
+    def healthy(self) -> bool:
+        return self._healthy
+
+    def _require_healthy(self) -> None:
+        if not self._healthy:
+            raise LedgerFault(
+                f"this node's ledger failed its self-check and the node answers no query: "
+                f"{self._fault}. The node operator must run `npcs-node ledger verify`."
+            )
+
+    # -- public facts
+
+    @property
+    def schema(self) -> Schema:
+        return self._schema
+
+    @property
+    def settings(self) -> NodeSettings:
+        return self._settings
+
+    @cached_property
+    def opendp_version(self) -> str:
+        return version("opendp")
+
+    @cached_property
+    def ledger_key_fingerprint(self) -> str:
+        return tlog.key_fingerprint(self._ledger.public_key)
+
+    @cached_property
+    def ledger_public_key_pem(self) -> str:
+        return tlog.public_key_to_pem(self._ledger.public_key).decode()
+
+    def describe(self, caller: Identity) -> wire.NodeDescription:
+        budget = self._settings.budget
+        analyst = caller.name if caller.role == "analyst" else None
+        remaining = (
+            {
+                dataset: self._ledger.remaining_units(dataset, analyst)
+                for dataset in self._settings.allowed_datasets
+            }
+            if analyst is not None
+            else {}
+        )
+        return wire.NodeDescription(
+            node_name=self._settings.name,
+            partnership=self._settings.partnership,
+            schema=self._schema,
+            policy=wire.PolicyView(
+                datasets=tuple(self._settings.allowed_datasets),
+                total_rho_per_dataset=dict(budget.total_rho_per_dataset),
+                max_rho_per_query=budget.max_rho_per_query,
+                analyst_cap_rho=budget.analyst_caps.get(analyst) if analyst else None,
+                delta=budget.delta,
+            ),
+            remaining_units=remaining,
+            child_population=dict(self._settings.child_population),
+            ledger_public_key_pem=self.ledger_public_key_pem,
+            latest_checkpoint=wire.WireCheckpoint(
+                self._ledger.latest_checkpoint(), self.ledger_key_fingerprint
+            ),
+            opendp_version=self.opendp_version,
+        )
+
+    # -- queries
+
+    def preview(self, spec: QuerySpec, caller: Identity) -> PreviewOutcome:
+        """Cost and expected accuracy of a query: no release, no charge, no signature."""
+        self._require_healthy()
+        plan, _ = self._plan(self._validate(spec))
+        return PreviewOutcome(
+            cost_units=plan.cost_units,
+            expected=tuple(
+                wire.ExpectedValue(
+                    name=value.name,
+                    distribution=value.distribution.value,
+                    scale=value.scale,
+                    ci_half_width=value.half_width,
+                )
+                for value in plan.expected
+            ),
+            remaining_units=self._ledger.remaining_units(spec.dataset, caller.name),
+        )
+
+    def answer(self, spec: QuerySpec, caller: Peer, signed: SignedRequest) -> ChargeOutcome:
+        """Release one DP answer, charged to the ledger before it is returned.
+
+        Raises QueryValidationError, DatasetUnavailableError, RequestRejectedError (signature,
+        replay, freshness, cost), BudgetExceeded, QueryIdConflict, LedgerFault.
+        """
+        self._require_healthy()
+        canonical = spec.canonical_bytes()
+        validated = self._validate(spec)
+        admitted = admit_signed_request(
+            signed,
+            caller=caller,
+            node_name=self._settings.name,
+            canonical_query=canonical,
+            replay_guard=self._replay_guard,
+            is_recorded=lambda query_id: self._ledger.entry_by_query_id(query_id) is not None,
+            now=self._clock() if self._clock else None,
+        )
+        plan, snapshot = self._plan(validated)
+        if plan.cost_units > admitted.envelope.cost_rho_units:
+            raise CostNotAuthorised(
+                f"query {spec.query_id} costs rho {format_rho(plan.cost_units)} but the signed "
+                f"request authorises at most rho {format_rho(admitted.envelope.cost_rho_units)}: "
+                "preview the query and sign its cost"
+            )
+        charge = ChargeRequest(
+            query_id=str(spec.query_id),
+            analyst=caller.identity.name,
+            dataset=spec.dataset,
+            statistic=spec.statistic.value,
+            canonical_query=canonical,
+            query_hash=spec.query_hash(),
+            purpose=spec.purpose,
+            cost_units=plan.cost_units,
+            mechanism_summary=_mechanism_summary(plan.expected),
+            opendp_version=self.opendp_version,
+            snapshot_id=snapshot.snapshot_id,
+            signed_request=wire.signed_request_to_bytes(signed),
+        )
+        node_name, snapshot_id = self._settings.name, snapshot.snapshot_id
+        outcome = self._ledger.charge_and_release(
+            charge,
+            lambda: plan.release(node=node_name, snapshot_id=snapshot_id).to_bytes(),
+        )
+        log.info(
+            "query answered",
+            extra={
+                "event": "query_answered",
+                "query_id": str(spec.query_id),
+                "analyst": caller.identity.name,
+                "dataset": spec.dataset,
+                "cost_units": plan.cost_units,
+                "entry_index": outcome.receipt.entry_index,
+                "replayed": outcome.receipt.replayed,
+            },
+        )
+        return outcome
+
+    def _check_servable(self, spec: QuerySpec) -> None:
+        if (
+            spec.dataset in self._schema.dataset_names
+            and spec.dataset not in self._settings.allowed_datasets
+        ):
+            raise DatasetUnavailableError(
+                f"node {self._settings.name!r} does not answer queries on {spec.dataset!r}; "
+                f"it serves: {', '.join(self._settings.allowed_datasets) or 'nothing'}"
+            )
+
+    def _validate(self, spec: QuerySpec) -> ValidatedQuery:
+        """Public checks only (request, schema, policy): nothing here reads data."""
+        self._check_servable(spec)
+        return validate_query(spec, self._schema, self._limits)
+
+    def _plan(self, validated: ValidatedQuery) -> tuple[QueryPlan, Snapshot]:
+        spec = validated.spec
+        snapshot = self._store.current(spec.dataset)
+        if snapshot is None:
+            raise DatasetUnavailableError(
+                f"node {self._settings.name!r} has no {spec.dataset!r} data loaded yet"
+            )
+        return plan_query(validated, self._schema, snapshot.path), snapshot
+
+    @cached_property
+    def _limits(self) -> QueryLimits:
+        policy = budget_policy(self._settings.budget)
+        return QueryLimits(max_rho_units_per_query=policy.max_units_per_query)
+
+    # -- auditing
+
+    def latest_checkpoint(self) -> tlog.SignedCheckpoint:
+        return self._ledger.latest_checkpoint()
+
+    def ledger_slice(self, start: int, end: int) -> LedgerSlice:
+        """Entries [start, end) (end 0: up to the latest checkpoint) and that checkpoint.
+
+        At most MAX_ENTRIES_PER_CALL entries: page on from the last index received.
+        """
+        checkpoint = self._ledger.latest_checkpoint()
+        size = checkpoint.checkpoint.size
+        stop = size if end == 0 else end
+        if start > stop:
+            raise wire.WireError("start", f"start {start} is after end {stop}")
+        if stop > size:
+            raise LedgerRangeError(f"the ledger has {size} entries; end {stop} is beyond it")
+        stop = min(stop, start + MAX_ENTRIES_PER_CALL)
+        return LedgerSlice(tuple(self._ledger.entries(start, stop)), checkpoint)
+
+    def consistency_proof(
+        self, old_size: int, new_size: int
+    ) -> tuple[tuple[bytes, ...], tlog.SignedCheckpoint]:
+        """RFC 9162 proof that the tree of new_size extends the one of old_size, with the
+        node's signed checkpoint at new_size."""
+        size = self._ledger.latest_checkpoint().checkpoint.size
+        if not 0 < old_size <= new_size:
+            raise wire.WireError(
+                "old_size",
+                f"no consistency proof from size {old_size} to {new_size}: "
+                "need 0 < old_size <= new_size",
+            )
+        if new_size > size:
+            raise LedgerRangeError(
+                f"the ledger has {size} entries; new_size {new_size} is beyond it"
+            )
+        checkpoint = self._ledger.checkpoint_at(new_size)
+        if checkpoint is None:
+            raise LedgerFault(f"the ledger has no signed checkpoint at size {new_size}")
+        return self._ledger.consistency_proof(old_size, new_size), checkpoint
+
+
+MAX_ENTRIES_PER_CALL = 1000
+"""GetLedger pages: an auditor asks again from the last index (keeps messages < 4 MiB)."""
+
+
+def _mechanism_summary(expected: tuple[ExpectedAccuracy, ...]) -> str:
+    """Distribution and scale per released value (the same for every cell)."""
+    rows = [
+        {"name": value.name, "distribution": value.distribution.value, "scale": value.scale}
+        for value in expected
+    ]
+    return json.dumps(rows, sort_keys=True, separators=(",", ":"))

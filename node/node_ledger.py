@@ -1,0 +1,39 @@
+"""Opening a node's ledger from its folder and settings (used by `serve` and `ledger`)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from node.layout import NodePaths
+from node.settings import BudgetSettings, NodeSettings, load_settings
+from privacy import tlog
+from privacy.ledger import Ledger
+from privacy.policy import BudgetPolicy
+
+
+def budget_policy(budget: BudgetSettings) -> BudgetPolicy:
+    """The exact-unit budget policy of the node's settings."""
+    return BudgetPolicy.from_rho(
+        budget.total_rho_per_dataset, budget.max_rho_per_query, budget.analyst_caps
+    )
+
+
+def ledger_origin(settings: NodeSettings) -> str:
+    """The name a node's checkpoints carry: unique per partnership and node."""
+    return f"npcs/{settings.partnership}/{settings.name}/ledger"
+
+
+def open_node_ledger(root: Path, settings: NodeSettings | None = None) -> Ledger:
+    """Open (creating if needed) the node's ledger with its key, origin and policy.
+
+    The caller must run `self_check()` (or `require_sound()`) before answering queries.
+    """
+    paths = NodePaths(root)
+    node_settings = settings if settings is not None else load_settings(root)
+    return Ledger.open(
+        paths.ledger_db,
+        origin=ledger_origin(node_settings),
+        signing_key=tlog.load_private_key(paths.ledger_key),
+        policy=budget_policy(node_settings.budget),
+        delta=node_settings.budget.delta,
+    )

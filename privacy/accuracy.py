@@ -1,0 +1,103 @@
+"""Accuracy of released values: 95% half-width <-> noise scale.
+
+Two families of helpers:
+
+* pure ones (standard library only), usable by the coordinator, e.g. the half-width of a
+  pooled sum of independent Gaussian noises (variances add);
+* OpenDP-backed ones for the discrete Gaussian that the node's counts and integer sums
+  use; they import OpenDP inside the function, so importing this module stays cheap and
+  never pulls OpenDP into the coordinator.
+
+"Half-width at confidence c" means: with probability at least c the released value is
+within that distance of the true value (OpenDP's `*_scale_to_accuracy` with alpha = 1 - c).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable
+from statistics import NormalDist
+
+CONFIDENCE = 0.95
+ALPHA = 1 - CONFIDENCE
+
+_MAX_SCALE_SEARCH_STEPS = 200
+
+
+def _check_confidence(confidence: float) -> None:
+    if not 0 < confidence < 1:
+        raise ValueError(f"confidence must be in (0, 1), got {confidence}")
+
+
+def gaussian_half_width(scale: float, confidence: float = CONFIDENCE) -> float:
+    """Half-width of the central interval of continuous Gaussian noise with std `scale`."""
+    _check_confidence(confidence)
+    return NormalDist().inv_cdf(0.5 + confidence / 2) * scale
+
+
+def gaussian_scale_for_half_width(half_width: float, confidence: float = CONFIDENCE) -> float:
+    """The largest Gaussian std whose central interval is no wider than `half_width`."""
+    _check_confidence(confidence)
+    return half_width / NormalDist().inv_cdf(0.5 + confidence / 2)
+
+
+def pooled_gaussian_half_width(scales: Iterable[float], confidence: float = CONFIDENCE) -> float:
+    """Half-width for a sum of independent Gaussian noises: the variances add."""
+    return gaussian_half_width(math.sqrt(sum(scale * scale for scale in scales)), confidence)
+
+
+def discrete_gaussian_half_width(scale: float, confidence: float = CONFIDENCE) -> float:
+    """Half-width of discrete Gaussian noise with scale `scale` (OpenDP's accuracy helper)."""
+    _check_confidence(confidence)
+    from privacy.opendp_setup import opendp
+
+    dp = opendp()
+    return float(dp.discrete_gaussian_scale_to_accuracy(scale, 1 - confidence))
+
+
+def discrete_gaussian_scale_for_half_width(
+    half_width: float, confidence: float = CONFIDENCE
+) -> float:
+    """A discrete Gaussian scale whose half-width (per OpenDP) is at most `half_width`.
+
+    OpenDP's `accuracy_to_discrete_gaussian_scale` inverts the continuous tail bound, and
+    the discrete accuracy of that scale can come out one step wider; so shrink the scale
+    until OpenDP's own forward helper confirms the target. Raises ValueError when no
+    positive scale reaches it (a half-width below what integer noise can promise).
+    """
+    _check_confidence(confidence)
+    if not (math.isfinite(half_width) and half_width > 0):
+        raise ValueError(f"half-width must be a positive finite number, got {half_width}")
+    from privacy.opendp_setup import opendp
+
+    dp = opendp()
+    alpha = 1 - confidence
+    scale = float(dp.accuracy_to_discrete_gaussian_scale(half_width, alpha))
+    for _ in range(_MAX_SCALE_SEARCH_STEPS):
+        if float(dp.discrete_gaussian_scale_to_accuracy(scale, alpha)) <= half_width:
+            return scale
+        scale *= 0.97
+    raise ValueError(
+        f"no discrete Gaussian scale gives a {confidence:.0%} half-width of {half_width}"
+    )
+
+
+def half_width_for(distribution: str, scale: float, confidence: float = CONFIDENCE) -> float:
+    """Half-width for an OpenDP distribution name as `summarize_polars_measurement` reports it."""
+    if is_discrete(distribution):
+        return discrete_gaussian_half_width(scale, confidence)
+    return gaussian_half_width(scale, confidence)
+
+
+def scale_for_half_width(
+    distribution: str, half_width: float, confidence: float = CONFIDENCE
+) -> float:
+    """The largest scale (approximately) meeting `half_width` for an OpenDP distribution name."""
+    if is_discrete(distribution):
+        return discrete_gaussian_scale_for_half_width(half_width, confidence)
+    return gaussian_scale_for_half_width(half_width, confidence)
+
+
+def is_discrete(distribution: str) -> bool:
+    """True for OpenDP's integer-valued noise ("Integer Gaussian")."""
+    return distribution.lower().startswith("integer")

@@ -1,0 +1,682 @@
+"""Planning and release: a validated query becomes one OpenDP measurement over Parquet.
+
+How a query is turned into a measurement (node-only module; imports polars and OpenDP):
+
+* **Privacy unit.** The input metric is the symmetric distance with
+  d_in = the dataset's `max_rows_per_unit`: ingest guarantees no privacy unit has more
+  rows than that, and this is the bound OpenDP is told (declared, not truncated, so a
+  query scans the Parquet file once at full speed).
+* **Public keys.** Every group-by dimension's keys come from the validated query (schema
+  domains, the buckets of the query's own date range, histogram bins); the aggregate is
+  left-joined onto that key frame, which is how OpenDP releases a public key set, so
+  every cell appears and empty cells get noisy zeros.
+* **Nulls.** Sums fill nulls with 0 (bounds widened to include 0), so a sum is the sum of
+  the known values; a mean is that sum over the count of known values; quantiles and
+  histograms use only rows where the column is known. OpenDP's silent midpoint fill is
+  never reached.
+* **Scale.** OpenDP's relative `global_scale` multiplies each statistic's own
+  sensitivity, so every released column costs the same share of rho. The plan is built
+  once at scale 1, its `map(d_in)` read, and the scale for the requested rho (or the
+  largest scale meeting the requested accuracy) computed directly; then the final
+  measurement is built at that scale. No `resolve()` search.
+* **Cost.** `measurement.map(d_in)` of the final measurement, rounded up to micro-rho.
+
+Released values carry OpenDP's distribution, scale and 95% half-width. Means are noisy
+sum / max(noisy count, 1), clipped to the column bounds, with an interval from the sum
+and count intervals at 97.5% each (union bound); when the count interval reaches below
+1 the mean's interval is the column's bounds (an empty group's mean is undefined: the
+value is then only a placeholder inside the bounds). Quantiles are chosen by OpenDP's
+score mechanism (distribution RANK); their interval is the whole candidate range, a
+conservative statement that needs no data.
+"""
+
+from __future__ import annotations
+
+import functools
+import itertools
+import math
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import date
+from pathlib import Path
+from types import ModuleType
+from typing import Any
+
+import polars as pl
+
+from privacy.accuracy import CONFIDENCE, half_width_for, scale_for_half_width
+from privacy.budget import format_rho, rho_to_units_ceil
+from privacy.opendp_setup import opendp, opendp_version
+from privacy.query import Statistic, TimeBucket
+from privacy.release import Cell, Estimate, NoiseDistribution, Release
+from privacy.schema import Column, ColumnKind, Dataset, Schema
+from privacy.validate import (
+    DateRange,
+    GroupKeys,
+    InSet,
+    KeyValue,
+    NumericRange,
+    QueryValidationError,
+    RowFilter,
+    ValidatedQuery,
+)
+
+PUBLIC_MAX_ROWS = 1_000_000_000
+"""Declared public upper bound on the rows of any snapshot (OpenDP's `max_length` margin,
+needed for sums and quantiles to rule out overflow)."""
+
+MAX_QUANTILE_CANDIDATES = 1024
+_SCALE_SAFETY = 1 + 1e-9
+"""Scales are inflated by this factor so float rounding never pushes the cost above the
+requested rho."""
+_MEAN_PART_CONFIDENCE = 1 - (1 - CONFIDENCE) / 2
+_BIN_COLUMN = "__bin"
+_EPOCH = date(1970, 1, 1)
+
+_POLARS_TYPES: Mapping[ColumnKind, Any] = {
+    ColumnKind.IDENTIFIER: pl.String,
+    ColumnKind.CATEGORICAL: pl.String,
+    ColumnKind.BOOLEAN: pl.Boolean,
+    ColumnKind.INTEGER: pl.Int64,
+    ColumnKind.FLOAT: pl.Float64,
+    ColumnKind.DATE: pl.Date,
+}
+_OPENDP_TYPES: Mapping[ColumnKind, str] = {
+    ColumnKind.IDENTIFIER: "String",
+    ColumnKind.CATEGORICAL: "String",
+    ColumnKind.BOOLEAN: "bool",
+    ColumnKind.INTEGER: "i64",
+    ColumnKind.FLOAT: "f64",
+    ColumnKind.DATE: "NaiveDate",
+}
+
+
+@dataclass(frozen=True)
+class ExpectedAccuracy:
+    """What one released value will carry, known before release (Preview, --dry-run)."""
+
+    name: str
+    distribution: NoiseDistribution
+    scale: float
+    half_width: float
+    """95% half-width; for RANK and NONE values a conservative, data-free bound."""
+
+
+@dataclass(frozen=True)
+class _Noise:
+    """Noise of one OpenDP output column."""
+
+    distribution: NoiseDistribution
+    scale: float
+    half_width: float
+    half_width_mean_part: float
+    """Half-width at 97.5% (used when this column is one half of a mean)."""
+
+
+@dataclass(frozen=True)
+class _Output:
+    """One aggregate column of the OpenDP output and the estimate name it becomes."""
+
+    column: str
+    name: str
+
+
+@dataclass(frozen=True)
+class QueryPlan:
+    """A built measurement, its exact cost and the accuracy each value will have."""
+
+    cost_units: int
+    """ceil(measurement.map(d_in) * 1e6): what the ledger charges."""
+    expected: tuple[ExpectedAccuracy, ...]
+    query: ValidatedQuery
+    parquet_path: Path
+    _measurement: Any = field(repr=False)
+    _noise: Mapping[str, _Noise] = field(repr=False)
+    _released: list[bool] = field(default_factory=list, repr=False, compare=False)
+
+    @property
+    def rho(self) -> float:
+        return self.cost_units / 1_000_000
+
+    def release(
+        self, *, node: str, snapshot_id: str, suppress_below: float | None = None
+    ) -> Release:
+        """Run the measurement once over the snapshot and package the noisy answer.
+
+        `suppress_below` optionally flags counts below it (post-processing of the noisy
+        value: the value stays in the release and the cost is unchanged).
+        A plan releases at most once; plan again (and charge again) for a new draw.
+        """
+        if self._released:
+            raise RuntimeError("this plan was already released; plan (and charge) again")
+        self._released.append(True)
+        data = _scan(self.parquet_path, _query_columns(self.query))
+        frame: pl.DataFrame = self._measurement(data).collect()
+        cells = _cells(self.query, frame, self._noise, suppress_below)
+        spec = self.query.spec
+        return Release(
+            query_id=str(spec.query_id),
+            node=node,
+            dataset=spec.dataset,
+            statistic=spec.statistic.value,
+            group_columns=self.query.group_columns,
+            cells=cells,
+            cost_units=self.cost_units,
+            confidence=CONFIDENCE,
+            snapshot_id=snapshot_id,
+            opendp_version=opendp_version(),
+        )
+
+
+def plan_query(query: ValidatedQuery, schema: Schema, parquet_path: Path) -> QueryPlan:
+    """Build the OpenDP measurement for `query` over the Parquet snapshot at `parquet_path`.
+
+    Reads no data (the file is only scanned at release). Raises QueryValidationError
+    (field "privacy.accuracy") when the requested accuracy would cost more than the
+    node's per-query cap.
+    """
+    del schema  # the validated query already carries its dataset (with local domains)
+    dp = opendp()
+    dataset = query.dataset
+    columns = _query_columns(query)
+    domain = _frame_domain(columns)
+    lazy_plan = _polars_plan(dp, query, columns)
+    d_in = dataset.max_rows_per_unit
+
+    unit = _build(dp, domain, lazy_plan, 1.0)
+    unit_rho = float(unit.map(d_in))
+    scale = _global_scale(dp, query, unit, unit_rho)
+    measurement = _build(dp, domain, lazy_plan, scale)
+    cost_units = rho_to_units_ceil(measurement.map(d_in))
+    if query.requested_rho_units is not None and cost_units > query.requested_rho_units:
+        # Never charge more than asked: one correction from OpenDP's own map, then give up.
+        scale *= math.sqrt(cost_units / query.requested_rho_units) * (1 + 1e-6)
+        measurement = _build(dp, domain, lazy_plan, scale)
+        cost_units = rho_to_units_ceil(measurement.map(d_in))
+        if cost_units > query.requested_rho_units:
+            raise RuntimeError("could not fit the measurement inside the requested rho")
+    if cost_units > query.max_rho_units:
+        raise QueryValidationError(
+            "privacy.accuracy",
+            f"that accuracy costs rho {format_rho(cost_units)}, over this node's per-query cap "
+            f"of {format_rho(query.max_rho_units)}; ask for a wider interval",
+        )
+    noise = _noise_by_column(dp, measurement)
+    if query.accuracy is not None:
+        _check_accuracy(noise, query.accuracy)
+    return QueryPlan(
+        cost_units=cost_units,
+        expected=_expected(query, noise),
+        query=query,
+        parquet_path=parquet_path,
+        _measurement=measurement,
+        _noise=noise,
+    )
+
+
+# ---------------------------------------------------------------------------
+# building the measurement
+
+
+def _query_columns(query: ValidatedQuery) -> tuple[Column, ...]:
+    """The columns a query reads, in schema order (the measurement sees only these).
+
+    Projecting columns keeps every row, so neighbouring datasets stay neighbours at the
+    same distance; fewer columns make the OpenDP build and the scan faster.
+    """
+    used = {row_filter.column for row_filter in query.filters}
+    used.update(group.column for group in query.groups)
+    if query.measured is not None:
+        used.add(query.measured.name)
+    if not used:  # a plain count still needs one column to carry the row count
+        used.add(query.dataset.columns[0].name)
+    return tuple(column for column in query.dataset.columns if column.name in used)
+
+
+@functools.lru_cache(maxsize=512)
+def _frame_domain(columns: tuple[Column, ...]) -> Any:
+    dp = opendp()
+    series = [
+        dp.series_domain(c.name, dp.option_domain(dp.atom_domain(T=_OPENDP_TYPES[c.kind])))
+        for c in columns
+    ]
+    domain = dp.lazyframe_domain(series)
+    return dp.with_margin(domain, dp.polars.Margin(by=[], max_length=PUBLIC_MAX_ROWS))
+
+
+def _empty_frame(columns: tuple[Column, ...]) -> pl.LazyFrame:
+    return pl.LazyFrame(schema={c.name: _POLARS_TYPES[c.kind] for c in columns})
+
+
+def _scan(parquet_path: Path, columns: tuple[Column, ...]) -> pl.LazyFrame:
+    return pl.scan_parquet(parquet_path).select([c.name for c in columns])
+
+
+def _build(dp: ModuleType, domain: Any, lazy_plan: pl.LazyFrame, scale: float) -> Any:
+    return dp.m.make_private_lazyframe(
+        domain,
+        dp.symmetric_distance(),
+        dp.zero_concentrated_divergence(),
+        lazy_plan,
+        global_scale=scale,
+    )
+
+
+def _polars_plan(
+    dp: ModuleType, query: ValidatedQuery, columns: tuple[Column, ...]
+) -> pl.LazyFrame:
+    frame = _empty_frame(columns)
+    predicate = _predicate(query)
+    if predicate is not None:
+        frame = frame.filter(predicate)
+    key_columns = [_key_column_name(index, group) for index, group in enumerate(query.groups)]
+    derived = {
+        name: _bucket_expr(group)
+        for name, group in zip(key_columns, query.groups, strict=True)
+        if group.time_bucket is not None
+    }
+    if query.statistic is Statistic.HISTOGRAM:
+        assert query.measured is not None
+        derived[_BIN_COLUMN] = _bin_index_expr(query.measured, query.bin_edges)
+        key_columns.append(_BIN_COLUMN)
+    if derived:
+        frame = frame.with_columns(**derived)
+    aggregations = [_aggregation_expr(dp, query, output) for output in _outputs(query)]
+    if not key_columns:
+        return frame.select(aggregations)
+    grouped = frame.group_by(key_columns).agg(aggregations)
+    return _key_frame(query, key_columns).join(grouped, how="left", on=key_columns)
+
+
+def _key_column_name(index: int, group: GroupKeys) -> str:
+    return f"__g{index}" if group.time_bucket is not None else group.column
+
+
+def _key_frame(query: ValidatedQuery, key_columns: Sequence[str]) -> pl.LazyFrame:
+    dimensions: list[tuple[KeyValue, ...]] = [group.values for group in query.groups]
+    dtypes: list[Any] = [_key_dtype(query.dataset, group) for group in query.groups]
+    if query.statistic is Statistic.HISTOGRAM:
+        dimensions.append(tuple(range(1, len(query.bin_edges))))
+        dtypes.append(pl.Int64)
+    keys = pl.LazyFrame({key_columns[0]: pl.Series(dimensions[0], dtype=dtypes[0])})
+    for name, values, dtype in zip(key_columns[1:], dimensions[1:], dtypes[1:], strict=True):
+        keys = keys.join(pl.LazyFrame({name: pl.Series(values, dtype=dtype)}), how="cross")
+    return keys
+
+
+def _key_dtype(dataset: Dataset, group: GroupKeys) -> Any:
+    if group.time_bucket is not None:
+        return pl.Int64
+    return _POLARS_TYPES[dataset.column(group.column).kind]
+
+
+def _predicate(query: ValidatedQuery) -> pl.Expr | None:
+    parts = [_filter_expr(row_filter) for row_filter in query.filters]
+    if query.statistic in (Statistic.QUANTILES, Statistic.HISTOGRAM):
+        assert query.measured is not None
+        parts.append(pl.col(query.measured.name).is_not_null())
+    if not parts:
+        return None
+    predicate = parts[0]
+    for part in parts[1:]:
+        predicate = predicate & part
+    return predicate
+
+
+def _filter_expr(row_filter: RowFilter) -> pl.Expr:
+    column = pl.col(row_filter.column)
+    if isinstance(row_filter, InSet):
+        # OpenDP 0.16 does not accept `is_in`; an OR of equalities is the same predicate
+        # (a null never equals a value, so rows with a missing value are dropped).
+        expression = column == row_filter.values[0]
+        for value in row_filter.values[1:]:
+            expression = expression | (column == value)
+        return expression
+    if isinstance(row_filter, DateRange):
+        # OpenDP rejects date literals; compare days since the epoch instead.
+        days = column.cast(pl.Int64)
+        return (days >= _epoch_days(row_filter.start)) & (days <= _epoch_days(row_filter.end))
+    return _numeric_range_expr(column, row_filter)
+
+
+def _numeric_range_expr(column: pl.Expr, row_filter: NumericRange) -> pl.Expr:
+    parts = []
+    if row_filter.low is not None:
+        parts.append(column >= row_filter.low)
+    if row_filter.high is not None:
+        parts.append(column <= row_filter.high)
+    return parts[0] if len(parts) == 1 else parts[0] & parts[1]
+
+
+def _epoch_days(day: date) -> int:
+    return (day - _EPOCH).days
+
+
+def _bucket_expr(group: GroupKeys) -> pl.Expr:
+    """The bucket code per row, mirroring privacy.timebuckets.bucket_code."""
+    assert group.time_bucket is not None
+    column = pl.col(group.column)
+    year = column.dt.year().cast(pl.Int64)
+    month = column.dt.month().cast(pl.Int64)
+    bucket = group.time_bucket.bucket
+    if bucket is TimeBucket.YEAR:
+        return year
+    if bucket is TimeBucket.FISCAL_YEAR:
+        start = group.time_bucket.fiscal_year_start_month
+        if start == 1:
+            return year
+        return year + (month >= start).cast(pl.Int64)
+    if bucket is TimeBucket.QUARTER:
+        return year * 4 + (month - 1) // 3
+    return year * 12 + (month - 1)
+
+
+def _bin_index_expr(column: Column, edges: tuple[float, ...]) -> pl.Expr:
+    """1-based bin index; 0 or len(edges) for values outside the edges (not keys).
+
+    Bins are [e0, e1), ..., [e(n-2), e(n-1)] with the last one closed. Values are clipped
+    to the column's bounds first, as for sums.
+    """
+    assert column.lower is not None
+    assert column.upper is not None
+    value = pl.col(column.name).clip(_bound(column, column.lower), _bound(column, column.upper))
+    index = (value >= edges[0]).cast(pl.Int64)
+    for edge in edges[1:-1]:
+        index = index + (value >= edge).cast(pl.Int64)
+    return index + (value > edges[-1]).cast(pl.Int64)
+
+
+def _bound(column: Column, bound: float) -> int | float:
+    return int(bound) if column.kind is ColumnKind.INTEGER else float(bound)
+
+
+def _outputs(query: ValidatedQuery) -> tuple[_Output, ...]:
+    statistic = query.statistic
+    if statistic is Statistic.COUNT or statistic is Statistic.HISTOGRAM:
+        return (_Output("__count", "count"),)
+    if statistic is Statistic.SUM:
+        return (_Output("__sum", "sum"),)
+    if statistic is Statistic.MEAN:
+        return (_Output("__sum", "sum"), _Output("__count", "count"))
+    return tuple(
+        _Output(f"__q{index}", f"q{probability:g}")
+        for index, probability in enumerate(query.spec.quantiles)
+    )
+
+
+def _aggregation_expr(dp: ModuleType, query: ValidatedQuery, output: _Output) -> Any:
+    # Returns Any: the `.dp` expression namespace is registered by OpenDP at runtime.
+    statistic = query.statistic
+    if statistic is Statistic.COUNT or statistic is Statistic.HISTOGRAM:
+        return dp.len(signed=True).alias(output.column)
+    measured = query.measured
+    assert measured is not None
+    assert measured.lower is not None
+    assert measured.upper is not None
+    column: Any = pl.col(measured.name)
+    if output.column == "__count":  # the denominator of a mean: known values only
+        return column.dp.count(signed=True).alias(output.column)
+    if output.column == "__sum":
+        zero = _bound(measured, 0)
+        bounds = (
+            min(_bound(measured, measured.lower), zero),
+            max(_bound(measured, measured.upper), zero),
+        )
+        return column.fill_null(zero).dp.sum(bounds).alias(output.column)
+    index = int(output.column.removeprefix("__q"))
+    probability = query.spec.quantiles[index]
+    # Rows with a missing value are filtered out above; the fill is a no-op that keeps
+    # OpenDP from ever imputing its own value.
+    return (
+        column.fill_null(_bound(measured, measured.lower))
+        .dp.quantile(probability, list(quantile_candidates(measured)))
+        .alias(output.column)
+    )
+
+
+def quantile_candidates(column: Column) -> tuple[int | float, ...]:
+    """Public candidate grid for quantiles: every integer in bounds, or an even grid."""
+    assert column.lower is not None
+    assert column.upper is not None
+    low, high = column.lower, column.upper
+    if column.kind is ColumnKind.INTEGER and high - low + 1 <= MAX_QUANTILE_CANDIDATES:
+        return tuple(range(int(low), int(high) + 1))
+    steps = MAX_QUANTILE_CANDIDATES - 1
+    grid = [low + (high - low) * index / steps for index in range(steps + 1)]
+    if column.kind is ColumnKind.INTEGER:
+        return tuple(sorted({round(value) for value in grid}))
+    return tuple(grid)
+
+
+# ---------------------------------------------------------------------------
+# scale, cost and accuracy
+
+
+def _global_scale(dp: ModuleType, query: ValidatedQuery, unit: Any, unit_rho: float) -> float:
+    """The relative scale for the requested rho, or the largest meeting the accuracy.
+
+    Every mechanism here has rho proportional to 1 / scale^2, so the scale for a target
+    rho follows from the cost at scale 1.
+    """
+    if query.requested_rho is not None:
+        return math.sqrt(unit_rho / float(query.requested_rho)) * _SCALE_SAFETY
+    assert query.accuracy is not None
+    unit_summary = dp.summarize_polars_measurement(unit)
+    scales = []
+    for distribution, unit_scale in zip(
+        unit_summary["distribution"], unit_summary["scale"], strict=True
+    ):
+        target = scale_for_half_width(str(distribution), query.accuracy)
+        scales.append(target / float(unit_scale))
+    return min(scales) / _SCALE_SAFETY
+
+
+def _noise_by_column(dp: ModuleType, measurement: Any) -> dict[str, _Noise]:
+    summary = dp.summarize_polars_measurement(measurement, 1 - CONFIDENCE)
+    noise: dict[str, _Noise] = {}
+    for row in summary.iter_rows(named=True):
+        distribution = _distribution(str(row["distribution"]))
+        scale = float(row["scale"])
+        if distribution is NoiseDistribution.RANK:
+            noise[row["column"]] = _Noise(distribution, scale, math.inf, math.inf)
+            continue
+        half_width = float(row["accuracy"])
+        mean_part = half_width_for(str(row["distribution"]), scale, _MEAN_PART_CONFIDENCE)
+        noise[row["column"]] = _Noise(distribution, scale, half_width, mean_part)
+    return noise
+
+
+def _distribution(opendp_name: str) -> NoiseDistribution:
+    lowered = opendp_name.lower()
+    if "gaussian" in lowered:
+        return NoiseDistribution.GAUSSIAN
+    if "laplace" in lowered:
+        return NoiseDistribution.LAPLACE
+    if "gumbel" in lowered or "exponential" in lowered:
+        return NoiseDistribution.RANK
+    raise RuntimeError(f"unexpected OpenDP noise distribution {opendp_name!r}")
+
+
+def _check_accuracy(noise: Mapping[str, _Noise], accuracy: float) -> None:
+    for column, column_noise in noise.items():
+        if column_noise.half_width > accuracy:
+            raise RuntimeError(
+                f"internal: {column} half-width {column_noise.half_width} exceeds {accuracy}"
+            )
+
+
+def _expected(query: ValidatedQuery, noise: Mapping[str, _Noise]) -> tuple[ExpectedAccuracy, ...]:
+    measured = query.measured
+    expected: list[ExpectedAccuracy] = []
+    for output in _outputs(query):
+        column_noise = noise[output.column]
+        if query.statistic is Statistic.HISTOGRAM:
+            expected.extend(
+                ExpectedAccuracy(
+                    name, column_noise.distribution, column_noise.scale, column_noise.half_width
+                )
+                for name in bin_names(query.bin_edges)
+            )
+            continue
+        half_width = column_noise.half_width
+        if column_noise.distribution is NoiseDistribution.RANK:
+            assert measured is not None
+            half_width = _bounds_half_width(measured)
+        expected.append(
+            ExpectedAccuracy(output.name, column_noise.distribution, column_noise.scale, half_width)
+        )
+    if query.statistic is Statistic.MEAN:
+        assert measured is not None
+        expected.append(
+            ExpectedAccuracy("mean", NoiseDistribution.NONE, 0.0, _bounds_half_width(measured))
+        )
+    return tuple(expected)
+
+
+def _bounds_half_width(column: Column) -> float:
+    assert column.lower is not None
+    assert column.upper is not None
+    return (column.upper - column.lower) / 2
+
+
+def bin_names(edges: tuple[float, ...]) -> tuple[str, ...]:
+    """Estimate names of histogram bins: "bin[0,22)", ..., last one closed "bin[198,216]"."""
+    names = [f"bin[{low:g},{high:g})" for low, high in itertools.pairwise(edges[:-1])]
+    names.append(f"bin[{edges[-2]:g},{edges[-1]:g}]")
+    return tuple(names)
+
+
+# ---------------------------------------------------------------------------
+# packaging the release
+
+
+def _cells(
+    query: ValidatedQuery,
+    frame: pl.DataFrame,
+    noise: Mapping[str, _Noise],
+    suppress_below: float | None,
+) -> tuple[Cell, ...]:
+    key_columns = [_key_column_name(index, group) for index, group in enumerate(query.groups)]
+    histogram = query.statistic is Statistic.HISTOGRAM
+    by_key: dict[tuple[KeyValue, ...], dict[str, Any]] = {}
+    for row in frame.iter_rows(named=True):
+        key = tuple(row[name] for name in key_columns)
+        if histogram:
+            key = (*key, row[_BIN_COLUMN])
+        by_key[key] = row
+    cells = []
+    labels_by_dimension = [dict(zip(g.values, g.labels, strict=True)) for g in query.groups]
+    for key in query.cell_keys():
+        label = tuple(labels[value] for labels, value in zip(labels_by_dimension, key, strict=True))
+        if histogram:
+            estimates = _histogram_estimates(query, key, by_key, noise, suppress_below)
+        else:
+            estimates = _estimates(query, _row(by_key, key), noise, suppress_below)
+        cells.append(Cell(key=label, estimates=estimates))
+    return tuple(cells)
+
+
+def _row(
+    by_key: Mapping[tuple[KeyValue, ...], Mapping[str, Any]], key: tuple[KeyValue, ...]
+) -> Mapping[str, Any]:
+    try:
+        return by_key[key]
+    except KeyError:
+        raise RuntimeError(f"internal: OpenDP released no row for public key {key}") from None
+
+
+def _histogram_estimates(
+    query: ValidatedQuery,
+    key: tuple[KeyValue, ...],
+    by_key: Mapping[tuple[KeyValue, ...], Mapping[str, Any]],
+    noise: Mapping[str, _Noise],
+    suppress_below: float | None,
+) -> tuple[Estimate, ...]:
+    count_noise = noise["__count"]
+    return tuple(
+        _additive_estimate(
+            name, _row(by_key, (*key, index))["__count"], count_noise, suppress_below
+        )
+        for index, name in enumerate(bin_names(query.bin_edges), start=1)
+    )
+
+
+def _estimates(
+    query: ValidatedQuery,
+    row: Mapping[str, Any],
+    noise: Mapping[str, _Noise],
+    suppress_below: float | None,
+) -> tuple[Estimate, ...]:
+    statistic = query.statistic
+    if statistic is Statistic.COUNT:
+        return (_additive_estimate("count", row["__count"], noise["__count"], suppress_below),)
+    if statistic is Statistic.SUM:
+        return (_additive_estimate("sum", row["__sum"], noise["__sum"], None),)
+    measured = query.measured
+    assert measured is not None
+    assert measured.lower is not None
+    assert measured.upper is not None
+    if statistic is Statistic.MEAN:
+        total = _additive_estimate("sum", row["__sum"], noise["__sum"], None)
+        count = _additive_estimate("count", row["__count"], noise["__count"], suppress_below)
+        mean = _mean_estimate(measured, total.value, count.value, noise, count.suppressed)
+        return (total, count, mean)
+    return tuple(
+        Estimate(
+            name=output.name,
+            value=float(row[output.column]),
+            distribution=NoiseDistribution.RANK,
+            scale=noise[output.column].scale,
+            ci_low=float(measured.lower),
+            ci_high=float(measured.upper),
+        )
+        for output in _outputs(query)
+    )
+
+
+def _additive_estimate(
+    name: str, raw: Any, noise: _Noise, suppress_below: float | None
+) -> Estimate:
+    if raw is None:
+        raise RuntimeError(f"internal: OpenDP released no value for {name}")
+    value = float(raw)
+    return Estimate(
+        name=name,
+        value=value,
+        distribution=noise.distribution,
+        scale=noise.scale,
+        ci_low=value - noise.half_width,
+        ci_high=value + noise.half_width,
+        suppressed=suppress_below is not None and value < suppress_below,
+    )
+
+
+def _mean_estimate(
+    column: Column, total: float, count: float, noise: Mapping[str, _Noise], suppressed: bool
+) -> Estimate:
+    """Noisy sum / noisy count, post-processed; finite for every cell, empty ones included."""
+    assert column.lower is not None
+    assert column.upper is not None
+    low, high = float(column.lower), float(column.upper)
+    value = min(max(total / max(count, 1.0), low), high)
+    sum_half = noise["__sum"].half_width_mean_part
+    count_half = noise["__count"].half_width_mean_part
+    ci_low, ci_high = low, high
+    if count - count_half >= 1:
+        # With both parts inside their 97.5% intervals (jointly >= 95%), the true mean lies
+        # between the extreme ratios at the corners of the box (the denominator is > 0).
+        ratios = [
+            (total + ds) / (count + dc)
+            for ds in (-sum_half, sum_half)
+            for dc in (-count_half, count_half)
+        ]
+        ci_low, ci_high = max(low, min(ratios)), min(high, max(ratios))
+    return Estimate(
+        name="mean",
+        value=value,
+        distribution=NoiseDistribution.NONE,
+        scale=0.0,
+        ci_low=min(ci_low, value),
+        ci_high=max(ci_high, value),
+        suppressed=suppressed,
+    )

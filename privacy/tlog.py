@@ -1,0 +1,414 @@
+"""Transparency-log primitives: an RFC 6962 / RFC 9162 Merkle tree and signed checkpoints.
+
+The node's ledger rows are the leaves. Anyone holding the node's Ed25519 ledger public
+key can check a signed checkpoint (origin, size, root), that an entry is in the tree
+(inclusion proof) and that a later tree extends an earlier one (consistency proof).
+
+Pure and cheap to import: hashlib and `cryptography` only (the coordinator verifies
+receipts with this module and must never import OpenDP or Polars).
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import hashlib
+import os
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from cryptography.exceptions import InvalidSignature
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric.ed25519 import (
+    Ed25519PrivateKey,
+    Ed25519PublicKey,
+)
+
+HASH_SIZE = 32
+LEAF_PREFIX = b"\x00"
+NODE_PREFIX = b"\x01"
+EMPTY_ROOT = hashlib.sha256(b"").digest()
+"""MTH({}) of RFC 6962: the hash of the empty string."""
+
+RangeHash = Callable[[int, int], bytes]
+"""Returns MTH(D[start:end]) for a range that is a complete, aligned subtree."""
+
+
+class CheckpointFormatError(ValueError):
+    """A checkpoint text that does not follow the checkpoint format."""
+
+
+# --- hashing -------------------------------------------------------------------------
+
+
+def leaf_hash(data: bytes) -> bytes:
+    """RFC 6962 leaf hash: SHA-256(0x00 || data)."""
+    return hashlib.sha256(LEAF_PREFIX + data).digest()
+
+
+def node_hash(left: bytes, right: bytes) -> bytes:
+    """RFC 6962 interior node hash: SHA-256(0x01 || left || right)."""
+    return hashlib.sha256(NODE_PREFIX + left + right).digest()
+
+
+def largest_power_of_two_below(n: int) -> int:
+    """The largest power of two k with k < n (n >= 2), the split point of RFC 6962."""
+    if n < 2:
+        raise ValueError(f"a split needs at least 2 leaves, got {n}")
+    return 1 << ((n - 1).bit_length() - 1)
+
+
+def is_aligned_subtree(start: int, end: int) -> bool:
+    """True when D[start:end] is a complete subtree: a power-of-two size at a multiple of it."""
+    size = end - start
+    return size > 0 and size & (size - 1) == 0 and start % size == 0
+
+
+def subtree_root(start: int, end: int, complete_subtree: RangeHash) -> bytes:
+    """MTH(D[start:end]), asking `complete_subtree` only for complete aligned subtrees."""
+    if end <= start:
+        return EMPTY_ROOT
+    if is_aligned_subtree(start, end):
+        return complete_subtree(start, end)
+    split = start + largest_power_of_two_below(end - start)
+    return node_hash(
+        subtree_root(start, split, complete_subtree), subtree_root(split, end, complete_subtree)
+    )
+
+
+def root_from_leaf_hashes(leaf_hashes: Sequence[bytes]) -> bytes:
+    """MTH of a whole list of leaf hashes (for tests and small trees)."""
+    frontier = MerkleFrontier()
+    for leaf in leaf_hashes:
+        frontier.append(leaf)
+    return frontier.root()
+
+
+class MerkleFrontier:
+    """The right edge of a growing tree: O(log n) memory, O(log n) work per append.
+
+    `append` returns the complete subtrees it finished, as (level, index, hash) with
+    level 0 being the leaf itself, so a caller can store every interior node.
+    """
+
+    def __init__(self) -> None:
+        self._stack: list[tuple[int, bytes]] = []  # (level, hash), levels strictly decreasing
+        self.size = 0
+
+    def append(self, leaf: bytes) -> list[tuple[int, int, bytes]]:
+        index = self.size
+        finished = [(0, index, leaf)]
+        level, current = 0, leaf
+        while self._stack and self._stack[-1][0] == level:
+            _, left = self._stack.pop()
+            current = node_hash(left, current)
+            level += 1
+            finished.append((level, index >> level, current))
+        self._stack.append((level, current))
+        self.size += 1
+        return finished
+
+    def root(self) -> bytes:
+        if not self._stack:
+            return EMPTY_ROOT
+        accumulated = self._stack[-1][1]
+        for _, left in reversed(self._stack[:-1]):
+            accumulated = node_hash(left, accumulated)
+        return accumulated
+
+
+class InMemoryTree:
+    """A Merkle tree over a list of leaf hashes, for tests and verification tools."""
+
+    def __init__(self, leaf_hashes: Sequence[bytes] = ()) -> None:
+        self._nodes: dict[tuple[int, int], bytes] = {}
+        self._frontier = MerkleFrontier()
+        for leaf in leaf_hashes:
+            self.append(leaf)
+
+    @property
+    def size(self) -> int:
+        return self._frontier.size
+
+    def append(self, leaf: bytes) -> None:
+        for level, index, digest in self._frontier.append(leaf):
+            self._nodes[(level, index)] = digest
+
+    def complete_subtree(self, start: int, end: int) -> bytes:
+        level = (end - start).bit_length() - 1
+        return self._nodes[(level, start >> level)]
+
+    def root(self, size: int | None = None) -> bytes:
+        return subtree_root(0, self.size if size is None else size, self.complete_subtree)
+
+    def inclusion_proof(self, index: int, size: int) -> list[bytes]:
+        return inclusion_proof(index, size, self.complete_subtree)
+
+    def consistency_proof(self, old_size: int, new_size: int) -> list[bytes]:
+        return consistency_proof(old_size, new_size, self.complete_subtree)
+
+
+# --- proofs (RFC 9162 section 2.1.3 and 2.1.4) ---------------------------------------
+
+
+def inclusion_proof(index: int, size: int, complete_subtree: RangeHash) -> list[bytes]:
+    """PATH(index, D[0:size]) of RFC 9162 section 2.1.3.1."""
+    if not 0 <= index < size:
+        raise ValueError(f"entry {index} is not in a tree of size {size}")
+    return _path(index, 0, size, complete_subtree)
+
+
+def _path(index: int, start: int, end: int, complete_subtree: RangeHash) -> list[bytes]:
+    if end - start <= 1:
+        return []
+    split = start + largest_power_of_two_below(end - start)
+    if index < split:
+        return [
+            *_path(index, start, split, complete_subtree),
+            subtree_root(split, end, complete_subtree),
+        ]
+    return [
+        *_path(index, split, end, complete_subtree),
+        subtree_root(start, split, complete_subtree),
+    ]
+
+
+def consistency_proof(old_size: int, new_size: int, complete_subtree: RangeHash) -> list[bytes]:
+    """PROOF(old_size, D[0:new_size]) of RFC 9162 section 2.1.4.1."""
+    if not 0 < old_size <= new_size:
+        raise ValueError(f"no consistency proof from size {old_size} to size {new_size}")
+    if old_size == new_size:
+        return []
+    return _subproof(old_size, 0, new_size, True, complete_subtree)
+
+
+def _subproof(
+    m: int, start: int, end: int, complete_old_root: bool, complete_subtree: RangeHash
+) -> list[bytes]:
+    n = end - start
+    if m == n:
+        return [] if complete_old_root else [subtree_root(start, end, complete_subtree)]
+    split = largest_power_of_two_below(n)
+    if m <= split:
+        return [
+            *_subproof(m, start, start + split, complete_old_root, complete_subtree),
+            subtree_root(start + split, end, complete_subtree),
+        ]
+    return [
+        *_subproof(m - split, start + split, end, False, complete_subtree),
+        subtree_root(start, start + split, complete_subtree),
+    ]
+
+
+def verify_inclusion(
+    leaf: bytes, index: int, size: int, proof: Sequence[bytes], root: bytes
+) -> bool:
+    """RFC 9162 section 2.1.3.2: does `proof` show leaf hash `leaf` at `index` under `root`?"""
+    if not 0 <= index < size:
+        return False
+    fn, sn = index, size - 1
+    current = leaf
+    for sibling in proof:
+        if sn == 0:
+            return False
+        if fn & 1 or fn == sn:
+            current = node_hash(sibling, current)
+            if not fn & 1:
+                while fn & 1 == 0 and fn != 0:
+                    fn >>= 1
+                    sn >>= 1
+        else:
+            current = node_hash(current, sibling)
+        fn >>= 1
+        sn >>= 1
+    return sn == 0 and current == root
+
+
+def verify_consistency(
+    old_size: int, new_size: int, old_root: bytes, new_root: bytes, proof: Sequence[bytes]
+) -> bool:
+    """RFC 9162 section 2.1.4.2: does `proof` show the new tree extends the old one?"""
+    if not 0 < old_size <= new_size:
+        return False
+    if old_size == new_size:
+        return len(proof) == 0 and old_root == new_root
+    if not proof:
+        return False
+    path = list(proof)
+    if old_size & (old_size - 1) == 0:
+        path.insert(0, old_root)  # a complete old tree is its own first node
+    fn, sn = old_size - 1, new_size - 1
+    while fn & 1:
+        fn >>= 1
+        sn >>= 1
+    fr = sr = path[0]
+    for sibling in path[1:]:
+        if sn == 0:
+            return False
+        if fn & 1 or fn == sn:
+            fr = node_hash(sibling, fr)
+            sr = node_hash(sibling, sr)
+            if not fn & 1:
+                while fn & 1 == 0 and fn != 0:
+                    fn >>= 1
+                    sn >>= 1
+        else:
+            sr = node_hash(sr, sibling)
+        fn >>= 1
+        sn >>= 1
+    return fr == old_root and sr == new_root and sn == 0
+
+
+# --- keys ----------------------------------------------------------------------------
+
+
+def generate_ledger_key() -> Ed25519PrivateKey:
+    return Ed25519PrivateKey.generate()
+
+
+def raw_public_key(key: Ed25519PublicKey) -> bytes:
+    return key.public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw)
+
+
+def key_fingerprint(key: Ed25519PublicKey) -> str:
+    """SHA-256 (hex) of the raw 32-byte public key."""
+    return hashlib.sha256(raw_public_key(key)).hexdigest()
+
+
+def private_key_to_pem(key: Ed25519PrivateKey) -> bytes:
+    return key.private_bytes(
+        serialization.Encoding.PEM,
+        serialization.PrivateFormat.PKCS8,
+        serialization.NoEncryption(),
+    )
+
+
+def public_key_to_pem(key: Ed25519PublicKey) -> bytes:
+    return key.public_bytes(
+        serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
+    )
+
+
+def save_private_key(key: Ed25519PrivateKey, path: Path) -> None:
+    """Write the key as PKCS8 PEM, mode 0600, refusing to overwrite an existing file."""
+    descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    os.fchmod(descriptor, 0o600)  # the umask may narrow the mode, never widen it
+    with os.fdopen(descriptor, "wb") as handle:
+        handle.write(private_key_to_pem(key))
+        handle.flush()
+        os.fsync(handle.fileno())
+
+
+def save_public_key(key: Ed25519PublicKey, path: Path) -> None:
+    path.write_bytes(public_key_to_pem(key))
+
+
+def load_private_key(path: Path) -> Ed25519PrivateKey:
+    key = serialization.load_pem_private_key(path.read_bytes(), password=None)
+    if not isinstance(key, Ed25519PrivateKey):
+        raise ValueError(f"{path} does not hold an Ed25519 private key")
+    return key
+
+
+def public_key_from_raw(raw: bytes) -> Ed25519PublicKey:
+    return Ed25519PublicKey.from_public_bytes(raw)
+
+
+def load_public_key(path: Path) -> Ed25519PublicKey:
+    return public_key_from_pem(path.read_bytes(), source=str(path))
+
+
+def public_key_from_pem(pem: bytes, *, source: str = "PEM data") -> Ed25519PublicKey:
+    key = serialization.load_pem_public_key(pem)
+    if not isinstance(key, Ed25519PublicKey):
+        raise ValueError(f"{source} does not hold an Ed25519 public key")
+    return key
+
+
+# --- checkpoints ---------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Checkpoint:
+    """The state of a log: its origin (name), size and root hash."""
+
+    origin: str
+    size: int
+    root: bytes
+
+    def __post_init__(self) -> None:
+        if not self.origin or "\n" in self.origin:
+            raise ValueError("a checkpoint origin must be one non-empty line")
+        if self.size < 0:
+            raise ValueError(f"a checkpoint size cannot be negative, got {self.size}")
+        if len(self.root) != HASH_SIZE:
+            raise ValueError(f"a checkpoint root is {HASH_SIZE} bytes, got {len(self.root)}")
+
+    def to_text(self) -> str:
+        """Canonical body (C2SP tlog-checkpoint): origin, decimal size, base64 root."""
+        return f"{self.origin}\n{self.size}\n{base64.b64encode(self.root).decode()}\n"
+
+    @classmethod
+    def from_text(cls, text: str) -> Checkpoint:
+        lines = text.split("\n")
+        if len(lines) != 4 or lines[3] != "":
+            raise CheckpointFormatError("a checkpoint body is exactly three lines")
+        origin, size_text, root_text = lines[:3]
+        if not size_text.isdigit() or (size_text != "0" and size_text.startswith("0")):
+            raise CheckpointFormatError(f"checkpoint size {size_text!r} is not a decimal number")
+        try:
+            root = base64.b64decode(root_text, validate=True)
+        except binascii.Error as exc:
+            raise CheckpointFormatError("checkpoint root is not base64") from exc
+        try:
+            return cls(origin=origin, size=int(size_text), root=root)
+        except ValueError as exc:
+            raise CheckpointFormatError(str(exc)) from exc
+
+    def sign(self, key: Ed25519PrivateKey) -> SignedCheckpoint:
+        return SignedCheckpoint(self, key.sign(self.to_text().encode()))
+
+
+SIGNATURE_LINE_PREFIX = "\u2014 "
+
+
+@dataclass(frozen=True)
+class SignedCheckpoint:
+    """A checkpoint with the node's Ed25519 signature over its canonical text."""
+
+    checkpoint: Checkpoint
+    signature: bytes
+
+    def verify(self, public_key: Ed25519PublicKey) -> bool:
+        try:
+            public_key.verify(self.signature, self.checkpoint.to_text().encode())
+        except InvalidSignature:
+            return False
+        return True
+
+    def to_text(self) -> str:
+        """Signed-note style: the body, a blank line, '— origin base64(signature)'."""
+        signature = base64.b64encode(self.signature).decode()
+        return (
+            f"{self.checkpoint.to_text()}\n"
+            f"{SIGNATURE_LINE_PREFIX}{self.checkpoint.origin} {signature}\n"
+        )
+
+    @classmethod
+    def from_text(cls, text: str) -> SignedCheckpoint:
+        body, separator, signature_part = text.partition("\n\n")
+        if not separator:
+            raise CheckpointFormatError(
+                "a signed checkpoint needs a blank line before its signature"
+            )
+        checkpoint = Checkpoint.from_text(body + "\n")
+        line = signature_part.rstrip("\n")
+        expected = f"{SIGNATURE_LINE_PREFIX}{checkpoint.origin} "
+        if not line.startswith(expected) or "\n" in line:
+            raise CheckpointFormatError("the signature line must be '— ORIGIN BASE64SIGNATURE'")
+        try:
+            signature = base64.b64decode(line[len(expected) :], validate=True)
+        except binascii.Error as exc:
+            raise CheckpointFormatError("the checkpoint signature is not base64") from exc
+        return cls(checkpoint, signature)

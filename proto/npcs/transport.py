@@ -1,0 +1,37 @@
+"""gRPC transport settings shared by node and clients, so both sides agree.
+
+Keepalive: clients ping at most every `CLIENT_KEEPALIVE_TIME_MS`, which the server
+permits (`SERVER_MIN_PING_INTERVAL_MS` is lower); mismatched settings make servers send
+GOAWAY "too_many_pings". Message size: 4 MiB both ways; a larger message is refused with
+RESOURCE_EXHAUSTED before any handler runs.
+"""
+
+from __future__ import annotations
+
+MAX_MESSAGE_BYTES = 4 * 1024 * 1024
+SERVICE_NAME = "npcs.v1.Node"
+
+CLIENT_KEEPALIVE_TIME_MS = 60_000
+KEEPALIVE_TIMEOUT_MS = 20_000
+SERVER_MIN_PING_INTERVAL_MS = 30_000
+
+SERVER_OPTIONS: tuple[tuple[str, int], ...] = (
+    ("grpc.max_receive_message_length", MAX_MESSAGE_BYTES),
+    ("grpc.max_send_message_length", MAX_MESSAGE_BYTES),
+    ("grpc.keepalive_time_ms", 2 * CLIENT_KEEPALIVE_TIME_MS),
+    ("grpc.keepalive_timeout_ms", KEEPALIVE_TIMEOUT_MS),
+    ("grpc.keepalive_permit_without_calls", 1),
+    ("grpc.http2.min_ping_interval_without_data_ms", SERVER_MIN_PING_INTERVAL_MS),
+    ("grpc.http2.max_ping_strikes", 2),
+    # SO_REUSEPORT would let a second node silently share a port: refuse instead.
+    ("grpc.so_reuseport", 0),
+)
+
+CLIENT_OPTIONS: tuple[tuple[str, int], ...] = (
+    ("grpc.max_receive_message_length", MAX_MESSAGE_BYTES),
+    ("grpc.max_send_message_length", MAX_MESSAGE_BYTES),
+    ("grpc.keepalive_time_ms", CLIENT_KEEPALIVE_TIME_MS),
+    ("grpc.keepalive_timeout_ms", KEEPALIVE_TIMEOUT_MS),
+    ("grpc.keepalive_permit_without_calls", 1),
+    ("grpc.http2.max_pings_without_data", 0),
+)

@@ -1,0 +1,129 @@
+"""`npcs-node serve` killed with SIGKILL while answering concurrent queries, then restarted:
+the ledger verifies, and every answer a client received is in it, byte for byte."""
+
+from __future__ import annotations
+
+import os
+import selectors
+import signal
+import subprocess
+import sys
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import grpc
+import pytest
+from grpc_health.v1 import health_pb2, health_pb2_grpc
+from npcs.v1 import node_pb2_grpc
+from support_node import NodeWorld, count_spec, make_node_world, node_channel, query_request
+
+from privacy.ledger import LedgerReader
+
+ROUNDS = 3
+WORKERS = 4
+ANSWERS_BEFORE_KILL = 4
+READY_TIMEOUT = 60.0
+SERVE = "from node.cli import main; main()"
+
+
+def start_node(world: NodeWorld) -> tuple[subprocess.Popen[str], int]:
+    """Run `npcs-node serve DIR --port 0` and wait for its ready line."""
+    process = subprocess.Popen(
+        [sys.executable, "-c", SERVE, "serve", str(world.node.root), "--port", "0"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        text=True,
+    )
+    assert process.stdout is not None
+    selector = selectors.DefaultSelector()
+    selector.register(process.stdout, selectors.EVENT_READ)
+    deadline = time.monotonic() + READY_TIMEOUT
+    try:
+        while time.monotonic() < deadline:
+            if selector.select(timeout=0.5):
+                line = process.stdout.readline()
+                if line.startswith("listening on "):
+                    return process, int(line.rsplit(":", 1)[1])
+                if not line:
+                    break
+        raise AssertionError(f"node did not become ready (exit code {process.poll()})")
+    except BaseException:
+        process.kill()
+        stop_and_close(process)
+        raise
+    finally:
+        selector.close()
+
+
+def run_until_killed(
+    world: NodeWorld, port: int, process: subprocess.Popen[str]
+) -> dict[str, bytes]:
+    """Fire queries from several threads; SIGKILL the node once some were answered."""
+    received: dict[str, bytes] = {}
+    lock = threading.Lock()
+    killed = threading.Event()
+
+    def worker() -> None:
+        with node_channel(world, port, world.alice) as channel:
+            stub = node_pb2_grpc.NodeStub(channel)
+            while not killed.is_set():
+                spec = count_spec(rho="0.001")
+                try:
+                    response = stub.Query(query_request(spec, world.alice), timeout=10)
+                except grpc.RpcError:
+                    continue
+                with lock:
+                    received[str(spec.query_id)] = response.release_json
+                    if len(received) >= ANSWERS_BEFORE_KILL and not killed.is_set():
+                        os.kill(process.pid, signal.SIGKILL)
+                        killed.set()
+
+    with ThreadPoolExecutor(max_workers=WORKERS) as pool:
+        futures = [pool.submit(worker) for _ in range(WORKERS)]
+        killed.wait(timeout=120)
+        if not killed.is_set():
+            process.kill()
+            killed.set()
+        for future in futures:
+            future.result()
+    stop_and_close(process)
+    return received
+
+
+def stop_and_close(process: subprocess.Popen[str], timeout: float = 30) -> int:
+    code = process.wait(timeout=timeout)
+    if process.stdout is not None:
+        process.stdout.close()
+    return code
+
+
+@pytest.mark.crash
+def test_kill9_during_concurrent_queries_loses_no_received_answer(tmp_path: Path) -> None:
+    world = make_node_world(tmp_path)
+    received: dict[str, bytes] = {}
+    for _ in range(ROUNDS):
+        process, port = start_node(world)
+        received |= run_until_killed(world, port, process)
+        assert process.returncode == -signal.SIGKILL
+
+    with LedgerReader.open_existing(world.node.ledger_db) as reader:
+        report = reader.verify(world.ledger_public_key())
+        assert report.ok, report.problems
+        for query_id, release_bytes in received.items():
+            entry = reader.entry_by_query_id(query_id)
+            assert entry is not None, f"answer {query_id} was received but is not in the ledger"
+            assert entry.answer == release_bytes
+    assert len(received) >= ROUNDS * ANSWERS_BEFORE_KILL
+
+    process, port = start_node(world)
+    try:
+        with node_channel(world, port, world.auditor) as channel:
+            status = health_pb2_grpc.HealthStub(channel).Check(
+                health_pb2.HealthCheckRequest(service="npcs.v1.Node"), timeout=10
+            )
+        assert status.status == health_pb2.HealthCheckResponse.SERVING
+    finally:
+        process.send_signal(signal.SIGTERM)
+        assert stop_and_close(process) == 0

@@ -1,0 +1,31 @@
+"""`npcs-node status` shows the remaining budget and the last signed checkpoint."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from click.testing import CliRunner
+from support_node import NodeWorld, count_spec, make_node_world, node_stub, query_request
+
+from node.cli import cli
+from node.server import running_node
+
+
+def test_status_shows_spent_budget_and_last_checkpoint(tmp_path: Path) -> None:
+    world: NodeWorld = make_node_world(tmp_path)
+    with running_node(world.node.root) as node, node_stub(world, node.port, world.alice) as stub:
+        stub.Query(query_request(count_spec(rho="0.25"), world.alice), timeout=30)
+    runner = CliRunner()
+    result = runner.invoke(cli, ["status", str(world.node.root), "--format", "json"])
+    assert result.exit_code == 0, result.output
+    ledger = json.loads(result.output)["ledger"]
+    assert ledger["budget"]["incidents"] == {
+        "total_rho": "10",
+        "spent_rho": "0.25",
+        "remaining_rho": "9.75",
+    }
+    assert ledger["checkpoint"]["size"] == 1
+    text = runner.invoke(cli, ["status", str(world.node.root)]).output
+    assert "incidents: 10 / 0.25 / 9.75" in text
+    assert "last checkpoint: 1 entries" in text

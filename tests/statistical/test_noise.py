@@ -1,0 +1,128 @@
+"""The noise OpenDP adds matches what each release claims (fixed alpha = 0.001).
+
+Each check repeats a real plan + release over a small Parquet file: no seeding, no mocks.
+"""
+
+from __future__ import annotations
+
+import math
+import statistics
+import uuid
+from decimal import Decimal
+from pathlib import Path
+from statistics import NormalDist
+from typing import Any
+
+import polars as pl
+import pytest
+
+from privacy.budget import rho_to_units_ceil
+from privacy.plan import plan_query
+from privacy.query import GroupByColumn, PrivacyLoss, QuerySpec
+from privacy.release import Release
+from privacy.schema import PARTNERSHIP_SCHEMA
+from privacy.validate import QueryLimits, validate_query
+
+pytestmark = pytest.mark.slow
+
+ALPHA = 0.001
+RELEASES = 400
+SCHEMA = PARTNERSHIP_SCHEMA.with_local_domains({"county": ("adams", "baker", "clark")})
+LIMITS = QueryLimits(max_rho_units_per_query=rho_to_units_ceil(Decimal(1_000_000)))
+TRUE_COUNTS = {"adams": 37, "baker": 5, "clark": 0}
+
+
+@pytest.fixture(scope="module")
+def snapshot(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    dataset = SCHEMA.dataset("reports")
+    counties = [county for county, n in TRUE_COUNTS.items() for _ in range(n)]
+    frame = pl.DataFrame(
+        {
+            column.name: pl.Series(
+                column.name,
+                counties if column.name == "county" else [None] * len(counties),
+                dtype=_dtype(column.kind.value),
+            )
+            for column in dataset.columns
+        }
+    )
+    path = tmp_path_factory.mktemp("noise") / "reports.parquet"
+    frame.write_parquet(path)
+    return path
+
+
+def _dtype(kind: str) -> Any:
+    return {
+        "identifier": pl.String,
+        "categorical": pl.String,
+        "boolean": pl.Boolean,
+        "integer": pl.Int64,
+        "float": pl.Float64,
+        "date": pl.Date,
+    }[kind]
+
+
+def _release(path: Path, rho: Decimal) -> Release:
+    spec = QuerySpec(
+        query_id=uuid.uuid4(),
+        dataset="reports",
+        statistic="count",
+        group_by=(GroupByColumn(column="county"),),
+        privacy=PrivacyLoss(rho=rho),
+        purpose="noise calibration test",
+    )
+    plan = plan_query(validate_query(spec, SCHEMA, LIMITS), SCHEMA, path)
+    return plan.release(node="n", snapshot_id="s")
+
+
+def _chi_square_quantile(p: float, dof: int) -> float:
+    """Wilson-Hilferty approximation (accurate to well under 1% at 400 degrees of freedom)."""
+    z = NormalDist().inv_cdf(p)
+    h = 2 / (9 * dof)
+    return float(dof * (1 - h + z * math.sqrt(h)) ** 3)
+
+
+@pytest.fixture(scope="module")
+def noisy_releases(snapshot: Path) -> list[Release]:
+    return [_release(snapshot, Decimal("0.08")) for _ in range(RELEASES)]
+
+
+def test_noise_standard_deviation_matches_the_claimed_scale(noisy_releases: list[Release]) -> None:
+    errors = [
+        estimate.value - TRUE_COUNTS[cell.key[0]]
+        for release in noisy_releases
+        for cell in release.cells
+        if cell.key == ("adams",)
+        for estimate in cell.estimates
+    ]
+    scale = noisy_releases[0].cells[0].estimates[0].scale
+    assert scale == pytest.approx(8 / math.sqrt(2 * 0.08), rel=1e-6)  # reports: 8 rows/child
+    dof = len(errors) - 1
+    statistic = dof * statistics.variance(errors) / scale**2
+    assert _chi_square_quantile(ALPHA / 2, dof) <= statistic <= _chi_square_quantile(1 - ALPHA / 2, dof)
+    # unbiased: the mean error is within a z-test band
+    z = NormalDist().inv_cdf(1 - ALPHA / 2)
+    assert abs(statistics.fmean(errors)) <= z * scale / math.sqrt(len(errors))
+
+
+def test_95_percent_intervals_cover_the_truth_about_95_percent(
+    noisy_releases: list[Release],
+) -> None:
+    covered = trials = 0
+    for release in noisy_releases:
+        for cell in release.cells:
+            (estimate,) = cell.estimates
+            trials += 1
+            covered += estimate.ci_low <= TRUE_COUNTS[cell.key[0]] <= estimate.ci_high
+    z = NormalDist().inv_cdf(1 - ALPHA)
+    band = z * math.sqrt(trials * 0.95 * 0.05)
+    # never below the claim (one-sided), and not so wide that the claim is meaningless
+    assert covered >= 0.95 * trials - band
+    assert covered <= 0.99 * trials
+
+
+def test_huge_budget_releases_the_true_counts_exactly(snapshot: Path) -> None:
+    for _ in range(20):
+        release = _release(snapshot, Decimal(1_000_000))
+        released = {cell.key[0]: cell.estimates[0].value for cell in release.cells}
+        assert released == {county: float(n) for county, n in TRUE_COUNTS.items()}
