@@ -77,8 +77,8 @@ def command(
     from node.layout import NodePaths
 
     paths = NodePaths(node_dir)
-    ensure_node_folder(paths)
     children = children or _configured_children(paths)
+    ensure_node_folder(paths)
     ensure_public_data(paths, children, years)
     results = synthesise(paths, children, years, seed, datasets or None)
     summary = {
@@ -203,7 +203,8 @@ def _set_population(text: str, population: dict[str, int]) -> str:
 def _configured_children(paths: NodePaths) -> int:
     from node.settings import load_settings
 
-    population = load_settings(paths.root).child_population
+    exists = paths.settings_file.exists()
+    population = load_settings(paths.root).child_population if exists else {}
     if not population:
         raise click.ClickException(
             "how many children live in this jurisdiction? Pass --children N "

@@ -192,7 +192,8 @@ class DataStore:
             return None
         self._paths.rejects_dir.mkdir(parents=True, exist_ok=True)
         stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S")
-        path = self._paths.rejects_dir / f"{dataset}-{stamp}-{source.stem}.csv"
+        unique = secrets.token_hex(2)
+        path = self._paths.rejects_dir / f"{dataset}-{stamp}-{unique}-{source.stem}.csv"
         rejects.sort(_ROW_OUT, "column").write_csv(path)
         return path
 
@@ -209,9 +210,14 @@ class DataStore:
             digest = _sha256(incoming)
             snapshot_id = f"{created:%Y%m%dT%H%M%S}-{digest[:8]}"
             parquet_path = folder / f"{snapshot_id}.parquet"
-            os.replace(incoming, parquet_path)
+            manifest_path = parquet_path.with_suffix(".json")
+            if not manifest_path.exists():  # the same content in the same second: reuse it
+                os.replace(incoming, parquet_path)
         finally:
             incoming.unlink(missing_ok=True)
+        if manifest_path.exists():
+            _switch_current(self.dataset_dir(spec.name), snapshot_id)
+            return self.snapshot(spec.name, snapshot_id)
         manifest = {
             "id": snapshot_id,
             "dataset": spec.name,
@@ -225,9 +231,7 @@ class DataStore:
             "local_only": {"date_ranges": _date_ranges(spec, frame)},
             "local_only_note": "local_only describes private data: never publish it.",
         }
-        _write_atomically(
-            folder / f"{snapshot_id}.json", json.dumps(manifest, indent=2, sort_keys=True) + "\n"
-        )
+        _write_atomically(manifest_path, json.dumps(manifest, indent=2, sort_keys=True) + "\n")
         _fsync_dir(folder)
         _switch_current(self.dataset_dir(spec.name), snapshot_id)
         return _snapshot_from_manifest(manifest, parquet_path)
@@ -362,7 +366,7 @@ def validate(spec: Dataset, raw: pl.DataFrame) -> tuple[pl.DataFrame, pl.DataFra
     derived = DERIVED_COLUMNS.get(spec.name, frozenset())
     present = [c for c in spec.columns if c.name in raw.columns]
     work = raw.with_row_index(_ROW, offset=1).with_columns(
-        _parse(c, raw.schema[c.name]).alias(_parsed(c.name)) for c in present
+        series for c in present for series in _parse_column(c, raw.get_column(c.name))
     )
     rules = {
         c.name: _rules(c, raw.schema[c.name], c.name in derived, spec.privacy_unit) for c in present
@@ -387,6 +391,41 @@ def validate(spec: Dataset, raw: pl.DataFrame) -> tuple[pl.DataFrame, pl.DataFra
 
 def _parsed(name: str) -> str:
     return f"__parsed__{name}"
+
+
+def _present_name(name: str) -> str:
+    return f"__present__{name}"
+
+
+def _parse_column(column: Column, raw: pl.Series) -> tuple[pl.Series, pl.Series]:
+    """The parsed column and whether each raw cell held anything.
+
+    Text columns with few distinct values (codes, flags, dates, small numbers) are parsed
+    once per distinct value and mapped back: a CSV of a million rows parses in a second.
+    """
+    import polars as pl
+
+    name = column.name
+    expressions = (
+        _parse(column, raw.dtype).alias(_parsed(name)),
+        _present(name, raw.dtype).alias(_present_name(name)),
+    )
+    distinct = raw.unique() if raw.dtype == pl.String else None
+    if distinct is None or distinct.len() * 8 > raw.len():
+        table = raw.to_frame().select(expressions)
+        return table.get_column(_parsed(name)), table.get_column(_present_name(name))
+    lookup = distinct.drop_nulls().to_frame()
+    table = lookup.select(expressions)
+    keys = lookup.get_column(name)
+    return (
+        _map_through(raw, keys, table.get_column(_parsed(name))),
+        _map_through(raw, keys, table.get_column(_present_name(name))).fill_null(False),
+    )
+
+
+def _map_through(raw: pl.Series, keys: pl.Series, values: pl.Series) -> pl.Series:
+    mapped = raw.replace_strict(keys, values, default=None, return_dtype=values.dtype)
+    return mapped.alias(values.name)
 
 
 def _empty_rejects() -> pl.DataFrame:
@@ -497,7 +536,7 @@ def _rules(
     import polars as pl
 
     name = column.name
-    present = _present(name, dtype)
+    present = pl.col(_present_name(name))
     value = pl.col(_parsed(name))
     text = _as_text(name, dtype)
     rules: list[tuple[pl.Expr, pl.Expr]] = [

@@ -299,3 +299,36 @@ def _report_rows(events: list[tuple[str, date, str]]) -> pl.DataFrame:
         disposition=pl.Series([e[2] for e in events]),
         report_id=pl.Series([f"r{n}" for n in range(len(events))]),
     )
+
+
+def test_ingesting_the_same_file_twice_leaves_a_readable_current_snapshot(
+    store: DataStore, tmp_path: Path
+) -> None:
+    source = good_workforce(tmp_path)
+    first = store.ingest("workforce", source)
+    second = store.ingest("workforce", source)
+    assert first.snapshot is not None
+    assert second.snapshot is not None
+    assert second.snapshot.sha256 == first.snapshot.sha256  # same content, same bytes
+    current = store.current("workforce")
+    assert current is not None
+    assert pl.read_parquet(current.path).height == 6
+
+
+def test_text_cells_are_trimmed_and_yes_no_spellings_accepted(
+    store: DataStore, tmp_path: Path
+) -> None:
+    rows = [
+        workforce_row(" w1 ", " 2021-03-01 ", separated="TRUE", tenure_months=" 7 "),
+        workforce_row("w2", separated="no", role=" supervisor"),
+        workforce_row("w3", separated="1"),
+    ]
+    result = store.ingest("workforce", write_csv(tmp_path / "messy.csv", rows))
+    assert result.rejected == 0
+    assert result.snapshot is not None
+    stored = pl.read_parquet(result.snapshot.path)
+    assert stored.get_column("worker_id").to_list() == ["w1", "w2", "w3"]
+    assert stored.get_column("separated").to_list() == [True, False, True]
+    assert stored.get_column("role").to_list() == ["caseworker", "supervisor", "caseworker"]
+    assert stored.get_column("tenure_months").to_list() == [7, 12, 12]
+    assert stored.get_column("month").to_list() == [date(2021, 3, 1)] * 3
