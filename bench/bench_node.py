@@ -60,13 +60,18 @@ def percentiles(times_ms: list[float]) -> dict[str, float]:
     }
 
 
-def timed(runs: int, once: Callable[[], object]) -> list[float]:
-    once()  # warm up (OpenDP import, file cache, TLS session)
-    times = []
+def timed_interleaved(
+    runs: int, first: Callable[[], object], second: Callable[[], object]
+) -> tuple[list[float], list[float]]:
+    """Alternate the two so drift (other load on the machine, caches) hits both alike."""
+    first()  # warm up (OpenDP import, file cache, TLS session)
+    second()
+    times: tuple[list[float], list[float]] = ([], [])
     for _ in range(runs):
-        started = time.perf_counter()
-        once()
-        times.append((time.perf_counter() - started) * 1000)
+        for once, bucket in ((first, times[0]), (second, times[1])):
+            started = time.perf_counter()
+            once()
+            bucket.append((time.perf_counter() - started) * 1000)
     return times
 
 
@@ -90,13 +95,12 @@ def main() -> None:
                 spec = query()
                 return node.engine.answer(spec, peer, sign_query(spec, world.alice))
 
-            engine_ms = timed(args.runs, in_process)
             with node_stub(world, node.port, world.alice) as stub:
 
                 def over_grpc() -> object:
                     return stub.Query(query_request(query(), world.alice), timeout=60)
 
-                rpc_ms = timed(args.runs, over_grpc)
+                engine_ms, rpc_ms = timed_interleaved(args.runs, in_process, over_grpc)
 
     engine, rpc = percentiles(engine_ms), percentiles(rpc_ms)
     result: dict[str, Any] = {

@@ -9,11 +9,10 @@ from typing import TYPE_CHECKING
 import click
 
 if TYPE_CHECKING:
-    from npcs import wire
-
     from coordinator.errors import NodeProblem
     from coordinator.partnership import NodeEntry
     from coordinator.session import Session
+    from npcs import wire
 
 EXIT_PARTIAL = 3
 

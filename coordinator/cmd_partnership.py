@@ -38,8 +38,6 @@ def init_command(
     file: Path, partnership_name: str, ca_cert: Path | None, identity_dir: Path, force: bool
 ) -> None:
     """Create FILE for partnership NAME with the credentials in --identity."""
-    from npcs.identity import IdentityError, KeyFileError, check_name
-
     from coordinator.ca import CredentialPaths
     from coordinator.partnership import (
         IdentityFiles,
@@ -47,6 +45,7 @@ def init_command(
         PartnershipError,
         save_partnership,
     )
+    from npcs.identity import IdentityError, KeyFileError, check_name
 
     if file.exists() and not force:
         raise click.ClickException(
@@ -72,6 +71,7 @@ def init_command(
 
 def _check_identity(identity: IdentityFiles, partnership_name: str) -> str:
     """Load every credential once so mistakes surface now, not at the first query."""
+    from coordinator.partnership import PartnershipError
     from npcs.identity import (
         bound_signing_key_fingerprint,
         identity_from_certificate,
@@ -80,8 +80,6 @@ def _check_identity(identity: IdentityFiles, partnership_name: str) -> str:
         load_ed25519_private_key,
         signing_key_fingerprint,
     )
-
-    from coordinator.partnership import PartnershipError
 
     load_certificate_file(identity.ca_certificate, "CA certificate")
     certificate = load_certificate_file(identity.certificate, "certificate")
@@ -119,19 +117,18 @@ def add_node_command(
     file: Path, name: str, address: str, ledger_key: Path, replace_existing: bool
 ) -> None:
     """Add node NAME at HOST:PORT, pinning the fingerprint of its ledger key."""
+    from coordinator.partnership import (
+        NodeEntry,
+        PartnershipError,
+        load_partnership,
+        save_partnership,
+    )
     from npcs.identity import (
         IdentityError,
         KeyFileError,
         check_name,
         load_ed25519_public_key,
         signing_key_fingerprint,
-    )
-
-    from coordinator.partnership import (
-        NodeEntry,
-        PartnershipError,
-        load_partnership,
-        save_partnership,
     )
 
     try:

@@ -39,6 +39,7 @@ class NodeCallError(Exception):
 def explain_rpc_error(error: grpc.RpcError, *, address: str, timeout: float) -> NodeProblem:
     """The code and a readable reason for a failed call to the node at `address`."""
     import grpc
+
     from npcs.wire import budget_shortfall_from_metadata, field_violation_from_metadata
 
     code = error.code() if isinstance(error, grpc.Call) else None

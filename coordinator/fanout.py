@@ -18,7 +18,6 @@ from typing import Any, TypeVar
 
 import grpc
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
-from npcs import wire
 
 from coordinator.client import (
     ClientCredentials,
@@ -29,6 +28,7 @@ from coordinator.client import (
 )
 from coordinator.errors import NodeCallError, NodeProblem
 from coordinator.partnership import NodeEntry
+from npcs import wire
 from privacy.query import QuerySpec
 
 T = TypeVar("T")

@@ -13,8 +13,6 @@ from datetime import UTC, datetime
 from typing import TypeVar
 from uuid import uuid4
 
-from npcs import wire
-
 from coordinator.fanout import (
     NodePreviewResult,
     NodeQueryResult,
@@ -33,6 +31,7 @@ from coordinator.report import (
 )
 from coordinator.results import RememberedCheckpoint, StoredAnswer
 from coordinator.session import Session
+from npcs import wire
 from privacy.budget import format_rho
 from privacy.query import QuerySpec
 from privacy.release import Release

@@ -10,7 +10,6 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import click
-from npcs.identity import KeyFileError
 
 from coordinator.client import ClientCredentials
 from coordinator.fanout import FanoutSettings
@@ -22,6 +21,7 @@ from coordinator.partnership import (
     resolve_config_path,
 )
 from coordinator.results import ResultsStore
+from npcs.identity import KeyFileError
 
 
 @dataclass(frozen=True)

@@ -23,6 +23,10 @@ from coordinator.trend import Point, bucket_position, weighted_slope
 FIRST_YEAR, LAST_YEAR = 2019, 2024
 YEARS = tuple(str(year) for year in range(FIRST_YEAR, LAST_YEAR + 1))
 TRUE, FALSE = "true", "false"
+LIKERT = (1.0, 5.0)
+MAX_NODE_SHARE_WIDTH = 0.2
+"""A node's share is shown without its interval only when that interval is this narrow."""
+"""Bounds of the survey items: pooled means are clipped to them (post-processing)."""
 
 
 @dataclass(frozen=True)
@@ -95,7 +99,7 @@ QUESTIONS: tuple[Question, ...] = (
         column=None,
         by="month:year,separated",
         where="role=caseworker",
-        rho="1",
+        rho="2",
         purpose="demo: caseworker separations per year",
     ),
     Question(
@@ -141,16 +145,28 @@ class Share:
 
 
 def share(part: Noisy | None, rest: Noisy | None, factor: float = 1.0) -> Share | None:
-    """part / (part + rest) for independent noisy values, with a delta-method interval."""
+    """part / (part + rest) for independent noisy values, with a delta-method interval.
+
+    None when the noisy total is not clearly positive (within two standard deviations of
+    zero): a share of mostly noise says nothing. Clipping to [0, 1] is post-processing.
+    """
     if part is None or rest is None:
         return None
     total = part.value + rest.value
-    if total <= 0:
+    if total <= 2 * math.hypot(part.std, rest.std):
         return None
     estimate = part.value / total
     variance = (rest.value**2 * part.std**2 + part.value**2 * rest.std**2) / total**4
     low, high = gaussian_interval(estimate, math.sqrt(variance))
-    return Share(estimate * factor, max(low, 0.0) * factor, min(high, 1.0) * factor)
+    return Share(
+        _clip(estimate, 0.0, 1.0) * factor,
+        _clip(low, 0.0, 1.0) * factor,
+        _clip(high, 0.0, 1.0) * factor,
+    )
+
+
+def _clip(value: float, low: float, high: float) -> float:
+    return min(max(value, low), high)
 
 
 def sum_noisy(values: Sequence[Noisy | None]) -> Noisy | None:
@@ -218,20 +234,38 @@ def incidents_by_year_tables(report: Report) -> list[Table | str]:
         table.add_column("per 100,000 children", justify="right")
         rate_points: list[Point] = []
         for year in YEARS:
-            cells = [count_with_margin(row_for(report, node, (incident_type, year))) for node in report.pooled_nodes]
+            cells = [
+                count_with_margin(row_for(report, node, (incident_type, year)))
+                for node in report.pooled_nodes
+            ]
             pooled = row_for(report, PARTNERSHIP_SOURCE, (incident_type, year))
-            rate = "-"
-            if pooled.rate_per_100k is not None:
-                rate = f"{pooled.rate_per_100k:.2f} {interval_text(pooled.rate_ci_low, pooled.rate_ci_high, 2)}"
-                position = bucket_position(year)
-                if pooled.std and pooled.population and position is not None:
-                    rate_std = pooled.std * 100_000 / pooled.population
-                    rate_points.append(Point(position, pooled.rate_per_100k, rate_std**2))
-            pooled_text = f"{count_text(pooled.value)} {interval_text(pooled.ci_low, pooled.ci_high)}"
-            table.add_row(year, *cells, pooled_text, rate)
+            point = rate_point(pooled, year)
+            if point is not None:
+                rate_points.append(point)
+            table.add_row(
+                year,
+                *cells,
+                f"{count_text(pooled.value)} {interval_text(pooled.ci_low, pooled.ci_high)}",
+                rate_text(pooled),
+            )
         out.append(table)
         out.append(_trend_line(report, incident_type, rate_points))
     return out
+
+
+def rate_text(row: ValueRow) -> str:
+    if row.rate_per_100k is None:
+        return "-"
+    return f"{row.rate_per_100k:.2f} {interval_text(row.rate_ci_low, row.rate_ci_high, 2)}"
+
+
+def rate_point(row: ValueRow, bucket: str) -> Point | None:
+    """The rate per 100,000 as a trend point, its noise variance scaled like the rate."""
+    position = bucket_position(bucket)
+    if row.rate_per_100k is None or not row.std or not row.population or position is None:
+        return None
+    rate_std = row.std * 100_000 / row.population
+    return Point(position, row.rate_per_100k, rate_std**2)
 
 
 def _trend_line(report: Report, incident_type: str, rate_points: Sequence[Point]) -> str:
@@ -245,9 +279,8 @@ def _trend_line(report: Report, incident_type: str, rate_points: Sequence[Point]
     )
     parts = []
     if counts is not None:
-        parts.append(
-            f"{counts.slope_per_year:+,.1f} per year {interval_text(counts.ci_low, counts.ci_high, 1)}"
-        )
+        interval = interval_text(counts.ci_low, counts.ci_high, 1)
+        parts.append(f"{counts.slope_per_year:+,.1f} per year {interval}")
     rate = weighted_slope(rate_points)
     if rate is not None:
         parts.append(
@@ -259,7 +292,7 @@ def _trend_line(report: Report, incident_type: str, rate_points: Sequence[Point]
     return "  Partnership trend (weighted least squares, 95%): " + "; ".join(parts) + "\n"
 
 
-def cause_table(report: Report, by_year: Report | None) -> Table:
+def cause_table(report: Report) -> Table:
     """Pooled fatalities by primary cause, with each cause's share of all fatalities."""
     table = Table(
         title=f"Primary cause of fatalities, {FIRST_YEAR}-{LAST_YEAR}, partnership (95% intervals)"
@@ -268,7 +301,9 @@ def cause_table(report: Report, by_year: Report | None) -> Table:
     table.add_column("fatalities", justify="right")
     table.add_column("95% interval", justify="right")
     table.add_column("share of fatalities", justify="right")
-    causes = [row for row in report.rows if row.source == PARTNERSHIP_SOURCE and row.name == "count"]
+    causes = [
+        row for row in report.rows if row.source == PARTNERSHIP_SOURCE and row.name == "count"
+    ]
     values = {row.key: noisy(row) for row in causes}
     for row in sorted(causes, key=lambda r: -(r.value or 0.0)):
         rest = sum_noisy([v for key, v in values.items() if key != row.key])
@@ -299,7 +334,8 @@ def sleep_table(report: Report) -> Table:
 def recurrence_table(report: Report) -> Table:
     """Share of victims (substantiated or indicated) with a recurrence within 12 months."""
     table = Table(
-        title="CPS recurrence of maltreatment within 12 months, share of victims (95% intervals)"
+        title="CPS recurrence of maltreatment within 12 months, share of victims (95% intervals)",
+        caption="-: too few victims for a share this privacy budget can resolve",
     )
     table.add_column("year")
     for source in sources(report):
@@ -309,8 +345,13 @@ def recurrence_table(report: Report) -> Table:
         for source in sources(report):
             part = noisy(row_for(report, source, (year, TRUE)))
             rest = noisy(row_for(report, source, (year, FALSE)))
-            with_interval = source == PARTNERSHIP_SOURCE
-            cells.append(percent_text(share(part, rest), with_interval=with_interval))
+            value = share(part, rest)
+            if source == PARTNERSHIP_SOURCE:
+                cells.append(percent_text(value))
+            elif value is not None and value.high - value.low <= MAX_NODE_SHARE_WIDTH:
+                cells.append(percent_text(value, with_interval=False))
+            else:
+                cells.append("-")
         table.add_row(year, *cells)
     return table
 
@@ -324,7 +365,9 @@ def separations_table(report: Report) -> Table:
     table.add_column("PARTNERSHIP", justify="right")
     table.add_column("annual turnover", justify="right")
     for year in YEARS:
-        cells = [count_with_margin(row_for(report, node, (year, TRUE))) for node in report.pooled_nodes]
+        cells = [
+            count_with_margin(row_for(report, node, (year, TRUE))) for node in report.pooled_nodes
+        ]
         separated = row_for(report, PARTNERSHIP_SOURCE, (year, TRUE))
         stayed = row_for(report, PARTNERSHIP_SOURCE, (year, FALSE))
         # 12 worker-months make one caseworker-year, so turnover = 12 x separated / months.
@@ -340,32 +383,51 @@ def separations_table(report: Report) -> Table:
 
 def psych_safety_table(report: Report) -> Table:
     """Mean psychological safety (1-5) per survey wave; quarters without a wave are skipped."""
-    table = Table(title="Safety culture: mean psychological safety (1-5) per survey wave (95%)")
+    table = Table(
+        title="Safety culture: mean psychological safety (1-5) per survey wave (95%)",
+        caption="-: too few respondents for a mean this privacy budget can resolve",
+    )
     table.add_column("wave")
     for source in sources(report):
         table.add_column(label(source), justify="right")
     for wave in _wave_keys(report):
-        cells = []
-        for source in sources(report):
-            try:
-                row = row_for(report, source, wave, "mean")
-            except LookupError:
-                cells.append("-")
-                continue
-            value = "-" if row.value is None else f"{row.value:.2f}"
-            if source == PARTNERSHIP_SOURCE:
-                value += f" {interval_text(row.ci_low, row.ci_high, 2)}"
-            cells.append(value)
-        table.add_row(wave[0], *cells)
+        table.add_row(wave[0], *(_mean_cell(report, source, wave) for source in sources(report)))
     return table
 
 
+def _mean_cell(report: Report, source: str, wave: tuple[str, ...]) -> str:
+    """The mean clipped to the scale, with its 95% interval (a node's as ± its half-width).
+
+    "-" where the noisy respondent count is not clearly positive or the interval spans
+    the whole scale: the mean is then a placeholder, not an estimate.
+    """
+    try:
+        row = row_for(report, source, wave, "mean")
+        count = row_for(report, source, wave, "count")
+    except LookupError:
+        return "-"
+    if row.value is None or count.value is None or count.value <= 2 * (count.std or 0.0):
+        return "-"
+    if row.ci_low is None or row.ci_high is None:
+        return "-"
+    low, high = _clip(row.ci_low, *LIKERT), _clip(row.ci_high, *LIKERT)
+    if high - low >= LIKERT[1] - LIKERT[0]:
+        return "-"
+    value = _clip(row.value, *LIKERT)
+    if source == PARTNERSHIP_SOURCE:
+        return f"{value:.2f} {interval_text(low, high, 2)}"
+    return f"{value:.2f} ±{(high - low) / 2:.2f}"
+
+
 def _wave_keys(report: Report) -> list[tuple[str, ...]]:
-    """Quarters whose pooled respondent count is clearly above noise (a survey ran)."""
-    keys = []
-    for row in report.rows:
-        if row.source != PARTNERSHIP_SOURCE or row.name != "count" or row.value is None:
-            continue
-        if row.std is not None and row.value > 4 * row.std:
-            keys.append(row.key)
-    return keys
+    """Quarters in which a survey ran: pooled respondent count clearly above noise and at
+    least a third of the largest wave (released numbers only)."""
+    counts = [
+        row
+        for row in report.rows
+        if row.source == PARTNERSHIP_SOURCE and row.name == "count" and row.value is not None
+    ]
+    largest = max((row.value or 0.0 for row in counts), default=0.0)
+    return [
+        row.key for row in counts if (row.value or 0.0) > max(2 * (row.std or 0.0), largest / 3)
+    ]

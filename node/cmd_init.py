@@ -16,9 +16,8 @@ import click
 def command(node_dir: Path, name: str, partnership: str, host: str, port: int) -> None:
     """Create NODE_DIR: node.toml, TLS key + CSR, ledger key, data/ and ledger/."""
     # Imported when the command runs, so `--help` never loads cryptography.
-    from npcs.identity import Identity, IdentityError, KeyFileError
-
     from node import provision
+    from npcs.identity import Identity, IdentityError, KeyFileError
 
     try:
         identity = Identity(partnership=partnership, role="node", name=name)

@@ -22,14 +22,13 @@ from functools import cached_property
 from importlib.metadata import version
 from typing import ClassVar
 
-from npcs import wire
-from npcs.identity import Identity, Peer
-from npcs.signing import ReplayGuard, RequestRejectedError, SignedRequest, admit_signed_request
-
 from node.layout import NodePaths
 from node.node_ledger import budget_policy
 from node.settings import NodeSettings
 from node.store import DataStore, Snapshot
+from npcs import wire
+from npcs.identity import Identity, Peer
+from npcs.signing import ReplayGuard, RequestRejectedError, SignedRequest, admit_signed_request
 from privacy import tlog
 from privacy.budget import format_rho
 from privacy.ledger import ChargeOutcome, ChargeRequest, Ledger, LedgerEntry, LedgerFault

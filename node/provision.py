@@ -16,6 +16,9 @@ from cryptography import x509
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import serialization
 from cryptography.x509.oid import ExtendedKeyUsageOID
+
+from node.layout import NodePaths
+from node.settings import BudgetSettings, NodeSettings, load_settings
 from npcs.identity import (
     Identity,
     IdentityError,
@@ -33,9 +36,6 @@ from npcs.keyfiles import (
     write_private_file,
     write_public_file,
 )
-
-from node.layout import NodePaths
-from node.settings import BudgetSettings, NodeSettings, load_settings
 from privacy import tlog
 
 DEFAULT_DNS_NAMES = ("localhost",)

@@ -12,6 +12,8 @@ from __future__ import annotations
 from collections.abc import Collection
 from typing import ClassVar
 
+from node.layout import NodePaths
+from node.settings import NodeSettings
 from npcs.identity import (
     AuthContext,
     IdentityError,
@@ -21,9 +23,6 @@ from npcs.identity import (
     normalise_fingerprint,
     peer_from_auth_context,
 )
-
-from node.layout import NodePaths
-from node.settings import NodeSettings
 
 ANALYST_ROLES: frozenset[Role] = frozenset({"analyst"})
 """Who may Query and Preview."""

@@ -27,8 +27,6 @@ from typing import IO, Any
 import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
-from npcs.transport import SERVER_OPTIONS, SERVICE_NAME
-from npcs.v1 import node_pb2
 
 from node.engine import QueryEngine
 from node.layout import NodePaths
@@ -37,6 +35,8 @@ from node.security import load_server_credentials
 from node.servicer import NodeServicer
 from node.settings import NodeSettings, load_settings
 from node.store import DataStore, node_schema
+from npcs.transport import SERVER_OPTIONS, SERVICE_NAME
+from npcs.v1 import node_pb2
 
 log = logging.getLogger("npcs.node.server")
 

@@ -21,11 +21,6 @@ from typing import NoReturn, TypeVar
 
 import grpc
 from google.protobuf.message import DecodeError, Message
-from npcs import wire
-from npcs.identity import Peer, Role
-from npcs.signing import RequestRejectedError
-from npcs.transport import SERVICE_NAME
-from npcs.v1 import node_pb2 as pb
 
 from node.engine import DatasetUnavailableError, LedgerRangeError, QueryEngine
 from node.security import (
@@ -36,6 +31,11 @@ from node.security import (
     authorise_caller,
 )
 from node.settings import NodeSettings
+from npcs import wire
+from npcs.identity import Peer, Role
+from npcs.signing import RequestRejectedError
+from npcs.transport import SERVICE_NAME
+from npcs.v1 import node_pb2 as pb
 from privacy.ledger import LedgerFault, QueryIdConflict, ReleaseFailed
 from privacy.policy import BudgetExceeded
 from privacy.validate import QueryValidationError

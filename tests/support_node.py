@@ -22,13 +22,6 @@ from pathlib import Path
 
 import grpc
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
-from npcs import wire
-from npcs.identity import certificate_fingerprint, load_certificate_file
-from npcs.keyfiles import certificate_pem
-from npcs.signing import SignedRequest, new_envelope, sign_request
-from npcs.transport import CLIENT_OPTIONS
-from npcs.v1 import node_pb2 as pb
-from npcs.v1 import node_pb2_grpc
 
 from coordinator.ca import (
     CertificateAuthority,
@@ -41,6 +34,13 @@ from node.layout import NodePaths
 from node.provision import init_node_folder, install_certificate
 from node.settings import load_settings
 from node.store import DataStore, node_schema
+from npcs import wire
+from npcs.identity import certificate_fingerprint, load_certificate_file
+from npcs.keyfiles import certificate_pem
+from npcs.signing import SignedRequest, new_envelope, sign_request
+from npcs.transport import CLIENT_OPTIONS
+from npcs.v1 import node_pb2 as pb
+from npcs.v1 import node_pb2_grpc
 from privacy import tlog
 from privacy.budget import rho_to_units_ceil
 from privacy.query import PrivacyLoss, QuerySpec, Statistic

@@ -139,7 +139,7 @@ def check_ledger(paths: NodePaths, public_key: Ed25519PublicKey, result: Harness
             lost = entry is None or entry.answer != answer
             if lost and query_id not in result.missing:
                 result.missing.append(query_id)
-        report = reader.verify(public_key)
+        report = reader.verify(public_key, all_signatures=False)  # the CLI checks all at the end
         if not report.ok:
             result.problems.extend(report.problems)
 

@@ -19,7 +19,6 @@ from typing import Any
 import grpc
 import pytest
 from click.testing import CliRunner, Result
-from npcs.keyfiles import certificate_pem
 from support_node import (
     FIRST_YEAR,
     LAST_YEAR,
@@ -39,6 +38,7 @@ from coordinator.report import PARTNERSHIP_SOURCE, Report
 from node.layout import NodePaths
 from node.provision import init_node_folder, install_certificate
 from node.server import running_node
+from npcs.keyfiles import certificate_pem
 from privacy import tlog
 from privacy.ledger import LedgerReader
 from privacy.query import PrivacyLoss, QuerySpec, Statistic

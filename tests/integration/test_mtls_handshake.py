@@ -13,8 +13,6 @@ from dataclasses import dataclass
 
 import grpc
 import pytest
-from npcs.identity import Identity
-from npcs.keyfiles import certificate_pem
 
 from coordinator.ca import (
     CertificateAuthority,
@@ -32,6 +30,8 @@ from node.security import (
     load_server_credentials,
 )
 from node.settings import load_settings
+from npcs.identity import Identity
+from npcs.keyfiles import certificate_pem
 
 METHOD = "/npcs.test.Probe/WhoAmI"
 DEADLINE_SECONDS = 10

@@ -9,12 +9,12 @@ import grpc
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from npcs import wire
-from npcs.transport import MAX_MESSAGE_BYTES
-from npcs.v1 import node_pb2 as pb
 from support_node import NodeWorld, count_spec, ledger_size, node_channel, sign_query
 
 from node.server import RunningNode
+from npcs import wire
+from npcs.transport import MAX_MESSAGE_BYTES
+from npcs.v1 import node_pb2 as pb
 
 TIMEOUT = 30
 NEVER = {grpc.StatusCode.INTERNAL, grpc.StatusCode.UNKNOWN}

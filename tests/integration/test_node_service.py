@@ -17,9 +17,6 @@ from pathlib import Path
 import grpc
 import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
-from npcs import wire
-from npcs.v1 import node_pb2 as pb
-from npcs.v1 import node_pb2_grpc
 from support_node import (
     NODE_NAME,
     NodeWorld,
@@ -34,6 +31,9 @@ from support_node import (
 
 from node.server import RunningNode, running_node
 from node.settings import BudgetSettings
+from npcs import wire
+from npcs.v1 import node_pb2 as pb
+from npcs.v1 import node_pb2_grpc
 from privacy import tlog
 from privacy.ledger import entry_from_canonical_bytes
 from privacy.query import GroupByColumn, PrivacyLoss, QuerySpec, Statistic
@@ -434,3 +434,30 @@ def test_release_bytes_parse_as_release(node_world: NodeWorld, node_server: Runn
         response = stub.Query(query_request(spec, node_world.alice), timeout=TIMEOUT)
     release = Release.from_bytes(response.release_json)
     assert release.to_bytes() == response.release_json
+
+
+def test_each_call_logs_one_structured_line_without_query_content(
+    node_world: NodeWorld, node_server: RunningNode, caplog: pytest.LogCaptureFixture
+) -> None:
+    import json
+    import logging
+
+    from node.server import JsonLinesFormatter
+
+    secret_purpose = "purpose-text-that-must-not-be-logged"
+    with (
+        caplog.at_level(logging.INFO, logger="npcs"),
+        node_stub(node_world, node_server.port, node_world.alice) as stub,
+    ):
+        stub.Query(
+            query_request(count_spec(purpose=secret_purpose), node_world.alice),
+            timeout=TIMEOUT,
+        )
+    rpc_records = [record for record in caplog.records if record.name == "npcs.node.rpc"]
+    assert [record.__dict__["method"] for record in rpc_records] == ["Query"]
+    assert rpc_records[0].__dict__["code"] == "OK"
+    assert rpc_records[0].__dict__["caller"] == "npcs://demo/analyst/alice"
+    formatter = JsonLinesFormatter()
+    lines = [formatter.format(record) for record in caplog.records]
+    assert all(isinstance(json.loads(line), dict) for line in lines)
+    assert not any(secret_purpose in line for line in lines)

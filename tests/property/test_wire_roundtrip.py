@@ -12,9 +12,9 @@ from uuid import UUID
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+
 from npcs import wire
 from npcs.v1 import node_pb2 as pb
-
 from privacy.query import (
     DateRangeFilter,
     GroupByColumn,

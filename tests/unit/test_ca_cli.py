@@ -7,6 +7,10 @@ from pathlib import Path
 
 import pytest
 from click.testing import CliRunner, Result
+
+from coordinator.cli import cli as npcs
+from node.cli import cli as npcs_node
+from node.settings import load_settings
 from npcs.identity import (
     Identity,
     bound_signing_key_fingerprint,
@@ -15,10 +19,6 @@ from npcs.identity import (
     load_ed25519_public_key,
     signing_key_fingerprint,
 )
-
-from coordinator.cli import cli as npcs
-from node.cli import cli as npcs_node
-from node.settings import load_settings
 from privacy import tlog
 
 

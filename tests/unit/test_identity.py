@@ -7,6 +7,8 @@ from pathlib import Path
 
 import pytest
 from cryptography.hazmat.primitives import serialization
+
+from coordinator.ca import CertificateAuthority, init_ca, issue_person_credentials
 from npcs.identity import (
     Identity,
     IdentityError,
@@ -25,8 +27,6 @@ from npcs.identity import (
     signing_key_fingerprint,
 )
 from npcs.keyfiles import build_csr, generate_tls_key
-
-from coordinator.ca import CertificateAuthority, init_ca, issue_person_credentials
 
 
 @pytest.fixture(scope="module")

@@ -285,3 +285,18 @@ def test_self_check_finds_totals_that_disagree_with_the_charges(ledger: Ledger) 
     assert any("spent total for dataset 'incidents'" in p for p in report.problems)
     with pytest.raises(LedgerFault, match="self-check"):
         ledger.require_sound()
+
+
+def test_importing_the_ledger_loads_neither_opendp_nor_polars() -> None:
+    """The coordinator parses receipts with privacy.ledger: it must stay OpenDP-free."""
+    import subprocess
+    import sys
+
+    code = (
+        "import sys, privacy.ledger; "
+        "print(any(m.split('.')[0] in ('opendp', 'polars') for m in sys.modules))"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True
+    )
+    assert result.stdout.strip() == "False"

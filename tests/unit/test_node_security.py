@@ -5,7 +5,6 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from npcs.identity import Identity, certificate_fingerprint, load_certificate
 
 from coordinator.ca import CertificateAuthority, init_ca, issue_person_credentials
 from node.layout import NodePaths
@@ -20,6 +19,7 @@ from node.security import (
     load_server_credentials,
 )
 from node.settings import NodeSettings
+from npcs.identity import Identity, certificate_fingerprint, load_certificate
 
 
 def auth_context_for(cert_pem: bytes) -> dict[str, list[bytes]]:

@@ -7,6 +7,8 @@ import json
 
 import pytest
 from cryptography.hazmat.primitives.asymmetric import ed25519
+
+from coordinator.ca import CertificateAuthority, init_ca, issue_person_credentials
 from npcs.identity import (
     Peer,
     load_certificate_file,
@@ -30,8 +32,6 @@ from npcs.signing import (
     query_hash,
     sign_request,
 )
-
-from coordinator.ca import CertificateAuthority, init_ca, issue_person_credentials
 
 NOW = 1_750_000_000
 QUERY = b'{"dataset":"incidents","kind":"count"}'
