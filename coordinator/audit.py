@@ -32,9 +32,6 @@ from pathlib import Path
 from typing import Literal
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
-from npcs import wire
-from npcs.signing import RequestEnvelope, verify_signature
-from npcs.v1 import node_pb2 as pb
 from pydantic import BaseModel, ConfigDict, ValidationError
 
 from coordinator.client import ClientCredentials, NodeClient, pinned_ledger_key
@@ -42,6 +39,9 @@ from coordinator.errors import NodeCallError
 from coordinator.fanout import fan_out
 from coordinator.partnership import NodeEntry, Partnership
 from coordinator.results import default_data_dir
+from npcs import wire
+from npcs.signing import RequestEnvelope, verify_signature
+from npcs.v1 import node_pb2 as pb
 from privacy import tlog
 from privacy.budget import format_rho
 from privacy.ledger import LedgerEntry
@@ -509,9 +509,9 @@ def _check_charges(entries: Iterable[LedgerEntry], node: str, findings: _Finding
 
 def _signed_envelope(entry: LedgerEntry, where: str, findings: _Findings) -> RequestEnvelope | None:
     assert entry.signed_request is not None
+    # Whatever fails (parsing, signature, envelope format), the failure is the finding.
     try:
         return verify_signature(wire.signed_request_from_bytes(entry.signed_request))
-    # Any failure to parse or verify it is the finding.
     except Exception as exc:
         findings.fail(f"{where}: the analyst's signed request does not verify ({exc})")
         return None

@@ -97,11 +97,10 @@ def run_audit(
     timeout: float = 30.0,
 ) -> AuditReport:
     """Load the partnership and the auditor's credentials, audit, remember checkpoints."""
-    from npcs.identity import IdentityError, KeyFileError
-
     from coordinator.audit import AuditMemory, AuditStateError, audit_partnership
     from coordinator.client import ClientCredentials
     from coordinator.partnership import PartnershipError, load_partnership, resolve_config_path
+    from npcs.identity import IdentityError, KeyFileError
 
     if timeout <= 0:
         raise click.UsageError("--timeout must be a positive number of seconds")

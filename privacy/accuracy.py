@@ -22,6 +22,8 @@ CONFIDENCE = 0.95
 ALPHA = 1 - CONFIDENCE
 
 _MAX_SCALE_SEARCH_STEPS = 200
+_SMALL_HALF_WIDTH = 8.0
+DISCRETE_HELPER_MAX_SCALE = 5_000.0
 
 
 def _check_confidence(confidence: float) -> None:
@@ -47,8 +49,16 @@ def pooled_gaussian_half_width(scales: Iterable[float], confidence: float = CONF
 
 
 def discrete_gaussian_half_width(scale: float, confidence: float = CONFIDENCE) -> float:
-    """Half-width of discrete Gaussian noise with scale `scale` (OpenDP's accuracy helper)."""
+    """Half-width of discrete Gaussian noise with scale `scale`.
+
+    Up to `DISCRETE_HELPER_MAX_SCALE` this is OpenDP's own accuracy helper. Its cost grows
+    with the scale (about 40 ms at 1e5), so above that the half-width is the continuous
+    Gaussian one rounded up plus two integer steps: OpenDP's helper returns
+    ceil(z * scale) + 1 in that range, so this is never narrower (a unit test checks it).
+    """
     _check_confidence(confidence)
+    if scale > DISCRETE_HELPER_MAX_SCALE:
+        return float(math.ceil(gaussian_half_width(scale, confidence)) + 2)
     from privacy.opendp_setup import opendp
 
     dp = opendp()
@@ -58,28 +68,28 @@ def discrete_gaussian_half_width(scale: float, confidence: float = CONFIDENCE) -
 def discrete_gaussian_scale_for_half_width(
     half_width: float, confidence: float = CONFIDENCE
 ) -> float:
-    """A discrete Gaussian scale whose half-width (per OpenDP) is at most `half_width`.
+    """A discrete Gaussian scale whose half-width (as above) is at most `half_width`.
 
-    OpenDP's `accuracy_to_discrete_gaussian_scale` inverts the continuous tail bound, and
-    the discrete accuracy of that scale can come out one step wider; so shrink the scale
-    until OpenDP's own forward helper confirms the target. Raises ValueError when no
-    positive scale reaches it (a half-width below what integer noise can promise).
+    Small targets start from OpenDP's inverse helper (exact but slow for large targets);
+    larger ones from the continuous Gaussian inverse, three integer steps inside. Either
+    start is then shrunk until `discrete_gaussian_half_width` confirms the target.
+    Raises ValueError when no positive scale reaches it.
     """
     _check_confidence(confidence)
     if not (math.isfinite(half_width) and half_width > 0):
         raise ValueError(f"half-width must be a positive finite number, got {half_width}")
-    from privacy.opendp_setup import opendp
+    if half_width < _SMALL_HALF_WIDTH:
+        from privacy.opendp_setup import opendp
 
-    dp = opendp()
-    alpha = 1 - confidence
-    scale = float(dp.accuracy_to_discrete_gaussian_scale(half_width, alpha))
+        dp = opendp()
+        scale = float(dp.accuracy_to_discrete_gaussian_scale(half_width, 1 - confidence))
+    else:
+        scale = gaussian_scale_for_half_width(math.floor(half_width) - 3, confidence)
     for _ in range(_MAX_SCALE_SEARCH_STEPS):
-        if float(dp.discrete_gaussian_scale_to_accuracy(scale, alpha)) <= half_width:
+        if discrete_gaussian_half_width(scale, confidence) <= half_width:
             return scale
-        scale *= 0.97
-    raise ValueError(
-        f"no discrete Gaussian scale gives a {confidence:.0%} half-width of {half_width}"
-    )
+        scale *= 0.97 if half_width < _SMALL_HALF_WIDTH else 0.999
+    raise ValueError(f"no discrete Gaussian scale gives a {confidence:.0%} half-width of {half_width}")
 
 
 def half_width_for(distribution: str, scale: float, confidence: float = CONFIDENCE) -> float:

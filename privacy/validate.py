@@ -38,6 +38,8 @@ MAX_QUANTILES = 32
 DEFAULT_HISTOGRAM_BINS = 10
 """Default histogram: at most this many equal-width bins across the column's bounds."""
 MAX_HISTOGRAM_EDGES = 1001
+MIN_ACCURACY = 1.0
+"""Smallest 95% half-width a query may ask for (released counts are integers)."""
 
 KeyValue = str | bool | int
 """A group-key value as the node computes it: a domain code, a flag or a bucket code."""
@@ -495,6 +497,12 @@ def _privacy(
     if not (math.isfinite(accuracy) and accuracy > 0):
         raise QueryValidationError(
             "privacy.accuracy", f"accuracy must be a positive finite number, got {accuracy}"
+        )
+    if accuracy < MIN_ACCURACY:
+        raise QueryValidationError(
+            "privacy.accuracy",
+            f"accuracy must be at least {MIN_ACCURACY:g}: counts and integer sums move in "
+            "whole steps, so a narrower 95% interval cannot be promised",
         )
     if spec.statistic is Statistic.QUANTILES:
         raise QueryValidationError(

@@ -115,7 +115,7 @@ def valid_queries(draw: st.DrawFn) -> QuerySpec:
     )
 
 
-@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(spec=valid_queries())
 def test_valid_queries_validate_and_plan_within_their_budget(
     spec: QuerySpec, snapshots: dict[str, Path]
@@ -163,7 +163,7 @@ _ANY_PRIVACY = st.builds(
 )
 
 
-@settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(
     dataset=st.sampled_from(["incidents", "reports", "workforce", "safety_culture", "other"]),
     statistic=st.sampled_from(list(Statistic)),

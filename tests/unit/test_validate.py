@@ -164,6 +164,7 @@ BAD_QUERIES: list[tuple[str, dict[str, Any], str, str]] = [
     ("rho over cap", {"privacy": PrivacyLoss(rho=Decimal("2.5"))}, "privacy.rho", "cap"),
     ("rho astronomically large", {"privacy": PrivacyLoss(rho=Decimal("1e30"))}, "privacy.rho", "cap"),
     ("accuracy zero", {"privacy": PrivacyLoss(accuracy=0.0)}, "privacy.accuracy", "positive"),
+    ("accuracy below one step", {"privacy": PrivacyLoss(accuracy=0.5)}, "privacy.accuracy", "at least 1"),
     ("accuracy NaN", {"privacy": PrivacyLoss(accuracy=float("nan"))}, "privacy.accuracy", "finite"),
     ("accuracy inf", {"privacy": PrivacyLoss(accuracy=float("inf"))}, "privacy.accuracy", "finite"),
     ("both rho and accuracy", {"privacy": PrivacyLoss(rho=Decimal(1), accuracy=3.0)}, "privacy", "exactly one"),

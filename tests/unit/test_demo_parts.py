@@ -1,0 +1,98 @@
+"""The demo's pure parts: which jurisdictions, node.toml rewriting, shares of noisy counts."""
+
+from __future__ import annotations
+
+import math
+import tomllib
+from pathlib import Path
+
+import pytest
+
+from coordinator.demo import (
+    ANALYST,
+    NODE_BUDGET_RHO,
+    DemoError,
+    configure_node,
+    select_jurisdictions,
+    toml_document,
+)
+from coordinator.showcase import QUESTIONS, Noisy, share
+
+
+def test_a_smaller_demo_keeps_the_largest_and_the_smallest_jurisdiction() -> None:
+    chosen = select_jurisdictions(3)
+    assert [j.name for j in chosen] == ["north-state", "bay-county", "river-nation"]
+    assert chosen[0].children == 1_500_000
+    assert chosen[-1].children == 3_000
+
+
+def test_scaling_shrinks_populations_but_keeps_seeds() -> None:
+    full, small = select_jurisdictions(5), select_jurisdictions(5, scale=0.1)
+    assert [j.children // 10 for j in full][:4] == [j.children for j in small][:4]
+    assert [j.seed for j in full] == [j.seed for j in small]
+
+
+@pytest.mark.parametrize(("count", "scale"), [(0, 1.0), (6, 1.0), (3, 0.0), (3, 1.5)])
+def test_impossible_sizes_are_refused(count: int, scale: float) -> None:
+    with pytest.raises(DemoError):
+        select_jurisdictions(count, scale)
+
+
+def test_configure_node_allows_the_analyst_and_keeps_every_other_setting(tmp_path: Path) -> None:
+    original = """\
+name = "n1"
+partnership = "demo"
+allowed_analysts = []
+counties = ["c001", "c002"]
+
+[budget]
+max_rho_per_query = "1"
+delta = "1e-9"
+
+[budget.total_rho_per_dataset]
+incidents = "10"
+
+[budget.analyst_caps]
+"ana.b" = "2"
+
+[child_population]
+"2019" = 3000
+"""
+    (tmp_path / "node.toml").write_text(original)
+    configure_node(tmp_path)
+    settings = tomllib.loads((tmp_path / "node.toml").read_text())
+    assert settings["allowed_analysts"] == [ANALYST]
+    assert settings["counties"] == ["c001", "c002"]
+    assert settings["child_population"] == {"2019": 3000}
+    assert settings["budget"]["analyst_caps"] == {"ana.b": "2"}
+    assert settings["budget"]["delta"] == "1e-9"
+    totals = settings["budget"]["total_rho_per_dataset"]
+    assert set(totals) == {"incidents", "reports", "workforce", "safety_culture"}
+    assert set(totals.values()) == {NODE_BUDGET_RHO}
+    assert max(float(q.rho) for q in QUESTIONS) <= float(settings["budget"]["max_rho_per_query"])
+
+
+def test_toml_document_round_trips_nested_tables() -> None:
+    document = {"a": 1, "b": [True, 'x"y'], "t": {"c": 2.5, "u": {"2024": 7}}}
+    assert tomllib.loads(toml_document(document)) == document
+
+
+def test_share_of_independent_noisy_counts_has_a_delta_method_interval() -> None:
+    result = share(Noisy(20.0, 2.0), Noisy(80.0, 2.0))
+    assert result is not None
+    assert result.value == pytest.approx(0.2)
+    half_width = 1.959963984540054 * math.sqrt(80**2 * 4 + 20**2 * 4) / 100**2
+    assert result.high - result.value == pytest.approx(half_width)
+    assert result.value - result.low == pytest.approx(half_width)
+
+
+def test_share_of_a_total_lost_in_noise_is_not_shown() -> None:
+    assert share(Noisy(2.0, 5.0), Noisy(3.0, 5.0)) is None
+    assert share(Noisy(-4.0, 5.0), Noisy(1.0, 5.0)) is None
+
+
+def test_shares_are_clipped_to_zero_and_one() -> None:
+    result = share(Noisy(-3.0, 2.0), Noisy(100.0, 2.0))
+    assert result is not None
+    assert result.value == 0.0
+    assert result.low == 0.0
