@@ -9,7 +9,7 @@ never records less than OpenDP's own privacy map reports.
 from __future__ import annotations
 
 import math
-from decimal import ROUND_CEILING, Decimal, InvalidOperation
+from decimal import Decimal, InvalidOperation
 from fractions import Fraction
 
 RHO_UNITS_PER_RHO = 1_000_000
@@ -51,7 +51,7 @@ def _exact(rho: float | Fraction | Decimal | str | int) -> Fraction:
     if isinstance(rho, Decimal):
         if not rho.is_finite():
             raise BudgetValueError(f"rho must be a finite number, got {rho}")
-        rho = Fraction(rho.quantize(Decimal(1).scaleb(-18), rounding=ROUND_CEILING))
+        rho = Fraction(rho)  # exact: every finite Decimal is a rational number
     if isinstance(rho, float) and not math.isfinite(rho):
         raise BudgetValueError(f"rho must be a finite number, got {rho}")
     exact = Fraction(rho)
