@@ -89,7 +89,9 @@ def discrete_gaussian_scale_for_half_width(
         if discrete_gaussian_half_width(scale, confidence) <= half_width:
             return scale
         scale *= 0.97 if half_width < _SMALL_HALF_WIDTH else 0.999
-    raise ValueError(f"no discrete Gaussian scale gives a {confidence:.0%} half-width of {half_width}")
+    raise ValueError(
+        f"no discrete Gaussian scale gives a {confidence:.0%} half-width of {half_width}"
+    )
 
 
 def half_width_for(distribution: str, scale: float, confidence: float = CONFIDENCE) -> float:

@@ -8,10 +8,11 @@
 from __future__ import annotations
 
 import uuid
+from collections.abc import Callable
 from datetime import date, timedelta
 from decimal import Decimal
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import polars as pl
 import pytest
@@ -51,10 +52,23 @@ def snapshots(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     folder = tmp_path_factory.mktemp("snapshots")
     paths = {}
     for dataset in SCHEMA.datasets:
-        frame = pl.DataFrame({c.name: pl.Series(c.name, [], dtype=_DTYPES[c.kind]) for c in dataset.columns})
+        frame = pl.DataFrame(
+            {c.name: pl.Series(c.name, [], dtype=_DTYPES[c.kind]) for c in dataset.columns}
+        )
         paths[dataset.name] = folder / f"{dataset.name}.parquet"
         frame.write_parquet(paths[dataset.name])
     return paths
+
+
+_T = TypeVar("_T")
+
+
+def _attempt(action: Callable[[], _T]) -> _T | QueryValidationError:
+    """The action's result, or the QueryValidationError it raised (any other error escapes)."""
+    try:
+        return action()
+    except QueryValidationError as error:
+        return error
 
 
 def _columns(dataset: Dataset, *kinds: ColumnKind) -> list[str]:
@@ -67,7 +81,9 @@ def valid_queries(draw: st.DrawFn) -> QuerySpec:
     numeric = _columns(dataset, ColumnKind.INTEGER, ColumnKind.FLOAT)
     statistic = draw(st.sampled_from(list(Statistic)))
     column = None if statistic is Statistic.COUNT else draw(st.sampled_from(numeric))
-    groupable = [n for n in _columns(dataset, ColumnKind.CATEGORICAL, ColumnKind.BOOLEAN) if n != column]
+    groupable = [
+        n for n in _columns(dataset, ColumnKind.CATEGORICAL, ColumnKind.BOOLEAN) if n != column
+    ]
     dates = _columns(dataset, ColumnKind.DATE)
     filters: list[Any] = []
     date_column = draw(st.sampled_from(dates))
@@ -78,7 +94,14 @@ def valid_queries(draw: st.DrawFn) -> QuerySpec:
         spec_column = dataset.column(name)
         domain = spec_column.public_values()
         assert domain is not None
-        filters.append(InSetFilter(column=name, values=tuple(draw(st.lists(st.sampled_from(domain), min_size=1, max_size=3, unique=True)))))
+        filters.append(
+            InSetFilter(
+                column=name,
+                values=tuple(
+                    draw(st.lists(st.sampled_from(domain), min_size=1, max_size=3, unique=True))
+                ),
+            )
+        )
     if draw(st.booleans()):
         bounded = dataset.column(draw(st.sampled_from(numeric)))
         assert bounded.lower is not None
@@ -97,7 +120,9 @@ def valid_queries(draw: st.DrawFn) -> QuerySpec:
         )
     quantiles: tuple[float, ...] = ()
     if statistic is Statistic.QUANTILES:
-        quantiles = tuple(sorted(draw(st.sets(st.sampled_from([0.1, 0.25, 0.5, 0.75, 0.9]), min_size=1))))
+        quantiles = tuple(
+            sorted(draw(st.sets(st.sampled_from([0.1, 0.25, 0.5, 0.75, 0.9]), min_size=1)))
+        )
     if statistic is not Statistic.QUANTILES and draw(st.booleans()):
         privacy = PrivacyLoss(accuracy=draw(st.floats(1_000, 1e6)))
     else:
@@ -115,23 +140,23 @@ def valid_queries(draw: st.DrawFn) -> QuerySpec:
     )
 
 
-@settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(
+    max_examples=100, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
 @given(spec=valid_queries())
 def test_valid_queries_validate_and_plan_within_their_budget(
     spec: QuerySpec, snapshots: dict[str, Path]
 ) -> None:
-    try:
-        validated = validate_query(spec, SCHEMA, LIMITS)
-    except QueryValidationError as error:
+    validated = _attempt(lambda: validate_query(spec, SCHEMA, LIMITS))
+    if isinstance(validated, QueryValidationError):
         # the only refusal a valid-by-construction query may meet: too many cells
-        assert error.field == "group_by"
-        assert "cells" in error.message
+        assert validated.field == "group_by"
+        assert "cells" in validated.message
         return
-    try:
-        plan = plan_query(validated, SCHEMA, snapshots[spec.dataset])
-    except QueryValidationError as error:
+    plan = _attempt(lambda: plan_query(validated, SCHEMA, snapshots[spec.dataset]))
+    if isinstance(plan, QueryValidationError):
         # a tight accuracy target on a wide column may cost more than the per-query cap
-        assert error.field == "privacy.accuracy"
+        assert plan.field == "privacy.accuracy"
         assert validated.accuracy is not None
         return
     assert 0 < plan.cost_units <= LIMITS.max_rho_units_per_query
@@ -141,8 +166,21 @@ def test_valid_queries_validate_and_plan_within_their_budget(
 
 
 _ANY_NAME = st.sampled_from(
-    ["county", "sex", "child_age_months", "incident_date", "child_id", "month", "role",
-     "tenure_months", "nope", "report_date", "sleep_related", "psych_safety", ""]
+    [
+        "county",
+        "sex",
+        "child_age_months",
+        "incident_date",
+        "child_id",
+        "month",
+        "role",
+        "tenure_months",
+        "nope",
+        "report_date",
+        "sleep_related",
+        "psych_safety",
+        "",
+    ]
 )
 _ANY_VALUE = st.one_of(st.booleans(), st.sampled_from(["adams", "female", "true", "x", ""]))
 _ANY_FLOAT = st.one_of(st.none(), st.floats(allow_nan=True, allow_infinity=True))
@@ -153,8 +191,12 @@ _ANY_FILTER = st.one_of(
 )
 _ANY_GROUP = st.one_of(
     st.builds(GroupByColumn, column=_ANY_NAME),
-    st.builds(GroupByTime, column=_ANY_NAME, bucket=st.sampled_from(list(TimeBucket)),
-              fiscal_year_start_month=st.integers(1, 12)),
+    st.builds(
+        GroupByTime,
+        column=_ANY_NAME,
+        bucket=st.sampled_from(list(TimeBucket)),
+        fiscal_year_start_month=st.integers(1, 12),
+    ),
 )
 _ANY_PRIVACY = st.builds(
     PrivacyLoss,
@@ -163,7 +205,9 @@ _ANY_PRIVACY = st.builds(
 )
 
 
-@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(
+    max_examples=300, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
 @given(
     dataset=st.sampled_from(["incidents", "reports", "workforce", "safety_culture", "other"]),
     statistic=st.sampled_from(list(Statistic)),
@@ -179,16 +223,14 @@ def test_any_query_validates_or_is_refused_with_a_named_field(
     snapshots: dict[str, Path], **fields: Any
 ) -> None:
     spec = QuerySpec(query_id=uuid.uuid4(), **fields)
-    try:
-        validated = validate_query(spec, SCHEMA, LIMITS)
-    except QueryValidationError as error:
-        root = error.field.split(".")[0].split("[")[0]
+    validated = _attempt(lambda: validate_query(spec, SCHEMA, LIMITS))
+    if isinstance(validated, QueryValidationError):
+        root = validated.field.split(".")[0].split("[")[0]
         assert root in QuerySpec.model_fields
-        assert error.message
+        assert validated.message
         return
-    try:
-        plan = plan_query(validated, SCHEMA, snapshots[spec.dataset])
-    except QueryValidationError as error:
-        assert error.field == "privacy.accuracy"
+    plan = _attempt(lambda: plan_query(validated, SCHEMA, snapshots[spec.dataset]))
+    if isinstance(plan, QueryValidationError):
+        assert plan.field == "privacy.accuracy"
         return
     assert 0 < plan.cost_units <= LIMITS.max_rho_units_per_query

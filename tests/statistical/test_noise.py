@@ -99,7 +99,11 @@ def test_noise_standard_deviation_matches_the_claimed_scale(noisy_releases: list
     assert scale == pytest.approx(8 / math.sqrt(2 * 0.08), rel=1e-6)  # reports: 8 rows/child
     dof = len(errors) - 1
     statistic = dof * statistics.variance(errors) / scale**2
-    assert _chi_square_quantile(ALPHA / 2, dof) <= statistic <= _chi_square_quantile(1 - ALPHA / 2, dof)
+    assert (
+        _chi_square_quantile(ALPHA / 2, dof)
+        <= statistic
+        <= _chi_square_quantile(1 - ALPHA / 2, dof)
+    )
     # unbiased: the mean error is within a z-test band
     z = NormalDist().inv_cdf(1 - ALPHA / 2)
     assert abs(statistics.fmean(errors)) <= z * scale / math.sqrt(len(errors))

@@ -48,18 +48,60 @@ _DTYPES = {
 }
 
 ROWS: list[dict[str, Any]] = [
-    {"county": "adams", "incident_type": "fatality", "incident_date": date(2020, 9, 30),
-     "child_age_months": 3, "ssit_workload": 2, "manner": "homicide", "sleep_related": True},
-    {"county": "adams", "incident_type": "fatality", "incident_date": date(2020, 10, 1),
-     "child_age_months": 10, "ssit_workload": None, "manner": "accident", "sleep_related": True},
-    {"county": "adams", "incident_type": "near_fatality", "incident_date": date(2021, 3, 31),
-     "child_age_months": 30, "ssit_workload": 3, "manner": "accident", "sleep_related": False},
-    {"county": "baker", "incident_type": "near_fatality", "incident_date": date(2021, 4, 1),
-     "child_age_months": None, "ssit_workload": None, "manner": "homicide", "sleep_related": False},
-    {"county": "baker", "incident_type": "fatality", "incident_date": date(2021, 7, 15),
-     "child_age_months": 200, "ssit_workload": 0, "manner": "natural", "sleep_related": False},
-    {"county": "baker", "incident_type": "fatality", "incident_date": date(2021, 12, 31),
-     "child_age_months": 7, "ssit_workload": 1, "manner": "accident", "sleep_related": None},
+    {
+        "county": "adams",
+        "incident_type": "fatality",
+        "incident_date": date(2020, 9, 30),
+        "child_age_months": 3,
+        "ssit_workload": 2,
+        "manner": "homicide",
+        "sleep_related": True,
+    },
+    {
+        "county": "adams",
+        "incident_type": "fatality",
+        "incident_date": date(2020, 10, 1),
+        "child_age_months": 10,
+        "ssit_workload": None,
+        "manner": "accident",
+        "sleep_related": True,
+    },
+    {
+        "county": "adams",
+        "incident_type": "near_fatality",
+        "incident_date": date(2021, 3, 31),
+        "child_age_months": 30,
+        "ssit_workload": 3,
+        "manner": "accident",
+        "sleep_related": False,
+    },
+    {
+        "county": "baker",
+        "incident_type": "near_fatality",
+        "incident_date": date(2021, 4, 1),
+        "child_age_months": None,
+        "ssit_workload": None,
+        "manner": "homicide",
+        "sleep_related": False,
+    },
+    {
+        "county": "baker",
+        "incident_type": "fatality",
+        "incident_date": date(2021, 7, 15),
+        "child_age_months": 200,
+        "ssit_workload": 0,
+        "manner": "natural",
+        "sleep_related": False,
+    },
+    {
+        "county": "baker",
+        "incident_type": "fatality",
+        "incident_date": date(2021, 12, 31),
+        "child_age_months": 7,
+        "ssit_workload": 1,
+        "manner": "accident",
+        "sleep_related": None,
+    },
 ]
 
 
@@ -68,8 +110,10 @@ def write_snapshot(path: Path, dataset: Dataset, rows: list[dict[str, Any]]) -> 
     data = {
         column.name: pl.Series(
             column.name,
-            [row.get(column.name, f"id{i}" if column.kind is ColumnKind.IDENTIFIER else None)
-             for i, row in enumerate(rows)],
+            [
+                row.get(column.name, f"id{i}" if column.kind is ColumnKind.IDENTIFIER else None)
+                for i, row in enumerate(rows)
+            ],
             dtype=_DTYPES[column.kind],
         )
         for column in dataset.columns
@@ -109,11 +153,14 @@ def values(result: Release, name: str) -> dict[tuple[str, ...], float]:
     }
 
 
-STATISTIC_QUERIES = {
+STATISTIC_QUERIES: dict[str, dict[str, Any]] = {
     "count": {"statistic": "count", "group_by": (GroupByColumn(column="county"),)},
     "sum": {"statistic": "sum", "column": "ssit_workload"},
-    "mean": {"statistic": "mean", "column": "child_age_months",
-             "group_by": (GroupByColumn(column="sleep_related"),)},
+    "mean": {
+        "statistic": "mean",
+        "column": "child_age_months",
+        "group_by": (GroupByColumn(column="sleep_related"),),
+    },
     "quantiles": {"statistic": "quantiles", "column": "child_age_months", "quantiles": (0.25, 0.5)},
     "histogram": {"statistic": "histogram", "column": "ssit_workload"},
 }
@@ -175,7 +222,9 @@ def test_filters_select_rows_exactly(snapshot: Path) -> None:
         filters=(
             InSetFilter(column="manner", values=("accident", "homicide")),
             NumericRangeFilter(column="child_age_months", low=5, high=30),
-            DateRangeFilter(column="incident_date", start=date(2020, 10, 1), end=date(2021, 12, 31)),
+            DateRangeFilter(
+                column="incident_date", start=date(2020, 10, 1), end=date(2021, 12, 31)
+            ),
             InSetFilter(column="sleep_related", values=(True, False)),
         )
     )
@@ -191,8 +240,11 @@ def test_null_values_are_not_given_the_midpoint_in_sums(snapshot: Path) -> None:
 
 
 def test_mean_uses_known_values_and_their_count(snapshot: Path) -> None:
-    spec = query(statistic="mean", column="child_age_months",
-                 group_by=(GroupByColumn(column="incident_type"),))
+    spec = query(
+        statistic="mean",
+        column="child_age_months",
+        group_by=(GroupByColumn(column="incident_type"),),
+    )
     result = release(spec, snapshot)
     fatal = {e.name: e for e in result.cells[0].estimates}
     assert fatal["sum"].value == 3 + 10 + 200 + 7
@@ -219,8 +271,9 @@ def test_mean_of_an_empty_group_is_finite_with_the_bounds_as_interval(snapshot: 
 
 
 def test_histogram_releases_every_bin_per_group(snapshot: Path) -> None:
-    spec = query(statistic="histogram", column="ssit_workload",
-                 group_by=(GroupByColumn(column="county"),))
+    spec = query(
+        statistic="histogram", column="ssit_workload", group_by=(GroupByColumn(column="county"),)
+    )
     result = release(spec, snapshot)
     names = ["bin[0,1)", "bin[1,2)", "bin[2,3)", "bin[3,4]"]
     by_county = {c.key: {e.name: e.value for e in c.estimates} for c in result.cells}
@@ -255,10 +308,14 @@ def test_quantiles_with_huge_budget_are_the_true_quantiles(tmp_path: Path) -> No
     [
         (TimeBucket.YEAR, {"2020": 2, "2021": 4}),
         (TimeBucket.FISCAL_YEAR, {"FY2020": 1, "FY2021": 4, "FY2022": 1}),
-        (TimeBucket.QUARTER, {"2020-Q3": 1, "2020-Q4": 1, "2021-Q1": 1, "2021-Q2": 1,
-                              "2021-Q3": 1, "2021-Q4": 1}),
-        (TimeBucket.MONTH, {"2020-09": 1, "2020-10": 1, "2021-03": 1, "2021-04": 1,
-                            "2021-07": 1, "2021-12": 1}),
+        (
+            TimeBucket.QUARTER,
+            {"2020-Q3": 1, "2020-Q4": 1, "2021-Q1": 1, "2021-Q2": 1, "2021-Q3": 1, "2021-Q4": 1},
+        ),
+        (
+            TimeBucket.MONTH,
+            {"2020-09": 1, "2020-10": 1, "2021-03": 1, "2021-04": 1, "2021-07": 1, "2021-12": 1},
+        ),
     ],
 )
 def test_time_buckets_label_and_count_rows_at_bucket_edges(
@@ -281,8 +338,11 @@ def test_time_buckets_label_and_count_rows_at_bucket_edges(
 
 def test_fiscal_year_start_month_is_configurable(snapshot: Path) -> None:
     spec = query(
-        group_by=(GroupByTime(column="incident_date", bucket=TimeBucket.FISCAL_YEAR,
-                              fiscal_year_start_month=7),),
+        group_by=(
+            GroupByTime(
+                column="incident_date", bucket=TimeBucket.FISCAL_YEAR, fiscal_year_start_month=7
+            ),
+        ),
         filters=(
             DateRangeFilter(column="incident_date", start=date(2020, 1, 1), end=date(2021, 12, 31)),
         ),
@@ -294,16 +354,21 @@ def test_fiscal_year_start_month_is_configurable(snapshot: Path) -> None:
 def test_bucket_labels_are_the_documented_formats() -> None:
     day = date(2021, 7, 4)
     assert bucket_label(TimeBucket.YEAR, bucket_code(TimeBucket.YEAR, day)) == "2021"
-    assert bucket_label(TimeBucket.FISCAL_YEAR, bucket_code(TimeBucket.FISCAL_YEAR, day)) == "FY2021"
-    assert bucket_label(
-        TimeBucket.FISCAL_YEAR, bucket_code(TimeBucket.FISCAL_YEAR, date(2021, 10, 1))
-    ) == "FY2022"
+    assert (
+        bucket_label(TimeBucket.FISCAL_YEAR, bucket_code(TimeBucket.FISCAL_YEAR, day)) == "FY2021"
+    )
+    assert (
+        bucket_label(TimeBucket.FISCAL_YEAR, bucket_code(TimeBucket.FISCAL_YEAR, date(2021, 10, 1)))
+        == "FY2022"
+    )
     assert bucket_label(TimeBucket.FISCAL_YEAR, bucket_code(TimeBucket.FISCAL_YEAR, day, 1)) == (
         "FY2021"
     )
     assert bucket_label(TimeBucket.QUARTER, bucket_code(TimeBucket.QUARTER, day)) == "2021-Q3"
     assert bucket_label(TimeBucket.MONTH, bucket_code(TimeBucket.MONTH, day)) == "2021-07"
-    labels = [b.label for b in buckets_between(TimeBucket.QUARTER, date(2020, 11, 5), date(2021, 2, 1))]
+    labels = [
+        b.label for b in buckets_between(TimeBucket.QUARTER, date(2020, 11, 5), date(2021, 2, 1))
+    ]
     assert labels == ["2020-Q4", "2021-Q1"]
 
 

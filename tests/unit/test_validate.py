@@ -85,7 +85,9 @@ BAD_QUERIES: list[tuple[str, dict[str, Any], str, str]] = [
         "date range start after end",
         {
             "filters": (
-                DateRangeFilter(column="incident_date", start=date(2022, 1, 1), end=date(2021, 1, 1)),
+                DateRangeFilter(
+                    column="incident_date", start=date(2022, 1, 1), end=date(2021, 1, 1)
+                ),
             )
         },
         "filters[0].end",
@@ -157,17 +159,42 @@ BAD_QUERIES: list[tuple[str, dict[str, Any], str, str]] = [
         "filters",
         "at most 16 filters",
     ),
-    ("rho NaN", {"privacy": PrivacyLoss.model_construct(rho=Decimal("NaN"), accuracy=None)}, "privacy.rho", "finite"),
-    ("rho infinite", {"privacy": PrivacyLoss.model_construct(rho=Decimal("Infinity"), accuracy=None)}, "privacy.rho", "finite"),
+    (
+        "rho NaN",
+        {"privacy": PrivacyLoss.model_construct(rho=Decimal("NaN"), accuracy=None)},
+        "privacy.rho",
+        "finite",
+    ),
+    (
+        "rho infinite",
+        {"privacy": PrivacyLoss.model_construct(rho=Decimal("Infinity"), accuracy=None)},
+        "privacy.rho",
+        "finite",
+    ),
     ("rho negative", {"privacy": PrivacyLoss(rho=Decimal("-1"))}, "privacy.rho", "positive"),
     ("rho zero", {"privacy": PrivacyLoss(rho=Decimal(0))}, "privacy.rho", "positive"),
     ("rho over cap", {"privacy": PrivacyLoss(rho=Decimal("2.5"))}, "privacy.rho", "cap"),
-    ("rho astronomically large", {"privacy": PrivacyLoss(rho=Decimal("1e30"))}, "privacy.rho", "cap"),
+    (
+        "rho astronomically large",
+        {"privacy": PrivacyLoss(rho=Decimal("1e30"))},
+        "privacy.rho",
+        "cap",
+    ),
     ("accuracy zero", {"privacy": PrivacyLoss(accuracy=0.0)}, "privacy.accuracy", "positive"),
-    ("accuracy below one step", {"privacy": PrivacyLoss(accuracy=0.5)}, "privacy.accuracy", "at least 1"),
+    (
+        "accuracy below one step",
+        {"privacy": PrivacyLoss(accuracy=0.5)},
+        "privacy.accuracy",
+        "at least 1",
+    ),
     ("accuracy NaN", {"privacy": PrivacyLoss(accuracy=float("nan"))}, "privacy.accuracy", "finite"),
     ("accuracy inf", {"privacy": PrivacyLoss(accuracy=float("inf"))}, "privacy.accuracy", "finite"),
-    ("both rho and accuracy", {"privacy": PrivacyLoss(rho=Decimal(1), accuracy=3.0)}, "privacy", "exactly one"),
+    (
+        "both rho and accuracy",
+        {"privacy": PrivacyLoss(rho=Decimal(1), accuracy=3.0)},
+        "privacy",
+        "exactly one",
+    ),
     ("neither rho nor accuracy", {"privacy": PrivacyLoss()}, "privacy", "exactly one"),
     (
         "quantile probability of 1",
@@ -239,7 +266,9 @@ BAD_QUERIES: list[tuple[str, dict[str, Any], str, str]] = [
                 GroupByTime(column="incident_date", bucket=TimeBucket.MONTH),
             ),
             "filters": (
-                DateRangeFilter(column="incident_date", start=date(2000, 1, 1), end=date(2020, 1, 1)),
+                DateRangeFilter(
+                    column="incident_date", start=date(2000, 1, 1), end=date(2020, 1, 1)
+                ),
             ),
         },
         "group_by",
