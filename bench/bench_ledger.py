@@ -65,20 +65,23 @@ def percentile(samples: list[float], fraction: float) -> float:
     return ordered[min(len(ordered) - 1, int(fraction * len(ordered)))]
 
 
-def bare_sqlite_commit(directory: Path, samples: int) -> list[float]:
-    connection = sqlite3.connect(directory / "baseline.sqlite", isolation_level=None)
-    connection.execute("PRAGMA journal_mode = WAL")
-    connection.execute("PRAGMA synchronous = FULL")
-    connection.execute("CREATE TABLE t (id INTEGER PRIMARY KEY, payload BLOB)")
-    timings = []
-    for number in range(samples):
+class BareCommit:
+    """The baseline: one bare SQLite WAL transaction with synchronous=FULL (one fsync)."""
+
+    def __init__(self, directory: Path) -> None:
+        self.connection = sqlite3.connect(directory / "baseline.sqlite", isolation_level=None)
+        self.connection.execute("PRAGMA journal_mode = WAL")
+        self.connection.execute("PRAGMA synchronous = FULL")
+        self.connection.execute("CREATE TABLE t (id INTEGER PRIMARY KEY, payload BLOB)")
+        self.count = 0
+
+    def time_one(self) -> float:
+        self.count += 1
         started = time.perf_counter()
-        connection.execute("BEGIN IMMEDIATE")
-        connection.execute("INSERT INTO t (id, payload) VALUES (?, ?)", (number, ANSWER))
-        connection.execute("COMMIT")
-        timings.append(time.perf_counter() - started)
-    connection.close()
-    return timings
+        self.connection.execute("BEGIN IMMEDIATE")
+        self.connection.execute("INSERT INTO t (id, payload) VALUES (?, ?)", (self.count, ANSWER))
+        self.connection.execute("COMMIT")
+        return time.perf_counter() - started
 
 
 def populate(ledger: Ledger, entries: int) -> float:
@@ -99,14 +102,19 @@ def populate(ledger: Ledger, entries: int) -> float:
     return time.perf_counter() - started
 
 
-def charge_latency(ledger: Ledger, samples: int) -> list[float]:
-    timings = []
+def interleaved(
+    ledger: Ledger, baseline: BareCommit, samples: int
+) -> tuple[list[float], list[float]]:
+    """Alternate one bare commit and one charge, so both see the same disk conditions
+    (fsync latency on a shared disk drifts with other processes' writes)."""
+    bare, charges = [], []
     for number in range(samples):
+        bare.append(baseline.time_one())
         request = charge(f"measured-{number}")
         started = time.perf_counter()
         ledger.charge_and_release(request, lambda: ANSWER)
-        timings.append(time.perf_counter() - started)
-    return timings
+        charges.append(time.perf_counter() - started)
+    return bare, charges
 
 
 def writer(path: str, key_pem: bytes, prefix: str, count: int, go: Event) -> None:
@@ -152,9 +160,7 @@ def main() -> None:
         directory = Path(temporary)
         key = tlog.generate_ledger_key()
         key_pem = tlog.private_key_to_pem(key)
-        print("baseline: bare SQLite WAL commit, synchronous=FULL ...", flush=True)
-        baseline = bare_sqlite_commit(directory, args.samples)
-
+        bare_commit = BareCommit(directory)
         path = directory / "ledger.sqlite"
         ledger = Ledger.open(path, origin=ORIGIN, signing_key=key, policy=POLICY)
         print(f"populating the ledger to {args.entries:,} entries ...", flush=True)
@@ -164,9 +170,14 @@ def main() -> None:
         self_check_seconds = time.perf_counter() - started
         if not report.ok:
             raise SystemExit(f"self-check failed: {report.problems[:3]}")
-        print(f"measuring {args.samples} charges at {ledger.size():,} entries ...", flush=True)
-        charge_latency(ledger, 50)  # warm-up
-        latencies = charge_latency(ledger, args.samples)
+        print(
+            f"measuring {args.samples} charges at {ledger.size():,} entries, interleaved "
+            "with bare SQLite WAL commits (synchronous=FULL) ...",
+            flush=True,
+        )
+        interleaved(ledger, bare_commit, 50)  # warm-up
+        baseline, latencies = interleaved(ledger, bare_commit, args.samples)
+        bare_commit.connection.close()
         size_after = ledger.size()
         ledger.close()
 
