@@ -638,7 +638,10 @@ def _spending_text(node: NodeAudit) -> str:
 def _history_text(node: NodeAudit) -> str:
     if node.previous_size is None:
         return "first audit"
-    return f"extends size {node.previous_size} ({node.previous_seen_at})"
+    remembered = f"size {node.previous_size} ({node.previous_seen_at})"
+    if node.result == "OK":
+        return f"extends {remembered}"
+    return f"checked against remembered {remembered}"
 
 
 def summary_lines(report: AuditReport) -> list[str]:

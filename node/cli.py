@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import click
 
+from node.errors import NodeSetupError
 from npcs.clikit import LazyGroup
 
 NODE_COMMANDS: dict[str, str] = {
@@ -20,6 +21,7 @@ NODE_COMMANDS: dict[str, str] = {
 @click.group(
     cls=LazyGroup,
     lazy_subcommands=NODE_COMMANDS,
+    user_errors=(NodeSetupError,),
     context_settings={"help_option_names": ["-h", "--help"]},
 )
 @click.version_option(package_name="npcs-federation")

@@ -24,7 +24,13 @@ def command() -> None:
 
 @command.command()
 @click.argument("node_dir", type=NODE_DIR)
-@click.option("--last", "last", type=int, default=None, help="Show only the last N entries.")
+@click.option(
+    "--last",
+    "last",
+    type=click.IntRange(min=1),
+    default=None,
+    help="Show only the last N entries (N >= 1).",
+)
 @click.option("--format", "output_format", type=click.Choice(["table", "json"]), default="table")
 def show(node_dir: Path, last: int | None, output_format: str) -> None:
     """Every charge: time, analyst, dataset, statistic, purpose, cost, remaining budget."""

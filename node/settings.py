@@ -5,10 +5,11 @@ Built once at the entry point (`load_settings`) and passed down.
 
 from __future__ import annotations
 
+import tomllib
 from pathlib import Path
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
@@ -16,7 +17,17 @@ from pydantic_settings import (
     TomlConfigSettingsSource,
 )
 
+from node.errors import NodeSetupError
 from node.layout import NodePaths
+from npcs.identity import IdentityError, check_fingerprint
+
+
+class SettingsError(NodeSetupError):
+    """node.toml (or an NPCS_NODE_... variable) holds a value the node cannot use."""
+
+
+class MissingSettingsError(SettingsError, FileNotFoundError):
+    """The folder has no node.toml."""
 
 
 class BudgetSettings(BaseModel):
@@ -73,6 +84,17 @@ class NodeSettings(BaseSettings):
         default_factory=list, description="Public county codes: the domain of `county`."
     )
 
+    @field_validator("revoked_fingerprints")
+    @classmethod
+    def _canonical_fingerprints(cls, values: list[str]) -> list[str]:
+        """A revocation entry that could never match would leave a certificate valid."""
+        try:
+            return [check_fingerprint(value) for value in values]
+        except IdentityError as exc:
+            raise ValueError(
+                f"{exc}; paste the SHA-256 fingerprint of the certificate to revoke"
+            ) from exc
+
     @classmethod
     def settings_customise_sources(
         cls,
@@ -91,7 +113,7 @@ def load_settings(root: Path, **overrides: Any) -> NodeSettings:
     """Read `node.toml` from a node folder; NPCS_NODE_... variables override it."""
     paths = NodePaths(root)
     if not paths.settings_file.exists():
-        raise FileNotFoundError(
+        raise MissingSettingsError(
             f"{paths.settings_file} does not exist: is {root} a node folder? "
             "Create one with `npcs-node init DIR --name NAME --partnership P`."
         )
@@ -100,4 +122,18 @@ def load_settings(root: Path, **overrides: Any) -> NodeSettings:
     class NodeSettingsFromFile(NodeSettings):
         model_config = SettingsConfigDict(toml_file=settings_file)
 
-    return NodeSettingsFromFile(**overrides)
+    try:
+        return NodeSettingsFromFile(**overrides)
+    except tomllib.TOMLDecodeError as exc:
+        raise SettingsError(
+            f"{settings_file} is not valid TOML ({exc}); fix the file and run the command again."
+        ) from None
+    except ValidationError as exc:
+        problems = "; ".join(
+            f"{'.'.join(str(part) for part in error['loc'])}: {error['msg']}"
+            for error in exc.errors()
+        )
+        raise SettingsError(
+            f"{settings_file} (or an NPCS_NODE_... variable) is not valid: {problems}. "
+            "Fix the value and run the command again."
+        ) from None

@@ -3,7 +3,6 @@ last signed checkpoint. Reads the ledger without creating or changing it."""
 
 from __future__ import annotations
 
-import base64
 from pathlib import Path
 from typing import Any
 
@@ -31,7 +30,7 @@ def gather_ledger_status(node_dir: Path, settings: NodeSettings) -> dict[str, An
         checkpoint = {
             "origin": latest.checkpoint.origin,
             "size": latest.checkpoint.size,
-            "root": base64.b64encode(latest.checkpoint.root).decode(),
+            "root": latest.checkpoint.root.hex(),
         }
     budget = {
         dataset: {

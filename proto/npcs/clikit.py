@@ -20,10 +20,19 @@ class LazyGroup(click.Group):
         self,
         *args: Any,
         lazy_subcommands: Mapping[str, str] | None = None,
+        user_errors: tuple[type[Exception], ...] = (),
         **kwargs: Any,
     ) -> None:
         super().__init__(*args, **kwargs)
         self.lazy_subcommands: dict[str, str] = dict(lazy_subcommands or {})
+        self.user_errors = user_errors
+
+    def invoke(self, ctx: click.Context) -> Any:
+        """Show errors the user can fix as one line (`Error: ...`, exit 1), not a traceback."""
+        try:
+            return super().invoke(ctx)
+        except self.user_errors as exc:
+            raise click.ClickException(str(exc)) from exc
 
     def list_commands(self, ctx: click.Context) -> list[str]:
         return sorted([*super().list_commands(ctx), *self.lazy_subcommands])

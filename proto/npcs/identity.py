@@ -122,8 +122,13 @@ def check_fingerprint(value: str) -> str:
 
 
 def normalise_fingerprint(value: str) -> str:
-    """Lowercase, without ':' separators or spaces (as `openssl x509 -fingerprint` prints)."""
-    return value.strip().lower().replace(":", "").replace(" ", "")
+    """Lowercase hex without ':' separators or spaces.
+
+    Accepts the whole line `openssl x509 -fingerprint -sha256` prints
+    (`sha256 Fingerprint=AB:CD:...`) as well as the bare digits.
+    """
+    digits = value.rpartition("=")[2]
+    return digits.strip().lower().replace(":", "").replace(" ", "")
 
 
 # --- fingerprints -------------------------------------------------------------------------

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 from click.testing import CliRunner
@@ -26,6 +27,8 @@ def test_status_shows_spent_budget_and_last_checkpoint(tmp_path: Path) -> None:
         "remaining_rho": "9.75",
     }
     assert ledger["checkpoint"]["size"] == 1
+    # hex, as `npcs-node ledger verify` and `npcs audit` print roots
+    assert re.fullmatch(r"[0-9a-f]{64}", ledger["checkpoint"]["root"])
     text = runner.invoke(cli, ["status", str(world.node.root)]).output
     assert "incidents: 10 / 0.25 / 9.75" in text
     assert "last checkpoint: 1 entries" in text

@@ -119,6 +119,10 @@ def test_openssl_style_fingerprints_normalise() -> None:
     assert normalise_fingerprint(" AB:cd:01 ") == "abcd01"
 
 
+def test_the_whole_openssl_fingerprint_line_normalises_to_its_digits() -> None:
+    assert normalise_fingerprint("sha256 Fingerprint=AB:CD:01") == "abcd01"
+
+
 def test_key_loaders_name_the_file_and_the_problem(tmp_path: Path) -> None:
     missing = tmp_path / "nope.key"
     with pytest.raises(KeyFileError, match=r"nope\.key does not exist"):
