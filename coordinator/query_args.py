@@ -23,6 +23,7 @@ from datetime import date
 from decimal import Decimal, InvalidOperation
 from uuid import UUID, uuid4
 
+from privacy.budget import MAX_RHO_UNITS
 from privacy.query import (
     DateRangeFilter,
     Filter,
@@ -37,6 +38,18 @@ from privacy.query import (
     TimeBucket,
 )
 from privacy.schema import PARTNERSHIP_SCHEMA, ColumnKind, Dataset
+from privacy.validate import QueryLimits, QueryValidationError, validate_query
+
+NODE_DECLARED_COLUMNS = frozenset(
+    column.name
+    for dataset in PARTNERSHIP_SCHEMA.datasets
+    for column in dataset.columns
+    if column.kind is ColumnKind.CATEGORICAL and column.domain is None
+)
+"""Columns whose public values each node declares itself (county)."""
+
+PUBLIC_LIMITS = QueryLimits(max_rho_units_per_query=MAX_RHO_UNITS)
+"""Schema-level limits; each node applies its own per-query cap on top."""
 
 MAIN_DATE_COLUMN = {
     "incidents": "incident_date",
@@ -277,6 +290,9 @@ def build_query(
     except ValueError as exc:
         choices = ", ".join(s.value for s in Statistic)
         raise QueryArgumentError(f"statistic {statistic!r} is not one of {choices}") from exc
+    if _dataset(dataset) is None:
+        choices = ", ".join(PARTNERSHIP_SCHEMA.dataset_names)
+        raise QueryArgumentError(f"unknown dataset {dataset!r}; choose one of: {choices}")
     if kind is Statistic.COUNT and column:
         raise QueryArgumentError("count takes no COLUMN: it counts rows")
     if kind is not Statistic.COUNT and not column:
@@ -291,7 +307,7 @@ def build_query(
     date_filter = date_range_filter(dataset, group_by, date_from, date_to, date_column)
     if date_filter is not None:
         filters.append(date_filter)
-    return QuerySpec(
+    spec = QuerySpec(
         query_id=query_id or uuid4(),
         dataset=dataset,
         statistic=kind,
@@ -302,3 +318,21 @@ def build_query(
         privacy=parse_privacy(rho, accuracy),
         purpose=purpose.strip(),
     )
+    check_against_public_schema(spec)
+    return spec
+
+
+def check_against_public_schema(spec: QuerySpec) -> None:
+    """Refuse, before any node is contacted, a query the partnership schema already rules out.
+
+    This is the nodes' own validation (public schema only, no data). Queries naming a
+    node-declared domain (county) are left to each node, which knows its own values; the
+    per-query rho cap is node policy and is checked there too.
+    """
+    named = {spec.column} | {g.column for g in spec.group_by} | {f.column for f in spec.filters}
+    if named & NODE_DECLARED_COLUMNS:
+        return
+    try:
+        validate_query(spec, PARTNERSHIP_SCHEMA, PUBLIC_LIMITS)
+    except QueryValidationError as exc:
+        raise QueryArgumentError(str(exc)) from exc

@@ -169,6 +169,11 @@ def test_query_arguments_become_structured_filters_never_sql() -> None:
         ({"accuracy": 2.0}, "exactly one of --rho"),
         ({"column": "child_age_months"}, "count takes no COLUMN"),
         ({"date_from": "2020-13-01"}, "is not a date"),
+        # the nodes' own validation runs before any node is contacted
+        ({"dataset": "incidentz"}, "unknown dataset 'incidentz'"),
+        ({"by": "sexx"}, "group_by\\[0\\].column: unknown column 'sexx'"),
+        ({"where": "sex=femal"}, "unknown value 'femal' for column 'sex'"),
+        ({"statistic": "sum", "column": "sex"}, "needs a numeric"),
     ],
 )
 def test_bad_query_arguments_are_refused_with_a_clear_message(
@@ -186,6 +191,20 @@ def test_bad_query_arguments_are_refused_with_a_clear_message(
     arguments.update(overrides)
     with pytest.raises(QueryArgumentError, match=message):
         build_query(**arguments)  # type: ignore[arg-type]
+
+
+def test_queries_on_node_declared_domains_are_left_to_the_nodes() -> None:
+    """Only a node knows its county list, so the coordinator does not judge county values."""
+    spec = build_query(
+        statistic="count",
+        dataset="incidents",
+        column=None,
+        by="county",
+        where="county=c001",
+        rho="0.1",
+        purpose="p",
+    )
+    assert spec.group_by[0].column == "county"
 
 
 def test_results_store_keeps_reports_and_answers(tmp_path: Path) -> None:
