@@ -90,12 +90,19 @@ def pool_sum(estimates: Sequence[Estimate], confidence: float = 0.95) -> PooledV
 
 
 def ratio(
-    numerator: PooledValue, denominator: PooledValue, name: str, confidence: float = 0.95
+    numerator: PooledValue,
+    denominator: PooledValue,
+    name: str,
+    confidence: float = 0.95,
+    bounds: tuple[float, float] | None = None,
 ) -> PooledValue:
     """numerator / denominator with a delta-method interval (means: sum / count).
 
     Undefined when the noisy denominator is not positive: the value is NaN and the
-    interval unbounded, rather than a misleading number.
+    interval unbounded, rather than a misleading number. `bounds` are the public range
+    the true ratio lies in (a mean lies within its column's clipping bounds): the value
+    and interval are clipped to it, post-processing that can only move them closer to
+    the truth.
     """
     if denominator.value <= 0 or numerator.std is None or denominator.std is None:
         return PooledValue(name, math.nan, None, -math.inf, math.inf, approximate=True)
@@ -103,17 +110,24 @@ def ratio(
     variance = (numerator.std**2 + estimate**2 * denominator.std**2) / denominator.value**2
     std = math.sqrt(variance)
     low, high = gaussian_interval(estimate, std, confidence)
+    if bounds is not None:
+        lower, upper = bounds
+        estimate = min(max(estimate, lower), upper)
+        low, high = max(low, lower), min(high, upper)
     return PooledValue(name, estimate, std, low, high, approximate=True)
 
 
 def pool_cell(
-    per_node: Sequence[Sequence[Estimate]], confidence: float = 0.95
+    per_node: Sequence[Sequence[Estimate]],
+    confidence: float = 0.95,
+    mean_bounds: tuple[float, float] | None = None,
 ) -> list[PooledValue]:
     """Pool one cell across nodes. `per_node[i]` are node i's estimates for the cell.
 
     Estimates are matched by name. Additive values are summed; a "mean" is recomputed
-    from the pooled "sum" and "count" when the nodes released those; anything else (a
-    quantile) is left out, since partnership quantiles cannot be built from node ones.
+    from the pooled "sum" and "count" when the nodes released those (clipped to
+    `mean_bounds`, the measured column's public bounds); anything else (a quantile) is
+    left out, since partnership quantiles cannot be built from node ones.
     """
     names = _ordered_names(per_node)
     by_name = {
@@ -128,7 +142,7 @@ def pool_cell(
         if value is not None:
             pooled[name] = value
     if "mean" in names and "sum" in pooled and "count" in pooled and "mean" not in pooled:
-        pooled["mean"] = ratio(pooled["sum"], pooled["count"], "mean", confidence)
+        pooled["mean"] = ratio(pooled["sum"], pooled["count"], "mean", confidence, mean_bounds)
     return [pooled[name] for name in names if name in pooled]
 
 

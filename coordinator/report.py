@@ -19,6 +19,7 @@ from coordinator.pooling import PooledValue, half_width_for_std, noise_variance,
 from coordinator.trend import Point, bucket_position, bucket_year, weighted_slope
 from privacy.query import DateRangeFilter, GroupByTime, QuerySpec, Statistic
 from privacy.release import Estimate, Release
+from privacy.schema import PARTNERSHIP_SCHEMA
 
 REPORT_FORMAT: Literal["npcs.result.v1"] = "npcs.result.v1"
 PREVIEW_FORMAT: Literal["npcs.preview.v1"] = "npcs.preview.v1"
@@ -161,6 +162,17 @@ def group_column_labels(spec: QuerySpec) -> tuple[str, ...]:
     )
 
 
+def _column_bounds(spec: QuerySpec) -> tuple[float, float] | None:
+    """The measured column's public clipping bounds, which a mean cannot leave."""
+    try:
+        column = PARTNERSHIP_SCHEMA.dataset(spec.dataset).column(spec.column or "")
+    except KeyError:
+        return None
+    if column.lower is None or column.upper is None:
+        return None
+    return (column.lower, column.upper)
+
+
 def build_report(
     *,
     spec: QuerySpec,
@@ -180,6 +192,7 @@ def build_report(
     confidence = _confidence(releases)
     time_index = time_group_index(spec)
     counts = spec.statistic in (Statistic.COUNT, Statistic.HISTOGRAM)
+    mean_bounds = _column_bounds(spec)
     rows: list[ValueRow] = []
     for key, per_node in _cells_by_key(releases).items():
         year_populations = {
@@ -195,7 +208,7 @@ def build_report(
         pooled_population = _pooled_population(year_populations, per_node) if counts else None
         rows += [
             _pooled_row(key, value, pooled_population)
-            for value in pool_cell(list(per_node.values()), confidence)
+            for value in pool_cell(list(per_node.values()), confidence, mean_bounds)
         ]
     return Report(
         result_id=result_id,

@@ -95,6 +95,19 @@ def test_quantiles_are_not_pooled_but_means_are_rebuilt_from_sum_and_count() -> 
     assert pooled["mean"].ci_low < 4.0 < pooled["mean"].ci_high
 
 
+def test_a_pooled_mean_never_leaves_the_columns_public_bounds() -> None:
+    """Noisy sums and counts can divide to 8 on a 1-5 scale; clipping is post-processing."""
+    mean = Estimate(
+        name="mean", value=5, distribution=NoiseDistribution.NONE, scale=0, ci_low=1, ci_high=5
+    )
+    node_a = [gaussian("sum", 40, 3), gaussian("count", 5, 2), mean]
+    pooled = {p.name: p for p in pool_cell([node_a], mean_bounds=(1.0, 5.0))}
+    assert pooled["mean"].value == 5.0
+    assert 1.0 <= pooled["mean"].ci_low <= pooled["mean"].ci_high <= 5.0
+    unclipped = {p.name: p for p in pool_cell([node_a])}
+    assert unclipped["mean"].value == pytest.approx(8.0)
+
+
 def test_bucket_labels_become_positions_and_years() -> None:
     assert bucket_position("2021") == 2021.5
     assert bucket_position("FY2022") == 2022.0
