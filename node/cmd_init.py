@@ -13,7 +13,31 @@ import click
 @click.option("--partnership", required=True, help="The partnership's name (as its CA uses).")
 @click.option("--host", default="127.0.0.1", show_default=True, help="Address to serve on.")
 @click.option("--port", default=50051, show_default=True, type=click.IntRange(1, 65535))
-def command(node_dir: Path, name: str, partnership: str, host: str, port: int) -> None:
+@click.option(
+    "--dns",
+    "dns_names",
+    multiple=True,
+    metavar="NAME",
+    help="A DNS name clients reach this node by, for its certificate (repeatable; "
+    "localhost is always included).",
+)
+@click.option(
+    "--ip",
+    "ip_addresses",
+    multiple=True,
+    metavar="ADDR",
+    help="An IP address clients reach this node by, for its certificate (repeatable; "
+    "127.0.0.1 is always included).",
+)
+def command(  # noqa: PLR0917 - click passes every option as an argument
+    node_dir: Path,
+    name: str,
+    partnership: str,
+    host: str,
+    port: int,
+    dns_names: tuple[str, ...],
+    ip_addresses: tuple[str, ...],
+) -> None:
     """Create NODE_DIR: node.toml, TLS key + CSR, ledger key, data/ and ledger/."""
     # Imported when the command runs, so `--help` never loads cryptography.
     from node import provision
@@ -22,7 +46,13 @@ def command(node_dir: Path, name: str, partnership: str, host: str, port: int) -
     try:
         identity = Identity(partnership=partnership, role="node", name=name)
         paths = provision.init_node_folder(
-            node_dir, name=name, partnership=partnership, host=host, port=port
+            node_dir,
+            name=name,
+            partnership=partnership,
+            host=host,
+            port=port,
+            dns_names=dns_names,
+            ip_addresses=ip_addresses,
         )
     except (provision.ProvisionError, IdentityError, KeyFileError) as exc:
         raise click.ClickException(str(exc)) from exc

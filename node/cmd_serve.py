@@ -30,11 +30,11 @@ PORT_FILE = "serve.port"
 @click.option(
     "--grace",
     type=float,
-    default=10.0,
-    show_default=True,
-    help="Seconds in-flight calls get to finish on shutdown.",
+    default=None,
+    help="Seconds in-flight calls get to finish on shutdown (default: node.toml's "
+    "server.grace_seconds, 10).",
 )
-def command(root: Path, host: str | None, port: int | None, grace: float) -> None:
+def command(root: Path, host: str | None, port: int | None, grace: float | None) -> None:
     """Serve the node in DIR over mTLS (no insecure port) until SIGTERM or Ctrl-C."""
     from node.security import MissingCredentialsError
     from node.server import ServerOptions, configure_logging, running_node

@@ -10,13 +10,21 @@ Order matters for privacy and for auditability:
 3. the plan's cost comes from OpenDP's privacy map;
 4. `Ledger.charge_and_release` checks the budget, runs the release and records the
    charge in one transaction; the answer is returned only after the commit.
+
+Health: the start-up self-check decides whether the node answers at all, and any ledger
+fault seen while serving (a LedgerFault or SQLite error from any ledger call) turns the
+engine unhealthy until restart: a ledger that failed once is not trusted to record the
+next charge. No periodic full self-check: it is O(ledger size).
 """
 
 from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Callable
+import sqlite3
+import threading
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from functools import cached_property
 from importlib.metadata import version
@@ -94,32 +102,73 @@ class QueryEngine:
         self._clock = clock
         self._healthy = False
         self._fault = "the ledger has not been checked yet"
+        self._health_lock = threading.Lock()
+        self._health_listeners: list[Callable[[bool], None]] = []
         self.run_self_check()
 
     # -- health
 
     def run_self_check(self) -> bool:
-        """Run the ledger's start-up self-check; while it fails no query is answered."""
+        """Run the ledger's full self-check; while it fails no query is answered."""
         try:
             report = self._ledger.self_check()
         except LedgerFault as exc:
-            self._healthy, self._fault = False, str(exc)
+            healthy, fault = False, str(exc)
         else:
-            self._healthy = report.ok
-            self._fault = "" if report.ok else "; ".join(report.problems[:3])
-        if not self._healthy:
+            healthy = report.ok
+            fault = "" if report.ok else "; ".join(report.problems[:3])
+        if not healthy:
             log.error("ledger self-check failed", extra={"event": "ledger_fault"})
-        return self._healthy
+        self._set_health(healthy, fault)
+        return healthy
 
     @property
     def healthy(self) -> bool:
         return self._healthy
 
+    def add_health_listener(self, listener: Callable[[bool], None]) -> None:
+        """Call `listener(healthy)` whenever the engine's health is decided (e.g. to
+        publish it on the gRPC health service). Called on the thread that decided it."""
+        with self._health_lock:
+            self._health_listeners.append(listener)
+
+    def _set_health(self, healthy: bool, fault: str) -> None:
+        with self._health_lock:
+            self._healthy, self._fault = healthy, fault
+            listeners = tuple(self._health_listeners)
+        for listener in listeners:
+            listener(healthy)
+
+    @contextmanager
+    def _watching_ledger(self, what: str) -> Iterator[None]:
+        """Turn the engine unhealthy (until restart) on any ledger fault inside the block.
+
+        A raw SQLite error becomes a LedgerFault, so callers see one kind of fault.
+        """
+        try:
+            yield
+        except LedgerFault as exc:
+            self._ledger_failed(what, exc)
+            raise
+        except sqlite3.Error as exc:
+            fault = LedgerFault(f"ledger database error: {exc}")
+            self._ledger_failed(what, fault)
+            raise fault from exc
+
+    def _ledger_failed(self, what: str, exc: LedgerFault) -> None:
+        if self._healthy:
+            log.error(
+                "ledger fault while serving: the node answers no query until restarted",
+                extra={"event": "ledger_fault", "during": what},
+            )
+        self._set_health(False, f"the ledger failed while serving ({what}): {exc}")
+
     def _require_healthy(self) -> None:
         if not self._healthy:
             raise LedgerFault(
-                f"this node's ledger failed its self-check and the node answers no query: "
-                f"{self._fault}. The node operator must run `npcs-node ledger verify`."
+                f"this node's ledger failed and the node answers no query: "
+                f"{self._fault}. The node operator must run `npcs-node ledger verify` "
+                "and restart the node."
             )
 
     # -- public facts
@@ -147,14 +196,16 @@ class QueryEngine:
     def describe(self, caller: Identity) -> wire.NodeDescription:
         budget = self._settings.budget
         analyst = caller.name if caller.role == "analyst" else None
-        remaining = (
-            {
-                dataset: self._ledger.remaining_units(dataset, analyst)
-                for dataset in self._settings.allowed_datasets
-            }
-            if analyst is not None
-            else {}
-        )
+        with self._watching_ledger("describe"):
+            remaining = (
+                {
+                    dataset: self._ledger.remaining_units(dataset, analyst)
+                    for dataset in self._settings.allowed_datasets
+                }
+                if analyst is not None
+                else {}
+            )
+            checkpoint = self._ledger.latest_checkpoint()
         return wire.NodeDescription(
             node_name=self._settings.name,
             partnership=self._settings.partnership,
@@ -169,9 +220,7 @@ class QueryEngine:
             remaining_units=remaining,
             child_population=dict(self._settings.child_population),
             ledger_public_key_pem=self.ledger_public_key_pem,
-            latest_checkpoint=wire.WireCheckpoint(
-                self._ledger.latest_checkpoint(), self.ledger_key_fingerprint
-            ),
+            latest_checkpoint=wire.WireCheckpoint(checkpoint, self.ledger_key_fingerprint),
             opendp_version=self.opendp_version,
         )
 
@@ -181,6 +230,8 @@ class QueryEngine:
         """Cost and expected accuracy of a query: no release, no charge, no signature."""
         self._require_healthy()
         plan, _ = self._plan(self._validate(spec))
+        with self._watching_ledger("preview"):
+            remaining = self._ledger.remaining_units(spec.dataset, caller.name)
         return PreviewOutcome(
             cost_units=plan.cost_units,
             expected=tuple(
@@ -192,7 +243,7 @@ class QueryEngine:
                 )
                 for value in plan.expected
             ),
-            remaining_units=self._ledger.remaining_units(spec.dataset, caller.name),
+            remaining_units=remaining,
         )
 
     def answer(self, spec: QuerySpec, caller: Peer, signed: SignedRequest) -> ChargeOutcome:
@@ -204,15 +255,16 @@ class QueryEngine:
         self._require_healthy()
         canonical = spec.canonical_bytes()
         validated = self._validate(spec)
-        admitted = admit_signed_request(
-            signed,
-            caller=caller,
-            node_name=self._settings.name,
-            canonical_query=canonical,
-            replay_guard=self._replay_guard,
-            is_recorded=lambda query_id: self._ledger.entry_by_query_id(query_id) is not None,
-            now=self._clock() if self._clock else None,
-        )
+        with self._watching_ledger("query"):
+            admitted = admit_signed_request(
+                signed,
+                caller=caller,
+                node_name=self._settings.name,
+                canonical_query=canonical,
+                replay_guard=self._replay_guard,
+                is_recorded=lambda query_id: self._ledger.entry_by_query_id(query_id) is not None,
+                now=self._clock() if self._clock else None,
+            )
         plan, snapshot = self._plan(validated)
         if plan.cost_units > admitted.envelope.cost_rho_units:
             raise CostNotAuthorised(
@@ -235,10 +287,15 @@ class QueryEngine:
             signed_request=wire.signed_request_to_bytes(signed),
         )
         node_name, snapshot_id = self._settings.name, snapshot.snapshot_id
-        outcome = self._ledger.charge_and_release(
-            charge,
-            lambda: plan.release(node=node_name, snapshot_id=snapshot_id).to_bytes(),
-        )
+        # Suppression only flags small noisy counts (post-processing): same cost, same value.
+        suppress_below = self._settings.suppress_counts_below
+        with self._watching_ledger("query"):
+            outcome = self._ledger.charge_and_release(
+                charge,
+                lambda: plan.release(
+                    node=node_name, snapshot_id=snapshot_id, suppress_below=suppress_below
+                ).to_bytes(),
+            )
         log.info(
             "query answered",
             extra={
@@ -285,14 +342,16 @@ class QueryEngine:
     # -- auditing
 
     def latest_checkpoint(self) -> tlog.SignedCheckpoint:
-        return self._ledger.latest_checkpoint()
+        with self._watching_ledger("checkpoint"):
+            return self._ledger.latest_checkpoint()
 
     def ledger_slice(self, start: int, end: int) -> LedgerSlice:
         """Entries [start, end) (end 0: up to the latest checkpoint) and that checkpoint.
 
         At most MAX_ENTRIES_PER_CALL entries: page on from the last index received.
         """
-        checkpoint = self._ledger.latest_checkpoint()
+        with self._watching_ledger("ledger read"):
+            checkpoint = self._ledger.latest_checkpoint()
         size = checkpoint.checkpoint.size
         stop = size if end == 0 else end
         if start > stop:
@@ -300,14 +359,16 @@ class QueryEngine:
         if stop > size:
             raise LedgerRangeError(f"the ledger has {size} entries; end {stop} is beyond it")
         stop = min(stop, start + MAX_ENTRIES_PER_CALL)
-        return LedgerSlice(tuple(self._ledger.entries(start, stop)), checkpoint)
+        with self._watching_ledger("ledger read"):
+            return LedgerSlice(tuple(self._ledger.entries(start, stop)), checkpoint)
 
     def consistency_proof(
         self, old_size: int, new_size: int
     ) -> tuple[tuple[bytes, ...], tlog.SignedCheckpoint]:
         """RFC 9162 proof that the tree of new_size extends the one of old_size, with the
         node's signed checkpoint at new_size."""
-        size = self._ledger.latest_checkpoint().checkpoint.size
+        with self._watching_ledger("consistency proof"):
+            size = self._ledger.latest_checkpoint().checkpoint.size
         if not 0 < old_size <= new_size:
             raise wire.WireError(
                 "old_size",
@@ -318,10 +379,11 @@ class QueryEngine:
             raise LedgerRangeError(
                 f"the ledger has {size} entries; new_size {new_size} is beyond it"
             )
-        checkpoint = self._ledger.checkpoint_at(new_size)
-        if checkpoint is None:
-            raise LedgerFault(f"the ledger has no signed checkpoint at size {new_size}")
-        return self._ledger.consistency_proof(old_size, new_size), checkpoint
+        with self._watching_ledger("consistency proof"):
+            checkpoint = self._ledger.checkpoint_at(new_size)
+            if checkpoint is None:
+                raise LedgerFault(f"the ledger has no signed checkpoint at size {new_size}")
+            return self._ledger.consistency_proof(old_size, new_size), checkpoint
 
 
 MAX_ENTRIES_PER_CALL = 1000

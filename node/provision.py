@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import datetime
 import json
+import re
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -18,7 +20,7 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.x509.oid import ExtendedKeyUsageOID
 
 from node.layout import NodePaths
-from node.settings import BudgetSettings, NodeSettings, load_settings
+from node.settings import BudgetSettings, NodeSettings, ServerLimits, load_settings
 from npcs.identity import (
     Identity,
     IdentityError,
@@ -28,6 +30,7 @@ from npcs.identity import (
     load_ec_private_key,
 )
 from npcs.keyfiles import (
+    IPAddress,
     build_csr,
     certificate_pem,
     generate_tls_key,
@@ -47,10 +50,22 @@ class ProvisionError(Exception):
 
 
 def init_node_folder(
-    root: Path, *, name: str, partnership: str, host: str = "127.0.0.1", port: int = 50051
+    root: Path,
+    *,
+    name: str,
+    partnership: str,
+    host: str = "127.0.0.1",
+    port: int = 50051,
+    dns_names: Sequence[str] = (),
+    ip_addresses: Sequence[str] = (),
 ) -> NodePaths:
-    """Create a node folder: node.toml, TLS key + CSR, Ed25519 ledger key, data/ and ledger/."""
+    """Create a node folder: node.toml, TLS key + CSR, Ed25519 ledger key, data/ and ledger/.
+
+    The CSR names localhost and 127.0.0.1 plus `dns_names` and `ip_addresses`: the names
+    analysts and auditors will dial this node by (their TLS checks the name).
+    """
     identity = Identity(partnership=partnership, role="node", name=name)
+    dns, addresses = csr_host_names(dns_names, ip_addresses)
     if root.exists() and (not root.is_dir() or any(root.iterdir())):
         raise ProvisionError(
             f"{root} already exists and is not an empty folder: choose a new folder "
@@ -63,12 +78,7 @@ def init_node_folder(
 
     tls_key = generate_tls_key()
     write_private_file(paths.tls_key, private_key_pem(tls_key))
-    csr = build_csr(
-        tls_key,
-        identity,
-        dns_names=DEFAULT_DNS_NAMES,
-        ip_addresses=parse_ip_addresses(DEFAULT_IP_ADDRESSES),
-    )
+    csr = build_csr(tls_key, identity, dns_names=dns, ip_addresses=addresses)
     write_public_file(paths.tls_csr, csr.public_bytes(serialization.Encoding.PEM))
 
     # The ledger's own helpers own the ledger key's format (PKCS8 / SPKI PEM, 0600).
@@ -80,6 +90,43 @@ def init_node_folder(
         node_toml(name=name, partnership=partnership, host=host, port=port), encoding="utf-8"
     )
     return paths
+
+
+def csr_host_names(
+    dns_names: Sequence[str], ip_addresses: Sequence[str]
+) -> tuple[tuple[str, ...], tuple[IPAddress, ...]]:
+    """The defaults plus the extra names, without repeats; refuses malformed ones."""
+    dns = tuple(dict.fromkeys([*DEFAULT_DNS_NAMES, *(name.strip() for name in dns_names)]))
+    for name in dns:
+        if not _DNS_NAME.fullmatch(name):
+            raise ProvisionError(
+                f"--dns {name!r} is not a DNS host name (letters, digits, '-' and '.', "
+                "e.g. node.county-a.example.org); pass IP addresses with --ip"
+            )
+    try:
+        addresses = parse_ip_addresses([*DEFAULT_IP_ADDRESSES, *ip_addresses])
+    except ValueError as exc:
+        raise ProvisionError(f"--ip: {exc} (e.g. 10.0.0.5 or 2001:db8::5)") from exc
+    return dns, tuple(dict.fromkeys(addresses))
+
+
+_DNS_NAME = re.compile(
+    r"(?=.{1,253}$)([A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?)"
+    r"(\.[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*\.?"
+)
+
+
+def csr_names(paths: NodePaths) -> tuple[list[str], list[str]]:
+    """The DNS names and IP addresses this node's CSR asks for."""
+    csr = x509.load_pem_x509_csr(paths.tls_csr.read_bytes())
+    try:
+        sans = csr.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
+    except x509.ExtensionNotFound:
+        return [], []
+    return (
+        list(sans.get_values_for_type(x509.DNSName)),
+        [str(address) for address in sans.get_values_for_type(x509.IPAddress)],
+    )
 
 
 def _toml_string(value: str) -> str:
@@ -95,6 +142,7 @@ def node_toml(*, name: str, partnership: str, host: str, port: int) -> str:
     """A commented node.toml holding NodeSettings' defaults, for operators to edit."""
     defaults = NodeSettings(name=name, partnership=partnership, host=host, port=port)
     budget: BudgetSettings = defaults.budget
+    limits: ServerLimits = defaults.server
     per_dataset = "\n".join(
         f"{dataset} = {_toml_string(rho)}" for dataset, rho in budget.total_rho_per_dataset.items()
     )
@@ -124,6 +172,11 @@ revoked_fingerprints = {_toml_list(defaults.revoked_fingerprints)}
 # Public county codes: the domain of the `county` column (public knowledge, not data).
 counties = {_toml_list(defaults.counties)}
 
+# Optional small-count suppression: flag released noisy counts below this number as
+# "suppressed" (shown as such to analysts). Post-processing of the noisy value: it never
+# changes the privacy cost, and the value stays in the release. E.g. 11. Off when absent.
+# suppress_counts_below = 11
+
 # Privacy budget policy, in rho of zero-concentrated DP. Decimal strings, handled exactly.
 [budget]
 # Largest rho one query may spend.
@@ -138,17 +191,40 @@ delta = {_toml_string(budget.delta)}
 # Optional per-analyst cap on total rho across datasets, e.g. alice = "2".
 [budget.analyst_caps]
 
+# gRPC server limits.
+[server]
+# Threads answering calls.
+max_workers = {limits.max_workers}
+# Calls in progress at once; more are refused with RESOURCE_EXHAUSTED.
+max_concurrent_rpcs = {limits.max_concurrent_rpcs}
+# Seconds in-flight calls get to finish when the node stops (`serve --grace` overrides).
+grace_seconds = {limits.grace_seconds}
+
 # Public child population by year (e.g. census estimates), used for rates, e.g. "2023" = 412000.
 [child_population]
 """
 
 
 def next_steps(paths: NodePaths, identity: Identity) -> str:
+    dns, addresses = csr_names(paths)
+    extra = [f"--dns {name}" for name in dns if name not in DEFAULT_DNS_NAMES]
+    extra += [f"--ip {address}" for address in addresses if address not in DEFAULT_IP_ADDRESSES]
+    sign = f"npcs ca sign CA_DIR tls.csr --role node --name {identity.name}"
+    sign += "".join(f" {option}" for option in extra) + f" --out {identity.name}.crt"
+    names = ", ".join([*dns, *addresses])
+    hint = (
+        ""
+        if extra
+        else ": only this machine can.\nFor other machines, create the node folder with "
+        "`npcs-node init --dns NAME --ip ADDR` naming its real host"
+    )
     return f"""\
 Created node {identity} in {paths.root}.
+Its certificate request names the hosts: {names}
+Analysts and auditors must reach the node by one of them{hint}.
 Next steps:
   1. Send {paths.tls_csr} to the partnership CA operator, who runs:
-       npcs ca sign CA_DIR tls.csr --role node --name {identity.name} --out {identity.name}.crt
+       {sign}
   2. Install the certificate they send back, with the partnership's CA certificate:
        npcs-node install-cert {paths.root} {identity.name}.crt --ca ca.crt
   3. Hand {paths.ledger_public_key} to the partnership: auditors check your ledger with it.
@@ -179,6 +255,7 @@ def install_certificate(
     _check_signed_by(certificate, ca_certificate, ca_path)
     _check_valid_now(certificate, now or datetime.datetime.now(datetime.UTC))
     _check_server_usage(certificate)
+    _check_host_names(certificate, paths)
 
     write_public_file(paths.tls_cert, certificate_pem(certificate), overwrite=True)
     write_public_file(paths.ca_cert, certificate_pem(ca_certificate), overwrite=True)
@@ -247,6 +324,28 @@ def _check_valid_now(certificate: x509.Certificate, now: datetime.datetime) -> N
         raise ProvisionError(
             f"the certificate expired on {certificate.not_valid_after_utc.isoformat()}: ask "
             "the CA operator to sign keys/tls.csr again"
+        )
+
+
+def _check_host_names(certificate: x509.Certificate, paths: NodePaths) -> None:
+    """Every host name the CSR asked for must be in the certificate: clients dialling
+    the node by a missing name would fail their TLS name check."""
+    if not paths.tls_csr.is_file():
+        return
+    wanted_dns, wanted_ips = csr_names(paths)
+    try:
+        sans = certificate.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
+        have_dns = set(sans.get_values_for_type(x509.DNSName))
+        have_ips = {str(address) for address in sans.get_values_for_type(x509.IPAddress)}
+    except x509.ExtensionNotFound:
+        have_dns, have_ips = set(), set()
+    missing = [f"--dns {name}" for name in wanted_dns if name not in have_dns]
+    missing += [f"--ip {address}" for address in wanted_ips if address not in have_ips]
+    if missing:
+        raise ProvisionError(
+            "the certificate lacks host names this node's CSR asked for, so clients "
+            "dialling them would be refused: ask the CA operator to sign keys/tls.csr again "
+            f"with {' '.join(missing)}"
         )
 
 

@@ -77,6 +77,26 @@ def load_server_credentials(paths: NodePaths) -> tuple[bytes, bytes, bytes]:
         raise KeyFileError(f"cannot read the node's TLS files: {exc}") from exc
 
 
+def unrevoked_peer(auth_context: AuthContext, settings: NodeSettings) -> Peer:
+    """The caller as its certificate names it, unless this node revoked that certificate.
+
+    The check every service needs (health and reflection included; see
+    `node.server.RevocationInterceptor`). Raises Unauthenticated when there is no usable
+    peer certificate identity, PermissionDenied for a revoked certificate.
+    """
+    try:
+        peer = peer_from_auth_context(auth_context)
+    except (IdentityError, KeyFileError) as exc:
+        raise Unauthenticated(f"no partnership identity on this connection: {exc}") from exc
+    revoked = {normalise_fingerprint(value) for value in settings.revoked_fingerprints}
+    if peer.certificate_fingerprint in revoked:
+        raise PermissionDenied(
+            f"the certificate of {peer.identity} (sha256 {peer.certificate_fingerprint}) "
+            "has been revoked by this node"
+        )
+    return peer
+
+
 def authorise_caller(
     auth_context: AuthContext,
     settings: NodeSettings,
@@ -89,16 +109,7 @@ def authorise_caller(
     certificate, another partnership, a role not allowed here, or an analyst not listed
     in `allowed_analysts`.
     """
-    try:
-        peer = peer_from_auth_context(auth_context)
-    except (IdentityError, KeyFileError) as exc:
-        raise Unauthenticated(f"no partnership identity on this connection: {exc}") from exc
-    revoked = {normalise_fingerprint(value) for value in settings.revoked_fingerprints}
-    if peer.certificate_fingerprint in revoked:
-        raise PermissionDenied(
-            f"the certificate of {peer.identity} (sha256 {peer.certificate_fingerprint}) "
-            "has been revoked by this node"
-        )
+    peer = unrevoked_peer(auth_context, settings)
     identity = peer.identity
     if identity.partnership != settings.partnership:
         raise PermissionDenied(

@@ -1,10 +1,12 @@
 """Building and running the node's gRPC server.
 
 mTLS only (`require_client_auth=True`, no insecure port), 4 MiB messages, a bounded
-thread pool and `maximum_concurrent_rpcs` (excess calls get RESOURCE_EXHAUSTED),
-keepalive settings shared with clients (`npcs.transport`), the standard
-`grpc.health.v1` service (SERVING, or NOT_SERVING when the ledger fails its self-check)
-and server reflection, so `grpcurl` and `grpc_health_probe` work.
+thread pool and `maximum_concurrent_rpcs` (excess calls get RESOURCE_EXHAUSTED; both,
+and the shutdown grace period, from node.toml's `[server]`), keepalive settings shared
+with clients (`npcs.transport`), the standard `grpc.health.v1` service (SERVING, or
+NOT_SERVING once the ledger fails its start-up self-check or faults while serving) and
+server reflection, so `grpcurl` and `grpc_health_probe` work. Revoked certificates are
+refused on every service, health and reflection included (`RevocationInterceptor`).
 
 `running_node(root)` is the one way to run a node: it opens the node folder, runs the
 ledger self-check, starts the server and stops it with a grace period on exit (in-flight
@@ -17,12 +19,12 @@ import json
 import logging
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from concurrent import futures
 from contextlib import ExitStack, contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, TYPE_CHECKING, Any, TypeVar
 
 import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
@@ -31,7 +33,7 @@ from grpc_reflection.v1alpha import reflection
 from node.engine import QueryEngine
 from node.layout import NodePaths
 from node.node_ledger import open_node_ledger
-from node.security import load_server_credentials
+from node.security import AccessDeniedError, load_server_credentials, unrevoked_peer
 from node.servicer import NodeServicer
 from node.settings import NodeSettings, load_settings
 from node.store import DataStore, node_schema
@@ -40,16 +42,41 @@ from npcs.v1 import node_pb2
 
 log = logging.getLogger("npcs.node.server")
 
+if TYPE_CHECKING:  # generic only in the type stubs
+    _ServerInterceptor = grpc.ServerInterceptor[Any, Any]
+else:
+    _ServerInterceptor = grpc.ServerInterceptor
+
 
 @dataclass(frozen=True)
 class ServerOptions:
+    """Where to listen, and the server's limits; a limit left None comes from node.toml's
+    `[server]` table (`NodeSettings.server`)."""
+
     host: str = "127.0.0.1"
     port: int = 0
     """0 picks a free port (tests); the bound port is reported by `running_node`."""
-    max_workers: int = 8
-    max_concurrent_rpcs: int = 32
-    grace_seconds: float = 10.0
+    max_workers: int | None = None
+    max_concurrent_rpcs: int | None = None
+    grace_seconds: float | None = None
     """How long a stopping server lets in-flight calls finish."""
+
+    def with_limits_from(self, settings: NodeSettings) -> ServerOptions:
+        """These options with every unset limit taken from the node's settings."""
+        limits = settings.server
+        return replace(
+            self,
+            max_workers=_chosen(self.max_workers, limits.max_workers),
+            max_concurrent_rpcs=_chosen(self.max_concurrent_rpcs, limits.max_concurrent_rpcs),
+            grace_seconds=_chosen(self.grace_seconds, limits.grace_seconds),
+        )
+
+
+_T = TypeVar("_T")
+
+
+def _chosen(explicit: _T | None, configured: _T) -> _T:
+    return configured if explicit is None else explicit
 
 
 @dataclass(frozen=True)
@@ -62,6 +89,8 @@ class RunningNode:
     engine: QueryEngine
     health: health.HealthServicer
     settings: NodeSettings
+    options: ServerOptions
+    """The options the server runs with, limits resolved from the settings."""
 
     @property
     def address(self) -> str:
@@ -89,16 +118,23 @@ def create_server(
     credentials: grpc.ServerCredentials,
     options: ServerOptions,
 ) -> tuple[grpc.Server, int, health.HealthServicer]:
-    """A started mTLS server with the Node, health and reflection services."""
+    """A started mTLS server with the Node, health and reflection services.
+
+    Limits unset in `options` come from `settings.server`.
+    """
+    resolved = options.with_limits_from(settings)
     server = grpc.server(
-        futures.ThreadPoolExecutor(max_workers=options.max_workers, thread_name_prefix="npcs-rpc"),
+        futures.ThreadPoolExecutor(max_workers=resolved.max_workers, thread_name_prefix="npcs-rpc"),
         handlers=[NodeServicer(engine, settings).generic_handler()],
+        interceptors=[RevocationInterceptor(settings)],
         options=list(SERVER_OPTIONS),
-        maximum_concurrent_rpcs=options.max_concurrent_rpcs,
+        maximum_concurrent_rpcs=resolved.max_concurrent_rpcs,
     )
     health_servicer = health.HealthServicer()
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
     _publish_health(health_servicer, engine.healthy)
+    # A ledger fault seen on any call turns the health service NOT_SERVING at once.
+    engine.add_health_listener(lambda healthy: _publish_health(health_servicer, healthy))
     reflection.enable_server_reflection(
         (
             node_pb2.DESCRIPTOR.services_by_name["Node"].full_name,
@@ -124,6 +160,67 @@ def _publish_health(servicer: health.HealthServicer, healthy: bool) -> None:
     servicer.set(SERVICE_NAME, status)
 
 
+class RevocationInterceptor(_ServerInterceptor):
+    """Refuse callers whose certificate this node revoked, on every service.
+
+    The CA still vouches for a revoked certificate, so the TLS handshake succeeds; this
+    runs `node.security.unrevoked_peer` before any handler (Node, health, reflection).
+    The Node service then also checks roles and allowed analysts per method.
+    """
+
+    def __init__(self, settings: NodeSettings) -> None:
+        self._settings = settings
+
+    def intercept_service(
+        self,
+        continuation: Callable[[grpc.HandlerCallDetails], grpc.RpcMethodHandler[Any, Any] | None],
+        handler_call_details: grpc.HandlerCallDetails,
+    ) -> grpc.RpcMethodHandler[Any, Any] | None:
+        handler = continuation(handler_call_details)
+        if handler is None:
+            return None
+        method = str(getattr(handler_call_details, "method", "?"))
+        return _guarded(handler, lambda context: self._admit(context, method))
+
+    def _admit(self, context: grpc.ServicerContext, method: str) -> None:
+        try:
+            unrevoked_peer(context.auth_context(), self._settings)
+        except AccessDeniedError as exc:
+            code = getattr(grpc.StatusCode, exc.grpc_status, grpc.StatusCode.PERMISSION_DENIED)
+            log.info(
+                "rpc refused",
+                extra={"event": "rpc_refused", "method": method, "code": code.name},
+            )
+            context.abort(code, str(exc))
+
+
+def _guarded(
+    handler: grpc.RpcMethodHandler[Any, Any], admit: Callable[[grpc.ServicerContext], None]
+) -> grpc.RpcMethodHandler[Any, Any]:
+    """`handler` with `admit(context)` run before its behaviour (which kind it is)."""
+
+    def guard(behaviour: Callable[[Any, grpc.ServicerContext], Any]) -> Any:
+        def admitted(request: Any, context: grpc.ServicerContext) -> Any:
+            admit(context)
+            return behaviour(request, context)
+
+        return admitted
+
+    codecs: dict[str, Any] = {
+        "request_deserializer": handler.request_deserializer,
+        "response_serializer": handler.response_serializer,
+    }
+    if handler.unary_unary is not None:
+        return grpc.unary_unary_rpc_method_handler(guard(handler.unary_unary), **codecs)
+    if handler.unary_stream is not None:
+        return grpc.unary_stream_rpc_method_handler(guard(handler.unary_stream), **codecs)
+    if handler.stream_unary is not None:
+        return grpc.stream_unary_rpc_method_handler(guard(handler.stream_unary), **codecs)
+    if handler.stream_stream is not None:
+        return grpc.stream_stream_rpc_method_handler(guard(handler.stream_stream), **codecs)
+    return handler
+
+
 def server_credentials(paths: NodePaths) -> grpc.ServerCredentials:
     key_pem, cert_pem, ca_pem = load_server_credentials(paths)
     return grpc.ssl_server_credentials(
@@ -140,8 +237,8 @@ def running_node(
     `overrides` replace node.toml settings (e.g. in tests). Always binds `options.host`
     (default 127.0.0.1) and `options.port` (default 0: a free port).
     """
-    chosen = options or ServerOptions()
     settings = load_settings(root, **overrides)
+    chosen = (options or ServerOptions()).with_limits_from(settings)
     with ExitStack() as stack:
         engine = build_engine(root, settings, stack)
         credentials = server_credentials(NodePaths(root))
@@ -156,7 +253,7 @@ def running_node(
             },
         )
         try:
-            yield RunningNode(server, port, chosen.host, engine, health_servicer, settings)
+            yield RunningNode(server, port, chosen.host, engine, health_servicer, settings, chosen)
         finally:
             health_servicer.enter_graceful_shutdown()
             server.stop(chosen.grace_seconds).wait()

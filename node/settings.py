@@ -52,6 +52,20 @@ class BudgetSettings(BaseModel):
     delta: str = Field("1e-9", description="Partnership delta for (epsilon, delta) reporting.")
 
 
+class ServerLimits(BaseModel):
+    """How much work the gRPC server takes on at once, and how long it lets calls finish."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    max_workers: int = Field(8, ge=1, description="Threads answering calls.")
+    max_concurrent_rpcs: int = Field(
+        32, ge=1, description="Calls in progress at once; more get RESOURCE_EXHAUSTED."
+    )
+    grace_seconds: float = Field(
+        10.0, ge=0, description="How long a stopping server lets in-flight calls finish."
+    )
+
+
 class NodeSettings(BaseSettings):
     """Everything a node needs to know about itself, from node.toml and the environment."""
 
@@ -83,6 +97,15 @@ class NodeSettings(BaseSettings):
     counties: list[str] = Field(
         default_factory=list, description="Public county codes: the domain of `county`."
     )
+    suppress_counts_below: int | None = Field(
+        None,
+        ge=1,
+        description=(
+            "Flag noisy counts below this as suppressed (post-processing: the cost and the "
+            "released value are unchanged). None: no suppression."
+        ),
+    )
+    server: ServerLimits = Field(default_factory=ServerLimits)
 
     @field_validator("revoked_fingerprints")
     @classmethod
