@@ -18,7 +18,7 @@ Format (documented in docs/analyst-guide.md):
 
     [[nodes]]
     name = "state-a"
-    address = "10.0.0.5:50051"
+    address = "npcs.state-a.example.gov:50051"
     ledger_key_fingerprint = "3f1c...64 hex digits"
 
 TOML is read with the standard library's `tomllib` and written by the tiny serializer
@@ -108,7 +108,7 @@ def check_address(address: str) -> str:
     """HOST:PORT with a port in 1-65535 ([IPv6]:PORT allowed)."""
     host, separator, port = address.rpartition(":")
     if not separator or not host or not port.isdigit() or not 0 < int(port) < 65536:
-        raise PartnershipError(f"node address {address!r} must be HOST:PORT, e.g. 10.0.0.5:50051")
+        raise PartnershipError(f"node address {address!r} must be HOST:PORT, e.g. npcs.state-a.example.gov:50051")
     return address
 
 

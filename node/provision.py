@@ -106,7 +106,7 @@ def csr_host_names(
     try:
         addresses = parse_ip_addresses([*DEFAULT_IP_ADDRESSES, *ip_addresses])
     except ValueError as exc:
-        raise ProvisionError(f"--ip: {exc} (e.g. 10.0.0.5 or 2001:db8::5)") from exc
+        raise ProvisionError(f"--ip: {exc} (e.g. 192.0.2.5 or 2001:db8::5)") from exc
     return dns, tuple(dict.fromkeys(addresses))
 
 

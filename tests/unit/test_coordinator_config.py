@@ -72,7 +72,7 @@ def test_partnership_init_and_add_node_write_a_file_that_reads_back(
             "add-node",
             str(config),
             "state-a",
-            "10.0.0.5:50051",
+            "192.0.2.5:50051",
             "--ledger-key",
             str(pub),
         ],
@@ -84,13 +84,13 @@ def test_partnership_init_and_add_node_write_a_file_that_reads_back(
     (node,) = partnership.nodes
     assert (node.name, node.address, node.ledger_key_fingerprint) == (
         "state-a",
-        "10.0.0.5:50051",
+        "192.0.2.5:50051",
         fingerprint,
     )
     assert render_toml(partnership) == config.read_text()
     again = runner.invoke(
         cli,
-        ["partnership", "add-node", str(config), "state-a", "10.0.0.6:1", "--ledger-key", str(pub)],
+        ["partnership", "add-node", str(config), "state-a", "192.0.2.6:1", "--ledger-key", str(pub)],
     )
     assert again.exit_code != 0
     assert "already in the partnership" in again.output

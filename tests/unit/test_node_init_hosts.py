@@ -47,7 +47,7 @@ def test_init_dns_and_ip_options_put_the_hosts_in_the_csr_and_the_sign_command(
             "--dns",
             "localhost",
             "--ip",
-            "10.0.0.5",
+            "192.0.2.5",
             "--ip",
             "2001:db8::5",
         ],
@@ -55,9 +55,9 @@ def test_init_dns_and_ip_options_put_the_hosts_in_the_csr_and_the_sign_command(
     assert result.exit_code == 0, result.output
     dns, ips = _csr_sans(NodePaths(folder))
     assert dns == ["localhost", "npcs.county-a.example.gov"]  # defaults kept, no repeats
-    assert ips == ["127.0.0.1", "10.0.0.5", "2001:db8::5"]
+    assert ips == ["127.0.0.1", "192.0.2.5", "2001:db8::5"]
     assert (
-        "--dns npcs.county-a.example.gov --ip 10.0.0.5 --ip 2001:db8::5 --out county-a.crt"
+        "--dns npcs.county-a.example.gov --ip 192.0.2.5 --ip 2001:db8::5 --out county-a.crt"
         in result.output
     )
     assert "npcs.county-a.example.gov" in result.output.splitlines()[1]
@@ -98,7 +98,7 @@ def test_install_cert_refuses_a_certificate_without_the_requested_host_names(
         name="county-a",
         partnership="demo",
         dns_names=["npcs.county-a.example.gov"],
-        ip_addresses=["10.0.0.5"],
+        ip_addresses=["192.0.2.5"],
     )
     csr = load_csr(node.tls_csr)
     ca_cert = tmp_path / "ca" / "ca.crt"
@@ -106,7 +106,7 @@ def test_install_cert_refuses_a_certificate_without_the_requested_host_names(
     plain = authority.sign_csr(csr, role="node", name="county-a")
     (tmp_path / "plain.crt").write_bytes(certificate_pem(plain.certificate))
     with pytest.raises(
-        ProvisionError, match=re.escape("--dns npcs.county-a.example.gov --ip 10.0.0.5")
+        ProvisionError, match=re.escape("--dns npcs.county-a.example.gov --ip 192.0.2.5")
     ):
         install_certificate(node.root, tmp_path / "plain.crt", ca_cert)
     assert not node.tls_cert.exists()
@@ -116,7 +116,7 @@ def test_install_cert_refuses_a_certificate_without_the_requested_host_names(
         role="node",
         name="county-a",
         dns_names=["npcs.county-a.example.gov"],
-        ip_addresses=[ipaddress.ip_address("10.0.0.5")],
+        ip_addresses=[ipaddress.ip_address("192.0.2.5")],
     )
     (tmp_path / "named.crt").write_bytes(certificate_pem(named.certificate))
     installed = install_certificate(node.root, tmp_path / "named.crt", ca_cert)
