@@ -108,7 +108,9 @@ def check_address(address: str) -> str:
     """HOST:PORT with a port in 1-65535 ([IPv6]:PORT allowed)."""
     host, separator, port = address.rpartition(":")
     if not separator or not host or not port.isdigit() or not 0 < int(port) < 65536:
-        raise PartnershipError(f"node address {address!r} must be HOST:PORT, e.g. npcs.state-a.example.gov:50051")
+        raise PartnershipError(
+            f"node address {address!r} must be HOST:PORT, e.g. npcs.state-a.example.gov:50051"
+        )
     return address
 
 

@@ -125,24 +125,22 @@ def _remember_checkpoints(
 ) -> None:
     import click
 
-    for result in results:
-        if result.answer is None or result.receipt is None or not result.receipt.verified:
-            continue
-        checkpoint = result.answer.checkpoint
-        warning = session.store.remember_checkpoint(
-            session.partnership.name,
-            RememberedCheckpoint(
-                node=result.entry.name,
-                origin=checkpoint.signed.checkpoint.origin,
-                size=checkpoint.size,
-                root=checkpoint.root,
-                signature=checkpoint.signed.signature,
-                key_fingerprint=result.entry.ledger_key_fingerprint,
-                seen_at=now.isoformat(timespec="seconds"),
-            ),
+    seen_at = now.isoformat(timespec="seconds")
+    checkpoints = [
+        RememberedCheckpoint(
+            node=result.entry.name,
+            origin=result.answer.checkpoint.signed.checkpoint.origin,
+            size=result.answer.checkpoint.size,
+            root=result.answer.checkpoint.root,
+            signature=result.answer.checkpoint.signed.signature,
+            key_fingerprint=result.entry.ledger_key_fingerprint,
+            seen_at=seen_at,
         )
-        if warning:
-            click.echo(f"WARNING: {warning}", err=True)
+        for result in results
+        if result.answer is not None and result.receipt is not None and result.receipt.verified
+    ]
+    for warning in session.store.remember_checkpoints(session.partnership.name, checkpoints):
+        click.echo(f"WARNING: {warning}", err=True)
 
 
 def run_preview(session: Session, entries: Sequence[NodeEntry], spec: QuerySpec) -> PreviewReport:

@@ -13,7 +13,7 @@ from __future__ import annotations
 import json
 import os
 import sqlite3
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from contextlib import closing, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -223,43 +223,23 @@ class ResultsStore:
         ]
 
     def remember_checkpoint(self, partnership: str, checkpoint: RememberedCheckpoint) -> str | None:
-        """Keep the node's newest verified checkpoint; return a warning if it went backwards.
+        """Keep one node's newest verified checkpoint; see `remember_checkpoints`."""
+        warnings = self.remember_checkpoints(partnership, [checkpoint])
+        return warnings[0] if warnings else None
+
+    def remember_checkpoints(
+        self, partnership: str, checkpoints: Iterable[RememberedCheckpoint]
+    ) -> list[str]:
+        """Keep each node's newest verified checkpoint, in one transaction (one fsync for
+        a whole fan-out); return a warning for each ledger that went backwards.
 
         A smaller size than remembered means the ledger shrank; the same size with a
         different root means it forked. Either is reported and the old one is kept.
         Full consistency proofs between sizes are the auditor's job (`npcs audit`).
         """
         with self._connect() as connection:
-            row = connection.execute(
-                "SELECT size, root FROM checkpoints WHERE partnership = ? AND node = ?",
-                (partnership, checkpoint.node),
-            ).fetchone()
-            if row is not None:
-                size, root = int(row[0]), bytes(row[1])
-                if checkpoint.size < size:
-                    return (
-                        f"node {checkpoint.node}'s ledger shrank from {size} to "
-                        f"{checkpoint.size} entries since last seen: tell the auditor"
-                    )
-                if checkpoint.size == size and checkpoint.root != root:
-                    return (
-                        f"node {checkpoint.node}'s ledger changed at size {size} (a fork or "
-                        "a rewrite): tell the auditor"
-                    )
-            connection.execute(
-                "INSERT OR REPLACE INTO checkpoints VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-                (
-                    partnership,
-                    checkpoint.node,
-                    checkpoint.origin,
-                    checkpoint.size,
-                    checkpoint.root,
-                    checkpoint.signature,
-                    checkpoint.key_fingerprint,
-                    checkpoint.seen_at,
-                ),
-            )
-        return None
+            warnings = [_remember(connection, partnership, c) for c in checkpoints]
+        return [warning for warning in warnings if warning is not None]
 
     def latest_checkpoint(self, partnership: str, node: str) -> RememberedCheckpoint | None:
         with self._connect() as connection:
@@ -279,3 +259,38 @@ class ResultsStore:
 def _like_prefix(prefix: str) -> str:
     escaped = prefix.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
     return escaped + "%"
+
+
+def _remember(
+    connection: sqlite3.Connection, partnership: str, checkpoint: RememberedCheckpoint
+) -> str | None:
+    row = connection.execute(
+        "SELECT size, root FROM checkpoints WHERE partnership = ? AND node = ?",
+        (partnership, checkpoint.node),
+    ).fetchone()
+    if row is not None:
+        size, root = int(row[0]), bytes(row[1])
+        if checkpoint.size < size:
+            return (
+                f"node {checkpoint.node}'s ledger shrank from {size} to "
+                f"{checkpoint.size} entries since last seen: tell the auditor"
+            )
+        if checkpoint.size == size and checkpoint.root != root:
+            return (
+                f"node {checkpoint.node}'s ledger changed at size {size} (a fork or "
+                "a rewrite): tell the auditor"
+            )
+    connection.execute(
+        "INSERT OR REPLACE INTO checkpoints VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+        (
+            partnership,
+            checkpoint.node,
+            checkpoint.origin,
+            checkpoint.size,
+            checkpoint.root,
+            checkpoint.signature,
+            checkpoint.key_fingerprint,
+            checkpoint.seen_at,
+        ),
+    )
+    return None

@@ -90,7 +90,15 @@ def test_partnership_init_and_add_node_write_a_file_that_reads_back(
     assert render_toml(partnership) == config.read_text()
     again = runner.invoke(
         cli,
-        ["partnership", "add-node", str(config), "state-a", "192.0.2.6:1", "--ledger-key", str(pub)],
+        [
+            "partnership",
+            "add-node",
+            str(config),
+            "state-a",
+            "192.0.2.6:9",
+            "--ledger-key",
+            str(pub),
+        ],
     )
     assert again.exit_code != 0
     assert "already in the partnership" in again.output
@@ -242,6 +250,23 @@ def test_results_store_notices_a_ledger_that_shrank_or_forked(tmp_path: Path) ->
     latest = store.latest_checkpoint("p", "a")
     assert latest is not None
     assert (latest.size, latest.root) == (7, b"2" * 32)
+
+
+def test_a_fan_out_remembers_every_nodes_checkpoint_at_once(tmp_path: Path) -> None:
+    """One transaction for all nodes; a node that went backwards is named, the rest kept."""
+    store = ResultsStore(tmp_path / "results.sqlite")
+
+    def seen(node: str, size: int) -> RememberedCheckpoint:
+        return RememberedCheckpoint(
+            node, f"{node}-ledger", size, bytes([size]) * 32, b"s", "f" * 64, "t"
+        )
+
+    assert store.remember_checkpoints("p", [seen("a", 3), seen("b", 4)]) == []
+    warnings = store.remember_checkpoints("p", [seen("a", 5), seen("b", 2)])
+    assert len(warnings) == 1
+    assert "node b's ledger shrank from 4 to 2" in warnings[0]
+    sizes = {node: store.latest_checkpoint("p", node) for node in ("a", "b")}
+    assert {node: c.size for node, c in sizes.items() if c is not None} == {"a": 5, "b": 4}
 
 
 def test_results_cli_shows_and_exports_stored_results(tmp_path: Path) -> None:
