@@ -32,6 +32,7 @@ from grpc_reflection.v1alpha import reflection
 
 from node.engine import QueryEngine
 from node.layout import NodePaths
+from node.native_memory import tune_native_allocator
 from node.node_ledger import open_node_ledger
 from node.security import AccessDeniedError, load_server_credentials, unrevoked_peer
 from node.servicer import NodeServicer
@@ -239,6 +240,7 @@ def running_node(
     """
     settings = load_settings(root, **overrides)
     chosen = (options or ServerOptions()).with_limits_from(settings)
+    tune_native_allocator()
     with ExitStack() as stack:
         engine = build_engine(root, settings, stack)
         credentials = server_credentials(NodePaths(root))

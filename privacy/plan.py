@@ -26,18 +26,31 @@ sum / max(noisy count, 1), clipped to the column bounds, with an interval from t
 and count intervals at 97.5% each (union bound); when the count interval reaches below
 1 the mean's interval is the column's bounds (an empty group's mean is undefined: the
 value is then only a placeholder inside the bounds). Quantiles are chosen by OpenDP's
-score mechanism (distribution RANK); their interval is the whole candidate range, a
-conservative statement that needs no data.
+score mechanism (distribution RANK); their value interval is the whole candidate range,
+a conservative statement that needs no data. Each also carries a 95% `rank_error`:
+
+* OpenDP scores candidate c as |den * ((1 - p) * #(x < c) - p * #(x > c))| with p ~ num /
+  den (den is p's exact denominator when small, else (2^64 - 1) // max_length) and
+  releases argmin(score + Gumbel noise of scale s). That is the exponential mechanism: a
+  candidate whose score is t worse than the best is chosen with probability at most
+  exp(-t / s), so with k candidates P(score gap > s * ln((k - 1) / beta)) <= beta.
+* With beta = 5%, `rank_error = s * ln((k - 1) / 0.05) / den` rows: with 95% probability
+  the released value's rank score (1 - p) * #below - p * #above is within that many rows
+  of the best candidate's. It uses only public numbers (s, k, p), so it costs nothing.
+* A value interval would need the data's distribution between candidates (private), so
+  the value interval stays the candidate range.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import itertools
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date
+from fractions import Fraction
 from pathlib import Path
 from types import ModuleType
 from typing import Any
@@ -100,6 +113,8 @@ class ExpectedAccuracy:
     scale: float
     half_width: float
     """95% half-width; for RANK and NONE values a conservative, data-free bound."""
+    rank_error: float | None = None
+    """RANK values: the 95% rank error in rows (see the module docstring)."""
 
 
 @dataclass(frozen=True)
@@ -111,6 +126,8 @@ class _Noise:
     half_width: float
     half_width_mean_part: float
     """Half-width at 97.5% (used when this column is one half of a mean)."""
+    rank_error: float | None = None
+    """RANK columns: the 95% rank error in rows."""
 
 
 @dataclass(frozen=True)
@@ -201,7 +218,7 @@ def plan_query(query: ValidatedQuery, schema: Schema, parquet_path: Path) -> Que
             f"that accuracy costs rho {format_rho(cost_units)}, over this node's per-query cap "
             f"of {format_rho(query.max_rho_units)}; ask for a wider interval",
         )
-    noise = _noise_by_column(dp, measurement)
+    noise = _with_rank_errors(query, _noise_by_column(dp, measurement), scale)
     if query.accuracy is not None:
         _check_accuracy(noise, query.accuracy)
     return QueryPlan(
@@ -265,7 +282,47 @@ def _build(dp: ModuleType, domain: Any, lazy_plan: pl.LazyFrame, scale: float) -
 def _polars_plan(
     dp: ModuleType, query: ValidatedQuery, columns: tuple[Column, ...]
 ) -> pl.LazyFrame:
-    frame = _empty_frame(columns)
+    aggregations = [_aggregation_expr(dp, query, output) for output in _outputs(query)]
+    return _shaped_plan(query, _empty_frame(columns), aggregations)
+
+
+def exact_plan(query: ValidatedQuery, parquet_path: Path) -> pl.LazyFrame:
+    """The measurement's plan without privacy: same filter, keys, group-by and key cells.
+
+    Exact aggregates (no noise, no clipping to the column bounds) over the same columns
+    of the same file, every public key cell present (empty cells count 0, sum 0). For
+    benchmarks ("the same non-private aggregation") and exactness checks; never released.
+    """
+    data = _scan(parquet_path, _query_columns(query))
+    outputs = _outputs(query)
+    frame = _shaped_plan(query, data, [_exact_expr(query, output) for output in outputs])
+    filled = [pl.col(o.column).fill_null(0) for o in outputs if not o.column.startswith("__q")]
+    return frame.with_columns(filled) if filled else frame
+
+
+def _exact_expr(query: ValidatedQuery, output: _Output) -> pl.Expr:
+    measured = query.measured
+    if output.column == "__count" and measured is not None and not _counts_rows(query):
+        return pl.col(measured.name).count().alias(output.column)
+    if output.column == "__count":
+        # No cast: a cast inside the aggregation costs Polars its fast group-by path.
+        return pl.len().alias(output.column)
+    assert measured is not None
+    column = pl.col(measured.name)
+    if output.column == "__sum":
+        return column.fill_null(_bound(measured, 0)).sum().alias(output.column)
+    probability = query.spec.quantiles[int(output.column.removeprefix("__q"))]
+    return column.quantile(probability, "nearest").alias(output.column)
+
+
+def _counts_rows(query: ValidatedQuery) -> bool:
+    return query.statistic is Statistic.COUNT or query.statistic is Statistic.HISTOGRAM
+
+
+def _shaped_plan(
+    query: ValidatedQuery, frame: pl.LazyFrame, aggregations: Sequence[Any]
+) -> pl.LazyFrame:
+    """Filter, derived key columns, group-by and the left join onto the public key cells."""
     predicate = _predicate(query)
     if predicate is not None:
         frame = frame.filter(predicate)
@@ -281,7 +338,6 @@ def _polars_plan(
         key_columns.append(_BIN_COLUMN)
     if derived:
         frame = frame.with_columns(**derived)
-    aggregations = [_aggregation_expr(dp, query, output) for output in _outputs(query)]
     if not key_columns:
         return frame.select(aggregations)
     grouped = frame.group_by(key_columns).agg(aggregations)
@@ -493,6 +549,58 @@ def _noise_by_column(dp: ModuleType, measurement: Any) -> dict[str, _Noise]:
     return noise
 
 
+def _with_rank_errors(
+    query: ValidatedQuery, noise: Mapping[str, _Noise], global_scale: float
+) -> dict[str, _Noise]:
+    """Attach each quantile's 95% rank error (module docstring) to its noise."""
+    if query.statistic is not Statistic.QUANTILES:
+        return dict(noise)
+    assert query.measured is not None
+    candidates = len(quantile_candidates(query.measured))
+    with_errors = dict(noise)
+    for index, probability in enumerate(query.spec.quantiles):
+        column = f"__q{index}"
+        with_errors[column] = dataclasses.replace(
+            noise[column],
+            rank_error=quantile_rank_error(
+                probability, noise[column].scale, global_scale, candidates
+            ),
+        )
+    return with_errors
+
+
+def quantile_rank_error(
+    probability: float,
+    score_scale: float,
+    global_scale: float,
+    candidates: int,
+    confidence: float = CONFIDENCE,
+) -> float | None:
+    """95% bound, in rows, on how much worse the released candidate's rank score is.
+
+    `score_scale` is the Gumbel scale OpenDP reports (in units of its integer scores);
+    `global_scale` the relative scale the measurement was built with. Returns None when
+    the score constants reconstructed here do not reproduce OpenDP's scale (a changed
+    OpenDP): then no rank claim is made rather than a wrong one.
+    """
+    numerator, denominator = _alpha_fraction(probability)
+    sensitivity = max(numerator, denominator - numerator)
+    if not math.isclose(score_scale, global_scale * sensitivity, rel_tol=1e-6):
+        return None
+    if candidates < 2:
+        return 0.0
+    return score_scale * math.log((candidates - 1) / (1 - confidence)) / denominator
+
+
+def _alpha_fraction(probability: float) -> tuple[int, int]:
+    """OpenDP's integer (num, den) for p (score_candidates_constants, size = max_length)."""
+    exact = Fraction(probability)
+    limit = (2**64 - 1) // PUBLIC_MAX_ROWS
+    if exact.denominator < limit:
+        return exact.numerator, exact.denominator
+    return round(probability * float(limit)), limit
+
+
 def _distribution(opendp_name: str) -> NoiseDistribution:
     lowered = opendp_name.lower()
     if "gaussian" in lowered:
@@ -530,7 +638,13 @@ def _expected(query: ValidatedQuery, noise: Mapping[str, _Noise]) -> tuple[Expec
             assert measured is not None
             half_width = _bounds_half_width(measured)
         expected.append(
-            ExpectedAccuracy(output.name, column_noise.distribution, column_noise.scale, half_width)
+            ExpectedAccuracy(
+                output.name,
+                column_noise.distribution,
+                column_noise.scale,
+                half_width,
+                column_noise.rank_error,
+            )
         )
     if query.statistic is Statistic.MEAN:
         assert measured is not None
@@ -636,6 +750,7 @@ def _estimates(
             scale=noise[output.column].scale,
             ci_low=float(measured.lower),
             ci_high=float(measured.upper),
+            rank_error=noise[output.column].rank_error,
         )
         for output in _outputs(query)
     )

@@ -40,6 +40,11 @@ class Estimate(BaseModel):
     ci_high: float
     suppressed: bool = False
     """True when small-count suppression (post-processing) hid the value in display."""
+    rank_error: float | None = None
+    """RANK values only: with 95% probability the released candidate's rank score,
+    |(1 - p) * #(rows below it) - p * #(rows above it)|, exceeds the best candidate's by
+    at most this many rows (privacy/plan.py derives it from the public noise scale and
+    candidate grid). None for every other value; omitted from the bytes when None."""
 
 
 class Cell(BaseModel):
@@ -71,7 +76,8 @@ class Release(BaseModel):
 
     def to_bytes(self) -> bytes:
         """Canonical bytes: stored in the ledger and returned byte-identical on retry."""
-        body = self.model_dump(mode="json")
+        # exclude_none: releases without the optional rank_error keep their exact bytes
+        body = self.model_dump(mode="json", exclude_none=True)
         return json.dumps(body, sort_keys=True, separators=(",", ":")).encode()
 
     @classmethod

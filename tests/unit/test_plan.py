@@ -18,7 +18,7 @@ import polars as pl
 import pytest
 
 from privacy.budget import rho_to_units_ceil
-from privacy.plan import QueryPlan, plan_query
+from privacy.plan import QueryPlan, exact_plan, plan_query
 from privacy.query import (
     DateRangeFilter,
     GroupByColumn,
@@ -427,3 +427,39 @@ def test_release_records_query_snapshot_and_opendp_version(snapshot: Path) -> No
     assert (result.node, result.snapshot_id, result.dataset) == ("node-a", "snap-9", "incidents")
     assert result.opendp_version == "0.16.0"
     assert Counter(e.name for c in result.cells for e in c.estimates) == {"count": 1}
+
+
+@pytest.mark.parametrize("statistic", sorted(STATISTIC_QUERIES))
+def test_exact_plan_gives_what_a_huge_budget_release_gives(statistic: str, snapshot: Path) -> None:
+    """The benchmark baseline is the same plan: same filter, keys, cells and aggregates."""
+    spec = query(**STATISTIC_QUERIES[statistic])
+    validated = validate_query(spec, SCHEMA, LIMITS)
+    exact = exact_plan(validated, snapshot).collect()
+    released = release(spec, snapshot)
+    assert exact.height == len(validated.cell_keys()) * (
+        len(validated.bin_edges) - 1 if statistic == "histogram" else 1
+    )
+    # sums only where the data lies inside the column's bounds: the exact plan never clips
+    compared = (
+        (("__count", "count"), ("__sum", "sum")) if statistic == "sum" else (("__count", "count"),)
+    )
+    for output, name in compared:
+        if output in exact.columns and statistic != "histogram":
+            assert sorted(exact[output].to_list()) == sorted(values(released, name).values())
+    if statistic == "histogram":
+        assert exact["__count"].sum() == sum(
+            e.value for cell in released.cells for e in cell.estimates
+        )
+
+
+def test_quantiles_carry_a_rank_error_and_other_values_do_not(snapshot: Path) -> None:
+    spec = query(**STATISTIC_QUERIES["quantiles"], privacy=PrivacyLoss(rho=Decimal("0.5")))
+    built = plan(spec, snapshot)
+    assert all(e.rank_error is not None and e.rank_error > 0 for e in built.expected)
+    (cell,) = built.release(node="n", snapshot_id="s").cells
+    assert [e.rank_error for e in cell.estimates] == [e.rank_error for e in built.expected]
+    counts = release(query(group_by=(GroupByColumn(column="county"),)), snapshot)
+    assert all(e.rank_error is None for c in counts.cells for e in c.estimates)
+    # releases without a rank error keep their bytes: the optional field is left out
+    assert b"rank_error" not in counts.to_bytes()
+    assert Release.from_bytes(counts.to_bytes()) == counts
