@@ -363,6 +363,8 @@ def validate(spec: Dataset, raw: pl.DataFrame) -> tuple[pl.DataFrame, pl.DataFra
     """
     import polars as pl
 
+    from privacy.snapshot_types import snapshot_dtype
+
     derived = DERIVED_COLUMNS.get(spec.name, frozenset())
     present = [c for c in spec.columns if c.name in raw.columns]
     work = raw.with_row_index(_ROW, offset=1).with_columns(
@@ -385,7 +387,7 @@ def validate(spec: Dataset, raw: pl.DataFrame) -> tuple[pl.DataFrame, pl.DataFra
     ).select(_ROW, *(pl.col(_parsed(c.name)).alias(c.name) for c in present))
     candidates, derived_rejects = _derive(spec, candidates)
     rejects = pl.concat([cell_rejects, bound_rejects, derived_rejects])
-    valid = candidates.select(pl.col(c.name).cast(_dtype(c)) for c in spec.columns)
+    valid = candidates.select(pl.col(c.name).cast(snapshot_dtype(c)) for c in spec.columns)
     return valid, rejects
 
 
@@ -436,20 +438,6 @@ def _empty_rejects() -> pl.DataFrame:
 
 def _count_rejected_rows(rejects: pl.DataFrame) -> int:
     return rejects.get_column(_ROW_OUT).n_unique() if rejects.height else 0
-
-
-def _dtype(column: Column) -> pl.DataType:
-    import polars as pl
-
-    dtypes: dict[ColumnKind, pl.DataType] = {
-        ColumnKind.IDENTIFIER: pl.String(),
-        ColumnKind.CATEGORICAL: pl.String(),
-        ColumnKind.BOOLEAN: pl.Boolean(),
-        ColumnKind.INTEGER: pl.Int64(),
-        ColumnKind.FLOAT: pl.Float64(),
-        ColumnKind.DATE: pl.Date(),
-    }
-    return dtypes[column.kind]
 
 
 def _as_text(name: str, dtype: pl.DataType) -> pl.Expr:

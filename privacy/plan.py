@@ -63,6 +63,7 @@ from privacy.opendp_setup import opendp, opendp_version
 from privacy.query import Statistic, TimeBucket
 from privacy.release import Cell, Estimate, NoiseDistribution, Release
 from privacy.schema import Column, ColumnKind, Dataset, Schema
+from privacy.snapshot_types import snapshot_dtype
 from privacy.validate import (
     DateRange,
     GroupKeys,
@@ -86,14 +87,6 @@ _MEAN_PART_CONFIDENCE = 1 - (1 - CONFIDENCE) / 2
 _BIN_COLUMN = "__bin"
 _EPOCH = date(1970, 1, 1)
 
-_POLARS_TYPES: Mapping[ColumnKind, Any] = {
-    ColumnKind.IDENTIFIER: pl.String,
-    ColumnKind.CATEGORICAL: pl.String,
-    ColumnKind.BOOLEAN: pl.Boolean,
-    ColumnKind.INTEGER: pl.Int64,
-    ColumnKind.FLOAT: pl.Float64,
-    ColumnKind.DATE: pl.Date,
-}
 _OPENDP_TYPES: Mapping[ColumnKind, str] = {
     ColumnKind.IDENTIFIER: "String",
     ColumnKind.CATEGORICAL: "String",
@@ -262,7 +255,7 @@ def _frame_domain(columns: tuple[Column, ...]) -> Any:
 
 
 def _empty_frame(columns: tuple[Column, ...]) -> pl.LazyFrame:
-    return pl.LazyFrame(schema={c.name: _POLARS_TYPES[c.kind] for c in columns})
+    return pl.LazyFrame(schema={c.name: snapshot_dtype(c) for c in columns})
 
 
 def _scan(parquet_path: Path, columns: tuple[Column, ...]) -> pl.LazyFrame:
@@ -363,7 +356,7 @@ def _key_frame(query: ValidatedQuery, key_columns: Sequence[str]) -> pl.LazyFram
 def _key_dtype(dataset: Dataset, group: GroupKeys) -> Any:
     if group.time_bucket is not None:
         return pl.Int64
-    return _POLARS_TYPES[dataset.column(group.column).kind]
+    return snapshot_dtype(dataset.column(group.column))
 
 
 def _predicate(query: ValidatedQuery) -> pl.Expr | None:

@@ -14,10 +14,11 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any, TypeVar
 
-import polars as pl
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from support_data import TEST_SCHEMA as SCHEMA
+from support_data import write_snapshot
 
 from privacy.plan import plan_query
 from privacy.query import (
@@ -31,19 +32,10 @@ from privacy.query import (
     Statistic,
     TimeBucket,
 )
-from privacy.schema import PARTNERSHIP_SCHEMA, ColumnKind, Dataset
+from privacy.schema import ColumnKind, Dataset
 from privacy.validate import QueryLimits, QueryValidationError, validate_query
 
-SCHEMA = PARTNERSHIP_SCHEMA.with_local_domains({"county": ("adams", "baker", "clark")})
 LIMITS = QueryLimits(max_rho_units_per_query=5_000_000)
-_DTYPES = {
-    ColumnKind.IDENTIFIER: pl.String,
-    ColumnKind.CATEGORICAL: pl.String,
-    ColumnKind.BOOLEAN: pl.Boolean,
-    ColumnKind.INTEGER: pl.Int64,
-    ColumnKind.FLOAT: pl.Float64,
-    ColumnKind.DATE: pl.Date,
-}
 
 
 @pytest.fixture(scope="module")
@@ -52,11 +44,7 @@ def snapshots(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     folder = tmp_path_factory.mktemp("snapshots")
     paths = {}
     for dataset in SCHEMA.datasets:
-        frame = pl.DataFrame(
-            {c.name: pl.Series(c.name, [], dtype=_DTYPES[c.kind]) for c in dataset.columns}
-        )
-        paths[dataset.name] = folder / f"{dataset.name}.parquet"
-        frame.write_parquet(paths[dataset.name])
+        paths[dataset.name] = write_snapshot(folder / f"{dataset.name}.parquet", dataset, [])
     return paths
 
 

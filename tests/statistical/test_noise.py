@@ -11,23 +11,21 @@ import uuid
 from decimal import Decimal
 from pathlib import Path
 from statistics import NormalDist
-from typing import Any
 
-import polars as pl
 import pytest
+from support_data import TEST_SCHEMA as SCHEMA
+from support_data import write_snapshot
 
 from privacy.budget import rho_to_units_ceil
 from privacy.plan import plan_query
 from privacy.query import GroupByColumn, PrivacyLoss, QuerySpec
 from privacy.release import Release
-from privacy.schema import PARTNERSHIP_SCHEMA
 from privacy.validate import QueryLimits, validate_query
 
 pytestmark = pytest.mark.slow
 
 ALPHA = 0.001
 RELEASES = 400
-SCHEMA = PARTNERSHIP_SCHEMA.with_local_domains({"county": ("adams", "baker", "clark")})
 LIMITS = QueryLimits(max_rho_units_per_query=rho_to_units_ceil(Decimal(1_000_000)))
 TRUE_COUNTS = {"adams": 37, "baker": 5, "clark": 0}
 
@@ -35,31 +33,8 @@ TRUE_COUNTS = {"adams": 37, "baker": 5, "clark": 0}
 @pytest.fixture(scope="module")
 def snapshot(tmp_path_factory: pytest.TempPathFactory) -> Path:
     dataset = SCHEMA.dataset("reports")
-    counties = [county for county, n in TRUE_COUNTS.items() for _ in range(n)]
-    frame = pl.DataFrame(
-        {
-            column.name: pl.Series(
-                column.name,
-                counties if column.name == "county" else [None] * len(counties),
-                dtype=_dtype(column.kind.value),
-            )
-            for column in dataset.columns
-        }
-    )
-    path = tmp_path_factory.mktemp("noise") / "reports.parquet"
-    frame.write_parquet(path)
-    return path
-
-
-def _dtype(kind: str) -> Any:
-    return {
-        "identifier": pl.String,
-        "categorical": pl.String,
-        "boolean": pl.Boolean,
-        "integer": pl.Int64,
-        "float": pl.Float64,
-        "date": pl.Date,
-    }[kind]
+    rows = [{"county": county} for county, n in TRUE_COUNTS.items() for _ in range(n)]
+    return write_snapshot(tmp_path_factory.mktemp("noise") / "reports.parquet", dataset, rows)
 
 
 def _release(path: Path, rho: Decimal) -> Release:

@@ -14,10 +14,9 @@ from decimal import Decimal
 from fractions import Fraction
 from pathlib import Path
 from statistics import NormalDist
-from typing import Any
 
-import polars as pl
 import pytest
+from support_data import write_snapshot
 
 from privacy.budget import rho_to_units_ceil
 from privacy.plan import plan_query, quantile_candidates, quantile_rank_error
@@ -41,30 +40,9 @@ COLUMN = INCIDENTS.column("child_age_months")
 
 @pytest.fixture(scope="module")
 def snapshot(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    frame = pl.DataFrame(
-        {
-            column.name: pl.Series(
-                column.name,
-                AGES if column.name == COLUMN.name else [None] * len(AGES),
-                dtype=_dtype(column.kind.value),
-            )
-            for column in INCIDENTS.columns
-        }
-    )
+    rows = [{COLUMN.name: age} for age in AGES]
     path = tmp_path_factory.mktemp("quantiles") / "incidents.parquet"
-    frame.write_parquet(path)
-    return path
-
-
-def _dtype(kind: str) -> Any:
-    return {
-        "identifier": pl.String,
-        "categorical": pl.String,
-        "boolean": pl.Boolean,
-        "integer": pl.Int64,
-        "float": pl.Float64,
-        "date": pl.Date,
-    }[kind]
+    return write_snapshot(path, INCIDENTS, rows)
 
 
 def _release_quantiles(path: Path, rho: Decimal) -> tuple[Estimate, ...]:

@@ -14,8 +14,9 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
-import polars as pl
 import pytest
+from support_data import TEST_SCHEMA as SCHEMA
+from support_data import write_snapshot
 
 from privacy.budget import rho_to_units_ceil
 from privacy.plan import QueryPlan, exact_plan, plan_query
@@ -30,22 +31,12 @@ from privacy.query import (
     TimeBucket,
 )
 from privacy.release import NoiseDistribution, Release
-from privacy.schema import PARTNERSHIP_SCHEMA, ColumnKind, Dataset
 from privacy.timebuckets import bucket_code, bucket_label, buckets_between
 from privacy.validate import QueryLimits, validate_query
 
-SCHEMA = PARTNERSHIP_SCHEMA.with_local_domains({"county": ("adams", "baker", "clark")})
 INCIDENTS = SCHEMA.dataset("incidents")
 HUGE_RHO = Decimal(1_000_000)
 LIMITS = QueryLimits(max_rho_units_per_query=rho_to_units_ceil(HUGE_RHO))
-_DTYPES = {
-    ColumnKind.IDENTIFIER: pl.String,
-    ColumnKind.CATEGORICAL: pl.String,
-    ColumnKind.BOOLEAN: pl.Boolean,
-    ColumnKind.INTEGER: pl.Int64,
-    ColumnKind.FLOAT: pl.Float64,
-    ColumnKind.DATE: pl.Date,
-}
 
 ROWS: list[dict[str, Any]] = [
     {
@@ -103,23 +94,6 @@ ROWS: list[dict[str, Any]] = [
         "sleep_related": None,
     },
 ]
-
-
-def write_snapshot(path: Path, dataset: Dataset, rows: list[dict[str, Any]]) -> Path:
-    """A Parquet file with exactly the dataset's columns; unspecified values are null."""
-    data = {
-        column.name: pl.Series(
-            column.name,
-            [
-                row.get(column.name, f"id{i}" if column.kind is ColumnKind.IDENTIFIER else None)
-                for i, row in enumerate(rows)
-            ],
-            dtype=_DTYPES[column.kind],
-        )
-        for column in dataset.columns
-    }
-    pl.DataFrame(data).write_parquet(path)
-    return path
 
 
 @pytest.fixture

@@ -8,6 +8,7 @@ from decimal import Decimal
 from typing import Any
 
 import pytest
+from support_data import TEST_SCHEMA as SCHEMA
 
 from privacy.query import (
     DateRangeFilter,
@@ -22,7 +23,6 @@ from privacy.query import (
 from privacy.schema import PARTNERSHIP_SCHEMA
 from privacy.validate import QueryLimits, QueryValidationError, validate_query
 
-SCHEMA = PARTNERSHIP_SCHEMA.with_local_domains({"county": ("adams", "baker", "clark")})
 LIMITS = QueryLimits(max_rho_units_per_query=2_000_000)
 RANGE_2021 = DateRangeFilter(column="incident_date", start=date(2021, 1, 1), end=date(2021, 12, 31))
 
