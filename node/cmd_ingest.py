@@ -52,10 +52,7 @@ def ingest_file(node_dir: Path, dataset: str, source: Path) -> IngestResult:
     from node.settings import load_settings
     from node.store import DataStore, IngestError, node_schema
 
-    try:
-        settings = load_settings(node_dir)
-    except FileNotFoundError as error:
-        raise click.ClickException(str(error)) from None
+    settings = load_settings(node_dir)
     store = DataStore(NodePaths(node_dir), node_schema(settings))
     with Console(stderr=True).status(f"Validating {source.name} as {dataset}..."):
         try:

@@ -39,7 +39,7 @@ def show(node_dir: Path, last: int | None, output_format: str) -> None:
     from privacy.budget import format_rho
     from privacy.ledger import describe_cost
 
-    settings = _settings(node_dir, load_settings)
+    settings = load_settings(node_dir)
     policy = budget_policy(settings.budget)
     rows: list[dict[str, Any]] = []
     spent: dict[str, int] = {}
@@ -247,13 +247,6 @@ def _as_csv(document: dict[str, Any]) -> str:
             }
         )
     return buffer.getvalue()
-
-
-def _settings(node_dir: Path, load_settings: Any) -> Any:
-    try:
-        return load_settings(node_dir)
-    except FileNotFoundError as exc:
-        raise click.ClickException(str(exc)) from exc
 
 
 def _open_reader(node_dir: Path) -> Any:

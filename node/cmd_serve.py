@@ -40,10 +40,7 @@ def command(root: Path, host: str | None, port: int | None, grace: float | None)
     from node.server import ServerOptions, configure_logging, running_node
     from node.settings import load_settings
 
-    try:
-        settings = load_settings(root)
-    except FileNotFoundError as exc:
-        raise click.ClickException(str(exc)) from exc
+    settings = load_settings(root)
     options = ServerOptions(
         host=host or settings.host,
         port=settings.port if port is None else port,

@@ -29,10 +29,7 @@ def command(node_dir: Path, output_format: str) -> None:
     """
     from node.settings import load_settings
 
-    try:
-        settings = load_settings(node_dir)
-    except FileNotFoundError as error:
-        raise click.ClickException(str(error)) from None
+    settings = load_settings(node_dir)
     status = gather_status(node_dir, settings.name, settings.partnership)
     from node.status_ledger import format_ledger_status, gather_ledger_status
 
