@@ -331,15 +331,23 @@ def sleep_table(report: Report) -> Table:
     return table
 
 
-def recurrence_table(report: Report) -> Table:
-    """Share of victims (substantiated or indicated) with a recurrence within 12 months."""
-    table = Table(
-        title="CPS recurrence of maltreatment within 12 months, share of victims (95% intervals)",
-        caption="-: too few victims for a share this privacy budget can resolve",
-    )
-    table.add_column("year")
+def _per_source_table(report: Report, *, title: str, first_column: str, caption: str) -> Table:
+    """A table with one row label column, then a column per node and the partnership."""
+    table = Table(title=title, caption=caption)
+    table.add_column(first_column)
     for source in sources(report):
         table.add_column(label(source), justify="right")
+    return table
+
+
+def recurrence_table(report: Report) -> Table:
+    """Share of victims (substantiated or indicated) with a recurrence within 12 months."""
+    table = _per_source_table(
+        report,
+        title="CPS recurrence of maltreatment within 12 months, share of victims (95% intervals)",
+        first_column="year",
+        caption="-: too few victims for a share this privacy budget can resolve",
+    )
     for year in YEARS:
         cells = []
         for source in sources(report):
@@ -383,13 +391,12 @@ def separations_table(report: Report) -> Table:
 
 def psych_safety_table(report: Report) -> Table:
     """Mean psychological safety (1-5) per survey wave; quarters without a wave are skipped."""
-    table = Table(
+    table = _per_source_table(
+        report,
         title="Safety culture: mean psychological safety (1-5) per survey wave (95%)",
+        first_column="wave",
         caption="-: too few respondents for a mean this privacy budget can resolve",
     )
-    table.add_column("wave")
-    for source in sources(report):
-        table.add_column(label(source), justify="right")
     for wave in _wave_keys(report):
         table.add_row(wave[0], *(_mean_cell(report, source, wave) for source in sources(report)))
     return table
