@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 import shutil
 import tempfile
 from pathlib import Path
@@ -11,6 +10,7 @@ import pytest
 from hypothesis import settings
 from hypothesis import strategies as st
 from hypothesis.stateful import Bundle, RuleBasedStateMachine, consumes, invariant, rule
+from support_ledger import charge_request
 
 from privacy import tlog
 from privacy.ledger import (
@@ -31,19 +31,14 @@ ANALYSTS = ["alice", "bob", "carol"]
 
 
 def make_request(query_id: str, dataset: str, analyst: str, cost: int, body: str) -> ChargeRequest:
-    query = f'{{"dataset":"{dataset}","body":"{body}"}}'.encode()
-    return ChargeRequest(
-        query_id=query_id,
+    return charge_request(
+        query_id,
+        f'{{"dataset":"{dataset}","body":"{body}"}}'.encode(),
         analyst=analyst,
         dataset=dataset,
         statistic=body,
-        canonical_query=query,
-        query_hash=hashlib.sha256(query).hexdigest(),
         purpose="property test",
         cost_units=cost,
-        mechanism_summary="{}",
-        opendp_version="0.16.0",
-        snapshot_id="snap",
     )
 
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 import math
 import sqlite3
 from collections.abc import Iterator
@@ -10,6 +9,7 @@ from pathlib import Path
 
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from support_ledger import charge_request
 
 from privacy import tlog
 from privacy.budget import rho_to_units_ceil
@@ -36,18 +36,15 @@ def request(
     body: str = "count",
     snapshot: str = "snap-1",
 ) -> ChargeRequest:
-    query = f'{{"dataset":"{dataset}","statistic":"{body}"}}'.encode()
-    return ChargeRequest(
-        query_id=query_id,
+    return charge_request(
+        query_id,
+        f'{{"dataset":"{dataset}","statistic":"{body}"}}'.encode(),
         analyst=analyst,
         dataset=dataset,
         statistic=body,
-        canonical_query=query,
-        query_hash=hashlib.sha256(query).hexdigest(),
         purpose="annual report",
         cost_units=cost,
         mechanism_summary='{"count":{"distribution":"gaussian","scale":3.2}}',
-        opendp_version="0.16.0",
         snapshot_id=snapshot,
         signed_request=b"signature-bytes",
     )

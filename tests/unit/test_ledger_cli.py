@@ -5,7 +5,6 @@ from __future__ import annotations
 import base64
 import csv
 import functools
-import hashlib
 import io
 import json
 import sqlite3
@@ -13,6 +12,7 @@ from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
+from support_ledger import charge_request
 
 from node.cli import cli
 from node.layout import NodePaths
@@ -32,18 +32,14 @@ total_rho_per_dataset = { incidents = "1", reports = "2" }
 
 
 def charge(number: int, dataset: str = "incidents") -> ChargeRequest:
-    query = f'{{"n":{number}}}'.encode()
-    return ChargeRequest(
-        query_id=f"q{number}",
-        analyst="alice",
+    return charge_request(
+        f"q{number}",
+        f'{{"n":{number}}}'.encode(),
         dataset=dataset,
         statistic="count by year",
-        canonical_query=query,
-        query_hash=hashlib.sha256(query).hexdigest(),
         purpose="annual fatality report",
         cost_units=125_000,
         mechanism_summary='{"count":{"distribution":"gaussian","scale":2.0}}',
-        opendp_version="0.16.0",
         snapshot_id="snap-1",
     )
 

@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import functools
-import hashlib
 import shutil
 import sqlite3
 from pathlib import Path
 
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from support_ledger import charge_request
 
 from privacy import tlog
 from privacy.ledger import ChargeRequest, Ledger, LedgerReader, SelfCheckReport
@@ -26,19 +26,12 @@ ENTRY_COLUMNS = [
 
 
 def charge(number: int) -> ChargeRequest:
-    query = f'{{"n":{number}}}'.encode()
-    return ChargeRequest(
-        query_id=f"q{number}",
+    return charge_request(
+        f"q{number}",
+        f'{{"n":{number}}}'.encode(),
         analyst="alice" if number % 2 else "bob",
-        dataset="incidents",
-        statistic="count",
-        canonical_query=query,
-        query_hash=hashlib.sha256(query).hexdigest(),
         purpose="audit test",
         cost_units=1000 + number,
-        mechanism_summary="{}",
-        opendp_version="0.16.0",
-        snapshot_id="snap",
         signed_request=None if number == 2 else b"sig",
     )
 
