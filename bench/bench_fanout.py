@@ -53,9 +53,9 @@ from coordinator.partnership import IdentityFiles, NodeEntry, Partnership
 from coordinator.querying import run_query
 from coordinator.results import ResultsStore
 from coordinator.session import Session
+from kernel.keyfiles import certificate_pem
 from node.layout import NodePaths
 from node.provision import init_node_folder, install_certificate
-from npcs.keyfiles import certificate_pem
 from privacy import tlog
 
 RESULTS = Path(__file__).with_name("results") / "fanout.json"

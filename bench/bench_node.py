@@ -30,10 +30,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
 
 from support_node import make_node_world, node_stub, query_request, sign_query
 
+from kernel.identity import load_certificate_file, peer_from_certificate
 from node.server import running_node
 from node.settings import BudgetSettings
 from node.store import DataStore
-from npcs.identity import load_certificate_file, peer_from_certificate
 from privacy.query import GroupByColumn, PrivacyLoss, QuerySpec, Statistic
 
 RESULTS = Path(__file__).with_name("results") / "node.json"

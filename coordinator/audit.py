@@ -39,8 +39,8 @@ from coordinator.errors import NodeCallError
 from coordinator.fanout import fan_out
 from coordinator.partnership import NodeEntry, Partnership
 from coordinator.results import default_data_dir
+from kernel.signing import RequestEnvelope, verify_signature
 from npcs import wire
-from npcs.signing import RequestEnvelope, verify_signature
 from npcs.v1 import node_pb2 as pb
 from privacy import tlog
 from privacy.budget import format_rho

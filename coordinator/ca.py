@@ -21,7 +21,7 @@ from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
-from npcs.identity import (
+from kernel.identity import (
     Identity,
     IdentityError,
     KeyFileError,
@@ -36,7 +36,7 @@ from npcs.identity import (
     signing_key_uri,
     uri_sans,
 )
-from npcs.keyfiles import (
+from kernel.keyfiles import (
     IPAddress,
     build_csr,
     certificate_pem,

@@ -18,9 +18,9 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from coordinator.errors import NodeCallError, explain_rpc_error
 from coordinator.partnership import IdentityFiles, NodeEntry
+from kernel.identity import load_ed25519_private_key, read_file
+from kernel.signing import new_envelope, sign_request
 from npcs import wire
-from npcs.identity import load_ed25519_private_key, read_file
-from npcs.signing import new_envelope, sign_request
 from npcs.transport import CLIENT_OPTIONS
 from npcs.v1 import node_pb2 as pb
 from npcs.v1 import node_pb2_grpc as pb_grpc

@@ -32,7 +32,7 @@ import tomllib
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
-from npcs.identity import IdentityError, check_fingerprint, check_name
+from kernel.identity import IdentityError, check_fingerprint, check_name
 
 FORMAT_VERSION = 1
 CONFIG_ENV = "NPCS_CONFIG"

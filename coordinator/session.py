@@ -21,7 +21,7 @@ from coordinator.partnership import (
     resolve_config_path,
 )
 from coordinator.results import ResultsStore
-from npcs.identity import KeyFileError
+from kernel.identity import KeyFileError
 
 
 @dataclass(frozen=True)

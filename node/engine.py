@@ -30,13 +30,13 @@ from functools import cached_property
 from importlib.metadata import version
 from typing import ClassVar
 
+from kernel.identity import Identity, Peer
+from kernel.signing import ReplayGuard, RequestRejectedError, SignedRequest, admit_signed_request
 from node.layout import NodePaths
 from node.node_ledger import budget_policy
 from node.settings import NodeSettings
 from node.store import DataStore, Snapshot
 from npcs import wire
-from npcs.identity import Identity, Peer
-from npcs.signing import ReplayGuard, RequestRejectedError, SignedRequest, admit_signed_request
 from privacy import tlog
 from privacy.budget import format_rho
 from privacy.ledger import ChargeOutcome, ChargeRequest, Ledger, LedgerEntry, LedgerFault
@@ -52,7 +52,7 @@ class DatasetUnavailableError(LookupError):
     """The dataset exists in the schema but this node does not answer on it (NOT_FOUND)."""
 
 
-class CostNotAuthorised(RequestRejectedError):  # noqa: N818  (like npcs.signing rejections)
+class CostNotAuthorised(RequestRejectedError):  # noqa: N818  (like kernel.signing rejections)
     """The query costs more than the analyst's signed request authorises."""
 
     grpc_status: ClassVar[str] = "PERMISSION_DENIED"

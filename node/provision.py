@@ -19,9 +19,7 @@ from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import serialization
 from cryptography.x509.oid import ExtendedKeyUsageOID
 
-from node.layout import NodePaths
-from node.settings import BudgetSettings, NodeSettings, ServerLimits, load_settings
-from npcs.identity import (
+from kernel.identity import (
     Identity,
     IdentityError,
     certificate_fingerprint,
@@ -29,7 +27,7 @@ from npcs.identity import (
     load_certificate_file,
     load_ec_private_key,
 )
-from npcs.keyfiles import (
+from kernel.keyfiles import (
     IPAddress,
     build_csr,
     certificate_pem,
@@ -39,6 +37,8 @@ from npcs.keyfiles import (
     write_private_file,
     write_public_file,
 )
+from node.layout import NodePaths
+from node.settings import BudgetSettings, NodeSettings, ServerLimits, load_settings
 from privacy import tlog
 
 DEFAULT_DNS_NAMES = ("localhost",)

@@ -12,9 +12,7 @@ from __future__ import annotations
 from collections.abc import Collection
 from typing import ClassVar
 
-from node.layout import NodePaths
-from node.settings import NodeSettings
-from npcs.identity import (
+from kernel.identity import (
     AuthContext,
     IdentityError,
     KeyFileError,
@@ -23,6 +21,8 @@ from npcs.identity import (
     normalise_fingerprint,
     peer_from_auth_context,
 )
+from node.layout import NodePaths
+from node.settings import NodeSettings
 
 ANALYST_ROLES: frozenset[Role] = frozenset({"analyst"})
 """Who may Query and Preview."""

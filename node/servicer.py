@@ -22,6 +22,8 @@ from typing import NoReturn, TypeVar
 import grpc
 from google.protobuf.message import DecodeError, Message
 
+from kernel.identity import Peer, Role
+from kernel.signing import RequestRejectedError
 from node.engine import DatasetUnavailableError, LedgerRangeError, QueryEngine
 from node.security import (
     ANALYST_ROLES,
@@ -32,8 +34,6 @@ from node.security import (
 )
 from node.settings import NodeSettings
 from npcs import wire
-from npcs.identity import Peer, Role
-from npcs.signing import RequestRejectedError
 from npcs.transport import SERVICE_NAME
 from npcs.v1 import node_pb2 as pb
 from privacy.ledger import LedgerFault, QueryIdConflict, ReleaseFailed

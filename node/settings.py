@@ -17,9 +17,9 @@ from pydantic_settings import (
     TomlConfigSettingsSource,
 )
 
+from kernel.identity import IdentityError, check_fingerprint
 from node.errors import NodeSetupError
 from node.layout import NodePaths
-from npcs.identity import IdentityError, check_fingerprint
 
 
 class SettingsError(NodeSetupError):

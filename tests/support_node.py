@@ -30,14 +30,14 @@ from coordinator.ca import (
     issue_person_credentials,
     load_csr,
 )
+from kernel.identity import certificate_fingerprint, load_certificate_file
+from kernel.keyfiles import certificate_pem
+from kernel.signing import SignedRequest, new_envelope, sign_request
 from node.layout import NodePaths
 from node.provision import init_node_folder, install_certificate
 from node.settings import load_settings
 from node.store import DataStore, node_schema
 from npcs import wire
-from npcs.identity import certificate_fingerprint, load_certificate_file
-from npcs.keyfiles import certificate_pem
-from npcs.signing import SignedRequest, new_envelope, sign_request
 from npcs.transport import CLIENT_OPTIONS
 from npcs.v1 import node_pb2 as pb
 from npcs.v1 import node_pb2_grpc

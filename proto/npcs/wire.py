@@ -28,7 +28,7 @@ from uuid import UUID
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 from pydantic import ValidationError
 
-from npcs.signing import SignedRequest
+from kernel.signing import SignedRequest
 from npcs.v1 import node_pb2 as pb
 from privacy.budget import format_rho
 from privacy.ledger import LedgerEntry, Receipt

@@ -19,8 +19,8 @@ from support_node import NodeWorld, count_spec, make_node_world
 from coordinator.audit import AuditMemory, AuditReport, audit_partnership
 from coordinator.ca import CredentialPaths
 from coordinator.cli import cli
+from coordinator.cli.audit import EXIT_AUDIT_FAILED
 from coordinator.client import ClientCredentials
-from coordinator.cmd_audit import EXIT_AUDIT_FAILED
 from coordinator.fanout import FanoutSettings, query_node
 from coordinator.partnership import (
     IdentityFiles,

@@ -35,10 +35,10 @@ from coordinator.client import ClientCredentials
 from coordinator.fanout import FanoutSettings, query_node
 from coordinator.partnership import load_partnership
 from coordinator.report import PARTNERSHIP_SOURCE, Report
+from kernel.keyfiles import certificate_pem
 from node.layout import NodePaths
 from node.provision import init_node_folder, install_certificate
 from node.server import running_node
-from npcs.keyfiles import certificate_pem
 from privacy import tlog
 from privacy.ledger import LedgerReader
 from privacy.query import PrivacyLoss, QuerySpec, Statistic

@@ -21,6 +21,8 @@ from coordinator.ca import (
     issue_person_credentials,
     load_csr,
 )
+from kernel.identity import Identity
+from kernel.keyfiles import certificate_pem
 from node.layout import NodePaths
 from node.provision import init_node_folder, install_certificate
 from node.security import (
@@ -30,8 +32,6 @@ from node.security import (
     load_server_credentials,
 )
 from node.settings import load_settings
-from npcs.identity import Identity
-from npcs.keyfiles import certificate_pem
 
 METHOD = "/npcs.test.Probe/WhoAmI"
 DEADLINE_SECONDS = 10

@@ -9,9 +9,7 @@ import pytest
 from click.testing import CliRunner, Result
 
 from coordinator.cli import cli as npcs
-from node.cli import cli as npcs_node
-from node.settings import load_settings
-from npcs.identity import (
+from kernel.identity import (
     Identity,
     bound_signing_key_fingerprint,
     identity_from_certificate,
@@ -19,6 +17,8 @@ from npcs.identity import (
     load_ed25519_public_key,
     signing_key_fingerprint,
 )
+from node.cli import cli as npcs_node
+from node.settings import load_settings
 from privacy import tlog
 
 

@@ -16,13 +16,13 @@ from test_coordinator_pooling import three_node_report
 
 from coordinator.ca import CertificateAuthority, init_ca, issue_person_credentials
 from coordinator.cli import cli
+from coordinator.cli.query_args import QueryArgumentError, build_query
 from coordinator.partnership import (
     PartnershipError,
     load_partnership,
     render_toml,
     toml_string,
 )
-from coordinator.query_args import QueryArgumentError, build_query
 from coordinator.results import RememberedCheckpoint, ResultNotFoundError, ResultsStore
 from privacy import tlog
 from privacy.query import (

@@ -10,8 +10,8 @@ from decimal import Decimal
 
 import pytest
 
+from coordinator.cli.render import render_report
 from coordinator.pooling import pool_cell, pool_sum, z_value
-from coordinator.render import render_report
 from coordinator.report import PARTNERSHIP_SOURCE, NodeStatus, Report, build_report
 from coordinator.trend import Point, bucket_position, bucket_year, weighted_slope
 from privacy.query import (

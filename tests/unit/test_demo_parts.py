@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from coordinator.demo import (
+from coordinator.demo.partnership_demo import (
     ANALYST,
     NODE_BUDGET_RHO,
     DemoError,
@@ -16,7 +16,7 @@ from coordinator.demo import (
     select_jurisdictions,
     toml_document,
 )
-from coordinator.showcase import QUESTIONS, Noisy, share
+from coordinator.demo.showcase import QUESTIONS, Noisy, share
 
 
 def test_a_smaller_demo_keeps_the_largest_and_the_smallest_jurisdiction() -> None:

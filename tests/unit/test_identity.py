@@ -9,7 +9,7 @@ import pytest
 from cryptography.hazmat.primitives import serialization
 
 from coordinator.ca import CertificateAuthority, init_ca, issue_person_credentials
-from npcs.identity import (
+from kernel.identity import (
     Identity,
     IdentityError,
     KeyFileError,
@@ -26,7 +26,7 @@ from npcs.identity import (
     peer_from_auth_context,
     signing_key_fingerprint,
 )
-from npcs.keyfiles import build_csr, generate_tls_key
+from kernel.keyfiles import build_csr, generate_tls_key
 
 
 @pytest.fixture(scope="module")

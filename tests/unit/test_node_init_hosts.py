@@ -13,11 +13,11 @@ from click.testing import CliRunner
 from cryptography import x509
 
 from coordinator.ca import CertificateAuthority, init_ca, load_csr
+from kernel.keyfiles import certificate_pem
 from node.cli import cli
 from node.layout import NodePaths
 from node.provision import ProvisionError, init_node_folder, install_certificate
 from node.settings import load_settings
-from npcs.keyfiles import certificate_pem
 
 
 def _csr_sans(paths: NodePaths) -> tuple[list[str], list[str]]:

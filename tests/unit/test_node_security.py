@@ -7,6 +7,7 @@ from pathlib import Path
 import pytest
 
 from coordinator.ca import CertificateAuthority, init_ca, issue_person_credentials
+from kernel.identity import Identity, certificate_fingerprint, load_certificate
 from node.layout import NodePaths
 from node.provision import init_node_folder
 from node.security import (
@@ -19,7 +20,6 @@ from node.security import (
     load_server_credentials,
 )
 from node.settings import NodeSettings
-from npcs.identity import Identity, certificate_fingerprint, load_certificate
 
 
 def auth_context_for(cert_pem: bytes) -> dict[str, list[bytes]]:

@@ -9,13 +9,13 @@ import pytest
 from cryptography.hazmat.primitives.asymmetric import ed25519
 
 from coordinator.ca import CertificateAuthority, init_ca, issue_person_credentials
-from npcs.identity import (
+from kernel.identity import (
     Peer,
     load_certificate_file,
     load_ed25519_private_key,
     peer_from_certificate,
 )
-from npcs.signing import (
+from kernel.signing import (
     MAX_CLOCK_SKEW_SECONDS,
     BadSignature,
     ExpiredRequest,

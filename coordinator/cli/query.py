@@ -78,7 +78,7 @@ def command(  # noqa: PLR0917 - click passes every option as an argument
       npcs query mean incidents child_age_months --where incident_type=fatality \\
           --from 2022 --to 2022 --accuracy 2 --purpose "age profile" --dry-run
     """
-    from coordinator.query_args import QueryArgumentError, build_query
+    from coordinator.cli.query_args import QueryArgumentError, build_query
     from coordinator.session import open_session
 
     try:
@@ -102,16 +102,16 @@ def command(  # noqa: PLR0917 - click passes every option as an argument
     session = open_session(config, timeout=timeout, retries=retries)
     entries = session.select_nodes(nodes)
     if dry_run:
+        from coordinator.cli.render import render_preview
         from coordinator.querying import run_preview
-        from coordinator.render import render_preview
 
         preview = run_preview(session, entries, spec)
         click.echo(render_preview(preview, output_format), nl=False)
         if not preview.all_answered:
             raise SystemExit(EXIT_PARTIAL)
         return
+    from coordinator.cli.render import show_report
     from coordinator.querying import run_query
-    from coordinator.render import show_report
 
     report = run_query(session, entries, spec)
     show_report(report, output_format, rates=rate, plot=plot)

@@ -45,7 +45,7 @@ def init_command(
         PartnershipError,
         save_partnership,
     )
-    from npcs.identity import IdentityError, KeyFileError, check_name
+    from kernel.identity import IdentityError, KeyFileError, check_name
 
     if file.exists() and not force:
         raise click.ClickException(
@@ -72,7 +72,7 @@ def init_command(
 def _check_identity(identity: IdentityFiles, partnership_name: str) -> str:
     """Load every credential once so mistakes surface now, not at the first query."""
     from coordinator.partnership import PartnershipError
-    from npcs.identity import (
+    from kernel.identity import (
         bound_signing_key_fingerprint,
         identity_from_certificate,
         load_certificate_file,
@@ -123,7 +123,7 @@ def add_node_command(
         load_partnership,
         save_partnership,
     )
-    from npcs.identity import (
+    from kernel.identity import (
         IdentityError,
         KeyFileError,
         check_name,

@@ -1,7 +1,7 @@
 """The demo's showcase questions and how their answers are shown.
 
 Each question is what an analyst would type as `npcs query ...` (the same arguments go
-through `coordinator.query_args.build_query`); each table is built only from released
+through `coordinator.cli.query_args.build_query`); each table is built only from released
 numbers (post-processing: no privacy cost). Shares such as "sleep-related among
 fatalities" divide two *disjoint* noisy cells, whose noises are independent, so their
 delta-method interval is honest: p = a / (a + b), var(p) = (b^2 var(a) + a^2 var(b)) /

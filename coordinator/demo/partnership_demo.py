@@ -50,10 +50,10 @@ from coordinator.ca import (
     issue_person_credentials,
     load_csr,
 )
+from coordinator.demo.showcase import FIRST_YEAR, LAST_YEAR, QUESTIONS, Question
 from coordinator.partnership import IdentityFiles, NodeEntry, Partnership, save_partnership
 from coordinator.report import Report
 from coordinator.session import Session
-from coordinator.showcase import FIRST_YEAR, LAST_YEAR, QUESTIONS, Question
 
 PARTNERSHIP = "demo"
 ANALYST = "demo-analyst"
@@ -330,7 +330,7 @@ def provision_node(
     layout: Layout, authority: CertificateAuthority, jurisdiction: Jurisdiction
 ) -> ProvisionedNode:
     """What a jurisdiction's IT runs, as real `npcs-node` subprocesses."""
-    from npcs.keyfiles import certificate_pem, write_public_file
+    from kernel.keyfiles import certificate_pem, write_public_file
 
     root = layout.node(jurisdiction.name)
     log = layout.nodes / f"{jurisdiction.name}.setup.log"
@@ -560,7 +560,7 @@ class DemoRun:
                     self.steps.note("every ledger checks out; its checkpoint is remembered")
 
     def show_tables(self) -> None:
-        from coordinator.showcase import (
+        from coordinator.demo.showcase import (
             cause_table,
             incidents_by_year_tables,
             psych_safety_table,
@@ -648,7 +648,7 @@ def _analyst_session(layout: Layout, partnership: Partnership) -> Session:
 
 
 def _ask(session: Session, question: Question) -> Report:
-    from coordinator.query_args import build_query
+    from coordinator.cli.query_args import build_query
     from coordinator.querying import run_query
 
     spec = build_query(

@@ -4,17 +4,17 @@ from __future__ import annotations
 
 import click
 
+from kernel.clikit import LazyGroup
 from node.errors import NodeSetupError
-from npcs.clikit import LazyGroup
 
 NODE_COMMANDS: dict[str, str] = {
-    "init": "node.cmd_init:command",
-    "install-cert": "node.cmd_install_cert:command",
-    "ledger": "node.cmd_ledger:command",
-    "serve": "node.cmd_serve:command",
-    "synth": "node.cmd_synth:command",
-    "ingest": "node.cmd_ingest:command",
-    "status": "node.cmd_status:command",
+    "init": "node.cli.init:command",
+    "install-cert": "node.cli.install_cert:command",
+    "ledger": "node.cli.ledger:command",
+    "serve": "node.cli.serve:command",
+    "synth": "node.cli.synth:command",
+    "ingest": "node.cli.ingest:command",
+    "status": "node.cli.status:command",
 }
 
 

@@ -50,7 +50,7 @@ def list_command(limit: int, output_format: str) -> None:
 @click.option("--plot", type=click.Path(dir_okay=False, path_type=Path), help="Chart file.")
 def show_command(result_id: str, output_format: str, rate: bool, plot: Path | None) -> None:
     """Show a stored result (an id prefix from `npcs results list` is enough)."""
-    from coordinator.render import show_report
+    from coordinator.cli.render import show_report
 
     store, full_id = _open(result_id)
     show_report(store.report(full_id), output_format, rates=rate, plot=plot)

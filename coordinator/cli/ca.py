@@ -29,7 +29,7 @@ def init(ca_dir: Path, partnership: str) -> None:
     """Create the CA key (0600) and a self-signed 10-year CA certificate in CA_DIR."""
     # Imported when the command runs, so `--help` never loads cryptography.
     from coordinator import ca
-    from npcs.identity import IdentityError, KeyFileError
+    from kernel.identity import IdentityError, KeyFileError
 
     try:
         paths = ca.init_ca(ca_dir, partnership)
@@ -76,7 +76,7 @@ def sign(  # noqa: PLR0917  (click passes each option as a parameter)
     """Sign a member's CSR, naming them npcs://PARTNERSHIP/ROLE/NAME (valid 1 year)."""
     # Imported when the command runs, so `--help` never loads cryptography.
     from coordinator import ca
-    from npcs import identity, keyfiles
+    from kernel import identity, keyfiles
 
     try:
         authority = ca.CertificateAuthority.load(ca_dir)
@@ -127,7 +127,7 @@ def issue(ca_dir: Path, role: str, name: str, out_dir: Path, output_format: str)
     """Make an analyst's or auditor's TLS key, request-signing key and certificate."""
     # Imported when the command runs, so `--help` never loads cryptography.
     from coordinator import ca
-    from npcs import identity
+    from kernel import identity
 
     try:
         authority = ca.CertificateAuthority.load(ca_dir)

@@ -4,16 +4,16 @@ from __future__ import annotations
 
 import click
 
-from npcs.clikit import LazyGroup
+from kernel.clikit import LazyGroup
 
 COORDINATOR_COMMANDS: dict[str, str] = {
-    "audit": "coordinator.cmd_audit:command",
-    "ca": "coordinator.cmd_ca:command",
-    "demo": "coordinator.cmd_demo:command",
-    "nodes": "coordinator.cmd_nodes:command",
-    "partnership": "coordinator.cmd_partnership:command",
-    "query": "coordinator.cmd_query:command",
-    "results": "coordinator.cmd_results:command",
+    "audit": "coordinator.cli.audit:command",
+    "ca": "coordinator.cli.ca:command",
+    "demo": "coordinator.cli.demo:command",
+    "nodes": "coordinator.cli.nodes:command",
+    "partnership": "coordinator.cli.partnership:command",
+    "query": "coordinator.cli.query:command",
+    "results": "coordinator.cli.results:command",
 }
 
 

@@ -32,7 +32,7 @@ from typing import Any, ClassVar
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.asymmetric import ed25519
 
-from npcs.identity import (
+from kernel.identity import (
     Peer,
     check_fingerprint,
     check_name,

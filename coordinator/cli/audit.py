@@ -100,7 +100,7 @@ def run_audit(
     from coordinator.audit import AuditMemory, AuditStateError, audit_partnership
     from coordinator.client import ClientCredentials
     from coordinator.partnership import PartnershipError, load_partnership, resolve_config_path
-    from npcs.identity import IdentityError, KeyFileError
+    from kernel.identity import IdentityError, KeyFileError
 
     if timeout <= 0:
         raise click.UsageError("--timeout must be a positive number of seconds")
@@ -141,7 +141,7 @@ def _identity_from_folder(folder: Path) -> IdentityFiles:
 
 def _auditor_uri(identity: IdentityFiles, partnership: str) -> str:
     """The auditor's identity, refusing early (and clearly) anyone who is not one."""
-    from npcs.identity import identity_from_certificate, load_certificate_file
+    from kernel.identity import identity_from_certificate, load_certificate_file
 
     holder = identity_from_certificate(load_certificate_file(identity.certificate))
     if holder.role != "auditor" or holder.partnership != partnership:

@@ -20,8 +20,8 @@ import click
 def command(node_dir: Path, cert: Path, ca_cert: Path) -> None:
     """Check CERT is this node's, from the CA, valid now; install it and the CA cert."""
     # Imported when the command runs, so `--help` never loads cryptography.
+    from kernel.identity import KeyFileError
     from node import provision
-    from npcs.identity import KeyFileError
 
     try:
         installed = provision.install_certificate(node_dir, cert, ca_cert)

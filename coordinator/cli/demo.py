@@ -48,7 +48,7 @@ def command(workdir: Path | None, keep: bool, nodes: int, scale: float) -> None:
     checks for the auditor. Progress goes to stderr, tables to stdout; the chart and the
     audit report are written to the working folder's results/ folder.
     """
-    from coordinator.demo import DemoError, DemoOptions, run_demo
+    from coordinator.demo.partnership_demo import DemoError, DemoOptions, run_demo
 
     options = DemoOptions(workdir=workdir, keep=keep, nodes=nodes, scale=scale)
     try:
