@@ -2,10 +2,16 @@
 
 How a query is turned into a measurement (node-only module; imports polars and OpenDP):
 
-* **Privacy unit.** The input metric is the symmetric distance with
-  d_in = the dataset's `max_rows_per_unit`: ingest guarantees no privacy unit has more
-  rows than that, and this is the bound OpenDP is told (declared, not truncated, so a
-  query scans the Parquet file once at full speed).
+* **Privacy unit.** The input metric is OpenDP's symmetric distance on the dataset's
+  privacy-unit column (`dp.unit_of(contributions=1, identifier=unit)`): neighbouring
+  snapshots differ in all the rows of one person. The plan truncates each person's rows
+  to the query's contribution bounds (privacy/bounds.py: the total within the query's
+  date range, and the per-bucket bound of a time group-by), written as OpenDP's
+  identifier truncations (`int_range(len).over(unit[, bucket]) < k`). OpenDP both
+  enforces them (a snapshot that breaks a bound, e.g. one written outside ingest, loses
+  the excess rows of that person) and derives the sensitivity from them. Ingest already
+  keeps every person within the bounds, so on an ingested snapshot the truncation keeps
+  every row. Which rows it keeps of a person over a bound: the first in file order.
 * **Public keys.** Every group-by dimension's keys come from the validated query (schema
   domains, the buckets of the query's own date range, histogram bins); the aggregate is
   left-joined onto that key frame, which is how OpenDP releases a public key set, so
@@ -58,6 +64,7 @@ from typing import Any
 import polars as pl
 
 from privacy.accuracy import CONFIDENCE, half_width_for, scale_for_half_width
+from privacy.bounds import query_bounds
 from privacy.budget import format_rho, rho_to_units_ceil
 from privacy.opendp_setup import opendp, opendp_version
 from privacy.query import Statistic, TimeBucket
@@ -187,21 +194,21 @@ def plan_query(query: ValidatedQuery, schema: Schema, parquet_path: Path) -> Que
     """
     del schema  # the validated query already carries its dataset (with local domains)
     dp = opendp()
-    dataset = query.dataset
     columns = _query_columns(query)
     domain = _frame_domain(columns)
     lazy_plan = _polars_plan(dp, query, columns)
-    d_in = dataset.max_rows_per_unit
+    metric = _input_metric(dp, query.dataset)
+    d_in = person_distance(dp)
 
-    unit = _build(dp, domain, lazy_plan, 1.0)
+    unit = _build(dp, domain, metric, lazy_plan, 1.0)
     unit_rho = float(unit.map(d_in))
     scale = _global_scale(dp, query, unit, unit_rho)
-    measurement = _build(dp, domain, lazy_plan, scale)
+    measurement = _build(dp, domain, metric, lazy_plan, scale)
     cost_units = rho_to_units_ceil(measurement.map(d_in))
     if query.requested_rho_units is not None and cost_units > query.requested_rho_units:
         # Never charge more than asked: one correction from OpenDP's own map, then give up.
         scale *= math.sqrt(cost_units / query.requested_rho_units) * (1 + 1e-6)
-        measurement = _build(dp, domain, lazy_plan, scale)
+        measurement = _build(dp, domain, metric, lazy_plan, scale)
         cost_units = rho_to_units_ceil(measurement.map(d_in))
         if cost_units > query.requested_rho_units:
             raise RuntimeError("could not fit the measurement inside the requested rho")
@@ -234,12 +241,11 @@ def _query_columns(query: ValidatedQuery) -> tuple[Column, ...]:
     Projecting columns keeps every row, so neighbouring datasets stay neighbours at the
     same distance; fewer columns make the OpenDP build and the scan faster.
     """
-    used = {row_filter.column for row_filter in query.filters}
+    used = {query.dataset.privacy_unit}
+    used.update(row_filter.column for row_filter in query.filters)
     used.update(group.column for group in query.groups)
     if query.measured is not None:
         used.add(query.measured.name)
-    if not used:  # a plain count still needs one column to carry the row count
-        used.add(query.dataset.columns[0].name)
     return tuple(column for column in query.dataset.columns if column.name in used)
 
 
@@ -262,10 +268,20 @@ def _scan(parquet_path: Path, columns: tuple[Column, ...]) -> pl.LazyFrame:
     return pl.scan_parquet(parquet_path).select([c.name for c in columns])
 
 
-def _build(dp: ModuleType, domain: Any, lazy_plan: pl.LazyFrame, scale: float) -> Any:
+def _input_metric(dp: ModuleType, dataset: Dataset) -> Any:
+    """Symmetric distance in persons: all rows sharing one privacy-unit id change."""
+    return dp.frame_distance(dp.symmetric_id_distance(dataset.privacy_unit))
+
+
+def person_distance(dp: ModuleType) -> list[Any]:
+    """d_in of every plan: one person, i.e. one privacy-unit id (with all its rows)."""
+    return [dp.polars.Bound(by=[], per_group=1)]
+
+
+def _build(dp: ModuleType, domain: Any, metric: Any, lazy_plan: pl.LazyFrame, scale: float) -> Any:
     return dp.m.make_private_lazyframe(
         domain,
-        dp.symmetric_distance(),
+        metric,
         dp.zero_concentrated_divergence(),
         lazy_plan,
         global_scale=scale,
@@ -276,7 +292,7 @@ def _polars_plan(
     dp: ModuleType, query: ValidatedQuery, columns: tuple[Column, ...]
 ) -> pl.LazyFrame:
     aggregations = [_aggregation_expr(dp, query, output) for output in _outputs(query)]
-    return _shaped_plan(query, _empty_frame(columns), aggregations)
+    return _shaped_plan(query, _empty_frame(columns), aggregations, truncate=True)
 
 
 def exact_plan(query: ValidatedQuery, parquet_path: Path) -> pl.LazyFrame:
@@ -313,9 +329,16 @@ def _counts_rows(query: ValidatedQuery) -> bool:
 
 
 def _shaped_plan(
-    query: ValidatedQuery, frame: pl.LazyFrame, aggregations: Sequence[Any]
+    query: ValidatedQuery,
+    frame: pl.LazyFrame,
+    aggregations: Sequence[Any],
+    *,
+    truncate: bool = False,
 ) -> pl.LazyFrame:
-    """Filter, derived key columns, group-by and the left join onto the public key cells."""
+    """Filter, derived key columns, (truncation,) group-by and the join onto the key cells.
+
+    The truncation filters sit right under the aggregation, where OpenDP looks for them.
+    """
     predicate = _predicate(query)
     if predicate is not None:
         frame = frame.filter(predicate)
@@ -331,10 +354,29 @@ def _shaped_plan(
         key_columns.append(_BIN_COLUMN)
     if derived:
         frame = frame.with_columns(**derived)
+    if truncate:
+        frame = _truncated(query, frame)
     if not key_columns:
         return frame.select(aggregations)
     grouped = frame.group_by(key_columns).agg(aggregations)
     return _key_frame(query, key_columns).join(grouped, how="left", on=key_columns)
+
+
+def _truncated(query: ValidatedQuery, frame: pl.LazyFrame) -> pl.LazyFrame:
+    """Keep at most the query's contribution bounds of rows per person (first in file order).
+
+    OpenDP reads each filter as an identifier truncation and derives its bounds from it.
+    """
+    bounds = query_bounds(query)
+    unit = query.dataset.privacy_unit
+    # Per bucket first: a person over a bucket's bound then loses rows in that bucket only.
+    for index, (group, per_bucket) in enumerate(
+        zip(query.groups, bounds.per_time_group, strict=True)
+    ):
+        if per_bucket is not None:
+            bucket = _key_column_name(index, group)
+            frame = frame.filter(pl.int_range(pl.len()).over(unit, bucket) < per_bucket)
+    return frame.filter(pl.int_range(pl.len()).over(unit) < bounds.total)
 
 
 def _key_column_name(index: int, group: GroupKeys) -> str:

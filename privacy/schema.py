@@ -19,7 +19,9 @@ from datetime import date
 from enum import StrEnum
 from typing import Annotated
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from privacy.query import TimeBucket
 
 SCHEMA_VERSION = "2026.1"
 
@@ -78,8 +80,23 @@ class Column(BaseModel):
         return self.domain
 
 
+DECLARABLE_PERIODS = frozenset({TimeBucket.MONTH, TimeBucket.QUARTER, TimeBucket.YEAR})
+"""Calendar buckets a per-period contribution bound may be declared for."""
+
+
+class PeriodBound(BaseModel):
+    """At most `max_rows` rows of one privacy unit fall in any one `period` bucket of the
+    dataset's `contribution_period` column (Tumult's MaxRowsPerGroupPerID, with the
+    group being a calendar month, quarter or year)."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    period: TimeBucket
+    max_rows: Annotated[int, Field(ge=1)]
+
+
 class Dataset(BaseModel):
-    """One dataset: its columns, privacy unit and contribution bound."""
+    """One dataset: its columns, privacy unit and contribution bounds."""
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 
@@ -87,10 +104,42 @@ class Dataset(BaseModel):
     description: str
     privacy_unit: str = Field(description="The column identifying the person protected by DP.")
     max_rows_per_unit: Annotated[int, Field(ge=1)] = Field(
-        description="Contribution bound: the most rows one privacy unit may have. "
-        "Ingest rejects data that exceeds it; OpenDP truncates to it as well."
+        description="Total contribution bound: the most rows one privacy unit may have. "
+        "Ingest keeps at most this many rows per unit; every query truncates to it again "
+        "(OpenDP identifier truncation), so a snapshot written outside ingest cannot "
+        "break it."
+    )
+    contribution_period: str | None = Field(
+        default=None,
+        description="The date column the per-period bounds refer to (None: no such bounds).",
+    )
+    max_rows_per_period: tuple[PeriodBound, ...] = Field(
+        default=(),
+        description="Per-period contribution bounds on `contribution_period`, enforced like "
+        "the total bound (ingest keeps the earliest rows; queries truncate again).",
     )
     columns: tuple[Column, ...]
+
+    @model_validator(mode="after")
+    def _check_bounds(self) -> Dataset:
+        if self.privacy_unit not in self.column_names:
+            raise ValueError(f"{self.name}: privacy unit {self.privacy_unit!r} is not a column")
+        if self.max_rows_per_period and self.contribution_period is None:
+            raise ValueError(f"{self.name}: per-period bounds need a contribution_period")
+        if self.contribution_period is not None:
+            if self.contribution_period not in self.date_columns:
+                raise ValueError(
+                    f"{self.name}: contribution_period {self.contribution_period!r} "
+                    "is not a date column"
+                )
+            if self.column(self.contribution_period).nullable:
+                raise ValueError(f"{self.name}: contribution_period may not be nullable")
+        periods = [bound.period for bound in self.max_rows_per_period]
+        if len(set(periods)) != len(periods) or not set(periods) <= DECLARABLE_PERIODS:
+            raise ValueError(f"{self.name}: declare each of month, quarter, year at most once")
+        if any(bound.max_rows > self.max_rows_per_unit for bound in self.max_rows_per_period):
+            raise ValueError(f"{self.name}: a per-period bound exceeds the total bound")
+        return self
 
     def column(self, name: str) -> Column:
         for column in self.columns:
@@ -283,6 +332,10 @@ INCIDENTS = Dataset(
     "jurisdiction, one row per child per incident.",
     privacy_unit="child_id",
     max_rows_per_unit=2,
+    # A near fatality and a later fatality of the same child can fall in one year, so
+    # a year bound below the total of 2 would cut real cases.
+    contribution_period="incident_date",
+    max_rows_per_period=(PeriodBound(period=TimeBucket.YEAR, max_rows=2),),
     columns=(
         _identifier("incident_id", "Incident (case review) identifier."),
         _identifier("child_id", "Child identifier: the privacy unit."),
@@ -333,6 +386,14 @@ REPORTS = Dataset(
     description="CPS screened-in reports, one row per child per report (NCANDS Child File).",
     privacy_unit="child_id",
     max_rows_per_unit=8,
+    # Screened-in reports of one child come at least two weeks apart: at most 2 in a
+    # calendar month; more than 4 in a year is rare (0.04% of rows in the synthetic
+    # generator, which is calibrated to NCANDS re-report rates).
+    contribution_period="report_date",
+    max_rows_per_period=(
+        PeriodBound(period=TimeBucket.MONTH, max_rows=2),
+        PeriodBound(period=TimeBucket.YEAR, max_rows=4),
+    ),
     columns=(
         _identifier("report_id", "Report identifier."),
         _identifier("child_id", "Child identifier: the privacy unit."),
@@ -366,6 +427,13 @@ WORKFORCE = Dataset(
     description="Child-welfare workforce, one row per worker per month.",
     privacy_unit="worker_id",
     max_rows_per_unit=96,
+    # One row per worker per month, by construction of the export.
+    contribution_period="month",
+    max_rows_per_period=(
+        PeriodBound(period=TimeBucket.MONTH, max_rows=1),
+        PeriodBound(period=TimeBucket.QUARTER, max_rows=3),
+        PeriodBound(period=TimeBucket.YEAR, max_rows=12),
+    ),
     columns=(
         _identifier("worker_id", "Worker identifier: the privacy unit."),
         _date("month", "First day of the month this row describes."),
@@ -398,6 +466,14 @@ SAFETY_CULTURE = Dataset(
     description="Safety-culture survey, one row per respondent per wave.",
     privacy_unit="respondent_id",
     max_rows_per_unit=16,
+    # One row per respondent per wave; the partnership surveys at most once a quarter
+    # (waves in March and September).
+    contribution_period="wave_date",
+    max_rows_per_period=(
+        PeriodBound(period=TimeBucket.MONTH, max_rows=1),
+        PeriodBound(period=TimeBucket.QUARTER, max_rows=1),
+        PeriodBound(period=TimeBucket.YEAR, max_rows=2),
+    ),
     columns=(
         _identifier("respondent_id", "Respondent identifier: the privacy unit."),
         _date("wave_date", "First day of the survey wave."),

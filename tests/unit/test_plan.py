@@ -19,7 +19,8 @@ from support_data import TEST_SCHEMA as SCHEMA
 from support_data import write_snapshot
 
 from privacy.budget import rho_to_units_ceil
-from privacy.plan import QueryPlan, exact_plan, plan_query
+from privacy.opendp_setup import opendp
+from privacy.plan import QueryPlan, exact_plan, person_distance, plan_query
 from privacy.query import (
     DateRangeFilter,
     GroupByColumn,
@@ -146,18 +147,20 @@ def test_cost_is_opendp_map_rounded_up_and_within_the_request(
 ) -> None:
     spec = query(privacy=PrivacyLoss(rho=Decimal("0.25")), **STATISTIC_QUERIES[statistic])
     built = plan(spec, snapshot)
-    exact = built._measurement.map(INCIDENTS.max_rows_per_unit)
+    exact = built._measurement.map(person_distance(opendp()))
     assert built.cost_units == math.ceil(exact * 1_000_000)
     assert 249_990 <= built.cost_units <= 250_000
 
 
-def test_cost_scales_with_the_declared_contribution_bound(snapshot: Path) -> None:
-    """d_in is max_rows_per_unit: at a fixed scale, rho grows with its square."""
+def test_cost_scales_with_the_truncation_bound(snapshot: Path) -> None:
+    """d_in is one person; OpenDP truncates each person to the total bound, so the noise
+    scale is that bound / sqrt(2 rho), and two persons cost four times one."""
     built = plan(query(privacy=PrivacyLoss(rho=Decimal("0.5"))), snapshot)
     scale = built.expected[0].scale
     assert scale == pytest.approx(INCIDENTS.max_rows_per_unit / math.sqrt(2 * 0.5), rel=1e-6)
-    assert built._measurement.map(1) == pytest.approx(
-        built._measurement.map(INCIDENTS.max_rows_per_unit) / INCIDENTS.max_rows_per_unit**2
+    two_persons = [opendp().polars.Bound(by=[], per_group=2)]
+    assert built._measurement.map(two_persons) == pytest.approx(
+        4 * built._measurement.map(person_distance(opendp()))
     )
 
 
