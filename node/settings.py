@@ -40,6 +40,7 @@ class BudgetSettings(BaseModel):
             "incidents": "10",
             "reports": "10",
             "workforce": "10",
+            "workforce_years": "10",
             "safety_culture": "10",
         },
         description="Total rho each dataset may ever spend (decimal strings, exact).",
@@ -85,7 +86,13 @@ class NodeSettings(BaseSettings):
         default_factory=list, description="Analyst names allowed to query; empty means none."
     )
     allowed_datasets: list[str] = Field(
-        default_factory=lambda: ["incidents", "reports", "workforce", "safety_culture"]
+        default_factory=lambda: [
+            "incidents",
+            "reports",
+            "workforce",
+            "workforce_years",
+            "safety_culture",
+        ]
     )
     revoked_fingerprints: list[str] = Field(
         default_factory=list, description="SHA-256 fingerprints (hex) of revoked certificates."

@@ -51,6 +51,8 @@ _DOMAIN_VALUES_SHOWN = 12
 _VICTIM_DISPOSITIONS = ("substantiated", "indicated")
 DERIVED_COLUMNS: Mapping[str, frozenset[str]] = {"reports": frozenset({"recurrence_12m"})}
 """Columns ingest computes when the file lacks them (and checks when the file has them)."""
+DERIVED_DATASETS: Mapping[str, str] = {"workforce_years": "workforce"}
+"""Datasets ingest derives from another one's valid rows (node/worker_years.py)."""
 
 _TRUE_WORDS = ("true", "t", "yes", "y", "1")
 _FALSE_WORDS = ("false", "f", "no", "n", "0")
@@ -97,6 +99,8 @@ class IngestResult:
     reject_report: Path | None
     problem: str | None = None
     """Why no snapshot was stored, when none was."""
+    derived: tuple[Snapshot, ...] = ()
+    """Snapshots of datasets derived from this one (e.g. workforce_years), stored after it."""
 
 
 def node_schema(settings: NodeSettings) -> Schema:
@@ -154,6 +158,11 @@ class DataStore:
         Rows that fail validation are listed in a reject report under `rejects/`.
         """
         spec = self._dataset(dataset)
+        if spec.name in DERIVED_DATASETS:
+            raise IngestError(
+                f"{spec.name} is derived when {DERIVED_DATASETS[spec.name]} is ingested; "
+                f"ingest {DERIVED_DATASETS[spec.name]} instead."
+            )
         _check_domains_declared(spec)
         raw = _read_source(source)
         _check_columns(spec, raw.columns, source)
@@ -173,7 +182,24 @@ class DataStore:
             )
         snapshot = self._store_snapshot(spec, valid, source, rejected)
         return IngestResult(
-            snapshot=snapshot, accepted=valid.height, rejected=rejected, reject_report=report
+            snapshot=snapshot,
+            accepted=valid.height,
+            rejected=rejected,
+            reject_report=report,
+            derived=self._store_derived(spec.name, valid, source),
+        )
+
+    def _store_derived(
+        self, dataset: str, valid: pl.DataFrame, source: Path
+    ) -> tuple[Snapshot, ...]:
+        """Derive and store the datasets computed from `dataset`'s valid rows."""
+        from node.worker_years import derive_worker_years
+
+        derivations = {"workforce_years": derive_worker_years}
+        return tuple(
+            self._store_snapshot(self._dataset(name), derivations[name](valid), source, 0)
+            for name, parent in DERIVED_DATASETS.items()
+            if parent == dataset and name in self._schema.dataset_names
         )
 
     # -- internals ---------------------------------------------------------------------

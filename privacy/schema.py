@@ -448,11 +448,45 @@ WORKFORCE = Dataset(
 )
 
 # ---------------------------------------------------------------------------
+# workforce_years: one row per worker per calendar year, derived at ingest
+
+TENURE_BANDS = ("under_1y", "1_2y", "3_5y", "6_10y", "over_10y")
+"""Time in the agency: < 12, 12-35, 36-71, 72-131, >= 132 months."""
+
+WORKFORCE_YEARS = Dataset(
+    name="workforce_years",
+    description="Worker-years, derived at ingest from `workforce`: one row per worker per "
+    "calendar year with at least one monthly row. Answers retention questions (workers "
+    "and separations per year, turnover) with one row per person per year.",
+    privacy_unit="worker_id",
+    # 96 monthly rows in a row touch at most 9 calendar years; ingest keeps a worker's
+    # first 9 years.
+    max_rows_per_unit=9,
+    contribution_period="year_start",
+    max_rows_per_period=(PeriodBound(period=TimeBucket.YEAR, max_rows=1),),
+    columns=(
+        _identifier("worker_id", "Worker identifier: the privacy unit."),
+        _date("year_start", "January 1 of the calendar year this row describes."),
+        _category("role", "Role in the worker's last month of the year.", WORKER_ROLES),
+        _category("unit", "Unit in the worker's last month of the year.", WORK_UNITS),
+        _category(
+            "tenure_band",
+            "Tenure in the worker's last month of the year.",
+            TENURE_BANDS,
+        ),
+        _integer("months_active", "Months of the year with a workforce row.", 1, 12),
+        _flag("separated", "The worker left the agency during the year."),
+        _category(
+            "separation_type", "How the worker left during the year, or none.", SEPARATION_TYPES
+        ),
+    ),
+)
+
+# ---------------------------------------------------------------------------
 # safety_culture: one row per respondent per survey wave
 
 TEAMS = ("intake", "investigations", "ongoing", "foster_care", "adoption", "administration")
 SURVEY_ROLES = ("caseworker", "supervisor", "manager", "support")
-TENURE_BANDS = ("under_1y", "1_2y", "3_5y", "6_10y", "over_10y")
 LIKERT_ITEMS = (
     ("psych_safety", "Psychological safety of the team (1-5)."),
     ("safety_organizing", "Safety organizing behaviours (1-5)."),
@@ -486,6 +520,6 @@ SAFETY_CULTURE = Dataset(
 
 PARTNERSHIP_SCHEMA = Schema(
     version=SCHEMA_VERSION,
-    datasets=(INCIDENTS, REPORTS, WORKFORCE, SAFETY_CULTURE),
+    datasets=(INCIDENTS, REPORTS, WORKFORCE, WORKFORCE_YEARS, SAFETY_CULTURE),
 )
 """The schema every node publishes, before node-declared domains (counties) are added."""

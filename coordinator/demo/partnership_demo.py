@@ -65,7 +65,7 @@ QUERY_TIMEOUT_SECONDS = 120.0
 NODE_BUDGET_RHO = "20"
 NODE_MAX_RHO_PER_QUERY = "2"
 RESULTS_DIR = "results"
-DATASETS = ("incidents", "reports", "workforce", "safety_culture")
+DATASETS = ("incidents", "reports", "workforce", "workforce_years", "safety_culture")
 
 T = TypeVar("T")
 

@@ -95,11 +95,11 @@ QUESTIONS: tuple[Question, ...] = (
     Question(
         key="separations",
         statistic="count",
-        dataset="workforce",
+        dataset="workforce_years",
         column=None,
-        by="month:year,separated",
+        by="year_start:year,separated",
         where="role=caseworker",
-        rho="2",
+        rho="1",
         purpose="demo: caseworker separations per year",
     ),
     Question(
@@ -365,8 +365,8 @@ def recurrence_table(report: Report) -> Table:
 
 
 def separations_table(report: Report) -> Table:
-    """Caseworker separations per year; turnover = separations / average caseworkers."""
-    table = Table(title="Caseworker separations per year (monthly records, 95% intervals)")
+    """Caseworker separations per year; turnover = separations / caseworkers in the year."""
+    table = Table(title="Caseworker separations per year (one row per worker-year, 95% intervals)")
     table.add_column("year")
     for node in report.pooled_nodes:
         table.add_column(node, justify="right")
@@ -378,8 +378,8 @@ def separations_table(report: Report) -> Table:
         ]
         separated = row_for(report, PARTNERSHIP_SOURCE, (year, TRUE))
         stayed = row_for(report, PARTNERSHIP_SOURCE, (year, FALSE))
-        # 12 worker-months make one caseworker-year, so turnover = 12 x separated / months.
-        turnover = share(noisy(separated), noisy(stayed), factor=12.0)
+        # One row per caseworker-year: turnover = separated / (separated + stayed).
+        turnover = share(noisy(separated), noisy(stayed))
         table.add_row(
             year,
             *cells,

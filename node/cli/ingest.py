@@ -69,6 +69,10 @@ def result_as_dict(result: IngestResult) -> dict[str, object]:
         "rejected": result.rejected,
         "reject_report": str(result.reject_report) if result.reject_report else None,
         "problem": result.problem,
+        "derived": {
+            derived.dataset: {"snapshot_id": derived.snapshot_id, "rows": derived.rows}
+            for derived in result.derived
+        },
     }
 
 
@@ -77,6 +81,11 @@ def _echo_text(dataset: str, source: Path, result: IngestResult) -> None:
         click.echo(
             f"{dataset}: {result.accepted} rows from {source.name} stored as snapshot "
             f"{result.snapshot.snapshot_id} (now current)."
+        )
+    for derived in result.derived:
+        click.echo(
+            f"{derived.dataset}: {derived.rows} rows derived from it, stored as snapshot "
+            f"{derived.snapshot_id} (now current)."
         )
     if result.rejected and result.snapshot is not None:
         click.secho(

@@ -89,6 +89,17 @@ def command(
         }
         for dataset, result in results.items()
     }
+    summary.update(
+        {
+            derived.dataset: {
+                "snapshot_id": derived.snapshot_id,
+                "rows": derived.rows,
+                "rejected": 0,
+            }
+            for result in results.values()
+            for derived in result.derived
+        }
+    )
     if output_format == "json":
         click.echo(json.dumps(summary, indent=2))
         return

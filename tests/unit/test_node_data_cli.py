@@ -44,7 +44,13 @@ def test_status_json_lists_each_dataset_snapshot_with_local_only_dates(synth_nod
     assert code == 0
     status = json.loads(out)
     assert status["node"] == "small-county"
-    assert set(status["datasets"]) == {"incidents", "reports", "workforce", "safety_culture"}
+    assert set(status["datasets"]) == {
+        "incidents",
+        "reports",
+        "workforce",
+        "workforce_years",
+        "safety_culture",
+    }
     reports = status["datasets"]["reports"]
     assert reports["rows"] > 1000
     assert reports["rejected"] == 0

@@ -13,11 +13,12 @@ ALL_COLUMNS = [
 ]
 
 
-def test_the_schema_has_the_four_datasets_of_the_design() -> None:
+def test_the_schema_has_the_four_datasets_of_the_design_and_the_worker_year_view() -> None:
     assert PARTNERSHIP_SCHEMA.dataset_names == (
         "incidents",
         "reports",
         "workforce",
+        "workforce_years",
         "safety_culture",
     )
 
