@@ -13,12 +13,14 @@ Pure: standard library and privacy.accuracy (stdlib-only helpers). Never generat
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 from statistics import NormalDist
 
 from privacy.accuracy import gaussian_half_width, gaussian_scale_for_half_width
+from privacy.centring import CENTRED_SUM
 from privacy.release import Estimate, NoiseDistribution
 
 ADDITIVE = frozenset({NoiseDistribution.GAUSSIAN, NoiseDistribution.LAPLACE})
@@ -121,12 +123,14 @@ def pool_cell(
     per_node: Sequence[Sequence[Estimate]],
     confidence: float = 0.95,
     mean_bounds: tuple[float, float] | None = None,
+    mean_centre: float = 0.0,
 ) -> list[PooledValue]:
     """Pool one cell across nodes. `per_node[i]` are node i's estimates for the cell.
 
     Estimates are matched by name. Additive values are summed; a "mean" is recomputed
-    from the pooled "sum" and "count" when the nodes released those (clipped to
-    `mean_bounds`, the measured column's public bounds); anything else (a quantile) is
+    as `mean_centre` + pooled "centred_sum" / pooled "count" (privacy/centring.py), or
+    from a pooled "sum" and "count" in releases from before centring, clipped to
+    `mean_bounds`, the measured column's public bounds; anything else (a quantile) is
     left out, since partnership quantiles cannot be built from node ones.
     """
     names = _ordered_names(per_node)
@@ -141,9 +145,32 @@ def pool_cell(
         value = pool_sum(group, confidence)
         if value is not None:
             pooled[name] = value
-    if "mean" in names and "sum" in pooled and "count" in pooled and "mean" not in pooled:
-        pooled["mean"] = ratio(pooled["sum"], pooled["count"], "mean", confidence, mean_bounds)
+    if "mean" in names and "count" in pooled and "mean" not in pooled:
+        if CENTRED_SUM in pooled:
+            pooled["mean"] = _centred_mean(
+                pooled[CENTRED_SUM], pooled["count"], confidence, mean_bounds, mean_centre
+            )
+        elif "sum" in pooled:
+            pooled["mean"] = ratio(pooled["sum"], pooled["count"], "mean", confidence, mean_bounds)
     return [pooled[name] for name in names if name in pooled]
+
+
+def _centred_mean(
+    centred_sum: PooledValue,
+    count: PooledValue,
+    confidence: float,
+    bounds: tuple[float, float] | None,
+    centre: float,
+) -> PooledValue:
+    """centre + centred sum / count, with the ratio's interval shifted by the centre."""
+    shifted = None if bounds is None else (bounds[0] - centre, bounds[1] - centre)
+    value = ratio(centred_sum, count, "mean", confidence, shifted)
+    return dataclasses.replace(
+        value,
+        value=value.value + centre,
+        ci_low=value.ci_low + centre,
+        ci_high=value.ci_high + centre,
+    )
 
 
 def _ordered_names(per_node: Sequence[Sequence[Estimate]]) -> list[str]:

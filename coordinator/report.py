@@ -17,6 +17,7 @@ from pydantic import BaseModel, ConfigDict
 
 from coordinator.pooling import PooledValue, half_width_for_std, noise_variance, pool_cell, z_value
 from coordinator.trend import Point, bucket_position, bucket_year, weighted_slope
+from privacy.centring import mean_centre
 from privacy.query import DateRangeFilter, GroupByTime, QuerySpec, Statistic
 from privacy.release import Estimate, Release
 from privacy.schema import PARTNERSHIP_SCHEMA
@@ -162,15 +163,16 @@ def group_column_labels(spec: QuerySpec) -> tuple[str, ...]:
     )
 
 
-def _column_bounds(spec: QuerySpec) -> tuple[float, float] | None:
-    """The measured column's public clipping bounds, which a mean cannot leave."""
+def _column_bounds(spec: QuerySpec) -> tuple[tuple[float, float] | None, float]:
+    """The measured column's public clipping bounds, which a mean cannot leave, and the
+    centre its mean is computed around (privacy/centring.py)."""
     try:
         column = PARTNERSHIP_SCHEMA.dataset(spec.dataset).column(spec.column or "")
     except KeyError:
-        return None
+        return None, 0.0
     if column.lower is None or column.upper is None:
-        return None
-    return (column.lower, column.upper)
+        return None, 0.0
+    return (column.lower, column.upper), float(mean_centre(column))
 
 
 def build_report(
@@ -192,7 +194,7 @@ def build_report(
     confidence = _confidence(releases)
     time_index = time_group_index(spec)
     counts = spec.statistic in (Statistic.COUNT, Statistic.HISTOGRAM)
-    mean_bounds = _column_bounds(spec)
+    mean_bounds, mean_centre_value = _column_bounds(spec)
     rows: list[ValueRow] = []
     for key, per_node in _cells_by_key(releases).items():
         year_populations = {
@@ -208,7 +210,9 @@ def build_report(
         pooled_population = _pooled_population(year_populations, per_node) if counts else None
         rows += [
             _pooled_row(key, value, pooled_population)
-            for value in pool_cell(list(per_node.values()), confidence, mean_bounds)
+            for value in pool_cell(
+                list(per_node.values()), confidence, mean_bounds, mean_centre_value
+            )
         ]
     return Report(
         result_id=result_id,

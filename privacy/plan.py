@@ -66,6 +66,7 @@ import polars as pl
 from privacy.accuracy import CONFIDENCE, half_width_for, scale_for_half_width
 from privacy.bounds import query_bounds
 from privacy.budget import format_rho, rho_to_units_ceil
+from privacy.centring import CENTRED_SUM, SUM_SHARE_OF_MEAN_RHO, centred_bounds, mean_centre
 from privacy.opendp_setup import opendp, opendp_version
 from privacy.query import Statistic, TimeBucket
 from privacy.release import Cell, Estimate, NoiseDistribution, Release
@@ -195,20 +196,20 @@ def plan_query(query: ValidatedQuery, schema: Schema, parquet_path: Path) -> Que
     del schema  # the validated query already carries its dataset (with local domains)
     dp = opendp()
     columns = _query_columns(query)
-    domain = _frame_domain(columns)
-    lazy_plan = _polars_plan(dp, query, columns)
-    metric = _input_metric(dp, query.dataset)
+    build = functools.partial(
+        _build, dp, _frame_domain(columns), _input_metric(dp, query.dataset), query, columns
+    )
     d_in = person_distance(dp)
 
-    unit = _build(dp, domain, metric, lazy_plan, 1.0)
+    unit = build(scales=_Scales(1.0))
     unit_rho = float(unit.map(d_in))
-    scale = _global_scale(dp, query, unit, unit_rho)
-    measurement = _build(dp, domain, metric, lazy_plan, scale)
+    scales = _scales(dp, query, unit, unit_rho)
+    measurement = build(scales=scales)
     cost_units = rho_to_units_ceil(measurement.map(d_in))
     if query.requested_rho_units is not None and cost_units > query.requested_rho_units:
         # Never charge more than asked: one correction from OpenDP's own map, then give up.
-        scale *= math.sqrt(cost_units / query.requested_rho_units) * (1 + 1e-6)
-        measurement = _build(dp, domain, metric, lazy_plan, scale)
+        scales = scales.times(math.sqrt(cost_units / query.requested_rho_units) * (1 + 1e-6))
+        measurement = build(scales=scales)
         cost_units = rho_to_units_ceil(measurement.map(d_in))
         if cost_units > query.requested_rho_units:
             raise RuntimeError("could not fit the measurement inside the requested rho")
@@ -218,7 +219,7 @@ def plan_query(query: ValidatedQuery, schema: Schema, parquet_path: Path) -> Que
             f"that accuracy costs rho {format_rho(cost_units)}, over this node's per-query cap "
             f"of {format_rho(query.max_rho_units)}; ask for a wider interval",
         )
-    noise = _with_rank_errors(query, _noise_by_column(dp, measurement), scale)
+    noise = _with_rank_errors(query, _noise_by_column(dp, measurement), scales.relative)
     if query.accuracy is not None:
         _check_accuracy(noise, query.accuracy)
     return QueryPlan(
@@ -278,21 +279,40 @@ def person_distance(dp: ModuleType) -> list[Any]:
     return [dp.polars.Bound(by=[], per_group=1)]
 
 
-def _build(dp: ModuleType, domain: Any, metric: Any, lazy_plan: pl.LazyFrame, scale: float) -> Any:
+@dataclass(frozen=True)
+class _Scales:
+    """Noise scales of a measurement: OpenDP's relative `global_scale` (each output's own
+    sensitivity times it), or an absolute scale per output column where given."""
+
+    relative: float
+    absolute: Mapping[str, float] = field(default_factory=dict)
+
+    def times(self, factor: float) -> _Scales:
+        absolute = {column: scale * factor for column, scale in self.absolute.items()}
+        return _Scales(self.relative * factor, absolute)
+
+
+def _build(
+    dp: ModuleType,
+    domain: Any,
+    metric: Any,
+    query: ValidatedQuery,
+    columns: tuple[Column, ...],
+    *,
+    scales: _Scales,
+) -> Any:
+    aggregations = [
+        _aggregation_expr(dp, query, output, scales.absolute.get(output.column))
+        for output in _outputs(query)
+    ]
+    lazy_plan = _shaped_plan(query, _empty_frame(columns), aggregations, truncate=True)
     return dp.m.make_private_lazyframe(
         domain,
         metric,
         dp.zero_concentrated_divergence(),
         lazy_plan,
-        global_scale=scale,
+        global_scale=scales.relative,
     )
-
-
-def _polars_plan(
-    dp: ModuleType, query: ValidatedQuery, columns: tuple[Column, ...]
-) -> pl.LazyFrame:
-    aggregations = [_aggregation_expr(dp, query, output) for output in _outputs(query)]
-    return _shaped_plan(query, _empty_frame(columns), aggregations, truncate=True)
 
 
 def exact_plan(query: ValidatedQuery, parquet_path: Path) -> pl.LazyFrame:
@@ -318,6 +338,9 @@ def _exact_expr(query: ValidatedQuery, output: _Output) -> pl.Expr:
         return pl.len().alias(output.column)
     assert measured is not None
     column = pl.col(measured.name)
+    if output.column == "__sum" and query.statistic is Statistic.MEAN:
+        centre = mean_centre(measured)
+        return (column.fill_null(centre) - centre).sum().alias(output.column)
     if output.column == "__sum":
         return column.fill_null(_bound(measured, 0)).sum().alias(output.column)
     probability = query.spec.quantiles[int(output.column.removeprefix("__q"))]
@@ -488,14 +511,17 @@ def _outputs(query: ValidatedQuery) -> tuple[_Output, ...]:
     if statistic is Statistic.SUM:
         return (_Output("__sum", "sum"),)
     if statistic is Statistic.MEAN:
-        return (_Output("__sum", "sum"), _Output("__count", "count"))
+        return (_Output("__sum", CENTRED_SUM), _Output("__count", "count"))
     return tuple(
         _Output(f"__q{index}", f"q{probability:g}")
         for index, probability in enumerate(query.spec.quantiles)
     )
 
 
-def _aggregation_expr(dp: ModuleType, query: ValidatedQuery, output: _Output) -> Any:
+def _aggregation_expr(
+    dp: ModuleType, query: ValidatedQuery, output: _Output, scale: float | None = None
+) -> Any:
+    """The OpenDP aggregate of one output; `scale` None: relative to the global scale."""
     # Returns Any: the `.dp` expression namespace is registered by OpenDP at runtime.
     statistic = query.statistic
     if statistic is Statistic.COUNT or statistic is Statistic.HISTOGRAM:
@@ -506,7 +532,12 @@ def _aggregation_expr(dp: ModuleType, query: ValidatedQuery, output: _Output) ->
     assert measured.upper is not None
     column: Any = pl.col(measured.name)
     if output.column == "__count":  # the denominator of a mean: known values only
-        return column.dp.count(signed=True).alias(output.column)
+        return column.dp.count(signed=True, scale=scale).alias(output.column)
+    if output.column == "__sum" and statistic is Statistic.MEAN:
+        # A missing value is filled with the centre: it adds 0 to the centred sum.
+        centre = mean_centre(measured)
+        centred = column.fill_null(centre) - centre
+        return centred.dp.sum(centred_bounds(measured), scale=scale).alias(output.column)
     if output.column == "__sum":
         zero = _bound(measured, 0)
         bounds = (
@@ -541,6 +572,34 @@ def quantile_candidates(column: Column) -> tuple[int | float, ...]:
 
 # ---------------------------------------------------------------------------
 # scale, cost and accuracy
+
+
+def _scales(dp: ModuleType, query: ValidatedQuery, unit: Any, unit_rho: float) -> _Scales:
+    """The scales for the requested rho or accuracy; a mean at a given rho splits it."""
+    if query.statistic is Statistic.MEAN and query.requested_rho is not None:
+        return _mean_scales(dp, float(query.requested_rho), unit, unit_rho)
+    return _Scales(_global_scale(dp, query, unit, unit_rho))
+
+
+def _mean_scales(dp: ModuleType, rho: float, unit: Any, unit_rho: float) -> _Scales:
+    """Absolute sum and count scales giving the sum SUM_SHARE_OF_MEAN_RHO of rho.
+
+    At relative scale 1 each output costs the same (its own sensitivity is the noise
+    scale), so each costs unit_rho / 2 there, and rho falls with the scale squared.
+    """
+    unit_scales = dict(
+        zip(
+            dp.summarize_polars_measurement(unit)["column"],
+            dp.summarize_polars_measurement(unit)["scale"],
+            strict=True,
+        )
+    )
+    shares = {"__sum": SUM_SHARE_OF_MEAN_RHO, "__count": 1 - SUM_SHARE_OF_MEAN_RHO}
+    absolute = {
+        column: float(unit_scales[column]) * math.sqrt(unit_rho / 2 / (share * rho))
+        for column, share in shares.items()
+    }
+    return _Scales(1.0, absolute).times(_SCALE_SAFETY)
 
 
 def _global_scale(dp: ModuleType, query: ValidatedQuery, unit: Any, unit_rho: float) -> float:
@@ -773,7 +832,7 @@ def _estimates(
     assert measured.lower is not None
     assert measured.upper is not None
     if statistic is Statistic.MEAN:
-        total = _additive_estimate("sum", row["__sum"], noise["__sum"], None)
+        total = _additive_estimate(CENTRED_SUM, row["__sum"], noise["__sum"], None)
         count = _additive_estimate("count", row["__count"], noise["__count"], suppress_below)
         mean = _mean_estimate(measured, total.value, count.value, noise, count.suppressed)
         return (total, count, mean)
@@ -811,11 +870,13 @@ def _additive_estimate(
 def _mean_estimate(
     column: Column, total: float, count: float, noise: Mapping[str, _Noise], suppressed: bool
 ) -> Estimate:
-    """Noisy sum / noisy count, post-processed; finite for every cell, empty ones included."""
+    """centre + noisy centred sum / noisy count, post-processed; finite for every cell,
+    empty ones included."""
     assert column.lower is not None
     assert column.upper is not None
     low, high = float(column.lower), float(column.upper)
-    value = min(max(total / max(count, 1.0), low), high)
+    centre = float(mean_centre(column))
+    value = min(max(centre + total / max(count, 1.0), low), high)
     sum_half = noise["__sum"].half_width_mean_part
     count_half = noise["__count"].half_width_mean_part
     ci_low, ci_high = low, high
@@ -823,7 +884,7 @@ def _mean_estimate(
         # With both parts inside their 97.5% intervals (jointly >= 95%), the true mean lies
         # between the extreme ratios at the corners of the box (the denominator is > 0).
         ratios = [
-            (total + ds) / (count + dc)
+            centre + (total + ds) / (count + dc)
             for ds in (-sum_half, sum_half)
             for dc in (-count_half, count_half)
         ]

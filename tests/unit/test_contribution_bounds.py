@@ -19,6 +19,7 @@ from support_data import write_snapshot
 
 from privacy.bounds import query_bounds, rows_in_range, rows_per_bucket
 from privacy.budget import rho_to_units_ceil
+from privacy.centring import CENTRED_SUM, SUM_SHARE_OF_MEAN_RHO
 from privacy.opendp_setup import opendp
 from privacy.plan import person_distance, plan_query
 from privacy.query import (
@@ -142,9 +143,13 @@ def test_a_survey_wave_mean_is_priced_for_one_response_per_quarter(tmp_path: Pat
     )
     built = plan_query(query, SCHEMA, path)
     # 24 quarters but at most 12 responses in 6 years, one per quarter: the count's L2
-    # sensitivity is sqrt(12) (lifetime bound: 16), and it gets half of rho 1 here
-    count = next(value for value in built.expected if value.name == "count")
-    assert count.scale == pytest.approx(math.sqrt(12) / math.sqrt(2 * 0.5), rel=1e-6)
+    # sensitivity is sqrt(12) (lifetime bound: 16); the centred sum's is 2 * sqrt(12)
+    scales = {value.name: value.scale for value in built.expected}
+    count_rho = 1 - SUM_SHARE_OF_MEAN_RHO
+    assert scales["count"] == pytest.approx(math.sqrt(12 / (2 * count_rho)), rel=1e-6)
+    sum_rho = SUM_SHARE_OF_MEAN_RHO
+    assert scales[CENTRED_SUM] == pytest.approx(2 * math.sqrt(12 / (2 * sum_rho)), rel=1e-6)
+    assert built.cost_units == 1_000_000
 
 
 # --- OpenDP enforces the bounds on a snapshot that breaks them ------------------------

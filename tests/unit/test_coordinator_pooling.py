@@ -95,6 +95,23 @@ def test_quantiles_are_not_pooled_but_means_are_rebuilt_from_sum_and_count() -> 
     assert pooled["mean"].ci_low < 4.0 < pooled["mean"].ci_high
 
 
+def test_a_pooled_centred_mean_adds_the_centre_back() -> None:
+    """Nodes release sum(value - 3) for a 1-5 item; the partnership mean is 3 + ratio."""
+    mean = Estimate(
+        name="mean", value=3, distribution=NoiseDistribution.NONE, scale=0, ci_low=1, ci_high=5
+    )
+    node_a = [gaussian("centred_sum", 20, 2), gaussian("count", 50, 1), mean]
+    node_b = [gaussian("centred_sum", -10, 2), gaussian("count", 50, 1), mean]
+    pooled = {
+        p.name: p for p in pool_cell([node_a, node_b], mean_bounds=(1.0, 5.0), mean_centre=3.0)
+    }
+    assert pooled["mean"].value == pytest.approx(3.1)
+    assert 1.0 <= pooled["mean"].ci_low < 3.1 < pooled["mean"].ci_high <= 5.0
+    assert pooled["mean"].std == pytest.approx(
+        math.sqrt(8 + 0.1**2 * 2) / 100  # delta method: (var(S) + r^2 var(N)) / N^2
+    )
+
+
 def test_a_pooled_mean_never_leaves_the_columns_public_bounds() -> None:
     """Noisy sums and counts can divide to 8 on a 1-5 scale; clipping is post-processing."""
     mean = Estimate(

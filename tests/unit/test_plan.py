@@ -224,7 +224,8 @@ def test_mean_uses_known_values_and_their_count(snapshot: Path) -> None:
     )
     result = release(spec, snapshot)
     fatal = {e.name: e for e in result.cells[0].estimates}
-    assert fatal["sum"].value == 3 + 10 + 200 + 7
+    centre = 107  # child_age_months lies in [0, 215]
+    assert fatal["centred_sum"].value == 3 + 10 + 200 + 7 - 4 * centre
     assert fatal["count"].value == 4
     assert fatal["mean"].value == pytest.approx(220 / 4)
     assert fatal["mean"].distribution is NoiseDistribution.NONE
