@@ -24,6 +24,7 @@ ALPHA = 1 - CONFIDENCE
 _MAX_SCALE_SEARCH_STEPS = 200
 _SMALL_HALF_WIDTH = 8.0
 DISCRETE_HELPER_MAX_SCALE = 5_000.0
+_SCALE_PRECISION = 1e-6
 
 
 def _check_confidence(confidence: float) -> None:
@@ -68,11 +69,14 @@ def discrete_gaussian_half_width(scale: float, confidence: float = CONFIDENCE) -
 def discrete_gaussian_scale_for_half_width(
     half_width: float, confidence: float = CONFIDENCE
 ) -> float:
-    """A discrete Gaussian scale whose half-width (as above) is at most `half_width`.
+    """The largest discrete Gaussian scale whose half-width (as above) is at most
+    `half_width`, to a relative precision of 1e-6: the cheapest noise meeting the target.
 
     Small targets start from OpenDP's inverse helper (exact but slow for large targets);
     larger ones from the continuous Gaussian inverse, three integer steps inside. Either
-    start is then shrunk until `discrete_gaussian_half_width` confirms the target.
+    start is shrunk until `discrete_gaussian_half_width` confirms the target, then grown
+    by bisection to the largest scale it still confirms (the half-width moves in whole
+    steps, so the first scale that fits can be far below the largest: rho is 1 / scale^2).
     Raises ValueError when no positive scale reaches it.
     """
     _check_confidence(confidence)
@@ -87,11 +91,26 @@ def discrete_gaussian_scale_for_half_width(
         scale = gaussian_scale_for_half_width(math.floor(half_width) - 3, confidence)
     for _ in range(_MAX_SCALE_SEARCH_STEPS):
         if discrete_gaussian_half_width(scale, confidence) <= half_width:
-            return scale
+            return _largest_fitting_scale(scale, half_width, confidence)
         scale *= 0.97 if half_width < _SMALL_HALF_WIDTH else 0.999
     raise ValueError(
         f"no discrete Gaussian scale gives a {confidence:.0%} half-width of {half_width}"
     )
+
+
+def _largest_fitting_scale(fits: float, half_width: float, confidence: float) -> float:
+    """Bisect between a scale that meets `half_width` and one that does not (the
+    half-width never shrinks as the scale grows)."""
+    too_wide = fits * 2
+    while discrete_gaussian_half_width(too_wide, confidence) <= half_width:
+        fits, too_wide = too_wide, too_wide * 2
+    while too_wide - fits > _SCALE_PRECISION * fits:
+        middle = (fits + too_wide) / 2
+        if discrete_gaussian_half_width(middle, confidence) <= half_width:
+            fits = middle
+        else:
+            too_wide = middle
+    return fits
 
 
 def half_width_for(distribution: str, scale: float, confidence: float = CONFIDENCE) -> float:

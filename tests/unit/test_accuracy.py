@@ -46,3 +46,13 @@ def test_pooled_half_width_adds_variances() -> None:
 def test_a_half_width_below_one_integer_step_cannot_be_promised() -> None:
     with pytest.raises(ValueError, match="no discrete Gaussian scale"):
         discrete_gaussian_scale_for_half_width(0.5)
+
+
+@pytest.mark.parametrize("target", [2.5, 5.0, 10.0, 50.0, 200.0, 20_000.0])
+def test_scale_for_half_width_is_the_largest_that_meets_the_target(target: float) -> None:
+    """The cheapest noise: a scale 1e-5 larger misses the target, so rho (1 / scale^2)
+    is within 2e-5 of the least that meets it (at 10 the first fitting scale overspent
+    rho 1.85x)."""
+    scale = discrete_gaussian_scale_for_half_width(target)
+    assert discrete_gaussian_half_width(scale) <= target
+    assert discrete_gaussian_half_width(scale * (1 + 1e-5)) > target
