@@ -101,6 +101,9 @@ class IngestResult:
     """Why no snapshot was stored, when none was."""
     derived: tuple[Snapshot, ...] = ()
     """Snapshots of datasets derived from this one (e.g. workforce_years), stored after it."""
+    truncated: int = 0
+    """Valid rows cut (and counted in `rejected`) because their person was over a
+    contribution bound (node/truncation.py: each person keeps the earliest rows)."""
 
 
 def node_schema(settings: NodeSettings) -> Schema:
@@ -171,6 +174,7 @@ class DataStore:
         valid, rejects = validate(spec, raw)
         report = self._write_reject_report(spec.name, source, rejects)
         rejected = _count_rejected_rows(rejects)
+        truncated = _count_truncated(rejects)
         if valid.height == 0:
             return IngestResult(
                 snapshot=None,
@@ -187,6 +191,7 @@ class DataStore:
             rejected=rejected,
             reject_report=report,
             derived=self._store_derived(spec.name, valid, source),
+            truncated=truncated,
         )
 
     def _store_derived(
@@ -389,6 +394,7 @@ def validate(spec: Dataset, raw: pl.DataFrame) -> tuple[pl.DataFrame, pl.DataFra
     """
     import polars as pl
 
+    from node.truncation import truncate_to_bounds
     from privacy.snapshot_types import snapshot_dtype
 
     derived = DERIVED_COLUMNS.get(spec.name, frozenset())
@@ -407,12 +413,12 @@ def validate(spec: Dataset, raw: pl.DataFrame) -> tuple[pl.DataFrame, pl.DataFra
         [_reasons(bad, name, column_rules) for name, column_rules in rules.items()]
         or [_empty_rejects()]
     )
-    bound_rejects = _contribution_rejects(spec, work)
-    candidates = work.filter(
-        ~pl.col("__failing") & ~pl.col(_ROW).is_in(bound_rejects.get_column(_ROW_OUT).implode())
-    ).select(_ROW, *(pl.col(_parsed(c.name)).alias(c.name) for c in present))
+    candidates = work.filter(~pl.col("__failing")).select(
+        _ROW, *(pl.col(_parsed(c.name)).alias(c.name) for c in present)
+    )
+    candidates, cut = truncate_to_bounds(spec, candidates, _ROW)
     candidates, derived_rejects = _derive(spec, candidates)
-    rejects = pl.concat([cell_rejects, bound_rejects, derived_rejects])
+    rejects = pl.concat([cell_rejects, cut, derived_rejects])
     valid = candidates.select(pl.col(c.name).cast(snapshot_dtype(c)) for c in spec.columns)
     return valid, rejects
 
@@ -460,6 +466,14 @@ def _empty_rejects() -> pl.DataFrame:
     import polars as pl
 
     return pl.DataFrame(schema={_ROW_OUT: pl.UInt32, "column": pl.String, "reason": pl.String})
+
+
+def _count_truncated(rejects: pl.DataFrame) -> int:
+    import polars as pl
+
+    from node.truncation import TRUNCATION_REASON
+
+    return rejects.filter(pl.col("reason").str.starts_with(TRUNCATION_REASON)).height
 
 
 def _count_rejected_rows(rejects: pl.DataFrame) -> int:
@@ -614,32 +628,6 @@ def _bounds_message(column: Column) -> str:
 
 def _format_bound(bound: float | None) -> str:
     return f"{bound:g}" if bound is not None else "?"
-
-
-def _contribution_rejects(spec: Dataset, work: pl.DataFrame) -> pl.DataFrame:
-    """Every row of a privacy unit that has more rows in the file than the bound allows.
-
-    Counted over all the file's rows with that unit id, valid or not: an export that
-    lists a child more often than the bound is wrong about that child as a whole.
-    """
-    import polars as pl
-
-    unit = _parsed(spec.privacy_unit)
-    bound = spec.max_rows_per_unit
-    if unit not in work.columns:
-        return _empty_rejects()
-    counted = work.select(
-        pl.col(_ROW).alias(_ROW_OUT), pl.len().over(unit).alias("n"), pl.col(unit)
-    ).filter(pl.col(unit).is_not_null() & (pl.col("n") > bound))
-    return counted.select(
-        pl.col(_ROW_OUT),
-        pl.lit(spec.privacy_unit).alias("column"),
-        pl.format(
-            f"over contribution bound: this {spec.privacy_unit} has {{}} rows, more than "
-            f"the {bound} allowed per unit (all its rows are rejected)",
-            pl.col("n"),
-        ).alias("reason"),
-    )
 
 
 def _derive(spec: Dataset, frame: pl.DataFrame) -> tuple[pl.DataFrame, pl.DataFrame]:

@@ -67,6 +67,7 @@ def result_as_dict(result: IngestResult) -> dict[str, object]:
         "snapshot_id": snapshot.snapshot_id if snapshot else None,
         "accepted": result.accepted,
         "rejected": result.rejected,
+        "truncated": result.truncated,
         "reject_report": str(result.reject_report) if result.reject_report else None,
         "problem": result.problem,
         "derived": {
@@ -86,6 +87,11 @@ def _echo_text(dataset: str, source: Path, result: IngestResult) -> None:
         click.echo(
             f"{derived.dataset}: {derived.rows} rows derived from it, stored as snapshot "
             f"{derived.snapshot_id} (now current)."
+        )
+    if result.truncated:
+        click.echo(
+            f"{result.truncated} rows cut by the contribution bounds (each person keeps "
+            "the earliest rows allowed); they are listed in the reject report."
         )
     if result.rejected and result.snapshot is not None:
         click.secho(

@@ -90,19 +90,39 @@ def test_a_bad_cell_rejects_its_row_with_the_column_and_reason(
     assert stored.get_column("worker_id").to_list() == ["w1", "w3"]
 
 
-def test_a_unit_over_the_contribution_bound_has_all_its_rows_rejected(
+def test_a_unit_over_the_contribution_bound_keeps_its_earliest_rows(
     store: DataStore, tmp_path: Path
 ) -> None:
+    """Truncation, not rejection: the child over the bound keeps its earliest rows."""
     bound = SCHEMA.dataset("incidents").max_rows_per_unit
     frame = _incident_rows(children=["k1"] * (bound + 1) + ["k2"])
     source = tmp_path / "incidents.parquet"
     frame.write_parquet(source)
     result = store.ingest("incidents", source)
-    assert (result.accepted, result.rejected) == (1, bound + 1)
-    rejects = read_rejects(result.reject_report)
-    assert {r["column"] for r in rejects} == {"child_id"}
-    assert all(r["reason"].startswith("over contribution bound") for r in rejects)
-    assert sorted(int(r["row"]) for r in rejects) == list(range(1, bound + 2))
+    assert (result.accepted, result.rejected, result.truncated) == (bound + 1, 1, 1)
+    (reject,) = read_rejects(result.reject_report)
+    assert reject["column"] == "child_id"
+    assert reject["reason"].startswith("over contribution bound")
+    assert f"earliest {bound} are kept" in reject["reason"]
+
+
+def test_a_worker_over_the_monthly_bound_keeps_one_row_that_month(
+    store: DataStore, tmp_path: Path
+) -> None:
+    rows = [
+        workforce_row("w1", "2021-03-01", active_cases="20"),
+        workforce_row("w1", "2021-03-01", active_cases="21"),
+        workforce_row("w1", "2021-04-01"),
+        workforce_row("w2", "2021-03-01"),
+    ]
+    result = store.ingest("workforce", write_csv(tmp_path / "w.csv", rows))
+    assert (result.accepted, result.truncated) == (3, 1)
+    (reject,) = read_rejects(result.reject_report)
+    assert reject["row"] == "2"  # the later of w1's two March rows in file order
+    assert "in one month" in reject["reason"]
+    assert result.snapshot is not None
+    stored = pl.read_parquet(result.snapshot.path)
+    assert stored.get_column("active_cases").to_list() == [20, 14, 14]
 
 
 def test_nullable_columns_keep_nulls_as_nulls(store: DataStore, tmp_path: Path) -> None:
