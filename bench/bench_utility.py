@@ -34,7 +34,7 @@ from typing import Any
 import polars as pl
 
 from coordinator.cli.query_args import build_query
-from coordinator.demo.showcase import FIRST_YEAR, LAST_YEAR, QUESTIONS, Question
+from coordinator.demo.questions import FIRST_YEAR, LAST_YEAR, QUESTIONS, Question
 from node.layout import NodePaths
 from node.store import DataStore
 from node.synth import DATASETS, Jurisdiction, default_counties, generate

@@ -1,4 +1,6 @@
-"""Seeded, deterministic synthetic data for one jurisdiction, for all four datasets.
+"""Long on purpose: one generator per dataset, each beside the marginals it is calibrated to.
+
+Seeded, deterministic synthetic data for one jurisdiction, for all four datasets.
 
 Synthetic data is test and demo input, not a privacy mechanism, so it uses numpy's seeded
 `Generator` (one independent stream per dataset). The same seed and jurisdiction give
@@ -42,6 +44,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import polars as pl
 
+from node.derived import ingested_datasets
 from node.truncation import truncate_to_bounds
 from privacy.schema import (
     DISPOSITIONS,
@@ -73,7 +76,8 @@ if TYPE_CHECKING:
     FloatArray = NDArray[Any]
     BoolArray = NDArray[Any]
 
-DATASETS = ("incidents", "reports", "workforce", "safety_culture")
+DATASETS = ingested_datasets(PARTNERSHIP_SCHEMA.dataset_names)
+"""The datasets synth generates (derived ones, node/derived.py, come with their parent)."""
 
 FATALITY_RATE_PER_100K = 2.73
 NEAR_FATALITIES_PER_FATALITY = 4.0

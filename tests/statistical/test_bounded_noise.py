@@ -81,6 +81,12 @@ def workforce(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return write_snapshot(tmp_path_factory.mktemp("bounded") / "w.parquet", dataset, rows)
 
 
+TRUNCATED_TRUTH = {"2020": 12 * 30 + 12.0, "2021": 12 * 12.0}
+"""The query groups by year, so OpenDP truncates each worker to the yearly bound (12 rows
+a year): w-over keeps 12 of its 40 March rows (ingest's monthly rule would keep 1, but
+the query only needs, and only pays for, the per-year bound)."""
+
+
 def _workforce_by_year() -> QuerySpec:
     return QuerySpec(
         query_id=uuid.uuid4(),
@@ -101,8 +107,7 @@ def workforce_releases(workforce: Path) -> list[Release]:
 def test_count_noise_matches_the_per_year_scale_on_a_bound_breaking_snapshot(
     workforce_releases: list[Release],
 ) -> None:
-    # truth after truncation: w-over keeps 1 row in March 2020
-    truth = {"2020": 12 * 30 + 1.0, "2021": 12 * 12.0}
+    truth = TRUNCATED_TRUTH
     scale = workforce_releases[0].cells[0].estimates[0].scale
     # 2 year cells, at most 12 rows of one worker per year: L2 = sqrt(2) * 12, rho 0.02
     assert scale == pytest.approx(math.sqrt(2) * 12 / math.sqrt(2 * 0.02), rel=1e-6)
@@ -117,7 +122,7 @@ def test_count_noise_matches_the_per_year_scale_on_a_bound_breaking_snapshot(
 def test_count_intervals_cover_95_percent_on_a_bound_breaking_snapshot(
     workforce_releases: list[Release],
 ) -> None:
-    truth = {"2020": 12 * 30 + 1.0, "2021": 12 * 12.0}
+    truth = TRUNCATED_TRUTH
     hits = [
         cell.estimates[0].ci_low <= truth[cell.key[0]] <= cell.estimates[0].ci_high
         for release in workforce_releases

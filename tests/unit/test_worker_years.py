@@ -9,8 +9,9 @@ from pathlib import Path
 import polars as pl
 import pytest
 
+from node.ingest import IngestError
 from node.layout import NodePaths
-from node.store import DataStore, IngestError
+from node.store import DataStore
 from node.synth import Jurisdiction, default_counties, generate
 from node.worker_years import derive_worker_years
 from privacy.schema import PARTNERSHIP_SCHEMA
