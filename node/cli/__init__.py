@@ -8,6 +8,7 @@ from kernel.clikit import LazyGroup
 from node.errors import NodeSetupError
 
 NODE_COMMANDS: dict[str, str] = {
+    "health": "node.cli.health:command",
     "init": "node.cli.init:command",
     "install-cert": "node.cli.install_cert:command",
     "ledger": "node.cli.ledger:command",
