@@ -12,7 +12,7 @@ import importlib.util
 
 DISTRIBUTION = "npcs-federation"
 
-_NODE_MODULES = ("opendp", "polars", "pyarrow", "numpy")
+_NODE_MODULES = ("opendp", "polars", "pyarrow", "numpy", "prometheus_client")
 _CHART_MODULES = ("matplotlib",)
 
 EXTRA_MODULES: dict[str, tuple[str, ...]] = {

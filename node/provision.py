@@ -197,6 +197,13 @@ max_concurrent_rpcs = {_toml(limits.max_concurrent_rpcs)}
 # Seconds in-flight calls get to finish when the node stops (`serve --grace` overrides).
 grace_seconds = {_toml(limits.grace_seconds)}
 
+# Optional Prometheus endpoint (plain HTTP on 127.0.0.1 unless host is set): budget,
+# queries by status, latency, ledger size, snapshot age, certificate expiry. Off when
+# port is absent.
+[metrics]
+# port = 9464
+# host = "127.0.0.1"
+
 # Public child population by year (e.g. census estimates), used for rates, e.g. "2023" = 412000.
 [child_population]
 """

@@ -32,10 +32,11 @@ from grpc_reflection.v1alpha import reflection
 
 from node.engine import QueryEngine
 from node.layout import NodePaths
+from node.metrics import MetricsEndpoint, serving_metrics
 from node.native_memory import tune_native_allocator
 from node.node_ledger import open_node_ledger
 from node.security import AccessDeniedError, load_server_credentials, unrevoked_peer
-from node.servicer import NodeServicer
+from node.servicer import NodeServicer, RpcObserver
 from node.settings import NodeSettings, load_settings
 from node.store import DataStore, node_schema
 from npcs.transport import SERVER_OPTIONS, SERVICE_NAME
@@ -92,6 +93,8 @@ class RunningNode:
     settings: NodeSettings
     options: ServerOptions
     """The options the server runs with, limits resolved from the settings."""
+    metrics: MetricsEndpoint | None = None
+    """The Prometheus endpoint, when node.toml's `[metrics] port` is set."""
 
     @property
     def address(self) -> str:
@@ -118,15 +121,17 @@ def create_server(
     settings: NodeSettings,
     credentials: grpc.ServerCredentials,
     options: ServerOptions,
+    observer: RpcObserver | None = None,
 ) -> tuple[grpc.Server, int, health.HealthServicer]:
     """A started mTLS server with the Node, health and reflection services.
 
-    Limits unset in `options` come from `settings.server`.
+    Limits unset in `options` come from `settings.server`; `observer` (e.g. the metrics)
+    hears of every finished Node rpc.
     """
     resolved = options.with_limits_from(settings)
     server = grpc.server(
         futures.ThreadPoolExecutor(max_workers=resolved.max_workers, thread_name_prefix="npcs-rpc"),
-        handlers=[NodeServicer(engine, settings).generic_handler()],
+        handlers=[NodeServicer(engine, settings, observer).generic_handler()],
         interceptors=[RevocationInterceptor(settings)],
         options=list(SERVER_OPTIONS),
         maximum_concurrent_rpcs=resolved.max_concurrent_rpcs,
@@ -244,7 +249,11 @@ def running_node(
     with ExitStack() as stack:
         engine = build_engine(root, settings, stack)
         credentials = server_credentials(NodePaths(root))
-        server, port, health_servicer = create_server(engine, settings, credentials, chosen)
+        metrics = stack.enter_context(serving_metrics(root, settings))
+        observer = metrics.metrics.observe_rpc if metrics else None
+        server, port, health_servicer = create_server(
+            engine, settings, credentials, chosen, observer
+        )
         log.info(
             "node serving",
             extra={
@@ -255,7 +264,9 @@ def running_node(
             },
         )
         try:
-            yield RunningNode(server, port, chosen.host, engine, health_servicer, settings, chosen)
+            yield RunningNode(
+                server, port, chosen.host, engine, health_servicer, settings, chosen, metrics
+            )
         finally:
             health_servicer.enter_graceful_shutdown()
             server.stop(chosen.grace_seconds).wait()

@@ -62,6 +62,21 @@ class ServerLimits(BaseModel):
     )
 
 
+class MetricsSettings(BaseModel):
+    """The optional Prometheus endpoint (`node.metrics`): off unless `port` is set."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    port: int | None = Field(
+        None, ge=0, le=65535, description="Serve /metrics on this port (0: any); unset: off."
+    )
+    host: str = Field(
+        "127.0.0.1",
+        description="Address of the metrics endpoint (plain HTTP, no authentication: keep "
+        "it on loopback or a management network).",
+    )
+
+
 class NodeSettings(BaseSettings):
     """Everything a node needs to know about itself, from node.toml and the environment."""
 
@@ -103,6 +118,7 @@ class NodeSettings(BaseSettings):
         ),
     )
     server: ServerLimits = Field(default_factory=ServerLimits)
+    metrics: MetricsSettings = Field(default_factory=MetricsSettings)
 
     @field_validator("revoked_fingerprints")
     @classmethod

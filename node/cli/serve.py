@@ -64,6 +64,8 @@ def command(root: Path, host: str | None, port: int | None, grace: float | None)
                     "and answers no query (run `npcs-node ledger verify`)",
                     err=True,
                 )
+            if node.metrics is not None:
+                click.echo(f"metrics on {node.metrics.url}")
             click.echo(f"listening on {node.address}")
             sys.stdout.flush()
             stop.wait()
