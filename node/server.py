@@ -35,7 +35,14 @@ from node.layout import NodePaths
 from node.metrics import MetricsEndpoint, serving_metrics
 from node.native_memory import tune_native_allocator
 from node.node_ledger import open_node_ledger
-from node.security import AccessDeniedError, load_server_credentials, unrevoked_peer
+from node.revocation_list import RevocationList, watching
+from node.security import (
+    AccessDeniedError,
+    load_revocation_list,
+    load_server_credentials,
+    refuse_if_listed,
+    unrevoked_peer,
+)
 from node.servicer import NodeServicer, RpcObserver
 from node.settings import NodeSettings, load_settings
 from node.store import DataStore, node_schema
@@ -95,10 +102,17 @@ class RunningNode:
     """The options the server runs with, limits resolved from the settings."""
     metrics: MetricsEndpoint | None = None
     """The Prometheus endpoint, when node.toml's `[metrics] port` is set."""
+    revocations: RevocationList | None = None
+    """The CA's revocation list in force, when node.toml sets `crl_file`."""
 
     @property
     def address(self) -> str:
         return f"{self.host}:{self.port}"
+
+    def reload(self) -> None:
+        """What SIGHUP does: re-read the revocation list now."""
+        if self.revocations is not None:
+            self.revocations.reload()
 
     def refresh_health(self) -> bool:
         """Re-run the ledger self-check and publish the result on the health service."""
@@ -121,7 +135,9 @@ def create_server(
     settings: NodeSettings,
     credentials: grpc.ServerCredentials,
     options: ServerOptions,
+    *,
     observer: RpcObserver | None = None,
+    crl: RevocationList | None = None,
 ) -> tuple[grpc.Server, int, health.HealthServicer]:
     """A started mTLS server with the Node, health and reflection services.
 
@@ -132,7 +148,7 @@ def create_server(
     server = grpc.server(
         futures.ThreadPoolExecutor(max_workers=resolved.max_workers, thread_name_prefix="npcs-rpc"),
         handlers=[NodeServicer(engine, settings, observer).generic_handler()],
-        interceptors=[RevocationInterceptor(settings)],
+        interceptors=[RevocationInterceptor(settings, crl)],
         options=list(SERVER_OPTIONS),
         maximum_concurrent_rpcs=resolved.max_concurrent_rpcs,
     )
@@ -174,8 +190,9 @@ class RevocationInterceptor(_ServerInterceptor):
     The Node service then also checks roles and allowed analysts per method.
     """
 
-    def __init__(self, settings: NodeSettings) -> None:
+    def __init__(self, settings: NodeSettings, crl: RevocationList | None = None) -> None:
         self._settings = settings
+        self._crl = crl
 
     def intercept_service(
         self,
@@ -191,6 +208,8 @@ class RevocationInterceptor(_ServerInterceptor):
     def _admit(self, context: grpc.ServicerContext, method: str) -> None:
         try:
             unrevoked_peer(context.auth_context(), self._settings)
+            if self._crl is not None:
+                refuse_if_listed(context.auth_context(), self._crl)
         except AccessDeniedError as exc:
             code = getattr(grpc.StatusCode, exc.grpc_status, grpc.StatusCode.PERMISSION_DENIED)
             log.info(
@@ -251,8 +270,11 @@ def running_node(
         credentials = server_credentials(NodePaths(root))
         metrics = stack.enter_context(serving_metrics(root, settings))
         observer = metrics.metrics.observe_rpc if metrics else None
+        crl = load_revocation_list(root, settings)
+        if crl is not None:
+            stack.enter_context(watching(crl))
         server, port, health_servicer = create_server(
-            engine, settings, credentials, chosen, observer
+            engine, settings, credentials, chosen, observer=observer, crl=crl
         )
         log.info(
             "node serving",
@@ -265,7 +287,7 @@ def running_node(
         )
         try:
             yield RunningNode(
-                server, port, chosen.host, engine, health_servicer, settings, chosen, metrics
+                server, port, chosen.host, engine, health_servicer, settings, chosen, metrics, crl
             )
         finally:
             health_servicer.enter_graceful_shutdown()

@@ -102,6 +102,13 @@ class NodeSettings(BaseSettings):
     revoked_fingerprints: list[str] = Field(
         default_factory=list, description="SHA-256 fingerprints (hex) of revoked certificates."
     )
+    crl_file: Path | None = Field(
+        None,
+        description=(
+            "The partnership CA's revocation list (crl.pem from `npcs ca revoke`), relative "
+            "to the node folder or absolute; re-read when it changes. None: no CRL."
+        ),
+    )
     child_population: dict[str, int] = Field(
         default_factory=dict,
         description="Public child population by year (e.g. census estimates), for rates.",
