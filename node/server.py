@@ -39,11 +39,11 @@ from node.revocation_list import RevocationList, watching
 from node.security import (
     AccessDeniedError,
     load_revocation_list,
-    load_server_credentials,
     refuse_if_listed,
     unrevoked_peer,
 )
 from node.servicer import NodeServicer, RpcObserver
+from node.serving_certificate import ServingCertificate
 from node.settings import NodeSettings, load_settings
 from node.store import DataStore, node_schema
 from npcs.transport import SERVER_OPTIONS, SERVICE_NAME
@@ -104,15 +104,20 @@ class RunningNode:
     """The Prometheus endpoint, when node.toml's `[metrics] port` is set."""
     revocations: RevocationList | None = None
     """The CA's revocation list in force, when node.toml sets `crl_file`."""
+    certificate: ServingCertificate | None = None
+    """The TLS certificate served to new connections (replaced by `reload`)."""
 
     @property
     def address(self) -> str:
         return f"{self.host}:{self.port}"
 
     def reload(self) -> None:
-        """What SIGHUP does: re-read the revocation list now."""
+        """What SIGHUP does: re-read the revocation list and the TLS certificate now
+        (after `npcs-node install-cert`); calls in flight are not disturbed."""
         if self.revocations is not None:
             self.revocations.reload()
+        if self.certificate is not None:
+            self.certificate.reload()
 
     def refresh_health(self) -> bool:
         """Re-run the ledger self-check and publish the result on the health service."""
@@ -246,13 +251,6 @@ def _guarded(
     return handler
 
 
-def server_credentials(paths: NodePaths) -> grpc.ServerCredentials:
-    key_pem, cert_pem, ca_pem = load_server_credentials(paths)
-    return grpc.ssl_server_credentials(
-        [(key_pem, cert_pem)], root_certificates=ca_pem, require_client_auth=True
-    )
-
-
 @contextmanager
 def running_node(
     root: Path, options: ServerOptions | None = None, **overrides: Any
@@ -267,14 +265,14 @@ def running_node(
     tune_native_allocator()
     with ExitStack() as stack:
         engine = build_engine(root, settings, stack)
-        credentials = server_credentials(NodePaths(root))
+        certificate = ServingCertificate(NodePaths(root))
         metrics = stack.enter_context(serving_metrics(root, settings))
         observer = metrics.metrics.observe_rpc if metrics else None
         crl = load_revocation_list(root, settings)
         if crl is not None:
             stack.enter_context(watching(crl))
         server, port, health_servicer = create_server(
-            engine, settings, credentials, chosen, observer=observer, crl=crl
+            engine, settings, certificate.credentials(), chosen, observer=observer, crl=crl
         )
         log.info(
             "node serving",
@@ -287,7 +285,16 @@ def running_node(
         )
         try:
             yield RunningNode(
-                server, port, chosen.host, engine, health_servicer, settings, chosen, metrics, crl
+                server,
+                port,
+                chosen.host,
+                engine,
+                health_servicer,
+                settings,
+                chosen,
+                metrics,
+                crl,
+                certificate,
             )
         finally:
             health_servicer.enter_graceful_shutdown()
