@@ -327,16 +327,26 @@ class JsonLinesFormatter(logging.Formatter):
         for key, value in vars(record).items():
             if key not in _STANDARD_RECORD_FIELDS and not key.startswith("_"):
                 body[key] = value
+        if record.exc_info and record.exc_info[0] is not None:
+            # The kind of error only: a traceback's text could carry data values.
+            body["exc_type"] = record.exc_info[0].__name__
         return json.dumps(body, default=str, sort_keys=False)
 
 
+JSON_LOGGERS = {"npcs": logging.INFO, "grpc": logging.WARNING}
+"""The node's own loggers, and gRPC Python's (`grpc._server`, `grpc._channel`, ...), at
+their levels: one JSON-lines stream, one format for journald or a log shipper."""
+
+
 def configure_logging(stream: IO[str] | None = None, level: int = logging.INFO) -> None:
-    """Send the node's `npcs.*` logs to `stream` (stderr) as JSON lines."""
+    """Send the node's `npcs.*` logs (at `level`) and gRPC's own Python log lines
+    (warnings and errors) to `stream` (stderr) as JSON lines."""
     handler = logging.StreamHandler(stream or sys.stderr)
     formatter = JsonLinesFormatter()
     formatter.converter = time.gmtime
     handler.setFormatter(formatter)
-    logger = logging.getLogger("npcs")
-    logger.handlers[:] = [handler]
-    logger.setLevel(level)
-    logger.propagate = False
+    for name, default_level in JSON_LOGGERS.items():
+        logger = logging.getLogger(name)
+        logger.handlers[:] = [handler]
+        logger.setLevel(level if name == "npcs" else default_level)
+        logger.propagate = False
