@@ -50,6 +50,7 @@ from coordinator.ca import (
     issue_person_credentials,
     load_csr,
 )
+from coordinator.demo.database_feed import DatabaseFeed, DatabaseFeedError
 from coordinator.demo.showcase import FIRST_YEAR, LAST_YEAR, QUESTIONS, Question
 from coordinator.partnership import IdentityFiles, NodeEntry, Partnership, save_partnership
 from coordinator.report import Report
@@ -115,6 +116,8 @@ class DemoOptions:
     nodes: int = len(JURISDICTIONS)
     scale: float = 1.0
     """Shrink every jurisdiction's population (quick runs, tests)."""
+    database: str | None = None
+    """A PostgreSQL URL: one jurisdiction reads its data from there (`npcs-node refresh`)."""
 
 
 @dataclass
@@ -128,6 +131,8 @@ class DemoOutcome:
     kept: bool = False
     seconds: float = 0.0
     reports: dict[str, Report] = field(default_factory=dict)
+    database_note: str | None = None
+    """Which jurisdiction read its data from which database, when one did."""
 
 
 # --- progress -----------------------------------------------------------------------------
@@ -327,7 +332,10 @@ class ProvisionedNode:
 
 
 def provision_node(
-    layout: Layout, authority: CertificateAuthority, jurisdiction: Jurisdiction
+    layout: Layout,
+    authority: CertificateAuthority,
+    jurisdiction: Jurisdiction,
+    feed: DatabaseFeed | None = None,
 ) -> ProvisionedNode:
     """What a jurisdiction's IT runs, as real `npcs-node` subprocesses."""
     from kernel.keyfiles import certificate_pem, write_public_file
@@ -346,23 +354,23 @@ def provision_node(
     run_node_cli(
         ["install-cert", str(root), str(certificate), "--ca", str(layout.ca / "ca.crt")], log
     )
-    summary = run_node_cli(
-        [
-            "synth",
-            str(root),
-            "--children",
-            str(jurisdiction.children),
-            "--years",
-            f"{FIRST_YEAR}-{LAST_YEAR}",
-            "--seed",
-            str(jurisdiction.seed),
-            "--format",
-            "json",
-        ],
-        log,
-    )
+    synth_args = [
+        "--children",
+        str(jurisdiction.children),
+        "--years",
+        f"{FIRST_YEAR}-{LAST_YEAR}",
+        "--seed",
+        str(jurisdiction.seed),
+    ]
+    if feed is not None:  # the agency's database, read by `npcs-node refresh`
+        try:
+            rows = feed.feed(root, run_node_cli, log, synth_args)
+        except DatabaseFeedError as exc:
+            raise DemoError(str(exc)) from None
+    else:
+        summary = run_node_cli(["synth", str(root), *synth_args, "--format", "json"], log)
+        rows = {dataset: int(facts["rows"]) for dataset, facts in json.loads(summary).items()}
     configure_node(root)
-    rows = {dataset: int(facts["rows"]) for dataset, facts in json.loads(summary).items()}
     return ProvisionedNode(jurisdiction, root, rows)
 
 
@@ -462,8 +470,10 @@ def run_demo(options: DemoOptions, stdout: IO[str], stderr: IO[str]) -> DemoOutc
     """Everything, in order; every started node is stopped before this returns or raises."""
     started = time.perf_counter()
     jurisdictions = select_jurisdictions(options.nodes, options.scale)
+    feed = _database_feed(options.database)
     layout = Layout(prepare_workdir(options.workdir))
     run = DemoRun(layout, Steps(Console(file=stderr, highlight=False)), stdout)
+    run.feed, run.fed_jurisdiction = feed, database_jurisdiction(jurisdictions) if feed else None
     run.steps.console.print(
         f"[bold]npcs demo[/]: a partnership of {len(jurisdictions)} jurisdictions in {layout.root}"
     )
@@ -473,6 +483,8 @@ def run_demo(options: DemoOptions, stdout: IO[str], stderr: IO[str]) -> DemoOutc
     finally:
         _stop_nodes(run.running, run.steps)
         run.outcome.kept = options.keep or options.workdir is not None
+        if feed is not None:
+            run.outcome.database_note = _finish_database(feed, run)
         if not run.outcome.kept:
             _remove_all_but_results(layout)
         run.outcome.seconds = time.perf_counter() - started
@@ -488,6 +500,8 @@ class DemoRun:
         self.stdout = stdout
         self.outcome = DemoOutcome(workdir=layout.root)
         self.running: list[NodeProcess] = []
+        self.feed: DatabaseFeed | None = None
+        self.fed_jurisdiction: str | None = None
         self.tables = Console(file=stdout, width=_table_width(stdout), highlight=False, record=True)
 
     def execute(self, jurisdictions: Sequence[Jurisdiction]) -> None:
@@ -517,12 +531,14 @@ class DemoRun:
         provisioned: list[ProvisionedNode] = []
 
         def provision(jurisdiction: Jurisdiction) -> None:
-            node = provision_node(layout, authority, jurisdiction)
+            fed = self.feed if jurisdiction.name == self.fed_jurisdiction else None
+            node = provision_node(layout, authority, jurisdiction, fed)
             provisioned.append(node)
+            source = f", read from PostgreSQL {fed.shown_url} by npcs-node refresh" if fed else ""
             steps.note(
                 f"{jurisdiction.name} ({jurisdiction.kind}, {jurisdiction.children:,} children): "
                 + ", ".join(f"{dataset} {count:,}" for dataset, count in node.rows.items())
-                + " rows"
+                + f" rows{source}"
             )
 
         with steps.step("jurisdiction IT: npcs-node init, install-cert, synth; edit node.toml"):
@@ -609,6 +625,33 @@ class DemoRun:
                 f"the audit failed for {', '.join(report.failed_nodes)}; "
                 f"see {self.outcome.audit_report}"
             )
+
+
+def database_jurisdiction(jurisdictions: Sequence[Jurisdiction]) -> str:
+    """The jurisdiction fed from the database: the first county (else the first)."""
+    counties = [j for j in jurisdictions if j.kind == "county"]
+    return (counties or list(jurisdictions))[0].name
+
+
+def _database_feed(url: str | None) -> DatabaseFeed | None:
+    if url is None:
+        return None
+    try:
+        return DatabaseFeed.for_url(url)
+    except DatabaseFeedError as exc:
+        raise DemoError(str(exc)) from None
+
+
+def _finish_database(feed: DatabaseFeed, run: DemoRun) -> str:
+    """Drop the demo's schema unless the partnership is kept; say what happened."""
+    said = f"{run.fed_jurisdiction} read its data from PostgreSQL {feed.shown_url}"
+    if run.outcome.kept:
+        return f"{said}, schema {feed.schema} (kept; drop it when done)"
+    try:
+        feed.drop()
+    except DatabaseFeedError as exc:
+        return f"{said}; schema {feed.schema} could not be dropped: {exc}"
+    return f"{said}, schema {feed.schema} (dropped)"
 
 
 def _table_width(stream: IO[str]) -> int:

@@ -193,3 +193,20 @@ def test_ingest_and_status_outside_a_node_folder_explain_what_to_do(tmp_path: Pa
     code, _, err = run("status", str(tmp_path))
     assert code == 1
     assert "node.toml" in err
+
+
+def test_synth_export_writes_csv_files_that_ingest_accepts_and_stores_nothing(
+    tmp_path: Path,
+) -> None:
+    node = tmp_path / "node"
+    code, out, err = run(
+        "synth", str(node), "--children", "20000", "--years", "2022-2023",
+        "--dataset", "workforce", "--export", str(tmp_path / "export"), "--format", "json",
+    )  # fmt: skip
+    assert code == 0, err
+    exported = json.loads(out)["workforce"]
+    assert exported["rows"] > 0
+    assert not (node / "data").exists()
+    code, out, err = run("ingest", str(node), "workforce", exported["file"], "--check")
+    assert code == 0, err
+    assert f"check passed: {exported['rows']} valid rows, 0 rejected" in out
