@@ -21,7 +21,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from node.sources_file import SOURCES_EXTRA_HINT, DatabaseSource, SourceError
@@ -50,7 +50,7 @@ class SqlQuery:
     database_name: str
     database: DatabaseSource
     sql: str
-    password: str | None
+    password: str | None = field(repr=False)
     password_hint: str
     description: str
     """E.g. 'the query for reports on database casework'."""
