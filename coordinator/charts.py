@@ -6,7 +6,8 @@ queries draw one line per series over the buckets, with the fitted slope per yea
 the panel title; other queries draw one point per group key.
 
 matplotlib is imported inside `write_chart` only (Agg backend), so `npcs --help` and
-every other command never pay for it.
+every other command never pay for it. It comes with the `charts` install extra; without
+it, `write_chart` raises ChartError naming the install command.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from coordinator.report import PARTNERSHIP_SOURCE, Report, TrendRow, ValueRow
+from kernel.extras import MissingExtraError, require_extra
 
 if TYPE_CHECKING:
     from matplotlib.axes import Axes
@@ -36,6 +38,13 @@ def write_chart(report: Report, path: Path, *, rates: bool = False) -> Path:
     name = chart_value_name(report)
     if name is None:
         raise ChartError("this result has no values to chart")
+    try:
+        require_extra("charts", needed_by="drawing a chart")
+    except MissingExtraError as exc:
+        raise ChartError(
+            f"{exc}; the result is saved, so draw it afterwards with "
+            f"`npcs results show {report.result_id} --plot {path}`"
+        ) from None
     import matplotlib
 
     matplotlib.use("Agg")

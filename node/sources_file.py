@@ -31,13 +31,15 @@ from typing import TYPE_CHECKING, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from kernel.extras import install_command
 from node.errors import NodeSetupError
 
 if TYPE_CHECKING:
     from sqlalchemy.engine import URL
 
 SOURCES_EXTRA_HINT = (
-    "database sources need the `sources` install extra: pip install 'npcs-federation[sources]'"
+    f"database sources need the `sources` install extra: {install_command('sources')} "
+    """(from a source checkout: pip install ".[sources]")"""
 )
 
 

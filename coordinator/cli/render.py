@@ -12,7 +12,8 @@ import math
 from collections.abc import Sequence
 from pathlib import Path
 
-from coordinator.report import NodeStatus, PreviewReport, Report, ValueRow
+from coordinator.preview import PreviewReport
+from coordinator.report import NodeStatus, Report, ValueRow
 
 FORMATS = ("table", "csv", "json")
 

@@ -8,6 +8,8 @@ from typing import TYPE_CHECKING
 
 import click
 
+from coordinator.cli.errors import user_errors
+
 if TYPE_CHECKING:
     from coordinator.results import ResultsStore
 
@@ -48,6 +50,7 @@ def list_command(limit: int, output_format: str) -> None:
 )
 @click.option("--rate", is_flag=True, help="Show counts per 100,000 children as well.")
 @click.option("--plot", type=click.Path(dir_okay=False, path_type=Path), help="Chart file.")
+@user_errors()
 def show_command(result_id: str, output_format: str, rate: bool, plot: Path | None) -> None:
     """Show a stored result (an id prefix from `npcs results list` is enough)."""
     from coordinator.cli.render import show_report
@@ -63,6 +66,7 @@ def show_command(result_id: str, output_format: str, rate: bool, plot: Path | No
     type=click.Path(dir_okay=False, path_type=Path),
     help="Write to this file instead of standard output.",
 )
+@user_errors()
 def export_command(result_id: str, out: Path | None) -> None:
     """Everything kept for a result as JSON: the report, each node's release and receipt."""
     store, full_id = _open(result_id)
@@ -97,11 +101,7 @@ def _b64(data: bytes) -> str:
 
 
 def _open(result_id: str) -> tuple[ResultsStore, str]:
-    from coordinator.results import ResultNotFoundError
     from coordinator.results import ResultsStore as Store
 
     store = Store.open_default()
-    try:
-        return store, store.resolve_id(result_id)
-    except ResultNotFoundError as exc:
-        raise click.ClickException(str(exc)) from exc
+    return store, store.resolve_id(result_id)

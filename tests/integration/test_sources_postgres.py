@@ -35,8 +35,8 @@ from node.cli import cli
 from node.server import RunningNode, running_node
 from node.store import DataStore
 from node.synth import Jurisdiction, generate
-from npcs import wire
-from privacy.ledger import entry_from_canonical_bytes
+from npcs.serde_ledger import query_response_from_proto
+from privacy.ledger.entry import entry_from_canonical_bytes
 from privacy.query import PrivacyLoss, QuerySpec, Statistic
 from privacy.schema import PARTNERSHIP_SCHEMA
 
@@ -139,7 +139,7 @@ def served_snapshot(setup: Setup, dataset: str) -> str:
     world = setup.world
     with node_stub(world, setup.server.port, world.alice) as stub:
         response = stub.Query(query_request(spec, world.alice), timeout=30)
-    answer = wire.query_response_from_proto(response)
+    answer = query_response_from_proto(response)
     return entry_from_canonical_bytes(answer.leaf_data).snapshot_id
 
 
