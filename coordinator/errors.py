@@ -3,8 +3,8 @@
 Service modules raise `CoordinatorError` subclasses whose message says what was wrong
 and what to do; the command line turns them into click errors in one place
 (`coordinator.cli.errors`). Every node failure becomes a short code (the gRPC status
-name, or UNREACHABLE for a node that cannot be contacted) and a sentence saying what
-happened and what to do.
+name, UNREACHABLE for a node that cannot be contacted, CERTIFICATE for a failed TLS
+handshake) and a sentence saying what happened and what to do.
 """
 
 from __future__ import annotations
@@ -60,10 +60,20 @@ def explain_rpc_error(error: grpc.RpcError, *, address: str, timeout: float) -> 
     import grpc
 
     from npcs.errors import budget_shortfall_from_metadata, field_violation_from_metadata
+    from npcs.transport import is_tls_failure
 
     code = error.code() if isinstance(error, grpc.Call) else None
     details = (error.details() if isinstance(error, grpc.Call) else None) or str(error)
     metadata = error.trailing_metadata() if isinstance(error, grpc.Call) else None
+    if code is grpc.StatusCode.UNAVAILABLE and is_tls_failure(details):
+        return NodeProblem(
+            "CERTIFICATE",
+            f"the TLS handshake with the node at {address} failed "
+            f"({_first_line(details)}): a certificate problem, not a network one. Check "
+            "that the node's certificate names the host or IP address in partnership.toml "
+            "(the CA adds it with `npcs ca sign --dns/--ip`) and that both sides use the "
+            "partnership CA",
+        )
     if code is grpc.StatusCode.UNAVAILABLE:
         return NodeProblem(
             "UNREACHABLE",

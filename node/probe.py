@@ -22,7 +22,7 @@ from enum import IntEnum
 import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
-from npcs.transport import CLIENT_OPTIONS
+from npcs.transport import CLIENT_OPTIONS, is_tls_failure
 
 
 class ProbeOutcome(IntEnum):
@@ -50,24 +50,6 @@ class ProbeResult:
     detail: str
     seconds: float
     """Wall time of the check itself (channel set-up, handshake and call)."""
-
-
-# Markers gRPC core puts in a failed handshake's details; a refused TCP connection or a
-# timeout has none of them.
-_TLS_FAILURE_MARKERS = (
-    "ssl",
-    "tls",
-    "handshake",
-    "certificate",
-    "peer name",
-    "hostname",
-)
-
-
-def is_tls_failure(details: str) -> bool:
-    """Whether an UNAVAILABLE call failed in the TLS handshake rather than connecting."""
-    lowered = details.lower()
-    return any(marker in lowered for marker in _TLS_FAILURE_MARKERS)
 
 
 def probe_health(

@@ -35,3 +35,15 @@ CLIENT_OPTIONS: tuple[tuple[str, int], ...] = (
     ("grpc.keepalive_permit_without_calls", 1),
     ("grpc.http2.max_pings_without_data", 0),
 )
+
+
+# Markers gRPC core puts in the details of a call whose TLS handshake failed (untrusted
+# CA, a certificate that does not name the host dialled, a refused client certificate);
+# a refused TCP connection or a timeout has none of them.
+_TLS_FAILURE_MARKERS = ("ssl", "tls", "handshake", "certificate", "peer name", "hostname")
+
+
+def is_tls_failure(details: str) -> bool:
+    """Whether an UNAVAILABLE call failed in the TLS handshake rather than connecting."""
+    lowered = details.lower()
+    return any(marker in lowered for marker in _TLS_FAILURE_MARKERS)
