@@ -78,8 +78,14 @@ def explain_rpc_error(error: grpc.RpcError, *, address: str, timeout: float) -> 
         )
     if code is grpc.StatusCode.RESOURCE_EXHAUSTED:
         shortfall = budget_shortfall_from_metadata(metadata)
-        reason = shortfall.describe() if shortfall else details
-        return NodeProblem("RESOURCE_EXHAUSTED", f"out of budget: {reason}")
+        if shortfall is not None:
+            return NodeProblem("RESOURCE_EXHAUSTED", f"out of budget: {shortfall.describe()}")
+        # Without budget details it is a size limit (the node's, or gRPC's own).
+        return NodeProblem(
+            "RESOURCE_EXHAUSTED",
+            f"message too large: {_first_line(details)}; ask for less "
+            "(fewer cells, quantiles or groups)",
+        )
     if code is grpc.StatusCode.INVALID_ARGUMENT:
         violation = field_violation_from_metadata(metadata)
         reason = f"{violation[0]}: {violation[1]}" if violation else details
