@@ -19,7 +19,7 @@ from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import serialization
 from cryptography.x509.oid import ExtendedKeyUsageOID
 
-from kernel.files import PUBLIC_FILE_MODE, create_exclusive
+from kernel.files import PRIVATE_FILE_MODE, create_exclusive
 from kernel.identity import (
     Identity,
     IdentityError,
@@ -41,6 +41,7 @@ from kernel.keyfiles import (
     write_public_file,
 )
 from node.layout import NodePaths
+from node.permissions import make_private_dir
 from node.settings import BudgetSettings, NodeSettings, ServerLimits, load_settings
 
 DEFAULT_DNS_NAMES = ("localhost",)
@@ -75,8 +76,7 @@ def init_node_folder(
         )
     paths = NodePaths(root)
     for folder in (root, paths.keys_dir, paths.data_dir, paths.ledger_dir):
-        folder.mkdir(parents=True, exist_ok=True)
-    paths.keys_dir.chmod(0o700)
+        make_private_dir(folder)
 
     tls_key = generate_tls_key()
     write_private_file(paths.tls_key, private_key_pem(tls_key))
@@ -88,7 +88,7 @@ def init_node_folder(
     write_public_file(paths.ledger_public_key, public_key_pem(ledger_key.public_key()))
 
     settings = node_toml(name=name, partnership=partnership, host=host, port=port)
-    create_exclusive(paths.settings_file, settings.encode("utf-8"), mode=PUBLIC_FILE_MODE)
+    create_exclusive(paths.settings_file, settings.encode("utf-8"), mode=PRIVATE_FILE_MODE)
     return paths
 
 

@@ -36,6 +36,7 @@ from node.ingest import (
     write_reject_report,
 )
 from node.layout import NodePaths
+from node.permissions import make_private_dir
 from node.row_validation import count_rejected_rows, validate
 from privacy.schema import PARTNERSHIP_SCHEMA, Dataset, Schema
 
@@ -177,7 +178,7 @@ class DataStore:
         self, spec: Dataset, frame: pl.DataFrame, source: Path, rejected: int
     ) -> Snapshot:
         folder = self.dataset_dir(spec.name) / SNAPSHOTS_DIR
-        folder.mkdir(parents=True, exist_ok=True)
+        make_private_dir(folder)
         created = datetime.now(UTC)
         # The id names the content, so the Parquet bytes are made before the file is.
         buffer = io.BytesIO()
@@ -213,7 +214,7 @@ class DataStore:
 
 def _switch_current(dataset_dir: Path, snapshot_id: str) -> None:
     """Point CURRENT at a complete snapshot, atomically (the commit point of an ingest)."""
-    atomic_write_text(dataset_dir / CURRENT_FILE, snapshot_id + "\n")
+    atomic_write_text(dataset_dir / CURRENT_FILE, snapshot_id + "\n", mode=PRIVATE_FILE_MODE)
 
 
 def _snapshot_from_manifest(manifest: Mapping[str, Any], path: Path) -> Snapshot:

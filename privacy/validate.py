@@ -33,6 +33,7 @@ from privacy.query import (
     Statistic,
 )
 from privacy.schema import Column, ColumnKind, Dataset, Schema
+from privacy.text import unsafe_character
 from privacy.timebuckets import bucket_count, buckets_between
 
 MAX_GROUP_BY = 4
@@ -565,4 +566,12 @@ def _check_purpose(purpose: str, limits: QueryLimits) -> None:
         raise QueryValidationError(
             "purpose",
             f"purpose is {len(purpose)} characters; keep it under {limits.max_purpose_chars}",
+        )
+    unsafe = unsafe_character(purpose)
+    if unsafe is not None:
+        position, code = unsafe
+        raise QueryValidationError(
+            "purpose",
+            f"purpose has the control or text-direction character {code} at position "
+            f"{position}; write it as one line of plain text",
         )

@@ -6,6 +6,7 @@ import click
 
 from kernel.clikit import LazyGroup
 from node.errors import NodeSetupError
+from node.permissions import private_umask
 
 NODE_COMMANDS: dict[str, str] = {
     "init": "node.cli.init:command",
@@ -42,4 +43,5 @@ def cli() -> None:
 
 
 def main() -> None:
+    private_umask()  # whatever the caller's umask: node files are for the operator only
     cli()
