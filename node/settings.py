@@ -25,6 +25,7 @@ from pydantic_settings import (
 from kernel.identity import IdentityError, check_fingerprint
 from node.errors import NodeSetupError
 from node.layout import NodePaths
+from node.reject_threshold import RejectThreshold
 from privacy.budget import BudgetValueError, parse_rho_text, rho_to_units_ceil
 from privacy.schema import PARTNERSHIP_SCHEMA
 
@@ -100,6 +101,26 @@ class ServerLimits(BaseModel):
     )
 
 
+class IngestSettings(BaseModel):
+    """How file ingest and database refresh treat rejected rows."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    max_rejected_fraction: Decimal = Field(
+        Decimal(0),
+        ge=0,
+        le=1,
+        description=(
+            "Largest share of rows (0 to 1) that may be rejected while the valid rows still "
+            "become the new snapshot; above it the current snapshot stays. 0 (strict): any "
+            "rejected row keeps the current snapshot."
+        ),
+    )
+
+    def threshold(self) -> RejectThreshold:
+        return RejectThreshold(self.max_rejected_fraction)
+
+
 class NodeSettings(BaseSettings):
     """Everything a node needs to know about itself, from node.toml and the environment."""
 
@@ -141,6 +162,7 @@ class NodeSettings(BaseSettings):
         ),
     )
     server: ServerLimits = Field(default_factory=ServerLimits)
+    ingest: IngestSettings = Field(default_factory=IngestSettings)
 
     @field_validator("allowed_datasets")
     @classmethod

@@ -15,6 +15,7 @@ NODE_COMMANDS: dict[str, str] = {
     "serve": "node.cli.serve:command",
     "synth": "node.cli.synth:command",
     "ingest": "node.cli.ingest:command",
+    "refresh": "node.cli.refresh:command",
     "status": "node.cli.status:command",
 }
 
@@ -38,6 +39,7 @@ def cli() -> None:
       npcs-node init DIR --name NAME --partnership P   # keys, settings, CSR
       npcs-node install-cert DIR CERT --ca CA_CERT      # after the CA signs the CSR
       npcs-node ingest DIR incidents incidents.csv      # load validated data
+      npcs-node refresh DIR                             # or pull it from a database
       npcs-node serve DIR                               # answer queries over mTLS
     """
 

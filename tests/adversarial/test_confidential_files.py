@@ -75,9 +75,7 @@ def test_the_reject_report_is_private(tmp_path: Path, loose_umask: None) -> None
     from node.ingest import write_reject_report
 
     rejects = pl.DataFrame({"row": [1], "column": ["child_id"], "reason": ["raw value X"]})
-    report = write_reject_report(
-        tmp_path / "node" / "rejects", "incidents", tmp_path / "a.csv", rejects
-    )
+    report = write_reject_report(tmp_path / "node" / "rejects", "incidents", "a", rejects)
     assert report is not None
     assert stat.S_IMODE(report.stat().st_mode) == 0o600
     assert stat.S_IMODE(report.parent.stat().st_mode) == 0o700
