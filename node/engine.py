@@ -46,6 +46,7 @@ from node.health import LedgerHealth
 from node.layout import NodePaths
 from node.node_ledger import budget_policy
 from node.settings import NodeSettings
+from node.snapshot_checks import SnapshotIntegrityError
 from node.store import DataStore, Snapshot
 from npcs.transport import MAX_LEDGER_PAGE_BYTES, MAX_RELEASE_BYTES
 from privacy import tlog
@@ -280,7 +281,17 @@ class QueryEngine:
 
     def _plan(self, validated: ValidatedQuery) -> tuple[QueryPlan, Snapshot]:
         spec = validated.spec
-        snapshot = self._store.current(spec.dataset)
+        try:
+            snapshot = self._store.verified_current(spec.dataset)
+        except SnapshotIntegrityError as exc:
+            log.error(
+                "snapshot integrity",
+                extra={"event": "snapshot_integrity", "dataset": spec.dataset},
+            )
+            raise DatasetUnavailableError(
+                f"node {self._settings.name!r} will not answer on {spec.dataset!r}: its data "
+                "snapshot failed an integrity check; the node's operator must restore it"
+            ) from exc
         if snapshot is None:
             raise DatasetUnavailableError(
                 f"node {self._settings.name!r} has no {spec.dataset!r} data loaded yet"

@@ -38,6 +38,7 @@ from node.ingest import (
 from node.layout import NodePaths
 from node.permissions import make_private_dir
 from node.row_validation import count_rejected_rows, validate
+from node.snapshot_checks import VerifiedSnapshots
 from privacy.schema import PARTNERSHIP_SCHEMA, Dataset, Schema
 
 if TYPE_CHECKING:
@@ -116,6 +117,7 @@ class DataStore:
     def __init__(self, paths: NodePaths, schema: Schema) -> None:
         self._paths = paths
         self._schema = schema
+        self._verified = VerifiedSnapshots()
 
     @property
     def schema(self) -> Schema:
@@ -131,6 +133,38 @@ class DataStore:
             return None
         snapshot_id = pointer.read_text(encoding="utf-8").strip()
         return self.snapshot(dataset, snapshot_id)
+
+    def verified_current(self, dataset: str) -> Snapshot | None:
+        """`current`, refused (SnapshotIntegrityError) unless its file matches its manifest."""
+        snapshot = self.current(dataset)
+        if snapshot is not None:
+            self._verified.check(snapshot)
+        return snapshot
+
+    def rollback(self, dataset: str, snapshot_id: str | None = None) -> Snapshot:
+        """Make an earlier snapshot current (default: the one before the current one).
+
+        The target must be intact (its sha256 is checked). Data only: spent privacy budget
+        is never affected. Raises StoreError when there is nothing to roll back to.
+        """
+        ids = self.snapshot_ids(dataset)
+        current = self.current(dataset)
+        if snapshot_id is None:
+            earlier = [i for i in ids if current is None or i < current.snapshot_id]
+            if not earlier:
+                raise StoreError(
+                    f"{dataset} has no snapshot older than the current one to roll back to; "
+                    "see `npcs-node snapshots list`."
+                )
+            snapshot_id = earlier[-1]
+        if snapshot_id not in ids:
+            raise StoreError(
+                f"{dataset} has no snapshot {snapshot_id!r}; see `npcs-node snapshots list`."
+            )
+        target = self.snapshot(dataset, snapshot_id)
+        self._verified.check(target)
+        _switch_current(self.dataset_dir(dataset), snapshot_id)
+        return target
 
     def snapshot(self, dataset: str, snapshot_id: str) -> Snapshot:
         """A stored snapshot by id (ids of older snapshots stay valid)."""

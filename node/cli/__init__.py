@@ -13,6 +13,7 @@ NODE_COMMANDS: dict[str, str] = {
     "install-cert": "node.cli.install_cert:command",
     "ledger": "node.cli.ledger:command",
     "serve": "node.cli.serve:command",
+    "snapshots": "node.cli.snapshots:command",
     "synth": "node.cli.synth:command",
     "ingest": "node.cli.ingest:command",
     "refresh": "node.cli.refresh:command",
