@@ -15,7 +15,6 @@ from pathlib import Path
 
 import tomlkit
 from cryptography import x509
-from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import serialization
 from cryptography.x509.oid import ExtendedKeyUsageOID
 
@@ -26,6 +25,7 @@ from kernel.identity import (
     certificate_fingerprint,
     identity_from_certificate,
 )
+from kernel.issuer import CertificateIssuerError, check_issued_by
 from kernel.keyfiles import (
     IPAddress,
     build_csr,
@@ -297,25 +297,9 @@ def _check_signed_by(
     certificate: x509.Certificate, ca_certificate: x509.Certificate, ca_path: Path
 ) -> None:
     try:
-        constraints = ca_certificate.extensions.get_extension_for_class(x509.BasicConstraints)
-        is_ca = constraints.value.ca
-    except x509.ExtensionNotFound:
-        is_ca = False
-    if not is_ca:
-        raise ProvisionError(f"{ca_path} is not a CA certificate: pass the partnership's ca.crt")
-    try:
-        certificate.verify_directly_issued_by(ca_certificate)
-    except (ValueError, TypeError) as exc:
-        # ValueError: issuer name differs from the CA's subject; TypeError: odd key type.
-        raise ProvisionError(
-            f"the certificate was not issued by the CA in {ca_path}: check you have the "
-            "partnership's ca.crt and a certificate from its CA"
-        ) from exc
-    except InvalidSignature as exc:
-        raise ProvisionError(
-            f"the certificate's signature does not verify with the CA in {ca_path}: it was "
-            "issued by another CA or altered"
-        ) from exc
+        check_issued_by(certificate, ca_certificate, ca_path)
+    except CertificateIssuerError as exc:
+        raise ProvisionError(str(exc)) from exc
 
 
 def _check_valid_now(certificate: x509.Certificate, now: datetime.datetime) -> None:
