@@ -65,6 +65,7 @@ def command(  # noqa: PLR0917 - click passes every option as an argument
     """
     from coordinator.audit.render import report_json, summary_lines, write_report
     from coordinator.audit.session import open_audit_session
+    from privacy.text import printable
 
     report = open_audit_session(
         config=config,
@@ -79,7 +80,7 @@ def command(  # noqa: PLR0917 - click passes every option as an argument
         click.echo(report_json(report), nl=False)
     else:
         for line in summary_lines(report):
-            click.echo(line)
+            click.echo(printable(line))  # node-supplied text never acts on the terminal
         if out is not None:
             click.echo(f"Report written to {out}")
     if report.failed_nodes:
