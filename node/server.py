@@ -42,6 +42,7 @@ from node.security import (
     refuse_if_listed,
     unrevoked_peer,
 )
+from node.serve_lock import exclusive_serve_lock
 from node.servicer import NodeServicer, RpcObserver
 from node.serving_certificate import ServingCertificate
 from node.settings import NodeSettings, load_settings
@@ -170,7 +171,10 @@ def create_server(
         ),
         server,
     )
-    port = server.add_secure_port(f"{options.host}:{options.port}", credentials)
+    try:
+        port = server.add_secure_port(f"{options.host}:{options.port}", credentials)
+    except RuntimeError:  # grpcio raises "Failed to bind to address" (older ones return 0)
+        port = 0
     if port == 0:
         raise OSError(f"cannot listen on {options.host}:{options.port} (in use or not allowed)")
     server.start()
@@ -264,6 +268,7 @@ def running_node(
     chosen = (options or ServerOptions()).with_limits_from(settings)
     tune_native_allocator()
     with ExitStack() as stack:
+        stack.enter_context(exclusive_serve_lock(root))
         engine = build_engine(root, settings, stack)
         certificate = ServingCertificate(NodePaths(root))
         metrics = stack.enter_context(serving_metrics(root, settings))

@@ -41,6 +41,7 @@ def _deliver_crl(world: NodeWorld) -> None:
     """Copy the CA's crl.pem into the node folder the way IT should: whole, then rename."""
     staged = world.node.root / "crl.pem.new"
     shutil.copyfile(crl_path(world.ca_dir), staged)
+    staged.chmod(0o600)  # like every file in the node folder
     os.replace(staged, world.node.root / CRL_IN_NODE)
 
 
