@@ -212,6 +212,7 @@ class QueryEngine:
                 signed,
                 caller=caller,
                 node_name=self._settings.name,
+                query_id=str(spec.query_id),
                 canonical_query=canonical,
                 replay_guard=self._replay_guard,
                 is_recorded=lambda query_id: self._ledger.entry_by_query_id(query_id) is not None,
@@ -247,6 +248,7 @@ class QueryEngine:
                 lambda: plan.release(
                     node=node_name, snapshot_id=snapshot_id, suppress_below=suppress_below
                 ).to_bytes(),
+                replay_only=admitted.is_recorded_retry,
             )
         log.info(
             "query answered",

@@ -182,7 +182,7 @@ class Ledger(LedgerReader):
     # -- charging
 
     def charge_and_release(
-        self, charge: ChargeRequest, release: Callable[[], bytes]
+        self, charge: ChargeRequest, release: Callable[[], bytes], *, replay_only: bool = False
     ) -> ChargeOutcome:
         """Check the budget, run `release`, record the charge with its answer, commit: all in
         one `BEGIN IMMEDIATE` transaction; return only after the commit.
@@ -191,6 +191,10 @@ class Ledger(LedgerReader):
         or raises QueryIdConflict if the body differs. A refusal (BudgetExceeded) charges
         nothing. If `release` raises, the charge is recorded and committed anyway (the
         mechanism may have run) and ReleaseFailed is raised.
+
+        `replay_only`: the request was admitted as a retry of a recorded query_id (its
+        freshness and nonce were not checked), so it may only fetch the stored answer; if
+        the entry is gone, that is a LedgerFault and nothing is charged.
         """
         charge.validate()
         epsilon = epsilon_for_rho_units(charge.cost_units, self.delta)
@@ -202,6 +206,11 @@ class Ledger(LedgerReader):
                     outcome = self._replay(charge, existing)
                     self._rollback()
                     return outcome
+                if replay_only:
+                    raise LedgerFault(
+                        f"query {charge.query_id!r} was recorded in the ledger but its entry "
+                        "is gone: the ledger lost entries"
+                    )
                 self._check_policy(charge)
                 answer, failure = _run_release(release)
                 entry = self._new_entry(charge, answer, epsilon, failure)
