@@ -50,7 +50,6 @@ from node.store import DataStore, Snapshot
 from privacy import tlog
 from privacy.budget import format_rho
 from privacy.ledger.entry import ChargeOutcome, ChargeRequest, LedgerEntry
-from privacy.ledger.errors import LedgerFault
 from privacy.ledger.writer import Ledger
 from privacy.plan import ExpectedAccuracy, QueryPlan, plan_query
 from privacy.query import QuerySpec
@@ -148,16 +147,22 @@ class QueryEngine:
     def describe(self, caller: Identity) -> NodeDescription:
         budget = self._settings.budget
         analyst = caller.name if caller.role == "analyst" else None
+        reads, policy = self._ledger.snapshot_reader, self._ledger.policy
         with self._health.watching("describe"):
             remaining = (
                 {
-                    dataset: self._ledger.remaining_units(dataset, analyst)
+                    dataset: policy.remaining(
+                        dataset,
+                        reads.spent_units(dataset=dataset),
+                        analyst,
+                        reads.spent_units(analyst=analyst),
+                    )
                     for dataset in self._settings.allowed_datasets
                 }
                 if analyst is not None
                 else {}
             )
-            checkpoint = self._ledger.latest_checkpoint()
+            checkpoint = reads.latest_checkpoint()
         return NodeDescription(
             node_name=self._settings.name,
             partnership=self._settings.partnership,
@@ -295,17 +300,20 @@ class QueryEngine:
 
     # -- auditing
 
+    # Auditing reads use the ledger's snapshot reader: they never wait for a charge.
+
     def latest_checkpoint(self) -> tlog.SignedCheckpoint:
         with self._health.watching("checkpoint"):
-            return self._ledger.latest_checkpoint()
+            return self._ledger.snapshot_reader.latest_checkpoint()
 
     def ledger_slice(self, start: int, end: int) -> LedgerSlice:
         """Entries [start, end) (end 0: up to the latest checkpoint) and that checkpoint.
 
         At most MAX_ENTRIES_PER_CALL entries: page on from the last index received.
         """
+        reads = self._ledger.snapshot_reader
         with self._health.watching("ledger read"):
-            checkpoint = self._ledger.latest_checkpoint()
+            checkpoint = reads.latest_checkpoint()
         size = checkpoint.checkpoint.size
         stop = size if end == 0 else end
         if start > stop:
@@ -314,15 +322,18 @@ class QueryEngine:
             raise LedgerRangeError(f"the ledger has {size} entries; end {stop} is beyond it")
         stop = min(stop, start + MAX_ENTRIES_PER_CALL)
         with self._health.watching("ledger read"):
-            return LedgerSlice(tuple(self._ledger.entries(start, stop)), checkpoint)
+            return LedgerSlice(tuple(reads.entries(start, stop)), checkpoint)
 
     def consistency_proof(
         self, old_size: int, new_size: int
     ) -> tuple[tuple[bytes, ...], tlog.SignedCheckpoint]:
         """RFC 9162 proof that the tree of new_size extends the one of old_size, with the
-        node's signed checkpoint at new_size."""
+        node's signed checkpoint at new_size. A missing checkpoint row at new_size is the
+        caller's NOT_FOUND (ask up to the latest size), not a node fault: the tree itself
+        and the latest checkpoint, which the self-check verifies, are what proofs rest on."""
+        reads = self._ledger.snapshot_reader
         with self._health.watching("consistency proof"):
-            size = self._ledger.latest_checkpoint().checkpoint.size
+            size = reads.latest_checkpoint().checkpoint.size
         if not 0 < old_size <= new_size:
             raise RequestFieldError(
                 "old_size",
@@ -334,10 +345,18 @@ class QueryEngine:
                 f"the ledger has {size} entries; new_size {new_size} is beyond it"
             )
         with self._health.watching("consistency proof"):
-            checkpoint = self._ledger.checkpoint_at(new_size)
-            if checkpoint is None:
-                raise LedgerFault(f"the ledger has no signed checkpoint at size {new_size}")
-            return self._ledger.consistency_proof(old_size, new_size), checkpoint
+            checkpoint = reads.checkpoint_at(new_size)
+        if checkpoint is None:
+            log.warning(
+                "no stored checkpoint at a requested size",
+                extra={"event": "checkpoint_missing", "size": new_size},
+            )
+            raise LedgerRangeError(
+                f"this node has no signed checkpoint at size {new_size}; ask for a proof up "
+                f"to its latest checkpoint (size {size})"
+            )
+        with self._health.watching("consistency proof"):
+            return reads.consistency_proof(old_size, new_size), checkpoint
 
 
 MAX_ENTRIES_PER_CALL = 1000
