@@ -46,7 +46,9 @@ from node.health import LedgerHealth
 from node.layout import NodePaths
 from node.node_ledger import budget_policy
 from node.settings import NodeSettings
+from node.snapshot_checks import SnapshotIntegrityError
 from node.store import DataStore, Snapshot
+from npcs.transport import MAX_LEDGER_PAGE_BYTES, MAX_RELEASE_BYTES
 from privacy import tlog
 from privacy.budget import format_rho
 from privacy.ledger.entry import ChargeOutcome, ChargeRequest, LedgerEntry
@@ -147,22 +149,16 @@ class QueryEngine:
     def describe(self, caller: Identity) -> NodeDescription:
         budget = self._settings.budget
         analyst = caller.name if caller.role == "analyst" else None
-        reads, policy = self._ledger.snapshot_reader, self._ledger.policy
         with self._health.watching("describe"):
             remaining = (
                 {
-                    dataset: policy.remaining(
-                        dataset,
-                        reads.spent_units(dataset=dataset),
-                        analyst,
-                        reads.spent_units(analyst=analyst),
-                    )
+                    dataset: self._ledger.remaining_units(dataset, analyst)
                     for dataset in self._settings.allowed_datasets
                 }
                 if analyst is not None
                 else {}
             )
-            checkpoint = reads.latest_checkpoint()
+            checkpoint = self._ledger.snapshot_reader.latest_checkpoint()
         return NodeDescription(
             node_name=self._settings.name,
             partnership=self._settings.partnership,
@@ -286,7 +282,17 @@ class QueryEngine:
 
     def _plan(self, validated: ValidatedQuery) -> tuple[QueryPlan, Snapshot]:
         spec = validated.spec
-        snapshot = self._store.current(spec.dataset)
+        try:
+            snapshot = self._store.verified_current(spec.dataset)
+        except SnapshotIntegrityError as exc:
+            log.error(
+                "snapshot integrity",
+                extra={"event": "snapshot_integrity", "dataset": spec.dataset},
+            )
+            raise DatasetUnavailableError(
+                f"node {self._settings.name!r} will not answer on {spec.dataset!r}: its data "
+                "snapshot failed an integrity check; the node's operator must restore it"
+            ) from exc
         if snapshot is None:
             raise DatasetUnavailableError(
                 f"node {self._settings.name!r} has no {spec.dataset!r} data loaded yet"
@@ -296,7 +302,10 @@ class QueryEngine:
     @cached_property
     def _limits(self) -> QueryLimits:
         policy = budget_policy(self._settings.budget)
-        return QueryLimits(max_rho_units_per_query=policy.max_units_per_query)
+        return QueryLimits(
+            max_rho_units_per_query=policy.max_units_per_query,
+            max_release_bytes=MAX_RELEASE_BYTES,
+        )
 
     # -- auditing
 
@@ -309,7 +318,8 @@ class QueryEngine:
     def ledger_slice(self, start: int, end: int) -> LedgerSlice:
         """Entries [start, end) (end 0: up to the latest checkpoint) and that checkpoint.
 
-        At most MAX_ENTRIES_PER_CALL entries: page on from the last index received.
+        A page: at most MAX_ENTRIES_PER_CALL entries and MAX_LEDGER_PAGE_BYTES on the wire
+        (always at least one entry); the auditor asks again from the last index received.
         """
         reads = self._ledger.snapshot_reader
         with self._health.watching("ledger read"):
@@ -321,8 +331,17 @@ class QueryEngine:
         if stop > size:
             raise LedgerRangeError(f"the ledger has {size} entries; end {stop} is beyond it")
         stop = min(stop, start + MAX_ENTRIES_PER_CALL)
+        page: list[LedgerEntry] = []
+        page_bytes = 0
         with self._health.watching("ledger read"):
-            return LedgerSlice(tuple(reads.entries(start, stop)), checkpoint)
+            for batch_start in range(start, stop, LEDGER_READ_BATCH):
+                for entry in reads.entries(batch_start, min(stop, batch_start + LEDGER_READ_BATCH)):
+                    entry_bytes = entry_wire_bytes_bound(entry)
+                    if page and page_bytes + entry_bytes > MAX_LEDGER_PAGE_BYTES:
+                        return LedgerSlice(tuple(page), checkpoint)
+                    page.append(entry)
+                    page_bytes += entry_bytes
+        return LedgerSlice(tuple(page), checkpoint)
 
     def consistency_proof(
         self, old_size: int, new_size: int
@@ -360,7 +379,16 @@ class QueryEngine:
 
 
 MAX_ENTRIES_PER_CALL = 1000
-"""GetLedger pages: an auditor asks again from the last index (keeps messages < 4 MiB)."""
+"""Most entries in one GetLedger page (pages are also bounded by bytes)."""
+LEDGER_READ_BATCH = 32
+"""Entries read from SQLite at a time while filling a page (bounds the memory per call)."""
+
+
+def entry_wire_bytes_bound(entry: LedgerEntry) -> int:
+    """At least the bytes of the entry in a GetLedger response: its structured fields
+    (no longer than the leaf data, which holds them all, bytes in base64), the leaf data
+    itself, the leaf hash, and protobuf tags and lengths."""
+    return 2 * len(entry.canonical_bytes()) + 256
 
 
 def _mechanism_summary(expected: tuple[ExpectedAccuracy, ...]) -> str:

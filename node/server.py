@@ -35,6 +35,7 @@ from node.layout import NodePaths
 from node.native_memory import tune_native_allocator
 from node.node_ledger import open_node_ledger
 from node.security import AccessDeniedError, load_server_credentials, unrevoked_peer
+from node.serve_lock import exclusive_serve_lock
 from node.servicer import NodeServicer
 from node.settings import NodeSettings, load_settings
 from node.store import DataStore, node_schema
@@ -144,7 +145,10 @@ def create_server(
         ),
         server,
     )
-    port = server.add_secure_port(f"{options.host}:{options.port}", credentials)
+    try:
+        port = server.add_secure_port(f"{options.host}:{options.port}", credentials)
+    except RuntimeError:  # grpcio raises "Failed to bind to address" (older ones return 0)
+        port = 0
     if port == 0:
         raise OSError(f"cannot listen on {options.host}:{options.port} (in use or not allowed)")
     server.start()
@@ -242,6 +246,7 @@ def running_node(
     chosen = (options or ServerOptions()).with_limits_from(settings)
     tune_native_allocator()
     with ExitStack() as stack:
+        stack.enter_context(exclusive_serve_lock(root))
         engine = build_engine(root, settings, stack)
         credentials = server_credentials(NodePaths(root))
         server, port, health_servicer = create_server(engine, settings, credentials, chosen)

@@ -40,7 +40,7 @@ from npcs.errors import WireError, budget_metadata, field_metadata
 from npcs.serde_ledger import checkpoint_to_proto, ledger_entry_to_proto, query_response_to_proto
 from npcs.serde_node import describe_to_proto
 from npcs.serde_query import preview_request_from_proto, preview_to_proto, query_request_from_proto
-from npcs.transport import SERVICE_NAME
+from npcs.transport import MAX_MESSAGE_BYTES, SERVICE_NAME
 from npcs.v1 import node_pb2 as pb
 from privacy.ledger.errors import LedgerBusy, LedgerFault, QueryIdConflict, ReleaseFailed
 from privacy.policy import BudgetExceeded
@@ -52,6 +52,17 @@ Metadata = tuple[tuple[str, str | bytes], ...]
 
 NODE_SERVICE: ServiceDescriptor = pb.DESCRIPTOR.services_by_name["Node"]
 """The Node service as compiled into the generated stubs: the contract handlers must meet."""
+
+
+class ResponseTooLargeError(RuntimeError):
+    """A reply over the message limit: gRPC would fail to send it after the handler
+    returned (and the call would be logged OK), so the handler refuses it itself."""
+
+    def __init__(self, method: str, size: int) -> None:
+        super().__init__(
+            f"the {method} reply would be {size:,} bytes, over the {MAX_MESSAGE_BYTES:,}-byte "
+            "message limit; ask for less (a smaller ledger range or a smaller query)"
+        )
 
 
 class ServiceContractError(RuntimeError):
@@ -119,7 +130,7 @@ class NodeServicer:
                 peer = authorise_caller(context.auth_context(), self._settings, rpc.roles)
                 caller = peer.identity.uri
                 request = _parse(rpc.request_type, raw)
-                return rpc.handle(self, request, peer).SerializeToString()
+                return _within_message_limit(method, rpc.handle(self, request, peer))
             except Exception as exc:
                 failure = _failure_for(exc, method)
                 code = failure.code
@@ -222,6 +233,13 @@ def _parse(request_type: type[Message], raw: bytes) -> Message:
         ) from exc
 
 
+def _within_message_limit(method: str, response: Message) -> bytes:
+    data = response.SerializeToString()
+    if len(data) > MAX_MESSAGE_BYTES:
+        raise ResponseTooLargeError(method, len(data))
+    return data
+
+
 def _abort(context: grpc.ServicerContext, failure: RpcFailure) -> NoReturn:
     if failure.metadata:
         context.set_trailing_metadata(failure.metadata)
@@ -248,6 +266,8 @@ def _failure_for(exc: Exception, method: str) -> RpcFailure:  # noqa: PLR0911 - 
             remaining_units=exc.remaining_units,
         )
         return RpcFailure(grpc.StatusCode.RESOURCE_EXHAUSTED, str(exc), budget_metadata(shortfall))
+    if isinstance(exc, ResponseTooLargeError):
+        return RpcFailure(grpc.StatusCode.RESOURCE_EXHAUSTED, str(exc))
     if isinstance(exc, QueryIdConflict):
         return RpcFailure(grpc.StatusCode.ALREADY_EXISTS, str(exc))
     if isinstance(exc, DatasetUnavailableError | LedgerRangeError):

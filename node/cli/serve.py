@@ -15,7 +15,7 @@ from types import FrameType
 
 import click
 
-from kernel.files import atomic_write_text
+from kernel.files import PRIVATE_FILE_MODE, atomic_write_text
 
 PORT_FILE = "serve.port"
 
@@ -37,10 +37,12 @@ PORT_FILE = "serve.port"
 )
 def command(root: Path, host: str | None, port: int | None, grace: float | None) -> None:
     """Serve the node in DIR over mTLS (no insecure port) until SIGTERM or Ctrl-C."""
+    from node.permissions import check_node_permissions
     from node.security import MissingCredentialsError
     from node.server import ServerOptions, configure_logging, running_node
     from node.settings import load_settings
 
+    check_node_permissions(root)
     settings = load_settings(root)
     options = ServerOptions(
         host=host or settings.host,
@@ -78,4 +80,4 @@ def command(root: Path, host: str | None, port: int | None, grace: float | None)
 
 def _write_port_file(path: Path, port: int) -> None:
     """Atomically: a reader sees no file or the whole port number."""
-    atomic_write_text(path, f"{port}\n")
+    atomic_write_text(path, f"{port}\n", mode=PRIVATE_FILE_MODE)

@@ -374,9 +374,12 @@ class Ledger(LedgerReader):
     # -- budget views
 
     def remaining_units(self, dataset: str, analyst: str | None = None) -> int:
-        analyst_spent = self._total("analyst", analyst) if analyst is not None else 0
+        """What is left, as of the last commit (advisory: charging re-checks in its
+        transaction); read on the snapshot reader, so it never waits for a writer."""
+        reads = self.snapshot_reader
+        analyst_spent = reads.spent_units(analyst=analyst) if analyst is not None else 0
         return self.policy.remaining(
-            dataset, self._total("dataset", dataset), analyst, analyst_spent
+            dataset, reads.spent_units(dataset=dataset), analyst, analyst_spent
         )
 
     def self_check(self) -> SelfCheckReport:
