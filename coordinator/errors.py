@@ -107,17 +107,6 @@ _TLS_MARKERS = ("handshake", "ssl", "certificate", "tsi_")
 _CLOSED_IN_HANDSHAKE = "socket closed"
 
 
-def _is_tls_failure(details: str) -> bool:
-    """gRPC reports TLS failures as UNAVAILABLE; tell them apart from a node that is down.
-
-    Our side refusing the node's certificate names the handshake; the node refusing ours
-    shows as the connection being closed right after it was accepted ("Socket closed"),
-    whereas a node that is not running refuses the connection itself.
-    """
-    lowered = details.lower()
-    return any(marker in lowered for marker in (*_TLS_MARKERS, _CLOSED_IN_HANDSHAKE))
-
-
 def _tls_reason(details: str) -> str:
     lowered = details.lower()
     if "certificate_verify_failed" in lowered or "certificate verify failed" in lowered:
@@ -131,7 +120,9 @@ def _tls_reason(details: str) -> str:
 
 def _unavailable(details: str, address: str) -> NodeProblem:
     """A node that cannot be contacted: a TLS refusal, or not reachable at all."""
-    if _is_tls_failure(details):
+    from npcs.transport import is_tls_failure
+
+    if is_tls_failure(details):
         return NodeProblem(
             "TLS",
             f"the TLS handshake with {address} failed ({_tls_reason(details)}): "

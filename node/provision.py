@@ -204,6 +204,13 @@ grace_seconds = {_toml(limits.grace_seconds)}
 # row keeps the current snapshot. E.g. "0.001" tolerates one bad row in a thousand.
 max_rejected_fraction = "0"
 
+# Optional Prometheus endpoint (plain HTTP on 127.0.0.1 unless host is set): budget,
+# queries by status, latency, ledger size, snapshot age, certificate expiry. Off when
+# port is absent.
+[metrics]
+# port = 9464
+# host = "127.0.0.1"
+
 # Public child population by year (e.g. census estimates), used for rates, e.g. "2023" = 412000.
 [child_population]
 """

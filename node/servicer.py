@@ -88,13 +88,21 @@ class RpcFailure:
     metadata: Metadata = ()
 
 
+RpcObserver = Callable[[str, str, float, str | None], None]
+"""Told of every finished rpc: method, gRPC code name, seconds, and the dataset named by
+the request (None if it names none or was not parsed). E.g. `NodeMetrics.observe_rpc`."""
+
+
 class NodeServicer:
     """Every RPC of the Node service, for one engine."""
 
-    def __init__(self, engine: QueryEngine, settings: NodeSettings) -> None:
+    def __init__(
+        self, engine: QueryEngine, settings: NodeSettings, observer: RpcObserver | None = None
+    ) -> None:
         self.check_contract()
         self._engine = engine
         self._settings = settings
+        self._observer = observer
 
     @classmethod
     def rpcs(cls) -> Mapping[str, Rpc]:
@@ -126,16 +134,19 @@ class NodeServicer:
             started = time.perf_counter()
             caller = "-"
             code = grpc.StatusCode.OK
+            dataset: str | None = None
             try:
                 peer = authorise_caller(context.auth_context(), self._settings, rpc.roles)
                 caller = peer.identity.uri
                 request = _parse(rpc.request_type, raw)
+                dataset = _dataset_named(request)
                 return _within_message_limit(method, rpc.handle(self, request, peer))
             except Exception as exc:
                 failure = _failure_for(exc, method)
                 code = failure.code
                 _abort(context, failure)
             finally:
+                seconds = time.perf_counter() - started
                 log.info(
                     "rpc",
                     extra={
@@ -143,9 +154,11 @@ class NodeServicer:
                         "method": method,
                         "caller": caller,
                         "code": code.name,
-                        "ms": round((time.perf_counter() - started) * 1000, 3),
+                        "ms": round(seconds * 1000, 3),
                     },
                 )
+                if self._observer is not None:
+                    self._observer(method, code.name, seconds, dataset)
 
         return grpc.unary_unary_rpc_method_handler(
             handler, request_deserializer=None, response_serializer=None
@@ -222,6 +235,13 @@ def check_rpcs_match_service(
             + ". Regenerate the stubs from proto/npcs/v1/node.proto or update "
             "node/servicer.py so both agree."
         )
+
+
+def _dataset_named(request: Message) -> str | None:
+    """The dataset a Query or Preview request names, as sent (unchecked)."""
+    if isinstance(request, pb.QueryRequest | pb.PreviewRequest) and request.HasField("query"):
+        return request.query.dataset
+    return None
 
 
 def _parse(request_type: type[Message], raw: bytes) -> Message:

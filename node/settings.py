@@ -101,6 +101,21 @@ class ServerLimits(BaseModel):
     )
 
 
+class MetricsSettings(BaseModel):
+    """The optional Prometheus endpoint (`node.metrics`): off unless `port` is set."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    port: int | None = Field(
+        None, ge=0, le=65535, description="Serve /metrics on this port (0: any); unset: off."
+    )
+    host: str = Field(
+        "127.0.0.1",
+        description="Address of the metrics endpoint (plain HTTP, no authentication: keep "
+        "it on loopback or a management network).",
+    )
+
+
 class IngestSettings(BaseModel):
     """How file ingest and database refresh treat rejected rows."""
 
@@ -146,6 +161,13 @@ class NodeSettings(BaseSettings):
     revoked_fingerprints: list[str] = Field(
         default_factory=list, description="SHA-256 fingerprints (hex) of revoked certificates."
     )
+    crl_file: Path | None = Field(
+        None,
+        description=(
+            "The partnership CA's revocation list (crl.pem from `npcs ca revoke`), relative "
+            "to the node folder or absolute; re-read when it changes. None: no CRL."
+        ),
+    )
     child_population: dict[str, int] = Field(
         default_factory=dict,
         description="Public child population by year (e.g. census estimates), for rates.",
@@ -162,6 +184,7 @@ class NodeSettings(BaseSettings):
         ),
     )
     server: ServerLimits = Field(default_factory=ServerLimits)
+    metrics: MetricsSettings = Field(default_factory=MetricsSettings)
     ingest: IngestSettings = Field(default_factory=IngestSettings)
 
     @field_validator("allowed_datasets")

@@ -10,6 +10,7 @@ from node.errors import NodeSetupError
 from node.permissions import private_umask
 
 NODE_COMMANDS: dict[str, str] = {
+    "health": "node.cli.health:command",
     "init": "node.cli.init:command",
     "install-cert": "node.cli.install_cert:command",
     "ledger": "node.cli.ledger:command",

@@ -3,6 +3,8 @@
 Prints `listening on HOST:PORT` (and writes the port to DIR/serve.port) once the server
 accepts calls, so scripts and tests can wait for it. SIGTERM or Ctrl-C stops it
 gracefully: in-flight queries finish (their charges are committed) before it exits.
+SIGHUP re-reads the revocation list (`crl_file`) at once; it is also re-read whenever
+the file changes.
 """
 
 from __future__ import annotations
@@ -59,6 +61,8 @@ def command(root: Path, host: str | None, port: int | None, grace: float | None)
     port_file = root / PORT_FILE
     try:
         with running_node(root, options) as node:
+            # SIGHUP re-reads the revocation list now (systemd's ExecReload).
+            previous[signal.SIGHUP] = signal.signal(signal.SIGHUP, lambda *_: node.reload())
             _write_port_file(port_file, node.port)
             if not node.engine.healthy:
                 click.echo(
@@ -66,6 +70,8 @@ def command(root: Path, host: str | None, port: int | None, grace: float | None)
                     "and answers no query (run `npcs-node ledger verify`)",
                     err=True,
                 )
+            if node.metrics is not None:
+                click.echo(f"metrics on {node.metrics.url}")
             click.echo(f"listening on {node.address}")
             sys.stdout.flush()
             stop.wait()

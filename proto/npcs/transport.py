@@ -45,3 +45,26 @@ CLIENT_OPTIONS: tuple[tuple[str, int], ...] = (
     ("grpc.keepalive_permit_without_calls", 1),
     ("grpc.http2.max_pings_without_data", 0),
 )
+
+
+# gRPC reports TLS failures as UNAVAILABLE. Our side refusing the peer's certificate
+# names the handshake (untrusted CA, a certificate without the host dialled); the peer
+# refusing ours shows as the connection closed right after it was accepted ("Socket
+# closed"), whereas a peer that is not running refuses the connection itself.
+_TLS_FAILURE_MARKERS = (
+    "handshake",
+    "ssl",
+    "tls",
+    "certificate",
+    "tsi_",
+    "peer name",
+    "hostname",
+    "socket closed",
+)
+
+
+def is_tls_failure(details: str) -> bool:
+    """Whether an UNAVAILABLE call failed in the TLS handshake rather than connecting
+    (used by the coordinator and by `npcs-node health`)."""
+    lowered = details.lower()
+    return any(marker in lowered for marker in _TLS_FAILURE_MARKERS)
