@@ -46,11 +46,12 @@ from node.health import LedgerHealth
 from node.layout import NodePaths
 from node.node_ledger import budget_policy
 from node.settings import NodeSettings
+from node.snapshot_checks import SnapshotIntegrityError
 from node.store import DataStore, Snapshot
+from npcs.transport import MAX_LEDGER_PAGE_BYTES, MAX_RELEASE_BYTES
 from privacy import tlog
 from privacy.budget import format_rho
 from privacy.ledger.entry import ChargeOutcome, ChargeRequest, LedgerEntry
-from privacy.ledger.errors import LedgerFault
 from privacy.ledger.writer import Ledger
 from privacy.plan import ExpectedAccuracy, QueryPlan, plan_query
 from privacy.query import QuerySpec
@@ -157,7 +158,7 @@ class QueryEngine:
                 if analyst is not None
                 else {}
             )
-            checkpoint = self._ledger.latest_checkpoint()
+            checkpoint = self._ledger.snapshot_reader.latest_checkpoint()
         return NodeDescription(
             node_name=self._settings.name,
             partnership=self._settings.partnership,
@@ -212,6 +213,7 @@ class QueryEngine:
                 signed,
                 caller=caller,
                 node_name=self._settings.name,
+                query_id=str(spec.query_id),
                 canonical_query=canonical,
                 replay_guard=self._replay_guard,
                 is_recorded=lambda query_id: self._ledger.entry_by_query_id(query_id) is not None,
@@ -247,6 +249,7 @@ class QueryEngine:
                 lambda: plan.release(
                     node=node_name, snapshot_id=snapshot_id, suppress_below=suppress_below
                 ).to_bytes(),
+                replay_only=admitted.is_recorded_retry,
             )
         log.info(
             "query answered",
@@ -279,7 +282,17 @@ class QueryEngine:
 
     def _plan(self, validated: ValidatedQuery) -> tuple[QueryPlan, Snapshot]:
         spec = validated.spec
-        snapshot = self._store.current(spec.dataset)
+        try:
+            snapshot = self._store.verified_current(spec.dataset)
+        except SnapshotIntegrityError as exc:
+            log.error(
+                "snapshot integrity",
+                extra={"event": "snapshot_integrity", "dataset": spec.dataset},
+            )
+            raise DatasetUnavailableError(
+                f"node {self._settings.name!r} will not answer on {spec.dataset!r}: its data "
+                "snapshot failed an integrity check; the node's operator must restore it"
+            ) from exc
         if snapshot is None:
             raise DatasetUnavailableError(
                 f"node {self._settings.name!r} has no {spec.dataset!r} data loaded yet"
@@ -289,21 +302,28 @@ class QueryEngine:
     @cached_property
     def _limits(self) -> QueryLimits:
         policy = budget_policy(self._settings.budget)
-        return QueryLimits(max_rho_units_per_query=policy.max_units_per_query)
+        return QueryLimits(
+            max_rho_units_per_query=policy.max_units_per_query,
+            max_release_bytes=MAX_RELEASE_BYTES,
+        )
 
     # -- auditing
 
+    # Auditing reads use the ledger's snapshot reader: they never wait for a charge.
+
     def latest_checkpoint(self) -> tlog.SignedCheckpoint:
         with self._health.watching("checkpoint"):
-            return self._ledger.latest_checkpoint()
+            return self._ledger.snapshot_reader.latest_checkpoint()
 
     def ledger_slice(self, start: int, end: int) -> LedgerSlice:
         """Entries [start, end) (end 0: up to the latest checkpoint) and that checkpoint.
 
-        At most MAX_ENTRIES_PER_CALL entries: page on from the last index received.
+        A page: at most MAX_ENTRIES_PER_CALL entries and MAX_LEDGER_PAGE_BYTES on the wire
+        (always at least one entry); the auditor asks again from the last index received.
         """
+        reads = self._ledger.snapshot_reader
         with self._health.watching("ledger read"):
-            checkpoint = self._ledger.latest_checkpoint()
+            checkpoint = reads.latest_checkpoint()
         size = checkpoint.checkpoint.size
         stop = size if end == 0 else end
         if start > stop:
@@ -311,16 +331,28 @@ class QueryEngine:
         if stop > size:
             raise LedgerRangeError(f"the ledger has {size} entries; end {stop} is beyond it")
         stop = min(stop, start + MAX_ENTRIES_PER_CALL)
+        page: list[LedgerEntry] = []
+        page_bytes = 0
         with self._health.watching("ledger read"):
-            return LedgerSlice(tuple(self._ledger.entries(start, stop)), checkpoint)
+            for batch_start in range(start, stop, LEDGER_READ_BATCH):
+                for entry in reads.entries(batch_start, min(stop, batch_start + LEDGER_READ_BATCH)):
+                    entry_bytes = entry_wire_bytes_bound(entry)
+                    if page and page_bytes + entry_bytes > MAX_LEDGER_PAGE_BYTES:
+                        return LedgerSlice(tuple(page), checkpoint)
+                    page.append(entry)
+                    page_bytes += entry_bytes
+        return LedgerSlice(tuple(page), checkpoint)
 
     def consistency_proof(
         self, old_size: int, new_size: int
     ) -> tuple[tuple[bytes, ...], tlog.SignedCheckpoint]:
         """RFC 9162 proof that the tree of new_size extends the one of old_size, with the
-        node's signed checkpoint at new_size."""
+        node's signed checkpoint at new_size. A missing checkpoint row at new_size is the
+        caller's NOT_FOUND (ask up to the latest size), not a node fault: the tree itself
+        and the latest checkpoint, which the self-check verifies, are what proofs rest on."""
+        reads = self._ledger.snapshot_reader
         with self._health.watching("consistency proof"):
-            size = self._ledger.latest_checkpoint().checkpoint.size
+            size = reads.latest_checkpoint().checkpoint.size
         if not 0 < old_size <= new_size:
             raise RequestFieldError(
                 "old_size",
@@ -332,14 +364,31 @@ class QueryEngine:
                 f"the ledger has {size} entries; new_size {new_size} is beyond it"
             )
         with self._health.watching("consistency proof"):
-            checkpoint = self._ledger.checkpoint_at(new_size)
-            if checkpoint is None:
-                raise LedgerFault(f"the ledger has no signed checkpoint at size {new_size}")
-            return self._ledger.consistency_proof(old_size, new_size), checkpoint
+            checkpoint = reads.checkpoint_at(new_size)
+        if checkpoint is None:
+            log.warning(
+                "no stored checkpoint at a requested size",
+                extra={"event": "checkpoint_missing", "size": new_size},
+            )
+            raise LedgerRangeError(
+                f"this node has no signed checkpoint at size {new_size}; ask for a proof up "
+                f"to its latest checkpoint (size {size})"
+            )
+        with self._health.watching("consistency proof"):
+            return reads.consistency_proof(old_size, new_size), checkpoint
 
 
 MAX_ENTRIES_PER_CALL = 1000
-"""GetLedger pages: an auditor asks again from the last index (keeps messages < 4 MiB)."""
+"""Most entries in one GetLedger page (pages are also bounded by bytes)."""
+LEDGER_READ_BATCH = 32
+"""Entries read from SQLite at a time while filling a page (bounds the memory per call)."""
+
+
+def entry_wire_bytes_bound(entry: LedgerEntry) -> int:
+    """At least the bytes of the entry in a GetLedger response: its structured fields
+    (no longer than the leaf data, which holds them all, bytes in base64), the leaf data
+    itself, the leaf hash, and protobuf tags and lengths."""
+    return 2 * len(entry.canonical_bytes()) + 256
 
 
 def _mechanism_summary(expected: tuple[ExpectedAccuracy, ...]) -> str:

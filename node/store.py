@@ -37,12 +37,15 @@ from node.ingest import (
     write_reject_report,
 )
 from node.layout import NodePaths
+from node.permissions import make_private_dir
 from node.row_validation import count_rejected_rows, count_truncated_rows, validate
+from node.snapshot_checks import VerifiedSnapshots
 from privacy.schema import PARTNERSHIP_SCHEMA, Dataset, Schema
 
 if TYPE_CHECKING:
     import polars as pl
 
+    from node.reject_threshold import RejectThreshold
     from node.settings import NodeSettings
 
 CURRENT_FILE = "CURRENT"
@@ -77,6 +80,18 @@ class Snapshot:
 
 
 @dataclass(frozen=True)
+class SourceOrigin:
+    """Where ingested rows came from, as recorded in the manifest and the reject report."""
+
+    name: str
+    """Shown to the operator and kept as the manifest's `source` (a file name, a database)."""
+    stem: str
+    """A short tag for the reject report's file name."""
+    details: Mapping[str, str] = field(default_factory=dict)
+    """Extra manifest facts about the source (a file's sha256, a database's query hash)."""
+
+
+@dataclass(frozen=True)
 class IngestResult:
     """What an ingest did: the new snapshot (None if nothing was stored) and the rejects."""
 
@@ -91,6 +106,8 @@ class IngestResult:
     truncated: int = 0
     """Valid rows cut (and counted in `rejected`) because their person was over a
     contribution bound (node/truncation.py: each person keeps the earliest rows)."""
+    checked_only: bool = False
+    """A `--check` run: validated and reported, nothing stored by design."""
 
 
 def node_schema(settings: NodeSettings) -> Schema:
@@ -106,6 +123,7 @@ class DataStore:
     def __init__(self, paths: NodePaths, schema: Schema) -> None:
         self._paths = paths
         self._schema = schema
+        self._verified = VerifiedSnapshots()
 
     @property
     def schema(self) -> Schema:
@@ -121,6 +139,38 @@ class DataStore:
             return None
         snapshot_id = pointer.read_text(encoding="utf-8").strip()
         return self.snapshot(dataset, snapshot_id)
+
+    def verified_current(self, dataset: str) -> Snapshot | None:
+        """`current`, refused (SnapshotIntegrityError) unless its file matches its manifest."""
+        snapshot = self.current(dataset)
+        if snapshot is not None:
+            self._verified.check(snapshot)
+        return snapshot
+
+    def rollback(self, dataset: str, snapshot_id: str | None = None) -> Snapshot:
+        """Make an earlier snapshot current (default: the one before the current one).
+
+        The target must be intact (its sha256 is checked). Data only: spent privacy budget
+        is never affected. Raises StoreError when there is nothing to roll back to.
+        """
+        ids = self.snapshot_ids(dataset)
+        current = self.current(dataset)
+        if snapshot_id is None:
+            earlier = [i for i in ids if current is None or i < current.snapshot_id]
+            if not earlier:
+                raise StoreError(
+                    f"{dataset} has no snapshot older than the current one to roll back to; "
+                    "see `npcs-node snapshots list`."
+                )
+            snapshot_id = earlier[-1]
+        if snapshot_id not in ids:
+            raise StoreError(
+                f"{dataset} has no snapshot {snapshot_id!r}; see `npcs-node snapshots list`."
+            )
+        target = self.snapshot(dataset, snapshot_id)
+        self._verified.check(target)
+        _switch_current(self.dataset_dir(dataset), snapshot_id)
+        return target
 
     def snapshot(self, dataset: str, snapshot_id: str) -> Snapshot:
         """A stored snapshot by id (ids of older snapshots stay valid)."""
@@ -141,60 +191,99 @@ class DataStore:
             return []
         return sorted(p.stem for p in folder.glob("*.json") if p.with_suffix(".parquet").exists())
 
-    def ingest(self, dataset: str, source: Path) -> IngestResult:
+    def ingest(
+        self,
+        dataset: str,
+        source: Path,
+        *,
+        threshold: RejectThreshold | None = None,
+        check_only: bool = False,
+    ) -> IngestResult:
         """Validate a CSV or Parquet file and store the valid rows as the new current snapshot.
 
         Raises IngestError for file-level problems (the current snapshot stays as it is).
         Rows that fail validation are listed in a reject report under `rejects/`.
         """
-        spec = self._dataset(dataset)
-        if spec.name in DERIVED_DATASETS:
-            raise IngestError(
-                f"{spec.name} is derived when {DERIVED_DATASETS[spec.name]} is ingested; "
-                f"ingest {DERIVED_DATASETS[spec.name]} instead."
-            )
-        check_domains_declared(spec)
+        check_domains_declared(self._ingestible(dataset))
         raw = read_export(source)
-        check_export_columns(spec, raw.columns, source)
+        origin = SourceOrigin(source.name, source.stem, {"source_sha256": _sha256(source)})
+        return self.ingest_frame(dataset, raw, origin, threshold=threshold, check_only=check_only)
+
+    def ingest_frame(
+        self,
+        dataset: str,
+        raw: pl.DataFrame,
+        origin: SourceOrigin,
+        *,
+        threshold: RejectThreshold | None = None,
+        check_only: bool = False,
+    ) -> IngestResult:
+        """Validate rows read elsewhere (a file, a database) and store the valid ones.
+
+        `threshold` (None: any number of rejects) decides whether too many rejected rows
+        keep the current snapshot; `check_only` validates and writes the reject report
+        but stores nothing.
+        """
+        spec = self._ingestible(dataset)
+        check_domains_declared(spec)
+        check_export_columns(spec, raw.columns, origin.name)
         if raw.height == 0:
-            raise IngestError(f"{source} has no data rows; the current snapshot is unchanged.")
+            raise IngestError(f"{origin.name} has no data rows; the current snapshot is unchanged.")
         valid, rejects = validate(spec, raw)
-        report = write_reject_report(self._paths.rejects_dir, spec.name, source, rejects)
+        report = write_reject_report(self._paths.rejects_dir, spec.name, origin.stem, rejects)
         rejected = count_rejected_rows(rejects)
         truncated = count_truncated_rows(rejects)
+        problem = None
         if valid.height == 0:
+            problem = (
+                f"every row of {origin.name} was rejected; the current snapshot is "
+                "unchanged. See the reject report."
+            )
+        elif threshold is not None and threshold.exceeded(rejected, raw.height):
+            problem = threshold.explain(rejected, raw.height)
+        if problem is not None or check_only:
             return IngestResult(
                 snapshot=None,
-                accepted=0,
+                accepted=valid.height,
                 rejected=rejected,
                 reject_report=report,
-                problem=f"every row of {source.name} was rejected; the current snapshot is "
-                "unchanged. See the reject report.",
+                problem=problem,
+                checked_only=check_only,
             )
-        snapshot = self._store_snapshot(spec, valid, source, rejected)
+        snapshot = self._store_snapshot(spec, valid, origin, rejected)
         return IngestResult(
             snapshot=snapshot,
             accepted=valid.height,
             rejected=rejected,
             reject_report=report,
-            derived=self._store_derived(spec.name, valid, source),
+            derived=self._store_derived(spec.name, valid, origin),
             truncated=truncated,
         )
 
     def _store_derived(
-        self, dataset: str, valid: pl.DataFrame, source: Path
+        self, dataset: str, valid: pl.DataFrame, origin: SourceOrigin
     ) -> tuple[Snapshot, ...]:
         """Derive and store the datasets computed from `dataset`'s valid rows."""
         from node.worker_years import derive_worker_years
 
         derivations = {"workforce_years": derive_worker_years}
         return tuple(
-            self._store_snapshot(self._dataset(name), derivations[name](valid), source, 0)
+            self._store_snapshot(self._dataset(name), derivations[name](valid), origin, 0)
             for name, parent in DERIVED_DATASETS.items()
             if parent == dataset and name in self._schema.dataset_names
         )
 
     # -- internals ---------------------------------------------------------------------
+
+    def _ingestible(self, dataset: str) -> Dataset:
+        """The dataset's spec, refusing derived datasets (their parent's ingest makes them)."""
+        spec = self._dataset(dataset)
+        if spec.name in DERIVED_DATASETS:
+            raise IngestError(
+                f"{spec.name} is derived when {DERIVED_DATASETS[spec.name]} is ingested; "
+                f"ingest {DERIVED_DATASETS[spec.name]} instead."
+            )
+        return spec
 
     def _dataset(self, dataset: str) -> Dataset:
         try:
@@ -204,10 +293,10 @@ class DataStore:
             raise IngestError(f"unknown dataset {dataset!r}; use one of: {known}.") from None
 
     def _store_snapshot(
-        self, spec: Dataset, frame: pl.DataFrame, source: Path, rejected: int
+        self, spec: Dataset, frame: pl.DataFrame, origin: SourceOrigin, rejected: int
     ) -> Snapshot:
         folder = self.dataset_dir(spec.name) / SNAPSHOTS_DIR
-        folder.mkdir(parents=True, exist_ok=True)
+        make_private_dir(folder)
         created = datetime.now(UTC)
         # The id names the content, so the Parquet bytes are made before the file is.
         buffer = io.BytesIO()
@@ -227,8 +316,8 @@ class DataStore:
             "dataset": spec.name,
             "rows": frame.height,
             "rejected": rejected,
-            "source": source.name,
-            "source_sha256": _sha256(source),
+            "source": origin.name,
+            **origin.details,
             "sha256": digest,
             "created_at": created.isoformat(timespec="seconds").replace("+00:00", "Z"),
             "schema_version": self._schema.version,
@@ -243,7 +332,7 @@ class DataStore:
 
 def _switch_current(dataset_dir: Path, snapshot_id: str) -> None:
     """Point CURRENT at a complete snapshot, atomically (the commit point of an ingest)."""
-    atomic_write_text(dataset_dir / CURRENT_FILE, snapshot_id + "\n")
+    atomic_write_text(dataset_dir / CURRENT_FILE, snapshot_id + "\n", mode=PRIVATE_FILE_MODE)
 
 
 def _snapshot_from_manifest(manifest: Mapping[str, Any], path: Path) -> Snapshot:

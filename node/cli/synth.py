@@ -10,7 +10,9 @@ from typing import TYPE_CHECKING
 
 import click
 
+from kernel.files import PRIVATE_FILE_MODE
 from kernel.tomlfile import TomlFileError, edit_toml, write_toml
+from node.permissions import make_private_dir
 
 if TYPE_CHECKING:
     from tomlkit.toml_document import TOMLDocument
@@ -84,6 +86,14 @@ class _DatasetChoice(click.Choice[str]):
     default="text",
     show_default=True,
 )
+@click.option(
+    "--export",
+    "export_dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=None,
+    help="Write each dataset to FOLDER/DATASET.csv instead of loading it (e.g. to fill a "
+    "test database that `npcs-node refresh` then reads).",
+)
 def command(
     node_dir: Path,
     *,
@@ -92,6 +102,7 @@ def command(
     seed: int,
     datasets: tuple[str, ...],
     output_format: str,
+    export_dir: Path | None,
 ) -> None:
     """Generate seeded synthetic data for a jurisdiction and ingest it into DIR.
 
@@ -105,6 +116,16 @@ def command(
     children = children or _configured_children(paths)
     ensure_node_folder(paths)
     ensure_public_data(paths, children, years)
+    if export_dir is not None:
+        exported = export_csv(
+            paths, export_dir, children=children, years=years, seed=seed, datasets=datasets or None
+        )
+        if output_format == "json":
+            click.echo(json.dumps(exported, indent=2))
+            return
+        for dataset, written in exported.items():
+            click.echo(f"{dataset}: {written['rows']} rows -> {written['file']}")
+        return
     results = synthesise(paths, children, years, seed, datasets or None)
     summary = {
         dataset: {
@@ -176,16 +197,47 @@ def synthesise(
     return results
 
 
+def export_csv(
+    paths: NodePaths,
+    folder: Path,
+    *,
+    children: int,
+    years: tuple[int, int],
+    seed: int,
+    datasets: tuple[str, ...] | None = None,
+) -> dict[str, dict[str, object]]:
+    """Generate each dataset to FOLDER/DATASET.csv (schema column names); load nothing."""
+    from node.settings import load_settings
+    from node.synth import DATASETS, Jurisdiction, generate
+
+    settings = load_settings(paths.root)
+    jurisdiction = Jurisdiction(
+        children=children,
+        first_year=years[0],
+        last_year=years[1],
+        counties=tuple(settings.counties),
+    )
+    folder.mkdir(parents=True, exist_ok=True)
+    exported: dict[str, dict[str, object]] = {}
+    for dataset in datasets or DATASETS:
+        frame = generate(dataset, jurisdiction, seed)
+        target = folder / f"{dataset}.csv"
+        frame.write_csv(target)
+        exported[dataset] = {"rows": frame.height, "file": str(target)}
+    return exported
+
+
 def ensure_node_folder(paths: NodePaths) -> None:
     """A minimal node.toml (name from the folder, partnership "demo") when there is none."""
     if paths.settings_file.exists():
         return
-    paths.root.mkdir(parents=True, exist_ok=True)
+    make_private_dir(paths.root)
     name = re.sub(r"[^a-z0-9-]+", "-", paths.root.resolve().name.lower()).strip("-") or "node"
     write_toml(
         paths.settings_file,
         {"name": name, "partnership": "demo"},
         header="Created by `npcs-node synth`; `npcs-node init` adds keys and certificates.",
+        new_mode=PRIVATE_FILE_MODE,
     )
 
 

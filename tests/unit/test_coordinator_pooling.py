@@ -227,3 +227,15 @@ def test_csv_has_one_line_per_row() -> None:
     lines = render_report(report, "csv").splitlines()
     assert lines[0].startswith("source,key,name,value")
     assert len(lines) == 1 + len(report.rows)
+
+
+def test_a_nodes_words_are_shown_as_written_never_as_markup_or_terminal_codes() -> None:
+    full = three_node_report()
+    hostile = NodeStatus(
+        node="d", answered=False, code="INTERNAL", reason="[/x] [bold]x\x1b[2J\u202eevil"
+    )
+    report = full.model_copy(update={"nodes": (*full.nodes, hostile)})
+    table = render_report(report, "table")
+    assert "[/x] [bold]x<U+001B>[2J<U+202E>evil" in table
+    assert "\x1b" not in table
+    assert "\u202e" not in table
