@@ -13,13 +13,14 @@ from collections.abc import Mapping, Sequence
 from datetime import date
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, model_validator
 
+from coordinator.display import clamp_for_display, upgrade_stored_row
+from coordinator.measures import column_bounds, discrete_names, never_negative
 from coordinator.pooling import PooledValue, half_width_for_std, noise_variance, pool_cell, z_value
 from coordinator.trend import Point, bucket_position, bucket_year, weighted_slope
 from privacy.query import DateRangeFilter, GroupByTime, QuerySpec, Statistic
 from privacy.release import Estimate, Release
-from privacy.schema import PARTNERSHIP_SCHEMA
 
 REPORT_FORMAT: Literal["npcs.result.v1"] = "npcs.result.v1"
 PREVIEW_FORMAT: Literal["npcs.preview.v1"] = "npcs.preview.v1"
@@ -55,23 +56,38 @@ class NodeStatus(_Frozen):
 
 
 class ValueRow(_Frozen):
-    """One released or pooled number for one cell."""
+    """One released or pooled number for one cell (coordinator/display.py)."""
 
     source: str
     """Node name, or "partnership" for the pooled row."""
     key: tuple[str, ...]
     name: str
     value: float | None
+    """The value to show: a count (or other never-negative value) is clamped at 0."""
     std: float | None
-    """Standard deviation of the DP noise in `value` (None when not additive noise)."""
+    """Standard deviation of the DP noise in the unbiased estimate (None when not additive)."""
     ci_low: float | None
     ci_high: float | None
+    """The 95% interval, clamped like `value` (clamping keeps its coverage)."""
+    unbiased_estimate: float | None = None
+    """The released or pooled noisy value, not clamped: unbiased but possibly negative.
+    Use it for arithmetic (sums, ratios, fits); never show it as a count."""
+    clamped: bool = False
+    """True when the unbiased estimate was below 0 and `value` shows 0 instead."""
     suppressed: bool = False
     approximate: bool = False
     population: int | None = None
     rate_per_100k: float | None = None
+    """The display rate per 100,000 (clamped at 0 like `value`)."""
     rate_ci_low: float | None = None
     rate_ci_high: float | None = None
+    unbiased_rate_per_100k: float | None = None
+    """The unbiased estimate per 100,000: for arithmetic, like `unbiased_estimate`."""
+
+    @model_validator(mode="before")
+    @classmethod
+    def _upgrade_stored(cls, data: object) -> object:
+        return upgrade_stored_row(data)
 
 
 class TrendRow(_Frozen):
@@ -162,17 +178,6 @@ def group_column_labels(spec: QuerySpec) -> tuple[str, ...]:
     )
 
 
-def _column_bounds(spec: QuerySpec) -> tuple[float, float] | None:
-    """The measured column's public clipping bounds, which a mean cannot leave."""
-    try:
-        column = PARTNERSHIP_SCHEMA.dataset(spec.dataset).column(spec.column or "")
-    except KeyError:
-        return None
-    if column.lower is None or column.upper is None:
-        return None
-    return (column.lower, column.upper)
-
-
 def build_report(
     *,
     spec: QuerySpec,
@@ -192,7 +197,8 @@ def build_report(
     confidence = _confidence(releases)
     time_index = time_group_index(spec)
     counts = spec.statistic in (Statistic.COUNT, Statistic.HISTOGRAM)
-    mean_bounds = _column_bounds(spec)
+    mean_bounds = column_bounds(spec)
+    discrete = discrete_names(spec, _value_names(releases))
     rows: list[ValueRow] = []
     for key, per_node in _cells_by_key(releases).items():
         year_populations = {
@@ -208,8 +214,9 @@ def build_report(
         pooled_population = _pooled_population(year_populations, per_node) if counts else None
         rows += [
             _pooled_row(key, value, pooled_population)
-            for value in pool_cell(list(per_node.values()), confidence, mean_bounds)
+            for value in pool_cell(list(per_node.values()), confidence, mean_bounds, discrete)
         ]
+    rows = [clamp_for_display(row) if never_negative(spec, row.name) else row for row in rows]
     return Report(
         result_id=result_id,
         query_id=str(spec.query_id),
@@ -228,6 +235,10 @@ def build_report(
         rows=tuple(rows),
         trends=tuple(compute_trends(rows, time_index, confidence)),
     )
+
+
+def _value_names(releases: Mapping[str, Release]) -> set[str]:
+    return {e.name for r in releases.values() for cell in r.cells for e in cell.estimates}
 
 
 def _confidence(releases: Mapping[str, Release]) -> float:
@@ -254,6 +265,7 @@ def _node_row(
         key=key,
         name=estimate.name,
         value=estimate.value,
+        unbiased_estimate=estimate.value,
         std=None if variance is None else math.sqrt(variance),
         ci_low=estimate.ci_low,
         ci_high=estimate.ci_high,
@@ -269,6 +281,7 @@ def _pooled_row(key: tuple[str, ...], value: PooledValue, population: int | None
         key=key,
         name=value.name,
         value=value.value if finite else None,
+        unbiased_estimate=value.value if finite else None,
         std=value.std,
         ci_low=value.ci_low if math.isfinite(value.ci_low) else None,
         ci_high=value.ci_high if math.isfinite(value.ci_high) else None,
@@ -285,6 +298,7 @@ def _with_rate(row: ValueRow, population: int | None) -> ValueRow:
         update={
             "population": population,
             "rate_per_100k": row.value * factor,
+            "unbiased_rate_per_100k": row.value * factor,
             "rate_ci_low": None if row.ci_low is None else row.ci_low * factor,
             "rate_ci_high": None if row.ci_high is None else row.ci_high * factor,
         }
@@ -332,17 +346,21 @@ def _pooled_population(
 def compute_trends(
     rows: Sequence[ValueRow], time_index: int | None, confidence: float = 0.95
 ) -> list[TrendRow]:
-    """WLS slope per year for each (source, non-time key, name) series with noise known."""
+    """WLS slope per year for each (source, non-time key, name) series with noise known.
+
+    Fitted to the unbiased estimates: clamped display values would bias the slope.
+    """
     if time_index is None:
         return []
     series: dict[tuple[str, tuple[str, ...], str], list[Point]] = {}
     for row in rows:
         position = bucket_position(row.key[time_index])
-        if row.value is None or row.std is None or row.std <= 0 or position is None:
+        value = row.unbiased_estimate
+        if value is None or row.std is None or row.std <= 0 or position is None:
             continue
         rest = row.key[:time_index] + row.key[time_index + 1 :]
         series.setdefault((row.source, rest, row.name), []).append(
-            Point(x=position, y=row.value, variance=row.std**2)
+            Point(x=position, y=value, variance=row.std**2)
         )
     trends: list[TrendRow] = []
     for (source, rest, name), points in series.items():

@@ -24,11 +24,19 @@ CSV_COLUMNS = (
     "ci_low",
     "ci_high",
     "std",
+    "unbiased_estimate",
+    "clamped",
     "suppressed",
     "population",
     "rate_per_100k",
     "rate_ci_low",
     "rate_ci_high",
+    "unbiased_rate_per_100k",
+)
+CLAMPED_MARK = "*"
+CLAMPED_NOTE = (
+    f"{CLAMPED_MARK} the noisy value came out below 0 and is shown as 0; its unbiased "
+    "estimate (for arithmetic) is in --format csv/json"
 )
 
 
@@ -94,11 +102,14 @@ def report_csv(report: Report) -> str:
                 _raw(row.ci_low),
                 _raw(row.ci_high),
                 _raw(row.std),
+                _raw(row.unbiased_estimate),
+                str(row.clamped).lower(),
                 str(row.suppressed).lower(),
                 "" if row.population is None else row.population,
                 _raw(row.rate_per_100k),
                 _raw(row.rate_ci_low),
                 _raw(row.rate_ci_high),
+                _raw(row.unbiased_rate_per_100k),
             ]
         )
     return buffer.getvalue()
@@ -134,6 +145,8 @@ def report_table(report: Report, *, rates: bool = False, width: int = 120) -> st
         previous = row.key
         table.add_row(*_table_cells(row, rates))
     console.print(table)
+    if any(row.clamped for row in report.rows):
+        console.print(CLAMPED_NOTE)
     if report.trends:
         console.print(_trend_table(report))
     for line in status_lines(report.nodes, report.pooled_nodes, len(report.nodes)):
@@ -144,6 +157,8 @@ def report_table(report: Report, *, rates: bool = False, width: int = 120) -> st
 def _table_cells(row: ValueRow, rates: bool) -> list[str]:
     source = "PARTNERSHIP" if row.source == "partnership" else row.source
     estimate = "suppressed" if row.suppressed else _number(row.value)
+    if row.clamped:
+        estimate += CLAMPED_MARK
     interval = f"[{_number(row.ci_low)}, {_number(row.ci_high)}]"
     if row.approximate:
         interval += " ~"
@@ -153,7 +168,7 @@ def _table_cells(row: ValueRow, rates: bool) -> list[str]:
             cells += ["", ""]
         else:
             cells += [
-                _number(row.rate_per_100k, 2),
+                _number(row.rate_per_100k, 2) + (CLAMPED_MARK if row.clamped else ""),
                 f"[{_number(row.rate_ci_low, 2)}, {_number(row.rate_ci_high, 2)}]",
             ]
     return cells
