@@ -49,10 +49,13 @@ def upgrade_stored_row(data: Any) -> Any:
     """Rows stored before the display form existed: their `value` was the unbiased one.
 
     Fills `unbiased_estimate` (and the unbiased rate) from it and clamps a count's
-    display value, so results saved by older versions show no negative count either.
+    display value, so results saved by older versions show no negative count either;
+    a row they stored as suppressed loses its numbers, as new ones do.
     """
     if not isinstance(data, dict) or "unbiased_estimate" in data:
         return data
+    if data.get("suppressed"):
+        return _hidden_stored_row(data)
     upgraded = dict(data)
     upgraded["unbiased_estimate"] = data.get("value")
     upgraded["unbiased_rate_per_100k"] = data.get("rate_per_100k")
@@ -63,3 +66,10 @@ def upgrade_stored_row(data: Any) -> Any:
             if isinstance(data.get(field), int | float):
                 upgraded[field] = max(float(data[field]), 0.0)
     return upgraded
+
+
+def _hidden_stored_row(data: dict[str, Any]) -> dict[str, Any]:
+    from coordinator.suppression import HIDDEN_FIELDS
+
+    reason = "complementary" if data.get("source") == "partnership" else "node"
+    return {**data, **dict.fromkeys(HIDDEN_FIELDS), "suppression": reason}

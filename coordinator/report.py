@@ -18,6 +18,7 @@ from pydantic import BaseModel, ConfigDict, model_validator
 from coordinator.display import clamp_for_display, upgrade_stored_row
 from coordinator.measures import column_bounds, discrete_names, never_negative
 from coordinator.pooling import PooledValue, half_width_for_std, noise_variance, pool_cell, z_value
+from coordinator.suppression import Suppression, apply_suppression
 from coordinator.trend import Point, bucket_position, bucket_year, weighted_slope
 from privacy.query import DateRangeFilter, GroupByTime, QuerySpec, Statistic
 from privacy.release import Estimate, Release
@@ -75,6 +76,10 @@ class ValueRow(_Frozen):
     clamped: bool = False
     """True when the unbiased estimate was below 0 and `value` shows 0 instead."""
     suppressed: bool = False
+    """Hidden by a publication rule: every number that could reveal the value is null."""
+    suppression: Suppression | None = None
+    """Why: "node" (the node flagged its small count) or "complementary" (a pooled row that,
+    minus the node rows shown, would give a node-suppressed value back)."""
     approximate: bool = False
     population: int | None = None
     rate_per_100k: float | None = None
@@ -217,6 +222,8 @@ def build_report(
             for value in pool_cell(list(per_node.values()), confidence, mean_bounds, discrete)
         ]
     rows = [clamp_for_display(row) if never_negative(spec, row.name) else row for row in rows]
+    trends = compute_trends(rows, time_index, confidence)
+    rows = apply_suppression(rows, PARTNERSHIP_SOURCE)
     return Report(
         result_id=result_id,
         query_id=str(spec.query_id),
@@ -233,7 +240,7 @@ def build_report(
         nodes=tuple(statuses),
         pooled_nodes=tuple(releases),
         rows=tuple(rows),
-        trends=tuple(compute_trends(rows, time_index, confidence)),
+        trends=tuple(_without_hidden_points(trends, rows, time_index)),
     )
 
 
@@ -380,6 +387,20 @@ def compute_trends(
             )
         )
     return trends
+
+
+def _without_hidden_points(
+    trends: Sequence[TrendRow], rows: Sequence[ValueRow], time_index: int | None
+) -> list[TrendRow]:
+    """Drop each trend whose series has a suppressed point (the slope would reveal it)."""
+    if time_index is None:
+        return list(trends)
+    hidden = {
+        (row.source, row.key[:time_index] + row.key[time_index + 1 :], row.name)
+        for row in rows
+        if row.suppressed
+    }
+    return [t for t in trends if (t.source, t.key, t.name) not in hidden]
 
 
 def pooled_expected(rows: Sequence[ExpectedRow], confidence: float = 0.95) -> list[ExpectedRow]:

@@ -11,8 +11,12 @@ import io
 import math
 from collections.abc import Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from coordinator.report import NodeStatus, PreviewReport, Report, ValueRow
+
+if TYPE_CHECKING:
+    from coordinator.charts import YScale
 
 FORMATS = ("table", "csv", "json")
 
@@ -27,6 +31,7 @@ CSV_COLUMNS = (
     "unbiased_estimate",
     "clamped",
     "suppressed",
+    "suppression",
     "population",
     "rate_per_100k",
     "rate_ci_low",
@@ -40,6 +45,12 @@ CLAMPED_NOTE = (
 )
 
 
+SUPPRESSED_NOTE = (
+    "suppressed: a node's small-count publication rule hides this cell (complementary: a "
+    "pooled row hidden because, minus the rows shown, it would give a hidden cell back)"
+)
+
+
 def render_report(report: Report, output_format: str, *, rates: bool = False) -> str:
     if output_format == "json":
         return report.model_dump_json(indent=2) + "\n"
@@ -49,7 +60,12 @@ def render_report(report: Report, output_format: str, *, rates: bool = False) ->
 
 
 def show_report(
-    report: Report, output_format: str, *, rates: bool = False, plot: Path | None = None
+    report: Report,
+    output_format: str,
+    *,
+    rates: bool = False,
+    plot: Path | None = None,
+    y_scale: YScale = "auto",
 ) -> None:
     """Print the report on stdout and, with `plot`, write its chart (CLI helper)."""
     import click
@@ -59,7 +75,7 @@ def show_report(
     click.echo(render_report(report, output_format, rates=rates), nl=False)
     if plot is not None:
         try:
-            write_chart(report, plot, rates=rates)
+            write_chart(report, plot, rates=rates, y_scale=y_scale)
         except ChartError as exc:
             raise click.ClickException(str(exc)) from exc
         click.echo(f"chart written to {plot}", err=True)
@@ -105,6 +121,7 @@ def report_csv(report: Report) -> str:
                 _raw(row.unbiased_estimate),
                 str(row.clamped).lower(),
                 str(row.suppressed).lower(),
+                row.suppression or "",
                 "" if row.population is None else row.population,
                 _raw(row.rate_per_100k),
                 _raw(row.rate_ci_low),
@@ -147,6 +164,8 @@ def report_table(report: Report, *, rates: bool = False, width: int = 120) -> st
     console.print(table)
     if any(row.clamped for row in report.rows):
         console.print(CLAMPED_NOTE)
+    if any(row.suppressed for row in report.rows):
+        console.print(SUPPRESSED_NOTE)
     if report.trends:
         console.print(_trend_table(report))
     for line in status_lines(report.nodes, report.pooled_nodes, len(report.nodes)):
@@ -156,9 +175,10 @@ def report_table(report: Report, *, rates: bool = False, width: int = 120) -> st
 
 def _table_cells(row: ValueRow, rates: bool) -> list[str]:
     source = "PARTNERSHIP" if row.source == "partnership" else row.source
-    estimate = "suppressed" if row.suppressed else _number(row.value)
-    if row.clamped:
-        estimate += CLAMPED_MARK
+    if row.suppressed:
+        hidden = "suppressed" + (" (complementary)" if row.suppression == "complementary" else "")
+        return [*row.key, row.name, source, hidden, "", *(["", ""] if rates else [])]
+    estimate = _number(row.value) + (CLAMPED_MARK if row.clamped else "")
     interval = f"[{_number(row.ci_low)}, {_number(row.ci_high)}]"
     if row.approximate:
         interval += " ~"
