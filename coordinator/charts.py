@@ -28,7 +28,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Literal
 
-from coordinator.query_text import caption, spec_from_report_query
 from coordinator.report import PARTNERSHIP_SOURCE, Report, ValueRow
 from coordinator.trend import Point, bucket_position, weighted_slope
 
@@ -239,9 +238,8 @@ def x_label(report: Report) -> str:
 
 def chart_caption(report: Report) -> str:
     """Filters, purpose and query id, and what the marks mean."""
-    spec = spec_from_report_query(report.query)
     return (
-        f"{caption(spec, report.purpose)}.  Query {report.query_id}.  "
+        f"Filters: {report.filters}.  Purpose: {report.purpose}.  Query {report.query_id}.  "
         "Hollow: the noisy value was below 0, shown at 0.  S: suppressed (publication rule).  "
         "^ v: interval cut at the shared scale."
     )

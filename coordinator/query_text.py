@@ -8,6 +8,7 @@ filters are written in `--where` syntax, so a reader can ask the same question a
 from __future__ import annotations
 
 from collections.abc import Mapping
+from typing import Any
 
 from privacy.query import DateRangeFilter, Filter, InSetFilter, QuerySpec
 
@@ -33,15 +34,9 @@ def filters_text(spec: QuerySpec) -> str:
     return "; ".join(filter_text(f) for f in spec.filters) or "none"
 
 
-def spec_from_report_query(query: Mapping[str, object]) -> QuerySpec | None:
+def spec_from_report_query(query: Mapping[str, Any]) -> QuerySpec | None:
     """The QuerySpec a report stored as JSON; None if it no longer parses."""
     try:
         return QuerySpec.model_validate(query)
     except ValueError:
         return None
-
-
-def caption(spec: QuerySpec | None, purpose: str) -> str:
-    """ "Filters: ...  Purpose: ..." for a chart caption or a table's subtitle."""
-    filters = "unknown" if spec is None else filters_text(spec)
-    return f"Filters: {filters}.  Purpose: {purpose}"

@@ -18,6 +18,8 @@ from pydantic import BaseModel, ConfigDict, model_validator
 from coordinator.display import clamp_for_display, upgrade_stored_row
 from coordinator.measures import column_bounds, discrete_names, never_negative
 from coordinator.pooling import PooledValue, half_width_for_std, noise_variance, pool_cell, z_value
+from coordinator.quantiles import monotone_quantiles
+from coordinator.query_text import filters_text, spec_from_report_query
 from coordinator.suppression import Suppression, apply_suppression
 from coordinator.trend import Point, bucket_position, bucket_year, weighted_slope
 from privacy.query import DateRangeFilter, GroupByTime, QuerySpec, Statistic
@@ -122,6 +124,9 @@ class Report(_Frozen):
     time_group_index: int | None
     """Index in `key` of the time bucket, when the query groups by one."""
     purpose: str
+    filters: str = ""
+    """The query's filters in `--where` syntax ("none" when unfiltered), so an export
+    never loses what its numbers are of (rebuilt from `query` for older results)."""
     confidence: float
     query: dict[str, object]
     """The QuerySpec as JSON (privacy.query.QuerySpec.model_dump(mode="json"))."""
@@ -130,6 +135,14 @@ class Report(_Frozen):
     """The nodes whose answers the partnership rows add up."""
     rows: tuple[ValueRow, ...]
     trends: tuple[TrendRow, ...]
+
+    @model_validator(mode="before")
+    @classmethod
+    def _filters_of_stored(cls, data: object) -> object:
+        if isinstance(data, dict) and not data.get("filters"):
+            spec = spec_from_report_query(data.get("query") or {})
+            return {**data, "filters": "unknown" if spec is None else filters_text(spec)}
+        return data
 
     @property
     def all_answered(self) -> bool:
@@ -222,6 +235,7 @@ def build_report(
             for value in pool_cell(list(per_node.values()), confidence, mean_bounds, discrete)
         ]
     rows = [clamp_for_display(row) if never_negative(spec, row.name) else row for row in rows]
+    rows = monotone_quantiles(rows)
     trends = compute_trends(rows, time_index, confidence)
     rows = apply_suppression(rows, PARTNERSHIP_SOURCE)
     return Report(
@@ -235,6 +249,7 @@ def build_report(
         group_columns=group_column_labels(spec),
         time_group_index=time_index,
         purpose=spec.purpose,
+        filters=filters_text(spec),
         confidence=confidence,
         query=spec.model_dump(mode="json"),
         nodes=tuple(statuses),

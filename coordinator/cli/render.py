@@ -37,6 +37,11 @@ CSV_COLUMNS = (
     "rate_ci_low",
     "rate_ci_high",
     "unbiased_rate_per_100k",
+    "dataset",
+    "statistic",
+    "filters",
+    "purpose",
+    "query_id",
 )
 CLAMPED_MARK = "*"
 CLAMPED_NOTE = (
@@ -108,6 +113,13 @@ def report_csv(report: Report) -> str:
     buffer = io.StringIO()
     writer = csv.writer(buffer, lineterminator="\n")
     writer.writerow(CSV_COLUMNS)
+    context = [
+        report.dataset,
+        report.statistic,
+        report.filters,
+        report.purpose,
+        report.query_id,
+    ]
     for row in report.rows:
         writer.writerow(
             [
@@ -127,6 +139,7 @@ def report_csv(report: Report) -> str:
                 _raw(row.rate_ci_low),
                 _raw(row.rate_ci_high),
                 _raw(row.unbiased_rate_per_100k),
+                *context,
             ]
         )
     return buffer.getvalue()
@@ -145,7 +158,10 @@ def report_table(report: Report, *, rates: bool = False, width: int = 120) -> st
     title = f"{report.statistic} of {report.dataset}" + (
         f".{report.column}" if report.column else ""
     )
-    table = Table(title=f"{title}  (95% intervals; query {report.query_id})")
+    table = Table(
+        title=f"{title}  (95% intervals; query {report.query_id})",
+        caption=f"Filters: {report.filters}.  Purpose: {report.purpose}",
+    )
     for column in report.group_columns:
         table.add_column(column)
     table.add_column("value")
