@@ -385,6 +385,22 @@ def test_nodes_command_shows_reachability_budget_and_checkpoint(partnership: Par
     assert "remaining rho" in table.stdout
 
 
+def test_schema_with_node_info_shows_each_nodes_domains_and_populations(
+    partnership: Partnership,
+) -> None:
+    result = partnership.run(
+        "schema", "reports", "--nodes-info", "--nodes", "a,b", "--format", "json"
+    )
+    assert result.exit_code == 0, result.output
+    document = json.loads(result.stdout)
+    assert set(document["child_population"]) == {"a", "b"}
+    assert all(document["child_population"]["a"].values())
+    (dataset,) = document["datasets"]
+    assert set(dataset["node_domains"]) == {"a", "b"}  # each node's own county codes
+    table = partnership.run("schema", "reports", "--nodes-info", "--nodes", "a,b")
+    assert "Child population published by each node" in table.stdout
+
+
 def exact_yearly_counts(node: NodePaths) -> dict[str, int]:
     """The true counts behind the releases, from the synthetic source file (test only)."""
     import polars as pl
