@@ -35,6 +35,8 @@ from multiprocessing.connection import Connection
 from pathlib import Path
 from typing import Any
 
+from kernel.keyfiles import load_ed25519_public_key
+
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
 
 from support_node import (
@@ -160,7 +162,7 @@ class NodeServers:
 
 
 def entry_for(name: str, node: NodePaths, address: str) -> NodeEntry:
-    fingerprint = tlog.key_fingerprint(tlog.load_public_key(node.ledger_public_key))
+    fingerprint = tlog.key_fingerprint(load_ed25519_public_key(node.ledger_public_key))
     return NodeEntry(name=name, address=address, ledger_key_fingerprint=fingerprint)
 
 
@@ -202,7 +204,7 @@ def one_round(
     check_answered(list(results.values()))
 
     with Stopwatch() as command:
-        report = run_query(session, entries, count_spec(purpose="bench"))
+        report = run_query(session, entries, count_spec(purpose="bench")).report
     answered = sum(1 for status in report.nodes if status.answered)
     if answered != len(entries):
         raise RuntimeError(f"run_query: only {answered} of {len(entries)} nodes answered")

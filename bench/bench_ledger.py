@@ -15,22 +15,28 @@ Prints the results and writes them to bench/results/ledger.json. Not a test.
 from __future__ import annotations
 
 import argparse
-import hashlib
 import json
 import multiprocessing
 import platform
 import sqlite3
 import statistics
+import sys
 import tempfile
 import time
 from multiprocessing.synchronize import Event
 from pathlib import Path
 from typing import Any
 
-from privacy import tlog
-from privacy.ledger import ChargeRequest, Ledger, epsilon_for_rho_units
+from kernel.keyfiles import generate_ed25519_key, private_key_pem
+from privacy.epsilon import epsilon_for_rho_units
+from privacy.ledger.entry import ChargeRequest
+from privacy.ledger.writer import Ledger
 from privacy.opendp_setup import opendp_version
 from privacy.policy import BudgetPolicy
+
+# Run as a script: put tests/ on the path for the shared test helpers.
+sys.path.append(str(Path(__file__).resolve().parents[1] / "tests"))
+from support_ledger import charge_request
 
 ORIGIN = "npcs/bench/node-a/ledger"
 RESULTS = Path(__file__).with_name("results") / "ledger.json"
@@ -40,18 +46,14 @@ COST_UNITS = 10_000
 
 def charge(query_id: str) -> ChargeRequest:
     query = f'{{"dataset":"incidents","statistic":"count","by":["year"],"id":"{query_id}"}}'
-    canonical = query.encode()
-    return ChargeRequest(
-        query_id=query_id,
+    return charge_request(
+        query_id,
+        query.encode(),
         analyst="analyst-a",
         dataset="incidents",
-        statistic="count",
-        canonical_query=canonical,
-        query_hash=hashlib.sha256(canonical).hexdigest(),
-        purpose="benchmark",
         cost_units=COST_UNITS,
+        purpose="benchmark",
         mechanism_summary='{"count":{"distribution":"gaussian","scale":12.5}}',
-        opendp_version="0.16.0",
         snapshot_id="bench-snapshot",
         signed_request=b"x" * 96,
     )
@@ -158,8 +160,8 @@ def main() -> None:
 
     with tempfile.TemporaryDirectory(dir=args.dir, prefix="bench-ledger-") as temporary:
         directory = Path(temporary)
-        key = tlog.generate_ledger_key()
-        key_pem = tlog.private_key_to_pem(key)
+        key = generate_ed25519_key()
+        key_pem = private_key_pem(key)
         bare_commit = BareCommit(directory)
         path = directory / "ledger.sqlite"
         ledger = Ledger.open(path, origin=ORIGIN, signing_key=key, policy=POLICY)

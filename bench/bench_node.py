@@ -30,7 +30,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
 
 from support_node import make_node_world, node_stub, query_request, sign_query
 
-from kernel.identity import load_certificate_file, peer_from_certificate
+from kernel.identity import peer_from_certificate
+from kernel.keyfiles import load_certificate_file
 from node.server import running_node
 from node.settings import BudgetSettings
 from node.store import DataStore

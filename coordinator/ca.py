@@ -9,7 +9,6 @@ certificates also bind their Ed25519 request-signing key (`npcs-signing-key:sha2
 from __future__ import annotations
 
 import datetime
-import json
 import tomllib
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -24,24 +23,23 @@ from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 from kernel.identity import (
     Identity,
     IdentityError,
-    KeyFileError,
     Role,
     certificate_fingerprint,
     check_name,
     identity_from_certificate,
     is_identity_uri,
-    load_certificate_file,
-    load_ec_private_key,
-    signing_key_fingerprint,
     signing_key_uri,
     uri_sans,
 )
 from kernel.keyfiles import (
     IPAddress,
+    KeyFileError,
     build_csr,
     certificate_pem,
     generate_ed25519_key,
     generate_tls_key,
+    load_certificate_file,
+    load_ec_private_key,
     parse_ip_addresses,
     private_key_pem,
     public_key_pem,
@@ -50,6 +48,8 @@ from kernel.keyfiles import (
     write_private_file,
     write_public_file,
 )
+from kernel.tomlfile import render_toml
+from privacy.tlog import key_fingerprint
 
 CA_VALIDITY = datetime.timedelta(days=3650)
 MEMBER_VALIDITY = datetime.timedelta(days=365)
@@ -170,14 +170,16 @@ def init_ca(root: Path, partnership: str, now: datetime.datetime | None = None) 
 
 
 def _ca_toml(partnership: str, certificate: x509.Certificate) -> bytes:
-    # json.dumps of a str is a valid TOML basic string.
-    return (
-        "# npcs partnership certificate authority (written by `npcs ca init`).\n"
-        "# ca.key must never leave this folder; hand ca.crt to every member.\n"
-        f"partnership = {json.dumps(partnership)}\n"
-        f"ca_certificate_sha256 = {json.dumps(certificate_fingerprint(certificate))}\n"
-        f"created = {json.dumps(certificate.not_valid_before_utc.isoformat())}\n"
-    ).encode()
+    values = {
+        "partnership": partnership,
+        "ca_certificate_sha256": certificate_fingerprint(certificate),
+        "created": certificate.not_valid_before_utc.isoformat(),
+    }
+    header = (
+        "npcs partnership certificate authority (written by `npcs ca init`).\n"
+        "ca.key must never leave this folder; hand ca.crt to every member."
+    )
+    return render_toml(values, header=header).encode()
 
 
 @dataclass(frozen=True)
@@ -238,7 +240,7 @@ class CertificateAuthority:
         san: list[x509.GeneralName] = [x509.UniformResourceIdentifier(identity.uri)]
         bound_fingerprint = None
         if signing_key is not None:
-            bound_fingerprint = signing_key_fingerprint(signing_key)
+            bound_fingerprint = key_fingerprint(signing_key)
             san.append(x509.UniformResourceIdentifier(signing_key_uri(bound_fingerprint)))
         if role == "node":
             san += [x509.DNSName(dns) for dns in _unique([*NODE_DEFAULT_DNS, *dns_names])]

@@ -17,7 +17,8 @@ a reader trust them:
   suppressed point (it would reveal the hidden value).
 
 matplotlib is imported inside `write_chart` only (Agg backend), so `npcs --help` and
-every other command never pay for it.
+every other command never pay for it. It comes with the `charts` install extra; without
+it, `write_chart` raises ChartError naming the install command.
 """
 
 from __future__ import annotations
@@ -30,6 +31,7 @@ from typing import TYPE_CHECKING, Literal
 
 from coordinator.report import PARTNERSHIP_SOURCE, Report, ValueRow
 from coordinator.trend import Point, bucket_position, weighted_slope
+from kernel.extras import MissingExtraError, require_extra
 
 if TYPE_CHECKING:
     from matplotlib.axes import Axes
@@ -76,6 +78,13 @@ def write_chart(
     name = chart_value_name(report)
     if name is None:
         raise ChartError("this result has no values to chart")
+    try:
+        require_extra("charts", needed_by="drawing a chart")
+    except MissingExtraError as exc:
+        raise ChartError(
+            f"{exc}; the result is saved, so draw it afterwards with "
+            f"`npcs results show {report.result_id} --plot {path}`"
+        ) from None
     import matplotlib
 
     matplotlib.use("Agg")

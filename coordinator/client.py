@@ -1,10 +1,11 @@
 """A client for one node: mTLS channel, deadlines, signed requests, verified receipts.
 
-Every call carries a deadline. Queries are signed: the analyst's Ed25519 key signs an
-envelope naming this node, the query hash and the cost the analyst authorises (taken
-from Preview), so a node can prove each charge was asked for. Answers come with a
-ledger receipt, verified here against the node's ledger key whose fingerprint is
-pinned in partnership.toml.
+Every call carries a deadline and returns domain values (never protobuf). Queries are
+signed: the analyst's Ed25519 key signs an envelope naming this node, the query hash
+and the cost the analyst authorises (taken from Preview), so a node can prove each
+charge was asked for. Answers come with a ledger receipt, verified here against the
+node's ledger key whose fingerprint is pinned in partnership.toml. Auditors use the
+same client for the ledger itself: its entries and consistency proofs.
 """
 
 from __future__ import annotations
@@ -18,15 +19,28 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from coordinator.errors import NodeCallError, explain_rpc_error
 from coordinator.partnership import IdentityFiles, NodeEntry
-from kernel.identity import load_ed25519_private_key, read_file
+from kernel.keyfiles import load_ed25519_private_key, public_key_from_pem, read_file
+from kernel.messages import NodeDescription, PreviewResult, PublishedCheckpoint, QueryAnswer
 from kernel.signing import new_envelope, sign_request
-from npcs import wire
+from npcs.errors import WireError
+from npcs.serde_ledger import (
+    checkpoint_from_proto,
+    ledger_entry_from_proto,
+    query_response_from_proto,
+)
+from npcs.serde_node import describe_from_proto
+from npcs.serde_query import (
+    normalize_spec,
+    preview_from_proto,
+    query_request_to_proto,
+    query_to_proto,
+)
 from npcs.transport import CLIENT_OPTIONS
 from npcs.v1 import node_pb2 as pb
 from npcs.v1 import node_pb2_grpc as pb_grpc
-from privacy.ledger import entry_from_canonical_bytes
+from privacy.ledger.entry import LedgerEntry, entry_from_canonical_bytes
 from privacy.query import QuerySpec
-from privacy.tlog import key_fingerprint, public_key_from_pem
+from privacy.tlog import key_fingerprint
 
 if TYPE_CHECKING:
     from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
@@ -51,6 +65,14 @@ class ClientCredentials:
             tls_key_pem=read_file(files.tls_key, "TLS key"),
             signing_key=load_ed25519_private_key(files.signing_key),
         )
+
+
+class UnreadableEntryError(Exception):
+    """A ledger entry the node served cannot be read, or disagrees with its own leaf data."""
+
+    def __init__(self, seq: int, error: WireError) -> None:
+        super().__init__(str(error))
+        self.seq = seq
 
 
 @dataclass(frozen=True)
@@ -103,20 +125,20 @@ class NodeClient:
                 explain_rpc_error(error, address=self.entry.address, timeout=self.timeout)
             ) from error
 
-    def describe(self) -> wire.NodeDescription:
+    def describe(self) -> NodeDescription:
         response = self._call("Describe", pb.DescribeRequest())
         assert isinstance(response, pb.DescribeResponse)
-        return wire.describe_from_proto(response)
+        return describe_from_proto(response)
 
-    def preview(self, spec: QuerySpec) -> wire.PreviewResult:
-        response = self._call("Preview", pb.PreviewRequest(query=wire.query_to_proto(spec)))
+    def preview(self, spec: QuerySpec) -> PreviewResult:
+        response = self._call("Preview", pb.PreviewRequest(query=query_to_proto(spec)))
         assert isinstance(response, pb.PreviewResponse)
-        return wire.preview_from_proto(response)
+        return preview_from_proto(response)
 
-    def query(self, spec: QuerySpec, cost_units: int) -> wire.QueryAnswer:
+    def query(self, spec: QuerySpec, cost_units: int) -> QueryAnswer:
         """One signed Query. A retry calls this again with the same spec (same query_id):
         a fresh signature, but the node answers from its ledger without a new charge."""
-        canonical = wire.normalize_spec(spec)
+        canonical = normalize_spec(spec)
         envelope = new_envelope(
             audience=self.entry.name,
             query_id=str(canonical.query_id),
@@ -124,17 +146,43 @@ class NodeClient:
             cost_rho_units=cost_units,
         )
         signed = sign_request(envelope, self._credentials.signing_key)
-        response = self._call("Query", wire.query_request_to_proto(canonical, signed))
+        response = self._call("Query", query_request_to_proto(canonical, signed))
         assert isinstance(response, pb.QueryResponse)
-        return wire.query_response_from_proto(response)
+        return query_response_from_proto(response)
 
-    def get_checkpoint(self) -> wire.WireCheckpoint:
+    def get_checkpoint(self) -> PublishedCheckpoint:
         response = self._call("GetCheckpoint", pb.GetCheckpointRequest())
         assert isinstance(response, pb.GetCheckpointResponse)
-        return wire.checkpoint_from_proto(response.checkpoint)
+        return checkpoint_from_proto(response.checkpoint)
+
+    def get_ledger(self, start: int, end: int) -> tuple[list[LedgerEntry], PublishedCheckpoint]:
+        """Entries from `start` (a page: the node may serve fewer than `end - start`).
+
+        Raises UnreadableEntryError for the first entry that cannot be read.
+        """
+        response = self._call("GetLedger", pb.GetLedgerRequest(start=start, end=end))
+        assert isinstance(response, pb.GetLedgerResponse)
+        entries: list[LedgerEntry] = []
+        for message in response.entries:
+            try:
+                entries.append(ledger_entry_from_proto(message))
+            except WireError as exc:
+                raise UnreadableEntryError(message.seq, exc) from exc
+        return entries, checkpoint_from_proto(response.checkpoint)
+
+    def get_consistency_proof(
+        self, old_size: int, new_size: int
+    ) -> tuple[list[bytes], PublishedCheckpoint]:
+        """The RFC 6962 proof that the ledger at `new_size` extends the one at `old_size`."""
+        response = self._call(
+            "GetConsistencyProof",
+            pb.GetConsistencyProofRequest(old_size=old_size, new_size=new_size),
+        )
+        assert isinstance(response, pb.GetConsistencyProofResponse)
+        return list(response.proof), checkpoint_from_proto(response.checkpoint)
 
 
-def pinned_ledger_key(description: wire.NodeDescription, entry: NodeEntry) -> Ed25519PublicKey:
+def pinned_ledger_key(description: NodeDescription, entry: NodeEntry) -> Ed25519PublicKey:
     """The ledger key the node published, if it is the one pinned in partnership.toml.
 
     Raises ValueError naming both fingerprints otherwise.
@@ -153,7 +201,7 @@ def pinned_ledger_key(description: wire.NodeDescription, entry: NodeEntry) -> Ed
 
 
 def check_receipt(
-    answer: wire.QueryAnswer,
+    answer: QueryAnswer,
     *,
     entry: NodeEntry,
     ledger_key: Ed25519PublicKey | None,

@@ -1,7 +1,10 @@
-"""gRPC failures as analysts should read them, in one place.
+"""The coordinator's typed errors, and gRPC failures as analysts should read them.
 
-Every node failure becomes a short code (the gRPC status name, or UNREACHABLE for a
-node that cannot be contacted) and a sentence saying what happened and what to do.
+Service modules raise `CoordinatorError` subclasses whose message says what was wrong
+and what to do; the command line turns them into click errors in one place
+(`coordinator.cli.errors`). Every node failure becomes a short code (the gRPC status
+name, or UNREACHABLE for a node that cannot be contacted) and a sentence saying what
+happened and what to do.
 """
 
 from __future__ import annotations
@@ -28,7 +31,23 @@ class NodeProblem:
         return self.code in RETRYABLE_CODES
 
 
-class NodeCallError(Exception):
+class CoordinatorError(Exception):
+    """A problem the user can fix; the message says what was wrong and what to do."""
+
+
+class InvalidArgumentError(CoordinatorError):
+    """A command-line value that cannot be used (shown with the command's usage)."""
+
+
+class SetupError(CoordinatorError):
+    """The partnership file or the user's credentials cannot be used as they are."""
+
+
+class CheckpointStoreError(CoordinatorError):
+    """The remembered-checkpoint store cannot be read or is not one."""
+
+
+class NodeCallError(CoordinatorError):
     """A call to a node failed; carries the explained problem."""
 
     def __init__(self, problem: NodeProblem) -> None:
@@ -40,7 +59,7 @@ def explain_rpc_error(error: grpc.RpcError, *, address: str, timeout: float) -> 
     """The code and a readable reason for a failed call to the node at `address`."""
     import grpc
 
-    from npcs.wire import budget_shortfall_from_metadata, field_violation_from_metadata
+    from npcs.errors import budget_shortfall_from_metadata, field_violation_from_metadata
 
     code = error.code() if isinstance(error, grpc.Call) else None
     details = (error.details() if isinstance(error, grpc.Call) else None) or str(error)

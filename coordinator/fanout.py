@@ -28,7 +28,7 @@ from coordinator.client import (
 )
 from coordinator.errors import NodeCallError, NodeProblem
 from coordinator.partnership import NodeEntry
-from npcs import wire
+from kernel.messages import NodeDescription, PreviewResult, QueryAnswer
 from privacy.query import QuerySpec
 
 T = TypeVar("T")
@@ -51,9 +51,9 @@ class NodeQueryResult:
     """What one node did with one query."""
 
     entry: NodeEntry
-    answer: wire.QueryAnswer | None = None
+    answer: QueryAnswer | None = None
     receipt: ReceiptCheck | None = None
-    description: wire.NodeDescription | None = None
+    description: NodeDescription | None = None
     cost_units: int | None = None
     problem: NodeProblem | None = None
     attempts: int = 0
@@ -63,7 +63,7 @@ class NodeQueryResult:
 @dataclass(frozen=True)
 class NodePreviewResult:
     entry: NodeEntry
-    preview: wire.PreviewResult | None = None
+    preview: PreviewResult | None = None
     problem: NodeProblem | None = None
 
 
@@ -137,7 +137,7 @@ def query_node(
 
 
 def _ledger_key(
-    description: wire.NodeDescription, entry: NodeEntry
+    description: NodeDescription, entry: NodeEntry
 ) -> tuple[Ed25519PublicKey | None, str | None]:
     try:
         return pinned_ledger_key(description, entry), None
@@ -162,7 +162,7 @@ def preview_node(
 
 def describe_node(
     entry: NodeEntry, credentials: ClientCredentials, settings: FanoutSettings
-) -> tuple[wire.NodeDescription | None, NodeProblem | None]:
+) -> tuple[NodeDescription | None, NodeProblem | None]:
     with NodeClient(
         entry, credentials, timeout=settings.timeout, interceptors=settings.interceptors
     ) as client:

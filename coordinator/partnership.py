@@ -21,8 +21,8 @@ Format (documented in docs/analyst-guide.md):
     address = "npcs.state-a.example.gov:50051"
     ledger_key_fingerprint = "3f1c...64 hex digits"
 
-TOML is read with the standard library's `tomllib` and written by the tiny serializer
-below (strings, integers, one table and one array of tables are all the format needs).
+TOML is read with the standard library's `tomllib` and written by `kernel.tomlfile`
+(atomically, so a crash never leaves half a registry).
 """
 
 from __future__ import annotations
@@ -31,7 +31,9 @@ import os
 import tomllib
 from dataclasses import dataclass, field, replace
 from pathlib import Path
+from typing import Any
 
+from kernel import tomlfile
 from kernel.identity import IdentityError, check_fingerprint, check_name
 
 FORMAT_VERSION = 1
@@ -204,48 +206,41 @@ def _path(table: dict[str, object], key: str, base: Path, path: Path) -> Path:
 # --- writing ----------------------------------------------------------------------------
 
 
+_HEADER = (
+    "npcs partnership registry. Written by `npcs partnership init/add-node`;\n"
+    "format: docs/analyst-guide.md"
+)
+
+
 def render_toml(partnership: Partnership) -> str:
     """The canonical text of partnership.toml."""
-    identity = partnership.identity
-    lines = [
-        "# npcs partnership registry. Written by `npcs partnership init/add-node`;",
-        "# format: docs/analyst-guide.md",
-        f"format_version = {FORMAT_VERSION}",
-        f"name = {toml_string(partnership.name)}",
-        "",
-        "[identity]",
-        f"ca_certificate = {toml_string(str(identity.ca_certificate))}",
-        f"certificate = {toml_string(str(identity.certificate))}",
-        f"tls_key = {toml_string(str(identity.tls_key))}",
-        f"signing_key = {toml_string(str(identity.signing_key))}",
-    ]
-    for node in partnership.nodes:
-        lines += [
-            "",
-            "[[nodes]]",
-            f"name = {toml_string(node.name)}",
-            f"address = {toml_string(node.address)}",
-            f"ledger_key_fingerprint = {toml_string(node.ledger_key_fingerprint)}",
-        ]
-    return "\n".join(lines) + "\n"
-
-
-def toml_string(value: str) -> str:
-    """A TOML basic string: backslash, quote and control characters escaped."""
-    escaped = []
-    for character in value:
-        if character in ('"', "\\"):
-            escaped.append("\\" + character)
-        elif ord(character) < 0x20 or ord(character) == 0x7F:
-            escaped.append(f"\\u{ord(character):04x}")
-        else:
-            escaped.append(character)
-    return '"' + "".join(escaped) + '"'
+    return tomlfile.render_toml(_values(partnership), header=_HEADER)
 
 
 def save_partnership(partnership: Partnership, path: Path) -> None:
-    """Write atomically (temp file + rename) so a crash never leaves half a registry."""
-    text = render_toml(partnership)
-    temporary = path.with_name(f".{path.name}.tmp")
-    temporary.write_text(text, encoding="utf-8")
-    os.replace(temporary, path)
+    """Write partnership.toml atomically: a reader sees the old registry or the new one."""
+    tomlfile.write_toml(path, _values(partnership), header=_HEADER)
+
+
+def _values(partnership: Partnership) -> dict[str, Any]:
+    identity = partnership.identity
+    values: dict[str, Any] = {
+        "format_version": FORMAT_VERSION,
+        "name": partnership.name,
+        "identity": {
+            "ca_certificate": str(identity.ca_certificate),
+            "certificate": str(identity.certificate),
+            "tls_key": str(identity.tls_key),
+            "signing_key": str(identity.signing_key),
+        },
+    }
+    if partnership.nodes:
+        values["nodes"] = [
+            {
+                "name": node.name,
+                "address": node.address,
+                "ledger_key_fingerprint": node.ledger_key_fingerprint,
+            }
+            for node in partnership.nodes
+        ]
+    return values

@@ -1,18 +1,21 @@
 """Running one partnership query end to end: fan out, verify, pool, store.
 
-`run_query` asks the nodes concurrently (progress on stderr), checks every receipt,
-builds the report, keeps every answer in the results store and remembers each node's
-newest verified checkpoint. `run_preview` is the `--dry-run`: Preview only, no charge.
+`run_query` asks the nodes concurrently, checks every receipt, builds the report, keeps
+every answer in the results store and remembers each node's newest verified checkpoint;
+a node whose ledger went back on the remembered one becomes a warning in the result.
+`run_preview` is the `--dry-run`: Preview only, no charge. Both report each node as it
+finishes to an optional `on_done(entry, result)` callback (the CLI's progress display).
 """
 
 from __future__ import annotations
 
 import base64
 from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import TypeVar
 from uuid import uuid4
 
+from coordinator.checkpoints import RememberedCheckpoint
 from coordinator.fanout import (
     NodePreviewResult,
     NodeQueryResult,
@@ -21,30 +24,34 @@ from coordinator.fanout import (
     query_node,
 )
 from coordinator.partnership import NodeEntry
-from coordinator.report import (
-    ExpectedRow,
-    NodeStatus,
-    PreviewReport,
-    Report,
-    build_report,
-    pooled_expected,
-)
-from coordinator.results import RememberedCheckpoint, StoredAnswer
+from coordinator.preview import ExpectedRow, PreviewReport, pooled_expected
+from coordinator.report import NodeStatus, Report, build_report
+from coordinator.results import StoredAnswer
 from coordinator.session import Session
-from npcs import wire
+from kernel.messages import QueryAnswer
 from privacy.budget import format_rho
 from privacy.query import QuerySpec
 from privacy.release import Release
 
-T = TypeVar("T")
+
+@dataclass(frozen=True)
+class QueryRun:
+    report: Report
+    warnings: tuple[str, ...] = ()
+    """For the analyst: nodes whose ledger went back on the checkpoint remembered."""
 
 
-def run_query(session: Session, entries: Sequence[NodeEntry], spec: QuerySpec) -> Report:
-    results = _with_progress(
+def run_query(
+    session: Session,
+    entries: Sequence[NodeEntry],
+    spec: QuerySpec,
+    *,
+    on_done: Callable[[NodeEntry, NodeQueryResult], None] | None = None,
+) -> QueryRun:
+    results = fan_out(
         entries,
         lambda entry: query_node(entry, session.credentials, spec, session.settings),
-        _query_line,
-        f"asking {len(entries)} node(s)",
+        on_done,
     )
     releases: dict[str, Release] = {}
     populations: dict[str, dict[str, int]] = {}
@@ -74,8 +81,7 @@ def run_query(session: Session, entries: Sequence[NodeEntry], spec: QuerySpec) -
         populations=populations,
     )
     session.store.save(report, stored)
-    _remember_checkpoints(session, results.values(), now)
-    return report
+    return QueryRun(report, _remember_checkpoints(session, results.values(), now))
 
 
 def node_status(result: NodeQueryResult) -> NodeStatus:
@@ -101,7 +107,7 @@ def node_status(result: NodeQueryResult) -> NodeStatus:
     )
 
 
-def receipt_json(answer: wire.QueryAnswer) -> dict[str, object]:
+def receipt_json(answer: QueryAnswer) -> dict[str, object]:
     """The receipt as stored: enough to re-verify it later with the node's ledger key."""
     checkpoint = answer.checkpoint
     return {
@@ -122,33 +128,34 @@ def receipt_json(answer: wire.QueryAnswer) -> dict[str, object]:
 
 def _remember_checkpoints(
     session: Session, results: Iterable[NodeQueryResult], now: datetime
-) -> None:
-    import click
-
+) -> tuple[str, ...]:
+    """Remember every verified checkpoint in one transaction; warn of any that went back."""
     seen_at = now.isoformat(timespec="seconds")
     checkpoints = [
-        RememberedCheckpoint(
-            node=result.entry.name,
-            origin=result.answer.checkpoint.signed.checkpoint.origin,
-            size=result.answer.checkpoint.size,
-            root=result.answer.checkpoint.root,
-            signature=result.answer.checkpoint.signed.signature,
+        RememberedCheckpoint.seen(
+            result.entry.name,
+            result.answer.checkpoint,
             key_fingerprint=result.entry.ledger_key_fingerprint,
             seen_at=seen_at,
         )
         for result in results
         if result.answer is not None and result.receipt is not None and result.receipt.verified
     ]
-    for warning in session.store.remember_checkpoints(session.partnership.name, checkpoints):
-        click.echo(f"WARNING: {warning}", err=True)
+    regressions = session.store.checkpoints.remember(session.partnership.name, checkpoints)
+    return tuple(regression.warning() for regression in regressions)
 
 
-def run_preview(session: Session, entries: Sequence[NodeEntry], spec: QuerySpec) -> PreviewReport:
-    results = _with_progress(
+def run_preview(
+    session: Session,
+    entries: Sequence[NodeEntry],
+    spec: QuerySpec,
+    *,
+    on_done: Callable[[NodeEntry, NodePreviewResult], None] | None = None,
+) -> PreviewReport:
+    results = fan_out(
         entries,
         lambda entry: preview_node(entry, session.credentials, spec, session.settings),
-        _preview_line,
-        f"previewing at {len(entries)} node(s)",
+        on_done,
     )
     statuses: list[NodeStatus] = []
     expected: list[ExpectedRow] = []
@@ -195,49 +202,3 @@ def run_preview(session: Session, entries: Sequence[NodeEntry], spec: QuerySpec)
         remaining_units=remaining,
         expected=tuple(expected + (pooled_expected(expected) if len(remaining) > 1 else [])),
     )
-
-
-def _query_line(entry: NodeEntry, result: NodeQueryResult) -> str:
-    if result.problem is not None:
-        return f"{entry.name}: no answer ({result.problem.code})"
-    verified = (
-        "receipt verified"
-        if result.receipt and result.receipt.verified
-        else ("RECEIPT DID NOT VERIFY")
-    )
-    return f"{entry.name}: answered, {verified}"
-
-
-def _preview_line(entry: NodeEntry, result: NodePreviewResult) -> str:
-    if result.problem is not None:
-        return f"{entry.name}: no preview ({result.problem.code})"
-    return f"{entry.name}: previewed"
-
-
-def _with_progress(
-    entries: Sequence[NodeEntry],
-    work: Callable[[NodeEntry], T],
-    describe: Callable[[NodeEntry, T], str],
-    title: str,
-) -> dict[str, T]:
-    """fan_out with a rich progress bar on stderr (plain lines when not a terminal)."""
-    from rich.console import Console
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
-
-    console = Console(stderr=True)
-    with Progress(
-        TextColumn("{task.description}"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        console=console,
-        transient=True,
-        disable=not console.is_terminal,
-    ) as progress:
-        task = progress.add_task(title, total=len(entries))
-
-        def done(entry: NodeEntry, result: T) -> None:
-            progress.advance(task)
-            if console.is_terminal:
-                progress.console.print(describe(entry, result))
-
-        return fan_out(entries, work, done)

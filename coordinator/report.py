@@ -4,6 +4,7 @@
 into per-node rows, pooled partnership rows, rates per 100,000 children and trends.
 `Report` is the stable JSON document of `npcs query --format json` and
 `npcs results show --format json` (schema "npcs.result.v1", docs/analyst-guide.md).
+The `--dry-run` preview, which releases nothing, is `coordinator.preview`.
 """
 
 from __future__ import annotations
@@ -17,16 +18,15 @@ from pydantic import BaseModel, ConfigDict, model_validator
 
 from coordinator.display import clamp_for_display, upgrade_stored_row
 from coordinator.measures import column_bounds, discrete_names, never_negative
-from coordinator.pooling import PooledValue, half_width_for_std, noise_variance, pool_cell, z_value
+from coordinator.pooling import PooledValue, noise_variance, pool_cell, z_value
 from coordinator.quantiles import monotone_quantiles
 from coordinator.query_text import filters_text, spec_from_report_query
-from coordinator.suppression import Suppression, apply_suppression
+from coordinator.suppression import Suppression, apply_suppression, without_hidden_points
 from coordinator.trend import Point, bucket_position, bucket_year, weighted_slope
 from privacy.query import DateRangeFilter, GroupByTime, QuerySpec, Statistic
 from privacy.release import Estimate, Release
 
 REPORT_FORMAT: Literal["npcs.result.v1"] = "npcs.result.v1"
-PREVIEW_FORMAT: Literal["npcs.preview.v1"] = "npcs.preview.v1"
 PARTNERSHIP_SOURCE = "partnership"
 """The `source` of pooled rows (node names cannot clash: they are checked names, and
 a node called "partnership" would be refused by `npcs partnership add-node`)."""
@@ -35,11 +35,13 @@ RATE_BASE = 100_000
 ReceiptState = Literal["verified", "unverified", "none"]
 
 
-class _Frozen(BaseModel):
+class FrozenModel(BaseModel):
+    """Immutable and strict: the base of the JSON documents the coordinator writes."""
+
     model_config = ConfigDict(frozen=True, extra="forbid")
 
 
-class NodeStatus(_Frozen):
+class NodeStatus(FrozenModel):
     """What happened at one node."""
 
     node: str
@@ -58,7 +60,7 @@ class NodeStatus(_Frozen):
     """The node answered from its ledger (a retry of a recorded query_id: no new charge)."""
 
 
-class ValueRow(_Frozen):
+class ValueRow(FrozenModel):
     """One released or pooled number for one cell (coordinator/display.py)."""
 
     source: str
@@ -97,7 +99,7 @@ class ValueRow(_Frozen):
         return upgrade_stored_row(data)
 
 
-class TrendRow(_Frozen):
+class TrendRow(FrozenModel):
     """Slope per year of one series (one source, one non-time key, one value name)."""
 
     source: str
@@ -111,7 +113,7 @@ class TrendRow(_Frozen):
     points: int
 
 
-class Report(_Frozen):
+class Report(FrozenModel):
     format: Literal["npcs.result.v1"] = REPORT_FORMAT
     result_id: str
     query_id: str
@@ -151,32 +153,6 @@ class Report(_Frozen):
     @property
     def unverified_nodes(self) -> tuple[str, ...]:
         return tuple(s.node for s in self.nodes if s.answered and s.receipt != "verified")
-
-
-class ExpectedRow(_Frozen):
-    """`--dry-run`: the expected 95% half-width of one value at one node (or pooled)."""
-
-    source: str
-    name: str
-    distribution: str
-    scale: float | None
-    ci_half_width: float | None
-
-
-class PreviewReport(_Frozen):
-    format: Literal["npcs.preview.v1"] = PREVIEW_FORMAT
-    query_id: str
-    partnership: str
-    dataset: str
-    statistic: str
-    query: dict[str, object]
-    nodes: tuple[NodeStatus, ...]
-    remaining_units: dict[str, int]
-    expected: tuple[ExpectedRow, ...]
-
-    @property
-    def all_answered(self) -> bool:
-        return all(status.answered for status in self.nodes)
 
 
 # --- building -----------------------------------------------------------------------
@@ -255,7 +231,7 @@ def build_report(
         nodes=tuple(statuses),
         pooled_nodes=tuple(releases),
         rows=tuple(rows),
-        trends=tuple(_without_hidden_points(trends, rows, time_index)),
+        trends=tuple(without_hidden_points(trends, rows, time_index)),
     )
 
 
@@ -404,63 +380,14 @@ def compute_trends(
     return trends
 
 
-def _without_hidden_points(
-    trends: Sequence[TrendRow], rows: Sequence[ValueRow], time_index: int | None
-) -> list[TrendRow]:
-    """Drop each trend whose series has a suppressed point (the slope would reveal it)."""
-    if time_index is None:
-        return list(trends)
-    hidden = {
-        (row.source, row.key[:time_index] + row.key[time_index + 1 :], row.name)
-        for row in rows
-        if row.suppressed
-    }
-    return [t for t in trends if (t.source, t.key, t.name) not in hidden]
-
-
-def pooled_expected(rows: Sequence[ExpectedRow], confidence: float = 0.95) -> list[ExpectedRow]:
-    """The partnership's expected half-width per value name, from summed noise variances."""
-    names: dict[str, list[ExpectedRow]] = {}
-    for row in rows:
-        names.setdefault(row.name, []).append(row)
-    pooled: list[ExpectedRow] = []
-    for name, group in names.items():
-        variances = [_expected_variance(row) for row in group]
-        if any(v is None for v in variances):
-            continue
-        std = math.sqrt(math.fsum(v for v in variances if v is not None))
-        pooled.append(
-            ExpectedRow(
-                source=PARTNERSHIP_SOURCE,
-                name=name,
-                distribution="gaussian" if len(group) > 1 else group[0].distribution,
-                scale=std,
-                ci_half_width=half_width_for_std(std, confidence),
-            )
-        )
-    return pooled
-
-
-def _expected_variance(row: ExpectedRow) -> float | None:
-    if row.scale is None:
-        return None
-    if row.distribution == "gaussian":
-        return row.scale**2
-    if row.distribution == "laplace":
-        return 2 * row.scale**2
-    return None
-
-
 __all__ = [
     "PARTNERSHIP_SOURCE",
-    "ExpectedRow",
+    "FrozenModel",
     "NodeStatus",
-    "PreviewReport",
     "Report",
     "TrendRow",
     "ValueRow",
     "build_report",
     "compute_trends",
-    "pooled_expected",
     "z_value",
 ]

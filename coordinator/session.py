@@ -1,7 +1,7 @@
 """What every network command starts from: the partnership, credentials, results store.
 
-Built once at the command's entry point and passed down; set-up problems become
-click errors that say what to fix.
+Built once at the command's entry point and passed down; set-up problems are
+`CoordinatorError`s that say what to fix.
 """
 
 from __future__ import annotations
@@ -9,9 +9,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-import click
-
 from coordinator.client import ClientCredentials
+from coordinator.errors import InvalidArgumentError, SetupError
 from coordinator.fanout import FanoutSettings
 from coordinator.partnership import (
     NodeEntry,
@@ -21,7 +20,7 @@ from coordinator.partnership import (
     resolve_config_path,
 )
 from coordinator.results import ResultsStore
-from kernel.identity import KeyFileError
+from kernel.keyfiles import KeyFileError
 
 
 @dataclass(frozen=True)
@@ -36,7 +35,7 @@ class Session:
         try:
             return self.partnership.select(wanted)
         except PartnershipError as exc:
-            raise click.UsageError(str(exc)) from exc
+            raise InvalidArgumentError(str(exc)) from exc
 
 
 def open_session(config: Path | None, *, timeout: float = 30.0, retries: int = 2) -> Session:
@@ -45,9 +44,9 @@ def open_session(config: Path | None, *, timeout: float = 30.0, retries: int = 2
         partnership = load_partnership(path)
         credentials = ClientCredentials.load(partnership.identity)
     except (PartnershipError, KeyFileError) as exc:
-        raise click.ClickException(str(exc)) from exc
+        raise SetupError(str(exc)) from exc
     if timeout <= 0:
-        raise click.UsageError("--timeout must be a positive number of seconds")
+        raise InvalidArgumentError("--timeout must be a positive number of seconds")
     return Session(
         partnership=partnership,
         credentials=credentials,

@@ -20,7 +20,7 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING, Literal
 
 if TYPE_CHECKING:
-    from coordinator.report import ValueRow
+    from coordinator.report import TrendRow, ValueRow
 
 Suppression = Literal["node", "complementary"]
 
@@ -57,3 +57,17 @@ def apply_suppression(rows: Sequence[ValueRow], pooled_source: str) -> list[Valu
         else:
             out.append(row)
     return out
+
+
+def without_hidden_points(
+    trends: Sequence[TrendRow], rows: Sequence[ValueRow], time_index: int | None
+) -> list[TrendRow]:
+    """Drop each trend whose series has a suppressed point (the slope would reveal it)."""
+    if time_index is None:
+        return list(trends)
+    hidden = {
+        (row.source, row.key[:time_index] + row.key[time_index + 1 :], row.name)
+        for row in rows
+        if row.suppressed
+    }
+    return [t for t in trends if (t.source, t.key, t.name) not in hidden]

@@ -4,24 +4,20 @@ Every certificate the partnership CA issues names its holder in a URI SAN
 `npcs://PARTNERSHIP/ROLE/NAME`. People who sign requests also carry a second URI SAN,
 `npcs-signing-key:sha256:<hex>`, binding their Ed25519 request-signing key to the
 certificate. Nodes authorise callers from these SANs only (read from the gRPC
-AuthContext after the mTLS handshake has checked the chain).
+AuthContext by `node.peer` after the mTLS handshake has checked the chain).
 
-Pure helpers: no networking, no gRPC import.
+Pure helpers on certificate objects: no files (`kernel.keyfiles`), no networking, no gRPC.
 """
 
 from __future__ import annotations
 
 import hashlib
 import re
-from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Literal, get_args
 
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
-from cryptography.hazmat.primitives.asymmetric import ec, ed25519
-from cryptography.hazmat.primitives.asymmetric.types import PrivateKeyTypes
 
 Role = Literal["node", "analyst", "auditor"]
 ROLES: tuple[Role, ...] = get_args(Role)
@@ -36,10 +32,6 @@ _FINGERPRINT_PATTERN = re.compile(r"^[0-9a-f]{64}$")
 
 class IdentityError(ValueError):
     """A malformed identity URI, or a certificate that does not name exactly one identity."""
-
-
-class KeyFileError(ValueError):
-    """A key or certificate file that is missing, unreadable or of the wrong kind."""
 
 
 def check_name(value: str, what: str) -> str:
@@ -139,27 +131,7 @@ def certificate_fingerprint(certificate: x509.Certificate) -> str:
     return hashlib.sha256(certificate.public_bytes(serialization.Encoding.DER)).hexdigest()
 
 
-def signing_key_fingerprint(public_key: ed25519.Ed25519PublicKey | bytes) -> str:
-    """SHA-256 of the raw 32-byte Ed25519 public key, lowercase hex."""
-    raw = public_key if isinstance(public_key, bytes) else ed25519_public_bytes(public_key)
-    return hashlib.sha256(raw).hexdigest()
-
-
-def ed25519_public_bytes(public_key: ed25519.Ed25519PublicKey) -> bytes:
-    return public_key.public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw)
-
-
 # --- certificates -------------------------------------------------------------------------
-
-
-def load_certificate(data: bytes) -> x509.Certificate:
-    """Parse a PEM or DER certificate; raise KeyFileError if it is neither."""
-    try:
-        if data.lstrip().startswith(b"-----BEGIN"):
-            return x509.load_pem_x509_certificate(data)
-        return x509.load_der_x509_certificate(data)
-    except ValueError as exc:
-        raise KeyFileError(f"not a valid X.509 certificate: {exc}") from exc
 
 
 def uri_sans(certificate: x509.Certificate) -> list[str]:
@@ -207,98 +179,3 @@ def peer_from_certificate(certificate: x509.Certificate) -> Peer:
         certificate_fingerprint=certificate_fingerprint(certificate),
         signing_key_fingerprint=bound_signing_key_fingerprint(certificate),
     )
-
-
-# --- gRPC AuthContext (as a plain mapping, so this module needs no grpc import) -----------
-
-# gRPC returns {key: [bytes, ...]}; grpc-stubs declares {key: bytes}. Accept both.
-AuthContext = Mapping[str, Iterable[bytes]] | Mapping[str, bytes]
-
-
-def _auth_values(auth_context: AuthContext, key: str) -> list[bytes]:
-    value = auth_context.get(key)
-    if value is None:
-        return []
-    if isinstance(value, bytes):
-        return [value]
-    return [bytes(item) for item in value]
-
-
-def certificate_from_auth_context(auth_context: AuthContext) -> x509.Certificate:
-    """The peer certificate from `grpc.ServicerContext.auth_context()`.
-
-    Raises IdentityError when the connection is not TLS or the peer sent no certificate.
-    """
-    security = _auth_values(auth_context, "transport_security_type")
-    if security != [b"ssl"]:
-        raise IdentityError("connection is not protected by TLS: the peer is unauthenticated")
-    certificates = _auth_values(auth_context, "x509_pem_cert")
-    if len(certificates) != 1:
-        raise IdentityError("peer presented no client certificate")
-    return load_certificate(certificates[0])
-
-
-def peer_from_auth_context(auth_context: AuthContext) -> Peer:
-    """Identity and fingerprints of the caller, from the gRPC AuthContext."""
-    return peer_from_certificate(certificate_from_auth_context(auth_context))
-
-
-def identity_from_auth_context(auth_context: AuthContext) -> Identity:
-    return peer_from_auth_context(auth_context).identity
-
-
-# --- key and certificate files ------------------------------------------------------------
-
-
-def read_file(path: Path, what: str) -> bytes:
-    """Read a key/certificate file, turning OS errors into a KeyFileError naming the file."""
-    try:
-        return path.read_bytes()
-    except FileNotFoundError as exc:
-        raise KeyFileError(f"{what} {path} does not exist") from exc
-    except OSError as exc:
-        raise KeyFileError(f"cannot read {what} {path}: {exc.strerror}") from exc
-
-
-def load_certificate_file(path: Path, what: str = "certificate") -> x509.Certificate:
-    data = read_file(path, what)
-    try:
-        return load_certificate(data)
-    except KeyFileError as exc:
-        raise KeyFileError(f"{what} {path} is {exc}") from exc
-
-
-def load_ec_private_key(path: Path, what: str = "TLS key") -> ec.EllipticCurvePrivateKey:
-    """Load an unencrypted PEM ECDSA P-256 private key."""
-    key = _load_private_key(path, what)
-    if not isinstance(key, ec.EllipticCurvePrivateKey) or key.curve.name != "secp256r1":
-        raise KeyFileError(f"{what} {path} is not an ECDSA P-256 key")
-    return key
-
-
-def load_ed25519_private_key(path: Path, what: str = "signing key") -> ed25519.Ed25519PrivateKey:
-    """Load an unencrypted PEM (PKCS8) Ed25519 private key."""
-    key = _load_private_key(path, what)
-    if not isinstance(key, ed25519.Ed25519PrivateKey):
-        raise KeyFileError(f"{what} {path} is not an Ed25519 private key")
-    return key
-
-
-def load_ed25519_public_key(path: Path, what: str = "public key") -> ed25519.Ed25519PublicKey:
-    """Load a PEM (SubjectPublicKeyInfo) Ed25519 public key."""
-    data = read_file(path, what)
-    try:
-        key = serialization.load_pem_public_key(data)
-    except ValueError as exc:
-        raise KeyFileError(f"{what} {path} is not a PEM public key: {exc}") from exc
-    if not isinstance(key, ed25519.Ed25519PublicKey):
-        raise KeyFileError(f"{what} {path} is not an Ed25519 public key")
-    return key
-
-
-def _load_private_key(path: Path, what: str) -> PrivateKeyTypes:
-    data = read_file(path, what)
-    try:
-        return serialization.load_pem_private_key(data, password=None)
-    except (ValueError, TypeError) as exc:
-        raise KeyFileError(f"{what} {path} is not an unencrypted PEM private key: {exc}") from exc

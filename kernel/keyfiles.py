@@ -1,29 +1,51 @@
-"""Making keys and CSRs, and writing them to disk safely.
+"""Keys, certificates and CSRs: making them, encoding them, and their files on disk.
+
+The one place for Ed25519 and X.509 key material: ECDSA P-256 for TLS (gRPC refuses
+Ed25519 TLS certificates); Ed25519 for application signatures (requests, the ledger's
+checkpoints). The fingerprint of an Ed25519 key is `privacy.tlog.key_fingerprint` (the
+ledger, in `privacy`, needs it too).
 
 Private keys are generated where they are used and written once, mode 0600, never
 over an existing file (O_EXCL): losing a key by accident is worse than an error.
-ECDSA P-256 for TLS (gRPC refuses Ed25519 TLS certificates); Ed25519 for application
-signatures (requests, ledger).
+Reading a file that is missing or unreadable raises a KeyFileError that is also an
+OSError (FileNotFoundError when missing), so callers may catch either.
 """
 
 from __future__ import annotations
 
 import ipaddress
-import os
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519
+from cryptography.hazmat.primitives.asymmetric.types import PrivateKeyTypes
 from cryptography.x509.oid import NameOID
 
-from kernel.identity import Identity, KeyFileError
-
-PRIVATE_FILE_MODE = 0o600
-PUBLIC_FILE_MODE = 0o644
+from kernel.files import PRIVATE_FILE_MODE, PUBLIC_FILE_MODE, atomic_write_bytes, create_exclusive
+from kernel.identity import Identity
 
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
+
+
+class KeyFileError(ValueError):
+    """A key or certificate file that is missing, unreadable or of the wrong kind."""
+
+
+class KeyFileReadError(KeyFileError, OSError):
+    """A key or certificate file that cannot be read."""
+
+
+class KeyFileMissingError(KeyFileReadError, FileNotFoundError):
+    """A key or certificate file that does not exist."""
+
+
+class KeyFileExistsError(KeyFileError, FileExistsError):
+    """Refused: writing would replace an existing key or certificate file."""
+
+
+# --- making and encoding keys -------------------------------------------------------------
 
 
 def generate_tls_key() -> ec.EllipticCurvePrivateKey:
@@ -31,6 +53,7 @@ def generate_tls_key() -> ec.EllipticCurvePrivateKey:
 
 
 def generate_ed25519_key() -> ed25519.Ed25519PrivateKey:
+    """A request-signing or ledger key."""
     return ed25519.Ed25519PrivateKey.generate()
 
 
@@ -44,6 +67,7 @@ def private_key_pem(key: ec.EllipticCurvePrivateKey | ed25519.Ed25519PrivateKey)
 
 
 def public_key_pem(key: ec.EllipticCurvePublicKey | ed25519.Ed25519PublicKey) -> bytes:
+    """SubjectPublicKeyInfo PEM."""
     return key.public_bytes(
         serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
     )
@@ -51,6 +75,85 @@ def public_key_pem(key: ec.EllipticCurvePublicKey | ed25519.Ed25519PublicKey) ->
 
 def certificate_pem(certificate: x509.Certificate) -> bytes:
     return certificate.public_bytes(serialization.Encoding.PEM)
+
+
+def public_key_from_raw(raw: bytes) -> ed25519.Ed25519PublicKey:
+    """An Ed25519 public key from its raw 32 bytes (ValueError if they are not one)."""
+    return ed25519.Ed25519PublicKey.from_public_bytes(raw)
+
+
+def public_key_from_pem(pem: bytes, *, source: str = "PEM data") -> ed25519.Ed25519PublicKey:
+    """A PEM (SubjectPublicKeyInfo) Ed25519 public key; KeyFileError naming `source`."""
+    try:
+        key = serialization.load_pem_public_key(pem)
+    except ValueError as exc:
+        raise KeyFileError(f"{source} is not a PEM public key: {exc}") from exc
+    if not isinstance(key, ed25519.Ed25519PublicKey):
+        raise KeyFileError(f"{source} is not an Ed25519 public key")
+    return key
+
+
+def load_certificate(data: bytes) -> x509.Certificate:
+    """Parse a PEM or DER certificate; raise KeyFileError if it is neither."""
+    try:
+        if data.lstrip().startswith(b"-----BEGIN"):
+            return x509.load_pem_x509_certificate(data)
+        return x509.load_der_x509_certificate(data)
+    except ValueError as exc:
+        raise KeyFileError(f"not a valid X.509 certificate: {exc}") from exc
+
+
+# --- reading files ------------------------------------------------------------------------
+
+
+def read_file(path: Path, what: str) -> bytes:
+    """Read a key/certificate file, turning OS errors into a KeyFileError naming the file."""
+    try:
+        return path.read_bytes()
+    except FileNotFoundError as exc:
+        raise KeyFileMissingError(f"{what} {path} does not exist") from exc
+    except OSError as exc:
+        raise KeyFileReadError(f"cannot read {what} {path}: {exc.strerror}") from exc
+
+
+def load_certificate_file(path: Path, what: str = "certificate") -> x509.Certificate:
+    data = read_file(path, what)
+    try:
+        return load_certificate(data)
+    except KeyFileError as exc:
+        raise KeyFileError(f"{what} {path} is {exc}") from exc
+
+
+def load_ec_private_key(path: Path, what: str = "TLS key") -> ec.EllipticCurvePrivateKey:
+    """Load an unencrypted PEM ECDSA P-256 private key."""
+    key = _load_private_key(path, what)
+    if not isinstance(key, ec.EllipticCurvePrivateKey) or key.curve.name != "secp256r1":
+        raise KeyFileError(f"{what} {path} is not an ECDSA P-256 key")
+    return key
+
+
+def load_ed25519_private_key(path: Path, what: str = "signing key") -> ed25519.Ed25519PrivateKey:
+    """Load an unencrypted PEM (PKCS8) Ed25519 private key."""
+    key = _load_private_key(path, what)
+    if not isinstance(key, ed25519.Ed25519PrivateKey):
+        raise KeyFileError(f"{what} {path} is not an Ed25519 private key")
+    return key
+
+
+def load_ed25519_public_key(path: Path, what: str = "public key") -> ed25519.Ed25519PublicKey:
+    """Load a PEM (SubjectPublicKeyInfo) Ed25519 public key."""
+    return public_key_from_pem(read_file(path, what), source=f"{what} {path}")
+
+
+def _load_private_key(path: Path, what: str) -> PrivateKeyTypes:
+    data = read_file(path, what)
+    try:
+        return serialization.load_pem_private_key(data, password=None)
+    except (ValueError, TypeError) as exc:
+        raise KeyFileError(f"{what} {path} is not an unencrypted PEM private key: {exc}") from exc
+
+
+# --- writing files ------------------------------------------------------------------------
 
 
 def refuse_existing(paths: Iterable[Path]) -> None:
@@ -66,28 +169,22 @@ def refuse_existing(paths: Iterable[Path]) -> None:
 def write_private_file(path: Path, data: bytes) -> None:
     """Create `path` with mode 0600 and write `data`; never overwrite an existing file."""
     try:
-        descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, PRIVATE_FILE_MODE)
+        create_exclusive(path, data, mode=PRIVATE_FILE_MODE)
     except FileExistsError as exc:
-        raise KeyFileError(
+        raise KeyFileExistsError(
             f"refusing to overwrite existing key {path}: move it away first if you really "
             "mean to replace it"
         ) from exc
-    # The umask may have narrowed the mode further, never widened it; pin it exactly.
-    os.fchmod(descriptor, PRIVATE_FILE_MODE)
-    with os.fdopen(descriptor, "wb") as handle:
-        handle.write(data)
-        handle.flush()
-        os.fsync(handle.fileno())
 
 
 def write_public_file(path: Path, data: bytes, *, overwrite: bool = False) -> None:
     """Write a public file (certificate, CSR, public key), atomically when replacing."""
     if path.exists() and not overwrite:
-        raise KeyFileError(f"refusing to overwrite existing {path}")
-    temporary = path.with_name(f".{path.name}.tmp")
-    temporary.write_bytes(data)
-    temporary.chmod(PUBLIC_FILE_MODE)
-    os.replace(temporary, path)
+        raise KeyFileExistsError(f"refusing to overwrite existing {path}")
+    atomic_write_bytes(path, data, mode=PUBLIC_FILE_MODE)
+
+
+# --- certificate signing requests ---------------------------------------------------------
 
 
 def build_csr(

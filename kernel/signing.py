@@ -20,6 +20,8 @@ Pure: no networking, no gRPC import.
 
 from __future__ import annotations
 
+import base64
+import binascii
 import hashlib
 import json
 import secrets
@@ -32,13 +34,8 @@ from typing import Any, ClassVar
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.asymmetric import ed25519
 
-from kernel.identity import (
-    Peer,
-    check_fingerprint,
-    check_name,
-    ed25519_public_bytes,
-    signing_key_fingerprint,
-)
+from kernel.identity import Peer, check_fingerprint, check_name
+from privacy.tlog import key_fingerprint, raw_public_key
 
 ENVELOPE_PURPOSE = "npcs.v1.QueryRequest"
 """Domain separation: a signature over this envelope can mean nothing else."""
@@ -195,7 +192,33 @@ class SignedRequest:
 
     @property
     def signer_key_fingerprint(self) -> str:
-        return signing_key_fingerprint(self.signer_public_key)
+        return key_fingerprint(self.signer_public_key)
+
+
+def signed_request_to_bytes(signed: SignedRequest) -> bytes:
+    """How the ledger stores a signed request: canonical JSON, bytes as base64."""
+    return json.dumps(
+        {
+            "envelope": base64.b64encode(signed.envelope_bytes).decode(),
+            "signature": base64.b64encode(signed.signature).decode(),
+            "public_key": base64.b64encode(signed.signer_public_key).decode(),
+        },
+        sort_keys=True,
+        separators=(",", ":"),
+    ).encode()
+
+
+def signed_request_from_bytes(data: bytes) -> SignedRequest:
+    """Parse a signed request as the ledger stores it (ValueError if it is not one)."""
+    try:
+        fields = json.loads(data)
+        return SignedRequest(
+            envelope_bytes=base64.b64decode(fields["envelope"], validate=True),
+            signature=base64.b64decode(fields["signature"], validate=True),
+            signer_public_key=base64.b64decode(fields["public_key"], validate=True),
+        )
+    except (ValueError, KeyError, TypeError, binascii.Error) as exc:
+        raise ValueError("stored signed request is not in the ledger's format") from exc
 
 
 def sign_request(envelope: RequestEnvelope, key: ed25519.Ed25519PrivateKey) -> SignedRequest:
@@ -203,7 +226,7 @@ def sign_request(envelope: RequestEnvelope, key: ed25519.Ed25519PrivateKey) -> S
     return SignedRequest(
         envelope_bytes=envelope_bytes,
         signature=key.sign(envelope_bytes),
-        signer_public_key=ed25519_public_bytes(key.public_key()),
+        signer_public_key=raw_public_key(key.public_key()),
     )
 
 

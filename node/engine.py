@@ -11,35 +11,47 @@ Order matters for privacy and for auditability:
 4. `Ledger.charge_and_release` checks the budget, runs the release and records the
    charge in one transaction; the answer is returned only after the commit.
 
-Health: the start-up self-check decides whether the node answers at all, and any ledger
-fault seen while serving (a LedgerFault or SQLite error from any ledger call) turns the
-engine unhealthy until restart: a ledger that failed once is not trusted to record the
-next charge. No periodic full self-check: it is O(ledger size).
+Health (`node.health`): the start-up self-check decides whether the node answers at all,
+and any ledger fault seen while serving turns the engine unhealthy until restart.
 """
 
 from __future__ import annotations
 
 import json
 import logging
-import sqlite3
-import threading
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from dataclasses import dataclass
 from functools import cached_property
 from importlib.metadata import version
 from typing import ClassVar
 
 from kernel.identity import Identity, Peer
-from kernel.signing import ReplayGuard, RequestRejectedError, SignedRequest, admit_signed_request
+from kernel.keyfiles import public_key_pem
+from kernel.messages import (
+    ExpectedValue,
+    NodeDescription,
+    PolicyView,
+    PreviewResult,
+    PublishedCheckpoint,
+    RequestFieldError,
+)
+from kernel.signing import (
+    ReplayGuard,
+    RequestRejectedError,
+    SignedRequest,
+    admit_signed_request,
+    signed_request_to_bytes,
+)
+from node.health import LedgerHealth
 from node.layout import NodePaths
 from node.node_ledger import budget_policy
 from node.settings import NodeSettings
 from node.store import DataStore, Snapshot
-from npcs import wire
 from privacy import tlog
 from privacy.budget import format_rho
-from privacy.ledger import ChargeOutcome, ChargeRequest, Ledger, LedgerEntry, LedgerFault
+from privacy.ledger.entry import ChargeOutcome, ChargeRequest, LedgerEntry
+from privacy.ledger.errors import LedgerFault
+from privacy.ledger.writer import Ledger
 from privacy.plan import ExpectedAccuracy, QueryPlan, plan_query
 from privacy.query import QuerySpec
 from privacy.schema import Schema
@@ -60,13 +72,6 @@ class CostNotAuthorised(RequestRejectedError):  # noqa: N818  (like kernel.signi
 
 class LedgerRangeError(LookupError):
     """A ledger range or tree size beyond the ledger (NOT_FOUND) or reversed."""
-
-
-@dataclass(frozen=True)
-class PreviewOutcome:
-    cost_units: int
-    expected: tuple[wire.ExpectedValue, ...]
-    remaining_units: int
 
 
 @dataclass(frozen=True)
@@ -100,76 +105,23 @@ class QueryEngine:
         self._ledger = ledger
         self._replay_guard = replay_guard or ReplayGuard()
         self._clock = clock
-        self._healthy = False
-        self._fault = "the ledger has not been checked yet"
-        self._health_lock = threading.Lock()
-        self._health_listeners: list[Callable[[bool], None]] = []
+        self._health = LedgerHealth(ledger)
         self.run_self_check()
 
-    # -- health
+    # -- health (see node.health)
 
     def run_self_check(self) -> bool:
         """Run the ledger's full self-check; while it fails no query is answered."""
-        try:
-            report = self._ledger.self_check()
-        except LedgerFault as exc:
-            healthy, fault = False, str(exc)
-        else:
-            healthy = report.ok
-            fault = "" if report.ok else "; ".join(report.problems[:3])
-        if not healthy:
-            log.error("ledger self-check failed", extra={"event": "ledger_fault"})
-        self._set_health(healthy, fault)
-        return healthy
+        return self._health.run_self_check()
 
     @property
     def healthy(self) -> bool:
-        return self._healthy
+        return self._health.healthy
 
     def add_health_listener(self, listener: Callable[[bool], None]) -> None:
         """Call `listener(healthy)` whenever the engine's health is decided (e.g. to
         publish it on the gRPC health service). Called on the thread that decided it."""
-        with self._health_lock:
-            self._health_listeners.append(listener)
-
-    def _set_health(self, healthy: bool, fault: str) -> None:
-        with self._health_lock:
-            self._healthy, self._fault = healthy, fault
-            listeners = tuple(self._health_listeners)
-        for listener in listeners:
-            listener(healthy)
-
-    @contextmanager
-    def _watching_ledger(self, what: str) -> Iterator[None]:
-        """Turn the engine unhealthy (until restart) on any ledger fault inside the block.
-
-        A raw SQLite error becomes a LedgerFault, so callers see one kind of fault.
-        """
-        try:
-            yield
-        except LedgerFault as exc:
-            self._ledger_failed(what, exc)
-            raise
-        except sqlite3.Error as exc:
-            fault = LedgerFault(f"ledger database error: {exc}")
-            self._ledger_failed(what, fault)
-            raise fault from exc
-
-    def _ledger_failed(self, what: str, exc: LedgerFault) -> None:
-        if self._healthy:
-            log.error(
-                "ledger fault while serving: the node answers no query until restarted",
-                extra={"event": "ledger_fault", "during": what},
-            )
-        self._set_health(False, f"the ledger failed while serving ({what}): {exc}")
-
-    def _require_healthy(self) -> None:
-        if not self._healthy:
-            raise LedgerFault(
-                f"this node's ledger failed and the node answers no query: "
-                f"{self._fault}. The node operator must run `npcs-node ledger verify` "
-                "and restart the node."
-            )
+        self._health.add_listener(listener)
 
     # -- public facts
 
@@ -191,12 +143,12 @@ class QueryEngine:
 
     @cached_property
     def ledger_public_key_pem(self) -> str:
-        return tlog.public_key_to_pem(self._ledger.public_key).decode()
+        return public_key_pem(self._ledger.public_key).decode()
 
-    def describe(self, caller: Identity) -> wire.NodeDescription:
+    def describe(self, caller: Identity) -> NodeDescription:
         budget = self._settings.budget
         analyst = caller.name if caller.role == "analyst" else None
-        with self._watching_ledger("describe"):
+        with self._health.watching("describe"):
             remaining = (
                 {
                     dataset: self._ledger.remaining_units(dataset, analyst)
@@ -206,11 +158,11 @@ class QueryEngine:
                 else {}
             )
             checkpoint = self._ledger.latest_checkpoint()
-        return wire.NodeDescription(
+        return NodeDescription(
             node_name=self._settings.name,
             partnership=self._settings.partnership,
             schema=self._schema,
-            policy=wire.PolicyView(
+            policy=PolicyView(
                 datasets=tuple(self._settings.allowed_datasets),
                 total_rho_per_dataset=dict(budget.total_rho_per_dataset),
                 max_rho_per_query=budget.max_rho_per_query,
@@ -220,22 +172,22 @@ class QueryEngine:
             remaining_units=remaining,
             child_population=dict(self._settings.child_population),
             ledger_public_key_pem=self.ledger_public_key_pem,
-            latest_checkpoint=wire.WireCheckpoint(checkpoint, self.ledger_key_fingerprint),
+            latest_checkpoint=PublishedCheckpoint(checkpoint, self.ledger_key_fingerprint),
             opendp_version=self.opendp_version,
         )
 
     # -- queries
 
-    def preview(self, spec: QuerySpec, caller: Identity) -> PreviewOutcome:
+    def preview(self, spec: QuerySpec, caller: Identity) -> PreviewResult:
         """Cost and expected accuracy of a query: no release, no charge, no signature."""
-        self._require_healthy()
+        self._health.require_healthy()
         plan, _ = self._plan(self._validate(spec))
-        with self._watching_ledger("preview"):
+        with self._health.watching("preview"):
             remaining = self._ledger.remaining_units(spec.dataset, caller.name)
-        return PreviewOutcome(
+        return PreviewResult(
             cost_units=plan.cost_units,
             expected=tuple(
-                wire.ExpectedValue(
+                ExpectedValue(
                     name=value.name,
                     distribution=value.distribution.value,
                     scale=value.scale,
@@ -252,10 +204,10 @@ class QueryEngine:
         Raises QueryValidationError, DatasetUnavailableError, RequestRejectedError (signature,
         replay, freshness, cost), BudgetExceeded, QueryIdConflict, LedgerFault.
         """
-        self._require_healthy()
+        self._health.require_healthy()
         canonical = spec.canonical_bytes()
         validated = self._validate(spec)
-        with self._watching_ledger("query"):
+        with self._health.watching("query"):
             admitted = admit_signed_request(
                 signed,
                 caller=caller,
@@ -284,12 +236,12 @@ class QueryEngine:
             mechanism_summary=_mechanism_summary(plan.expected),
             opendp_version=self.opendp_version,
             snapshot_id=snapshot.snapshot_id,
-            signed_request=wire.signed_request_to_bytes(signed),
+            signed_request=signed_request_to_bytes(signed),
         )
         node_name, snapshot_id = self._settings.name, snapshot.snapshot_id
         # Suppression only flags small noisy counts (post-processing): same cost, same value.
         suppress_below = self._settings.suppress_counts_below
-        with self._watching_ledger("query"):
+        with self._health.watching("query"):
             outcome = self._ledger.charge_and_release(
                 charge,
                 lambda: plan.release(
@@ -342,7 +294,7 @@ class QueryEngine:
     # -- auditing
 
     def latest_checkpoint(self) -> tlog.SignedCheckpoint:
-        with self._watching_ledger("checkpoint"):
+        with self._health.watching("checkpoint"):
             return self._ledger.latest_checkpoint()
 
     def ledger_slice(self, start: int, end: int) -> LedgerSlice:
@@ -350,16 +302,16 @@ class QueryEngine:
 
         At most MAX_ENTRIES_PER_CALL entries: page on from the last index received.
         """
-        with self._watching_ledger("ledger read"):
+        with self._health.watching("ledger read"):
             checkpoint = self._ledger.latest_checkpoint()
         size = checkpoint.checkpoint.size
         stop = size if end == 0 else end
         if start > stop:
-            raise wire.WireError("start", f"start {start} is after end {stop}")
+            raise RequestFieldError("start", f"start {start} is after end {stop}")
         if stop > size:
             raise LedgerRangeError(f"the ledger has {size} entries; end {stop} is beyond it")
         stop = min(stop, start + MAX_ENTRIES_PER_CALL)
-        with self._watching_ledger("ledger read"):
+        with self._health.watching("ledger read"):
             return LedgerSlice(tuple(self._ledger.entries(start, stop)), checkpoint)
 
     def consistency_proof(
@@ -367,10 +319,10 @@ class QueryEngine:
     ) -> tuple[tuple[bytes, ...], tlog.SignedCheckpoint]:
         """RFC 9162 proof that the tree of new_size extends the one of old_size, with the
         node's signed checkpoint at new_size."""
-        with self._watching_ledger("consistency proof"):
+        with self._health.watching("consistency proof"):
             size = self._ledger.latest_checkpoint().checkpoint.size
         if not 0 < old_size <= new_size:
-            raise wire.WireError(
+            raise RequestFieldError(
                 "old_size",
                 f"no consistency proof from size {old_size} to {new_size}: "
                 "need 0 < old_size <= new_size",
@@ -379,7 +331,7 @@ class QueryEngine:
             raise LedgerRangeError(
                 f"the ledger has {size} entries; new_size {new_size} is beyond it"
             )
-        with self._watching_ledger("consistency proof"):
+        with self._health.watching("consistency proof"):
             checkpoint = self._ledger.checkpoint_at(new_size)
             if checkpoint is None:
                 raise LedgerFault(f"the ledger has no signed checkpoint at size {new_size}")

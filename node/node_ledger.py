@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from kernel.keyfiles import load_ed25519_private_key
 from node.layout import NodePaths
 from node.settings import BudgetSettings, NodeSettings, load_settings
-from privacy import tlog
-from privacy.ledger import Ledger
+from privacy.ledger.writer import Ledger
 from privacy.policy import BudgetPolicy
 
 
@@ -33,7 +33,7 @@ def open_node_ledger(root: Path, settings: NodeSettings | None = None) -> Ledger
     return Ledger.open(
         paths.ledger_db,
         origin=ledger_origin(node_settings),
-        signing_key=tlog.load_private_key(paths.ledger_key),
+        signing_key=load_ed25519_private_key(paths.ledger_key, "ledger key"),
         policy=budget_policy(node_settings.budget),
         delta=node_settings.budget.delta,
     )

@@ -8,38 +8,40 @@ belongs to this node before the node will serve with it.
 from __future__ import annotations
 
 import datetime
-import json
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+import tomlkit
 from cryptography import x509
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import serialization
 from cryptography.x509.oid import ExtendedKeyUsageOID
 
+from kernel.files import PUBLIC_FILE_MODE, create_exclusive
 from kernel.identity import (
     Identity,
     IdentityError,
     certificate_fingerprint,
     identity_from_certificate,
-    load_certificate_file,
-    load_ec_private_key,
 )
 from kernel.keyfiles import (
     IPAddress,
     build_csr,
     certificate_pem,
+    generate_ed25519_key,
     generate_tls_key,
+    load_certificate_file,
+    load_ec_private_key,
     parse_ip_addresses,
     private_key_pem,
+    public_key_pem,
     write_private_file,
     write_public_file,
 )
 from node.layout import NodePaths
 from node.settings import BudgetSettings, NodeSettings, ServerLimits, load_settings
-from privacy import tlog
 
 DEFAULT_DNS_NAMES = ("localhost",)
 DEFAULT_IP_ADDRESSES = ("127.0.0.1",)
@@ -81,14 +83,12 @@ def init_node_folder(
     csr = build_csr(tls_key, identity, dns_names=dns, ip_addresses=addresses)
     write_public_file(paths.tls_csr, csr.public_bytes(serialization.Encoding.PEM))
 
-    # The ledger's own helpers own the ledger key's format (PKCS8 / SPKI PEM, 0600).
-    ledger_key = tlog.generate_ledger_key()
-    tlog.save_private_key(ledger_key, paths.ledger_key)
-    tlog.save_public_key(ledger_key.public_key(), paths.ledger_public_key)
+    ledger_key = generate_ed25519_key()
+    write_private_file(paths.ledger_key, private_key_pem(ledger_key))
+    write_public_file(paths.ledger_public_key, public_key_pem(ledger_key.public_key()))
 
-    paths.settings_file.write_text(
-        node_toml(name=name, partnership=partnership, host=host, port=port), encoding="utf-8"
-    )
+    settings = node_toml(name=name, partnership=partnership, host=host, port=port)
+    create_exclusive(paths.settings_file, settings.encode("utf-8"), mode=PUBLIC_FILE_MODE)
     return paths
 
 
@@ -129,48 +129,45 @@ def csr_names(paths: NodePaths) -> tuple[list[str], list[str]]:
     )
 
 
-def _toml_string(value: str) -> str:
-    # A JSON string literal is a valid TOML basic string (same escapes).
-    return json.dumps(value)
-
-
-def _toml_list(values: list[str]) -> str:
-    return "[" + ", ".join(_toml_string(value) for value in values) + "]"
+def _toml(value: object) -> str:
+    """One TOML value as tomlkit writes it (strings escaped, lists inline)."""
+    return tomlkit.item(value).as_string()
 
 
 def node_toml(*, name: str, partnership: str, host: str, port: int) -> str:
-    """A commented node.toml holding NodeSettings' defaults, for operators to edit."""
+    """A commented node.toml holding NodeSettings' defaults, for operators to edit.
+
+    The comments are a fixed template; every value in it is written by tomlkit.
+    """
     defaults = NodeSettings(name=name, partnership=partnership, host=host, port=port)
     budget: BudgetSettings = defaults.budget
     limits: ServerLimits = defaults.server
-    per_dataset = "\n".join(
-        f"{dataset} = {_toml_string(rho)}" for dataset, rho in budget.total_rho_per_dataset.items()
-    )
+    per_dataset = tomlkit.dumps(budget.total_rho_per_dataset).rstrip("\n")
     return f"""\
 # npcs-federation node settings (written by `npcs-node init`).
 # Every value can be overridden by an environment variable NPCS_NODE_<NAME>
 # (nested with "__", e.g. NPCS_NODE_BUDGET__MAX_RHO_PER_QUERY).
 
 # This node's name and partnership: its certificate must name npcs://{partnership}/node/{name}
-name = {_toml_string(name)}
-partnership = {_toml_string(partnership)}
+name = {_toml(name)}
+partnership = {_toml(partnership)}
 
 # Where `npcs-node serve` listens (mTLS only).
-host = {_toml_string(host)}
-port = {port}
+host = {_toml(host)}
+port = {_toml(port)}
 
 # Analyst names (from their certificates) allowed to query. Empty: nobody may query yet.
-allowed_analysts = {_toml_list(defaults.allowed_analysts)}
+allowed_analysts = {_toml(defaults.allowed_analysts)}
 
 # Datasets this node answers questions about.
-allowed_datasets = {_toml_list(defaults.allowed_datasets)}
+allowed_datasets = {_toml(defaults.allowed_datasets)}
 
 # SHA-256 fingerprints (hex) of certificates that must be refused even though the CA signed
 # them (lost laptops, people who left). `openssl x509 -noout -fingerprint -sha256` format is ok.
-revoked_fingerprints = {_toml_list(defaults.revoked_fingerprints)}
+revoked_fingerprints = {_toml(defaults.revoked_fingerprints)}
 
 # Public county codes: the domain of the `county` column (public knowledge, not data).
-counties = {_toml_list(defaults.counties)}
+counties = {_toml(defaults.counties)}
 
 # Optional small-count suppression: flag released noisy counts below this number as
 # "suppressed" (shown as such to analysts). Post-processing of the noisy value: it never
@@ -180,9 +177,9 @@ counties = {_toml_list(defaults.counties)}
 # Privacy budget policy, in rho of zero-concentrated DP. Decimal strings, handled exactly.
 [budget]
 # Largest rho one query may spend.
-max_rho_per_query = {_toml_string(budget.max_rho_per_query)}
+max_rho_per_query = {_toml(budget.max_rho_per_query)}
 # Partnership delta for reporting (epsilon, delta) equivalents.
-delta = {_toml_string(budget.delta)}
+delta = {_toml(budget.delta)}
 
 # Total rho each dataset may ever spend. Spent budget never comes back.
 [budget.total_rho_per_dataset]
@@ -194,11 +191,11 @@ delta = {_toml_string(budget.delta)}
 # gRPC server limits.
 [server]
 # Threads answering calls.
-max_workers = {limits.max_workers}
+max_workers = {_toml(limits.max_workers)}
 # Calls in progress at once; more are refused with RESOURCE_EXHAUSTED.
-max_concurrent_rpcs = {limits.max_concurrent_rpcs}
+max_concurrent_rpcs = {_toml(limits.max_concurrent_rpcs)}
 # Seconds in-flight calls get to finish when the node stops (`serve --grace` overrides).
-grace_seconds = {limits.grace_seconds}
+grace_seconds = {_toml(limits.grace_seconds)}
 
 # Public child population by year (e.g. census estimates), used for rates, e.g. "2023" = 412000.
 [child_population]

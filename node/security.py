@@ -12,16 +12,10 @@ from __future__ import annotations
 from collections.abc import Collection
 from typing import ClassVar
 
-from kernel.identity import (
-    AuthContext,
-    IdentityError,
-    KeyFileError,
-    Peer,
-    Role,
-    normalise_fingerprint,
-    peer_from_auth_context,
-)
+from kernel.identity import IdentityError, Peer, Role, normalise_fingerprint
+from kernel.keyfiles import KeyFileError
 from node.layout import NodePaths
+from node.peer import AuthContext, peer_from_auth_context
 from node.settings import NodeSettings
 
 ANALYST_ROLES: frozenset[Role] = frozenset({"analyst"})

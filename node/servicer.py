@@ -1,9 +1,10 @@
 """The `npcs.v1.Node` gRPC service: authorise, parse, call the engine, map errors to codes.
 
-Thin on purpose: conversion lives in `npcs.wire`, decisions in `node.engine`. Handlers
+Thin on purpose: conversion lives in `npcs.serde_*`, decisions in `node.engine`. Handlers
 take raw bytes (no generated deserializer), so a malformed message becomes
 INVALID_ARGUMENT naming what was wrong, never INTERNAL. The caller is authorised from
-the TLS AuthContext before the request is even parsed.
+the TLS AuthContext before the request is even parsed. At start-up the servicer checks
+that its handlers are exactly the rpcs of `npcs.v1.Node` in the compiled descriptor.
 
 Status codes (see node.proto): a dataset the schema does not know is INVALID_ARGUMENT
 (field `query.dataset`, from validation); a dataset the schema knows but this node does
@@ -15,14 +16,16 @@ from __future__ import annotations
 import logging
 import time
 import traceback
-from collections.abc import Callable, Collection
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import NoReturn, TypeVar
+from typing import Any, NoReturn
 
 import grpc
+from google.protobuf.descriptor import ServiceDescriptor
 from google.protobuf.message import DecodeError, Message
 
 from kernel.identity import Peer, Role
+from kernel.messages import BudgetShortfall, RequestFieldError
 from kernel.signing import RequestRejectedError
 from node.engine import DatasetUnavailableError, LedgerRangeError, QueryEngine
 from node.security import (
@@ -33,17 +36,36 @@ from node.security import (
     authorise_caller,
 )
 from node.settings import NodeSettings
-from npcs import wire
+from npcs.errors import WireError, budget_metadata, field_metadata
+from npcs.serde_ledger import checkpoint_to_proto, ledger_entry_to_proto, query_response_to_proto
+from npcs.serde_node import describe_to_proto
+from npcs.serde_query import preview_request_from_proto, preview_to_proto, query_request_from_proto
 from npcs.transport import SERVICE_NAME
 from npcs.v1 import node_pb2 as pb
-from privacy.ledger import LedgerFault, QueryIdConflict, ReleaseFailed
+from privacy.ledger.errors import LedgerFault, QueryIdConflict, ReleaseFailed
 from privacy.policy import BudgetExceeded
 from privacy.validate import QueryValidationError
 
 log = logging.getLogger("npcs.node.rpc")
 
-RequestT = TypeVar("RequestT", bound=Message)
 Metadata = tuple[tuple[str, str | bytes], ...]
+
+NODE_SERVICE: ServiceDescriptor = pb.DESCRIPTOR.services_by_name["Node"]
+"""The Node service as compiled into the generated stubs: the contract handlers must meet."""
+
+
+class ServiceContractError(RuntimeError):
+    """The servicer's handlers are not exactly the rpcs of the compiled Node service."""
+
+
+@dataclass(frozen=True)
+class Rpc:
+    """One rpc of the Node service: who may call it, its request type, and its handler
+    (a NodeServicer method taking the parsed request and the authorised peer)."""
+
+    roles: frozenset[Role]
+    request_type: type[Message]
+    handle: Callable[[Any, Any, Peer], Message]
 
 
 @dataclass(frozen=True)
@@ -59,49 +81,45 @@ class NodeServicer:
     """Every RPC of the Node service, for one engine."""
 
     def __init__(self, engine: QueryEngine, settings: NodeSettings) -> None:
+        self.check_contract()
         self._engine = engine
         self._settings = settings
 
-    def generic_handler(self) -> grpc.GenericRpcHandler[bytes, bytes]:
-        handlers = {
-            "Describe": self._unary(
-                "Describe", ANALYST_ROLES | AUDITOR_ROLES, pb.DescribeRequest, self._describe
-            ),
-            "Query": self._unary("Query", ANALYST_ROLES, pb.QueryRequest, self._query),
-            "Preview": self._unary("Preview", ANALYST_ROLES, pb.PreviewRequest, self._preview),
-            "GetCheckpoint": self._unary(
-                "GetCheckpoint", MEMBER_ROLES, pb.GetCheckpointRequest, self._get_checkpoint
-            ),
-            "GetLedger": self._unary(
-                "GetLedger", AUDITOR_ROLES, pb.GetLedgerRequest, self._get_ledger
-            ),
-            "GetConsistencyProof": self._unary(
-                "GetConsistencyProof",
-                AUDITOR_ROLES,
-                pb.GetConsistencyProofRequest,
-                self._get_consistency_proof,
+    @classmethod
+    def rpcs(cls) -> Mapping[str, Rpc]:
+        """The handler of every rpc, by its name in the service."""
+        return {
+            "Describe": Rpc(ANALYST_ROLES | AUDITOR_ROLES, pb.DescribeRequest, cls._describe),
+            "Query": Rpc(ANALYST_ROLES, pb.QueryRequest, cls._query),
+            "Preview": Rpc(ANALYST_ROLES, pb.PreviewRequest, cls._preview),
+            "GetCheckpoint": Rpc(MEMBER_ROLES, pb.GetCheckpointRequest, cls._get_checkpoint),
+            "GetLedger": Rpc(AUDITOR_ROLES, pb.GetLedgerRequest, cls._get_ledger),
+            "GetConsistencyProof": Rpc(
+                AUDITOR_ROLES, pb.GetConsistencyProofRequest, cls._get_consistency_proof
             ),
         }
+
+    @classmethod
+    def check_contract(cls) -> None:
+        """Refuse to serve unless the handlers are exactly the compiled service's rpcs."""
+        check_rpcs_match_service(cls.rpcs(), NODE_SERVICE, served_as=SERVICE_NAME)
+
+    def generic_handler(self) -> grpc.GenericRpcHandler[bytes, bytes]:
+        handlers = {name: self._unary(name, rpc) for name, rpc in self.rpcs().items()}
         return grpc.method_handlers_generic_handler(SERVICE_NAME, handlers)
 
     # -- plumbing
 
-    def _unary(
-        self,
-        method: str,
-        roles: Collection[Role],
-        request_type: type[RequestT],
-        handle: Callable[[RequestT, Peer], Message],
-    ) -> grpc.RpcMethodHandler[bytes, bytes]:
+    def _unary(self, method: str, rpc: Rpc) -> grpc.RpcMethodHandler[bytes, bytes]:
         def handler(raw: bytes, context: grpc.ServicerContext) -> bytes:
             started = time.perf_counter()
             caller = "-"
             code = grpc.StatusCode.OK
             try:
-                peer = authorise_caller(context.auth_context(), self._settings, roles)
+                peer = authorise_caller(context.auth_context(), self._settings, rpc.roles)
                 caller = peer.identity.uri
-                request = _parse(request_type, raw)
-                return handle(request, peer).SerializeToString()
+                request = _parse(rpc.request_type, raw)
+                return rpc.handle(self, request, peer).SerializeToString()
             except Exception as exc:
                 failure = _failure_for(exc, method)
                 code = failure.code
@@ -125,17 +143,16 @@ class NodeServicer:
     # -- methods
 
     def _describe(self, _request: pb.DescribeRequest, peer: Peer) -> pb.DescribeResponse:
-        return wire.describe_to_proto(self._engine.describe(peer.identity))
+        return describe_to_proto(self._engine.describe(peer.identity))
 
     def _preview(self, request: pb.PreviewRequest, peer: Peer) -> pb.PreviewResponse:
-        spec = wire.preview_request_from_proto(request)
-        outcome = self._engine.preview(spec, peer.identity)
-        return wire.preview_to_proto(outcome.cost_units, outcome.expected, outcome.remaining_units)
+        spec = preview_request_from_proto(request)
+        return preview_to_proto(self._engine.preview(spec, peer.identity))
 
     def _query(self, request: pb.QueryRequest, peer: Peer) -> pb.QueryResponse:
-        call = wire.query_request_from_proto(request)
+        call = query_request_from_proto(request)
         outcome = self._engine.answer(call.spec, peer, call.signed)
-        return wire.query_response_to_proto(
+        return query_response_to_proto(
             outcome.answer, outcome.receipt, self._engine.ledger_key_fingerprint
         )
 
@@ -144,16 +161,14 @@ class NodeServicer:
     ) -> pb.GetCheckpointResponse:
         checkpoint = self._engine.latest_checkpoint()
         return pb.GetCheckpointResponse(
-            checkpoint=wire.checkpoint_to_proto(checkpoint, self._engine.ledger_key_fingerprint)
+            checkpoint=checkpoint_to_proto(checkpoint, self._engine.ledger_key_fingerprint)
         )
 
     def _get_ledger(self, request: pb.GetLedgerRequest, _peer: Peer) -> pb.GetLedgerResponse:
         page = self._engine.ledger_slice(request.start, request.end)
         return pb.GetLedgerResponse(
-            entries=[wire.ledger_entry_to_proto(entry) for entry in page.entries],
-            checkpoint=wire.checkpoint_to_proto(
-                page.checkpoint, self._engine.ledger_key_fingerprint
-            ),
+            entries=[ledger_entry_to_proto(entry) for entry in page.entries],
+            checkpoint=checkpoint_to_proto(page.checkpoint, self._engine.ledger_key_fingerprint),
         )
 
     def _get_consistency_proof(
@@ -162,15 +177,47 @@ class NodeServicer:
         proof, checkpoint = self._engine.consistency_proof(request.old_size, request.new_size)
         return pb.GetConsistencyProofResponse(
             proof=list(proof),
-            checkpoint=wire.checkpoint_to_proto(checkpoint, self._engine.ledger_key_fingerprint),
+            checkpoint=checkpoint_to_proto(checkpoint, self._engine.ledger_key_fingerprint),
         )
 
 
-def _parse(request_type: type[RequestT], raw: bytes) -> RequestT:
+def check_rpcs_match_service(
+    rpcs: Mapping[str, Rpc], service: ServiceDescriptor, *, served_as: str
+) -> None:
+    """Raise ServiceContractError unless `rpcs`, served under the name `served_as`,
+    handle exactly the service's methods, each unary with the declared request type."""
+    declared = {method.name: method for method in service.methods}
+    problems = []
+    if served_as != service.full_name:
+        problems.append(f"it would serve {served_as}, not {service.full_name}")
+    missing = sorted(set(declared) - set(rpcs))
+    if missing:
+        problems.append(f"no handler for {', '.join(missing)}")
+    extra = sorted(set(rpcs) - set(declared))
+    if extra:
+        problems.append(f"handlers for rpcs the service does not declare: {', '.join(extra)}")
+    for name in sorted(set(rpcs) & set(declared)):
+        method = declared[name]
+        wanted = method.input_type.full_name
+        given = rpcs[name].request_type.DESCRIPTOR.full_name
+        if given != wanted:
+            problems.append(f"{name} parses {given}, but the service declares {wanted}")
+        if method.client_streaming or method.server_streaming:
+            problems.append(f"{name} is a streaming rpc; this servicer handles only unary rpcs")
+    if problems:
+        raise ServiceContractError(
+            f"the node's servicer does not match the compiled {service.full_name} service: "
+            + "; ".join(problems)
+            + ". Regenerate the stubs from proto/npcs/v1/node.proto or update "
+            "node/servicer.py so both agree."
+        )
+
+
+def _parse(request_type: type[Message], raw: bytes) -> Message:
     try:
         return request_type.FromString(raw)
     except (DecodeError, RuntimeWarning, ValueError) as exc:
-        raise wire.WireError(
+        raise WireError(
             request_type.DESCRIPTOR.name, f"is not a valid {request_type.DESCRIPTOR.full_name}"
         ) from exc
 
@@ -185,26 +232,22 @@ def _abort(context: grpc.ServicerContext, failure: RpcFailure) -> NoReturn:
 def _failure_for(exc: Exception, method: str) -> RpcFailure:  # noqa: PLR0911 - one branch per kind
     """The status a domain exception means. Unknown exceptions reveal nothing."""
     invalid = grpc.StatusCode.INVALID_ARGUMENT
-    if isinstance(exc, wire.WireError):
-        return RpcFailure(invalid, str(exc), wire.field_metadata(exc.field, exc.message))
+    if isinstance(exc, WireError | RequestFieldError):
+        return RpcFailure(invalid, str(exc), field_metadata(exc.field, exc.message))
     if isinstance(exc, QueryValidationError):
         field = f"query.{exc.field}" if exc.field else "query"
-        return RpcFailure(
-            invalid, f"{field}: {exc.message}", wire.field_metadata(field, exc.message)
-        )
+        return RpcFailure(invalid, f"{field}: {exc.message}", field_metadata(field, exc.message))
     if isinstance(exc, AccessDeniedError | RequestRejectedError):
         status = getattr(grpc.StatusCode, exc.grpc_status, grpc.StatusCode.PERMISSION_DENIED)
         return RpcFailure(status, str(exc))
     if isinstance(exc, BudgetExceeded):
-        shortfall = wire.BudgetShortfall(
+        shortfall = BudgetShortfall(
             dataset=exc.dataset,
             scope=exc.scope,
             requested_units=exc.requested_units,
             remaining_units=exc.remaining_units,
         )
-        return RpcFailure(
-            grpc.StatusCode.RESOURCE_EXHAUSTED, str(exc), wire.budget_metadata(shortfall)
-        )
+        return RpcFailure(grpc.StatusCode.RESOURCE_EXHAUSTED, str(exc), budget_metadata(shortfall))
     if isinstance(exc, QueryIdConflict):
         return RpcFailure(grpc.StatusCode.ALREADY_EXISTS, str(exc))
     if isinstance(exc, DatasetUnavailableError | LedgerRangeError):

@@ -20,6 +20,7 @@ from pydantic_settings import (
 from kernel.identity import IdentityError, check_fingerprint
 from node.errors import NodeSetupError
 from node.layout import NodePaths
+from privacy.schema import PARTNERSHIP_SCHEMA
 
 
 class SettingsError(NodeSetupError):
@@ -36,12 +37,7 @@ class BudgetSettings(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
 
     total_rho_per_dataset: dict[str, str] = Field(
-        default_factory=lambda: {
-            "incidents": "10",
-            "reports": "10",
-            "workforce": "10",
-            "safety_culture": "10",
-        },
+        default_factory=lambda: dict.fromkeys(PARTNERSHIP_SCHEMA.dataset_names, "10"),
         description="Total rho each dataset may ever spend (decimal strings, exact).",
     )
     max_rho_per_query: str = Field("1", description="Largest rho one query may spend.")
@@ -85,7 +81,8 @@ class NodeSettings(BaseSettings):
         default_factory=list, description="Analyst names allowed to query; empty means none."
     )
     allowed_datasets: list[str] = Field(
-        default_factory=lambda: ["incidents", "reports", "workforce", "safety_culture"]
+        default_factory=lambda: list(PARTNERSHIP_SCHEMA.dataset_names),
+        description="Datasets this node answers questions about (default: every one).",
     )
     revoked_fingerprints: list[str] = Field(
         default_factory=list, description="SHA-256 fingerprints (hex) of revoked certificates."

@@ -10,7 +10,8 @@ from node.layout import NodePaths
 from node.node_ledger import budget_policy
 from node.settings import NodeSettings
 from privacy.budget import format_rho
-from privacy.ledger import LedgerError, LedgerReader
+from privacy.ledger.errors import LedgerError
+from privacy.ledger.reader import LedgerReader
 
 
 def gather_ledger_status(node_dir: Path, settings: NodeSettings) -> dict[str, Any]:

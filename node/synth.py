@@ -1,4 +1,6 @@
-"""Seeded, deterministic synthetic data for one jurisdiction, for all four datasets.
+"""Long on purpose: one generator per dataset, each beside the marginals it is calibrated to.
+
+Seeded, deterministic synthetic data for one jurisdiction, for all four datasets.
 
 Synthetic data is test and demo input, not a privacy mechanism, so it uses numpy's seeded
 `Generator` (one independent stream per dataset). The same seed and jurisdiction give
@@ -48,6 +50,7 @@ from privacy.schema import (
     LIKERT_ITEMS,
     MALTREATMENT_FLAGS,
     MANNERS,
+    PARTNERSHIP_SCHEMA,
     PRIMARY_CAUSES,
     RACE_ETHNICITY,
     RACE_FLAGS,
@@ -71,7 +74,7 @@ if TYPE_CHECKING:
     FloatArray = NDArray[Any]
     BoolArray = NDArray[Any]
 
-DATASETS = ("incidents", "reports", "workforce", "safety_culture")
+DATASETS = PARTNERSHIP_SCHEMA.dataset_names
 
 FATALITY_RATE_PER_100K = 2.73
 NEAR_FATALITIES_PER_FATALITY = 4.0

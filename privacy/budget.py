@@ -18,6 +18,11 @@ RHO_UNITS_PER_RHO = 1_000_000
 MAX_RHO_UNITS = 10**15
 """Upper bound on any single budget or cost (1e9 rho): keeps values inside SQLite's int64."""
 
+MAX_RHO_TEXT_CHARS = 64
+"""The longest rho text a request may carry."""
+# Decimal accepts "1e999999999"; anything outside this exponent range is not a sane rho.
+_RHO_EXPONENT_RANGE = range(-30, 16)
+
 
 class BudgetValueError(ValueError):
     """A rho value that is not a finite, non-negative number within range."""
@@ -30,6 +35,23 @@ def rho_to_units_ceil(rho: float | Fraction | Decimal | str | int) -> int:
     if units > MAX_RHO_UNITS:
         raise BudgetValueError(f"rho {rho} is larger than the maximum {format_rho(MAX_RHO_UNITS)}")
     return units
+
+
+def parse_rho_text(text: str) -> Decimal:
+    """An exact, finite, non-negative decimal rho from request text, or BudgetValueError."""
+    if len(text) > MAX_RHO_TEXT_CHARS:
+        raise BudgetValueError(f"rho is longer than {MAX_RHO_TEXT_CHARS} characters")
+    try:
+        value = Decimal(text.strip())
+    except InvalidOperation as exc:
+        raise BudgetValueError(f"rho {text!r} is not a decimal number, e.g. '0.05'") from exc
+    if not value.is_finite():
+        raise BudgetValueError(f"rho must be a finite number, got {text!r}")
+    if value < 0:
+        raise BudgetValueError(f"rho must not be negative, got {text!r}")
+    if value != 0 and value.adjusted() not in _RHO_EXPONENT_RANGE:
+        raise BudgetValueError(f"rho {text!r} is out of range")
+    return value
 
 
 def units_to_rho(units: int) -> Fraction:

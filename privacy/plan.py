@@ -1,4 +1,6 @@
-"""Planning and release: a validated query becomes one OpenDP measurement over Parquet.
+"""Long on purpose: one OpenDP plan per statistic, kept together to read their privacy maps.
+
+Planning and release: a validated query becomes one OpenDP measurement over Parquet.
 
 How a query is turned into a measurement (node-only module; imports polars and OpenDP):
 

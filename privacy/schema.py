@@ -1,4 +1,6 @@
-"""The partnership's common data model: four datasets, one versioned schema.
+"""Long on purpose: the four datasets' columns, domains and bounds are one data model.
+
+The partnership's common data model: four datasets, one versioned schema.
 
 Codes follow the federal systems an agency already reports to, so a real export can be
 mapped onto them: the NCANDS Child File (maltreatment types, report sources,

@@ -4,6 +4,7 @@ The node's ledger rows are the leaves. Anyone holding the node's Ed25519 ledger 
 key can check a signed checkpoint (origin, size, root), that an entry is in the tree
 (inclusion proof) and that a later tree extends an earlier one (consistency proof).
 
+Keys are passed in: generating, storing and loading them is `kernel.keyfiles`' job.
 Pure and cheap to import: hashlib and `cryptography` only (the coordinator verifies
 receipts with this module and must never import OpenDP or Polars).
 """
@@ -13,10 +14,8 @@ from __future__ import annotations
 import base64
 import binascii
 import hashlib
-import os
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from pathlib import Path
 
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import serialization
@@ -260,70 +259,22 @@ def verify_consistency(
     return fr == old_root and sr == new_root and sn == 0
 
 
-# --- keys ----------------------------------------------------------------------------
-
-
-def generate_ledger_key() -> Ed25519PrivateKey:
-    return Ed25519PrivateKey.generate()
+# --- the signer's key id --------------------------------------------------------------
 
 
 def raw_public_key(key: Ed25519PublicKey) -> bytes:
+    """The raw 32 bytes of an Ed25519 public key."""
     return key.public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw)
 
 
-def key_fingerprint(key: Ed25519PublicKey) -> str:
-    """SHA-256 (hex) of the raw 32-byte public key."""
-    return hashlib.sha256(raw_public_key(key)).hexdigest()
+def key_fingerprint(key: Ed25519PublicKey | bytes) -> str:
+    """SHA-256 (hex) of the raw 32-byte public key, given as a key or as its raw bytes.
 
-
-def private_key_to_pem(key: Ed25519PrivateKey) -> bytes:
-    return key.private_bytes(
-        serialization.Encoding.PEM,
-        serialization.PrivateFormat.PKCS8,
-        serialization.NoEncryption(),
-    )
-
-
-def public_key_to_pem(key: Ed25519PublicKey) -> bytes:
-    return key.public_bytes(
-        serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
-    )
-
-
-def save_private_key(key: Ed25519PrivateKey, path: Path) -> None:
-    """Write the key as PKCS8 PEM, mode 0600, refusing to overwrite an existing file."""
-    descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    os.fchmod(descriptor, 0o600)  # the umask may narrow the mode, never widen it
-    with os.fdopen(descriptor, "wb") as handle:
-        handle.write(private_key_to_pem(key))
-        handle.flush()
-        os.fsync(handle.fileno())
-
-
-def save_public_key(key: Ed25519PublicKey, path: Path) -> None:
-    path.write_bytes(public_key_to_pem(key))
-
-
-def load_private_key(path: Path) -> Ed25519PrivateKey:
-    key = serialization.load_pem_private_key(path.read_bytes(), password=None)
-    if not isinstance(key, Ed25519PrivateKey):
-        raise ValueError(f"{path} does not hold an Ed25519 private key")
-    return key
-
-
-def public_key_from_raw(raw: bytes) -> Ed25519PublicKey:
-    return Ed25519PublicKey.from_public_bytes(raw)
-
-
-def load_public_key(path: Path) -> Ed25519PublicKey:
-    return public_key_from_pem(path.read_bytes(), source=str(path))
-
-
-def public_key_from_pem(pem: bytes, *, source: str = "PEM data") -> Ed25519PublicKey:
-    key = serialization.load_pem_public_key(pem)
-    if not isinstance(key, Ed25519PublicKey):
-        raise ValueError(f"{source} does not hold an Ed25519 public key")
-    return key
+    The one fingerprint of an Ed25519 key in the project: it names the key that signs a
+    ledger's checkpoints, and the request-signing key a certificate binds.
+    """
+    raw = key if isinstance(key, bytes) else raw_public_key(key)
+    return hashlib.sha256(raw).hexdigest()
 
 
 # --- checkpoints ---------------------------------------------------------------------

@@ -1,4 +1,6 @@
-"""Query validation: a QuerySpec checked against the public schema and node policy.
+"""Long on purpose: every check a query must pass, in one place, read as one policy.
+
+Query validation: a QuerySpec checked against the public schema and node policy.
 
 Validation reads only the request, the schema (with the node's declared domains) and
 the node's limits; it never touches data, so whether and how a query is refused reveals

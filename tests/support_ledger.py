@@ -1,10 +1,14 @@
-"""Shared test builder for ledger charges."""
+"""Shared test builder for ledger charges.
+
+Also used by scripts that run outside pytest (bench/bench_ledger.py and
+tests/crash/ledger_worker.py): they append tests/ to sys.path to import it.
+"""
 
 from __future__ import annotations
 
 import hashlib
 
-from privacy.ledger import ChargeRequest
+from privacy.ledger.entry import ChargeRequest
 
 
 def charge_request(

@@ -30,18 +30,22 @@ from coordinator.ca import (
     issue_person_credentials,
     load_csr,
 )
-from kernel.identity import certificate_fingerprint, load_certificate_file
-from kernel.keyfiles import certificate_pem
+from kernel.identity import certificate_fingerprint
+from kernel.keyfiles import (
+    certificate_pem,
+    load_certificate_file,
+    load_ed25519_private_key,
+    load_ed25519_public_key,
+)
 from kernel.signing import SignedRequest, new_envelope, sign_request
 from node.layout import NodePaths
 from node.provision import init_node_folder, install_certificate
 from node.settings import load_settings
 from node.store import DataStore, node_schema
-from npcs import wire
+from npcs.serde_query import normalize_spec, query_request_to_proto
 from npcs.transport import CLIENT_OPTIONS
 from npcs.v1 import node_pb2 as pb
 from npcs.v1 import node_pb2_grpc
-from privacy import tlog
 from privacy.budget import rho_to_units_ceil
 from privacy.query import PrivacyLoss, QuerySpec, Statistic
 
@@ -71,7 +75,7 @@ class NodeWorld:
         return (self.ca_dir / "ca.crt").read_bytes()
 
     def ledger_public_key(self) -> Ed25519PublicKey:
-        return tlog.load_public_key(self.node.ledger_public_key)
+        return load_ed25519_public_key(self.node.ledger_public_key)
 
 
 def make_node_world(
@@ -202,7 +206,7 @@ def sign_query(
     now: float | None = None,
 ) -> SignedRequest:
     """The analyst's signature over exactly what the node will parse."""
-    normalized = wire.normalize_spec(spec)
+    normalized = normalize_spec(spec)
     if cost_units is None:
         rho = normalized.privacy.rho
         cost_units = rho_to_units_ceil(rho) if rho is not None else 10**12
@@ -213,15 +217,15 @@ def sign_query(
         cost_rho_units=cost_units,
         now=now,
     )
-    return sign_request(envelope, tlog.load_private_key(who.signing_key))
+    return sign_request(envelope, load_ed25519_private_key(who.signing_key))
 
 
 def query_request(spec: QuerySpec, who: CredentialPaths, **signing: object) -> pb.QueryRequest:
-    return wire.query_request_to_proto(spec, sign_query(spec, who, **signing))  # type: ignore[arg-type]
+    return query_request_to_proto(spec, sign_query(spec, who, **signing))  # type: ignore[arg-type]
 
 
 def ledger_size(world: NodeWorld) -> int:
-    from privacy.ledger import LedgerReader
+    from privacy.ledger.reader import LedgerReader
 
     with LedgerReader.open_existing(world.node.ledger_db) as reader:
         return reader.size()

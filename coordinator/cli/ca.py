@@ -29,7 +29,8 @@ def init(ca_dir: Path, partnership: str) -> None:
     """Create the CA key (0600) and a self-signed 10-year CA certificate in CA_DIR."""
     # Imported when the command runs, so `--help` never loads cryptography.
     from coordinator import ca
-    from kernel.identity import IdentityError, KeyFileError
+    from kernel.identity import IdentityError
+    from kernel.keyfiles import KeyFileError
 
     try:
         paths = ca.init_ca(ca_dir, partnership)
@@ -82,7 +83,7 @@ def sign(  # noqa: PLR0917  (click passes each option as a parameter)
         authority = ca.CertificateAuthority.load(ca_dir)
         keyfiles.refuse_existing([out])
         public_key = (
-            identity.load_ed25519_public_key(signing_key, "signing key")
+            keyfiles.load_ed25519_public_key(signing_key, "signing key")
             if signing_key is not None
             else None
         )
@@ -95,7 +96,7 @@ def sign(  # noqa: PLR0917  (click passes each option as a parameter)
             signing_key=public_key,
         )
         keyfiles.write_public_file(out, keyfiles.certificate_pem(issued.certificate))
-    except (ca.CaError, identity.IdentityError, identity.KeyFileError, ValueError) as exc:
+    except (ca.CaError, identity.IdentityError, keyfiles.KeyFileError, ValueError) as exc:
         raise click.ClickException(str(exc)) from exc
     summary = ca.describe_certificate(issued.certificate)
     if output_format == "json":
@@ -127,14 +128,14 @@ def issue(ca_dir: Path, role: str, name: str, out_dir: Path, output_format: str)
     """Make an analyst's or auditor's TLS key, request-signing key and certificate."""
     # Imported when the command runs, so `--help` never loads cryptography.
     from coordinator import ca
-    from kernel import identity
+    from kernel import identity, keyfiles
 
     try:
         authority = ca.CertificateAuthority.load(ca_dir)
         issued = ca.issue_person_credentials(
             authority, role=identity.check_role(role), name=name, out_dir=out_dir
         )
-    except (ca.CaError, identity.IdentityError, identity.KeyFileError) as exc:
+    except (ca.CaError, identity.IdentityError, keyfiles.KeyFileError) as exc:
         raise click.ClickException(str(exc)) from exc
     if output_format == "json":
         click.echo(

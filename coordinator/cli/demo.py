@@ -11,6 +11,8 @@ from pathlib import Path
 
 import click
 
+from kernel.extras import MissingExtraError, require_extra
+
 EXIT_INTERRUPTED = 130
 
 
@@ -48,7 +50,12 @@ def command(workdir: Path | None, keep: bool, nodes: int, scale: float) -> None:
     checks for the auditor. Progress goes to stderr, tables to stdout; the chart and the
     audit report are written to the working folder's results/ folder.
     """
-    from coordinator.demo.partnership_demo import DemoError, DemoOptions, run_demo
+    try:
+        require_extra("demo", needed_by="`npcs demo` (it runs nodes and draws a chart here)")
+    except MissingExtraError as exc:
+        raise click.ClickException(str(exc)) from exc
+    from coordinator.demo.processes import DemoError
+    from coordinator.demo.run import DemoOptions, run_demo
 
     options = DemoOptions(workdir=workdir, keep=keep, nodes=nodes, scale=scale)
     try:

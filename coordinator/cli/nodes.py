@@ -8,11 +8,15 @@ from typing import TYPE_CHECKING
 
 import click
 
+from coordinator.cli.errors import user_errors
+
 if TYPE_CHECKING:
+    from collections.abc import Sequence
+
     from coordinator.errors import NodeProblem
     from coordinator.partnership import NodeEntry
     from coordinator.session import Session
-    from npcs import wire
+    from kernel.messages import NodeDescription
 
 EXIT_PARTIAL = 3
 
@@ -22,6 +26,7 @@ EXIT_PARTIAL = 3
 @click.option("--format", "output_format", type=click.Choice(["table", "json"]), default="table")
 @click.option("--timeout", type=float, default=10.0, show_default=True, help="Seconds per node.")
 @click.option("--config", envvar="NPCS_CONFIG", type=click.Path(path_type=Path))
+@user_errors()
 def command(nodes: str | None, output_format: str, timeout: float, config: Path | None) -> None:
     """Show each node: reachable or not (and why), schema, datasets, budget, checkpoint.
 
@@ -36,8 +41,10 @@ def command(nodes: str | None, output_format: str, timeout: float, config: Path 
         entries, lambda entry: describe_node(entry, session.credentials, session.settings)
     )
     rows = [node_row(entry, *described[entry.name]) for entry in entries]
-    for row, entry in zip(rows, entries, strict=True):
-        _remember(session, entry, described[entry.name][0], row)
+    _remember(
+        session,
+        [(entry, described[entry.name][0], row) for entry, row in zip(entries, rows, strict=True)],
+    )
     if output_format == "json":
         click.echo(json.dumps({"nodes": rows}, indent=2, sort_keys=True))
     else:
@@ -48,7 +55,7 @@ def command(nodes: str | None, output_format: str, timeout: float, config: Path 
 
 def node_row(
     entry: NodeEntry,
-    description: wire.NodeDescription | None,
+    description: NodeDescription | None,
     problem: NodeProblem | None,
 ) -> dict[str, object]:
     """One node as `npcs nodes --format json` prints it (docs/analyst-guide.md)."""
@@ -94,34 +101,41 @@ def node_row(
 
 def _remember(
     session: Session,
-    entry: NodeEntry,
-    description: wire.NodeDescription | None,
-    row: dict[str, object],
+    nodes: Sequence[tuple[NodeEntry, NodeDescription | None, dict[str, object]]],
 ) -> None:
-    """Remember a verified checkpoint; note in the row if the ledger went backwards."""
+    """Remember every verified checkpoint (one transaction); note in a node's row if its
+    ledger went backwards."""
     from datetime import UTC, datetime
 
-    from coordinator.results import RememberedCheckpoint
+    from coordinator.checkpoints import RememberedCheckpoint
 
-    checkpoint_row = row.get("checkpoint")
-    if description is None or description.latest_checkpoint is None:
-        return
-    if not isinstance(checkpoint_row, dict) or not checkpoint_row.get("signature_verified"):
-        return
-    checkpoint = description.latest_checkpoint
-    warning = session.store.remember_checkpoint(
-        session.partnership.name,
-        RememberedCheckpoint(
-            node=entry.name,
-            origin=checkpoint.signed.checkpoint.origin,
-            size=checkpoint.size,
-            root=checkpoint.root,
-            signature=checkpoint.signed.signature,
-            key_fingerprint=entry.ledger_key_fingerprint,
-            seen_at=datetime.now(UTC).isoformat(timespec="seconds"),
-        ),
+    seen_at = datetime.now(UTC).isoformat(timespec="seconds")
+    verified = [
+        (
+            row,
+            RememberedCheckpoint.seen(
+                entry.name,
+                description.latest_checkpoint,
+                key_fingerprint=entry.ledger_key_fingerprint,
+                seen_at=seen_at,
+            ),
+        )
+        for entry, description, row in nodes
+        if description is not None
+        and description.latest_checkpoint is not None
+        and _signature_verified(row)
+    ]
+    regressions = session.store.checkpoints.remember(
+        session.partnership.name, [seen for _, seen in verified]
     )
-    row["ledger_warning"] = warning
+    warnings = {regression.node: regression.warning() for regression in regressions}
+    for row, seen in verified:
+        row["ledger_warning"] = warnings.get(seen.node)
+
+
+def _signature_verified(row: dict[str, object]) -> bool:
+    checkpoint = row.get("checkpoint")
+    return isinstance(checkpoint, dict) and bool(checkpoint.get("signature_verified"))
 
 
 def _table(rows: list[dict[str, object]]) -> str:

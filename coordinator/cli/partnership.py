@@ -45,7 +45,8 @@ def init_command(
         PartnershipError,
         save_partnership,
     )
-    from kernel.identity import IdentityError, KeyFileError, check_name
+    from kernel.identity import IdentityError, check_name
+    from kernel.keyfiles import KeyFileError
 
     if file.exists() and not force:
         raise click.ClickException(
@@ -72,14 +73,13 @@ def init_command(
 def _check_identity(identity: IdentityFiles, partnership_name: str) -> str:
     """Load every credential once so mistakes surface now, not at the first query."""
     from coordinator.partnership import PartnershipError
-    from kernel.identity import (
-        bound_signing_key_fingerprint,
-        identity_from_certificate,
+    from kernel.identity import bound_signing_key_fingerprint, identity_from_certificate
+    from kernel.keyfiles import (
         load_certificate_file,
         load_ec_private_key,
         load_ed25519_private_key,
-        signing_key_fingerprint,
     )
+    from privacy.tlog import key_fingerprint
 
     load_certificate_file(identity.ca_certificate, "CA certificate")
     certificate = load_certificate_file(identity.certificate, "certificate")
@@ -94,7 +94,7 @@ def _check_identity(identity: IdentityFiles, partnership_name: str) -> str:
     if holder.role == "node":
         raise PartnershipError("a node certificate cannot query: use an analyst identity")
     bound = bound_signing_key_fingerprint(certificate)
-    if bound != signing_key_fingerprint(signing_key.public_key()):
+    if bound != key_fingerprint(signing_key.public_key()):
         raise PartnershipError(
             f"{identity.signing_key} is not the signing key bound to {identity.certificate}"
         )
@@ -123,17 +123,13 @@ def add_node_command(
         load_partnership,
         save_partnership,
     )
-    from kernel.identity import (
-        IdentityError,
-        KeyFileError,
-        check_name,
-        load_ed25519_public_key,
-        signing_key_fingerprint,
-    )
+    from kernel.identity import IdentityError, check_name
+    from kernel.keyfiles import KeyFileError, load_ed25519_public_key
+    from privacy.tlog import key_fingerprint
 
     try:
         partnership = load_partnership(file)
-        fingerprint = signing_key_fingerprint(load_ed25519_public_key(ledger_key, "ledger key"))
+        fingerprint = key_fingerprint(load_ed25519_public_key(ledger_key, "ledger key"))
         entry = NodeEntry(
             name=check_name(name, "node name"),
             address=address,

@@ -13,9 +13,12 @@ from typing import TYPE_CHECKING
 import click
 
 from coordinator.cli.chart_options import y_scale_option
+from coordinator.cli.errors import user_errors
 
 if TYPE_CHECKING:
     from coordinator.charts import YScale
+    from coordinator.fanout import NodePreviewResult, NodeQueryResult
+    from coordinator.partnership import NodeEntry
 
 EXIT_PARTIAL = 3
 EXIT_UNVERIFIED = 4
@@ -53,6 +56,7 @@ STATISTICS = ("count", "sum", "mean", "quantiles", "histogram")
 @click.option("--timeout", type=float, default=30.0, show_default=True, help="Seconds per call.")
 @click.option("--retries", type=click.IntRange(0, 10), default=2, show_default=True)
 @click.option("--config", envvar="NPCS_CONFIG", type=click.Path(path_type=Path))
+@user_errors()
 def command(  # noqa: PLR0917 - click passes every option as an argument
     statistic: str,
     dataset: str,
@@ -86,6 +90,7 @@ def command(  # noqa: PLR0917 - click passes every option as an argument
       npcs query mean incidents child_age_months --where incident_type=fatality \\
           --from 2022 --to 2022 --accuracy 2 --purpose "age profile" --dry-run
     """
+    from coordinator.cli.progress import node_progress
     from coordinator.cli.query_args import QueryArgumentError, build_query
     from coordinator.session import open_session
 
@@ -113,7 +118,9 @@ def command(  # noqa: PLR0917 - click passes every option as an argument
         from coordinator.cli.render import render_preview
         from coordinator.querying import run_preview
 
-        preview = run_preview(session, entries, spec)
+        title = f"previewing at {len(entries)} node(s)"
+        with node_progress(title, len(entries), preview_line) as on_done:
+            preview = run_preview(session, entries, spec, on_done=on_done)
         click.echo(render_preview(preview, output_format), nl=False)
         if not preview.all_answered:
             raise SystemExit(EXIT_PARTIAL)
@@ -121,9 +128,31 @@ def command(  # noqa: PLR0917 - click passes every option as an argument
     from coordinator.cli.render import show_report
     from coordinator.querying import run_query
 
-    report = run_query(session, entries, spec)
+    with node_progress(f"asking {len(entries)} node(s)", len(entries), query_line) as on_done:
+        run = run_query(session, entries, spec, on_done=on_done)
+    for warning in run.warnings:
+        click.echo(f"WARNING: {warning}", err=True)
+    report = run.report
     show_report(report, output_format, rates=rate, plot=plot, y_scale=y_scale)
     if not report.all_answered:
         raise SystemExit(EXIT_PARTIAL)
     if report.unverified_nodes:
         raise SystemExit(EXIT_UNVERIFIED)
+
+
+def query_line(entry: NodeEntry, result: NodeQueryResult) -> str:
+    """A node's line in the progress display, once it answered or failed."""
+    if result.problem is not None:
+        return f"{entry.name}: no answer ({result.problem.code})"
+    verified = (
+        "receipt verified"
+        if result.receipt and result.receipt.verified
+        else ("RECEIPT DID NOT VERIFY")
+    )
+    return f"{entry.name}: answered, {verified}"
+
+
+def preview_line(entry: NodeEntry, result: NodePreviewResult) -> str:
+    if result.problem is not None:
+        return f"{entry.name}: no preview ({result.problem.code})"
+    return f"{entry.name}: previewed"

@@ -13,7 +13,8 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from coordinator.report import NodeStatus, PreviewReport, Report, ValueRow
+from coordinator.preview import PreviewReport
+from coordinator.report import NodeStatus, Report, ValueRow
 
 if TYPE_CHECKING:
     from coordinator.charts import YScale

@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING
 import click
 
 from coordinator.cli.chart_options import y_scale_option
+from coordinator.cli.errors import user_errors
 
 if TYPE_CHECKING:
     from coordinator.charts import YScale
@@ -52,6 +53,7 @@ def list_command(limit: int, output_format: str) -> None:
 @click.option("--rate", is_flag=True, help="Show counts per 100,000 children as well.")
 @click.option("--plot", type=click.Path(dir_okay=False, path_type=Path), help="Chart file.")
 @y_scale_option
+@user_errors()
 def show_command(
     result_id: str, output_format: str, rate: bool, plot: Path | None, y_scale: YScale
 ) -> None:
@@ -69,6 +71,7 @@ def show_command(
     type=click.Path(dir_okay=False, path_type=Path),
     help="Write to this file instead of standard output.",
 )
+@user_errors()
 def export_command(result_id: str, out: Path | None) -> None:
     """Everything kept for a result as JSON: the report, each node's release and receipt."""
     store, full_id = _open(result_id)
@@ -103,11 +106,7 @@ def _b64(data: bytes) -> str:
 
 
 def _open(result_id: str) -> tuple[ResultsStore, str]:
-    from coordinator.results import ResultNotFoundError
     from coordinator.results import ResultsStore as Store
 
     store = Store.open_default()
-    try:
-        return store, store.resolve_id(result_id)
-    except ResultNotFoundError as exc:
-        raise click.ClickException(str(exc)) from exc
+    return store, store.resolve_id(result_id)

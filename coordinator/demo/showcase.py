@@ -1,11 +1,9 @@
-"""The demo's showcase questions and how their answers are shown.
+"""How the demo shows the answers to its questions (`coordinator.demo.questions`).
 
-Each question is what an analyst would type as `npcs query ...` (the same arguments go
-through `coordinator.cli.query_args.build_query`); each table is built only from released
-numbers (post-processing: no privacy cost). Shares such as "sleep-related among
-fatalities" divide two *disjoint* noisy cells, whose noises are independent, so their
-delta-method interval is honest: p = a / (a + b), var(p) = (b^2 var(a) + a^2 var(b)) /
-(a + b)^4.
+Each table is built only from released numbers (post-processing: no privacy cost).
+Shares such as "sleep-related among fatalities" divide two *disjoint* noisy cells, whose
+noises are independent, so their delta-method interval is honest: p = a / (a + b),
+var(p) = (b^2 var(a) + a^2 var(b)) / (a + b)^4.
 """
 
 from __future__ import annotations
@@ -16,102 +14,17 @@ from dataclasses import dataclass
 
 from rich.table import Table
 
+from coordinator.demo.questions import FIRST_YEAR, LAST_YEAR
 from coordinator.pooling import gaussian_interval
 from coordinator.report import PARTNERSHIP_SOURCE, Report, ValueRow
 from coordinator.trend import Point, bucket_position, weighted_slope
 
-FIRST_YEAR, LAST_YEAR = 2019, 2024
 YEARS = tuple(str(year) for year in range(FIRST_YEAR, LAST_YEAR + 1))
 TRUE, FALSE = "true", "false"
 LIKERT = (1.0, 5.0)
+"""Bounds of the survey items: pooled means are clipped to them (post-processing)."""
 MAX_NODE_SHARE_WIDTH = 0.2
 """A node's share is shown without its interval only when that interval is this narrow."""
-"""Bounds of the survey items: pooled means are clipped to them (post-processing)."""
-
-
-@dataclass(frozen=True)
-class Question:
-    """One showcase query, as `npcs query` arguments."""
-
-    key: str
-    statistic: str
-    dataset: str
-    column: str | None
-    by: str
-    rho: str
-    purpose: str
-    where: str | None = None
-
-    def command_line(self) -> str:
-        parts = ["npcs query", self.statistic, self.dataset]
-        if self.column:
-            parts.append(self.column)
-        parts += [f"--by {self.by}", f"--from {FIRST_YEAR} --to {LAST_YEAR}"]
-        if self.where:
-            parts.append(f"--where '{self.where}'")
-        parts += [f"--rho {self.rho}", f'--purpose "{self.purpose}"']
-        return " ".join(parts)
-
-
-QUESTIONS: tuple[Question, ...] = (
-    Question(
-        key="incidents_by_year",
-        statistic="count",
-        dataset="incidents",
-        column=None,
-        by="incident_type,incident_date:year",
-        rho="0.5",
-        purpose="demo: fatalities and near fatalities per year",
-    ),
-    Question(
-        key="fatality_causes",
-        statistic="count",
-        dataset="incidents",
-        column=None,
-        by="primary_cause",
-        where="incident_type=fatality",
-        rho="0.5",
-        purpose="demo: primary cause of fatalities",
-    ),
-    Question(
-        key="sleep_related",
-        statistic="count",
-        dataset="incidents",
-        column=None,
-        by="incident_type,sleep_related",
-        rho="0.5",
-        purpose="demo: share of sleep-related incidents",
-    ),
-    Question(
-        key="recurrence",
-        statistic="count",
-        dataset="reports",
-        column=None,
-        by="report_date:year,recurrence_12m",
-        where="disposition=substantiated,indicated",
-        rho="0.5",
-        purpose="demo: CPS recurrence of maltreatment within 12 months",
-    ),
-    Question(
-        key="separations",
-        statistic="count",
-        dataset="workforce",
-        column=None,
-        by="month:year,separated",
-        where="role=caseworker",
-        rho="2",
-        purpose="demo: caseworker separations per year",
-    ),
-    Question(
-        key="psych_safety",
-        statistic="mean",
-        dataset="safety_culture",
-        column="psych_safety",
-        by="wave_date:quarter",
-        rho="1",
-        purpose="demo: psychological safety per survey wave",
-    ),
-)
 
 
 # --- numbers ---------------------------------------------------------------------------

@@ -48,9 +48,10 @@ def ingest_file(node_dir: Path, dataset: str, source: Path) -> IngestResult:
     """Load settings, validate and store, showing a spinner on stderr; user errors -> CLI."""
     from rich.console import Console
 
+    from node.ingest import IngestError
     from node.layout import NodePaths
     from node.settings import load_settings
-    from node.store import DataStore, IngestError, node_schema
+    from node.store import DataStore, node_schema
 
     settings = load_settings(node_dir)
     store = DataStore(NodePaths(node_dir), node_schema(settings))

@@ -40,7 +40,8 @@ def command(  # noqa: PLR0917 - click passes every option as an argument
 ) -> None:
     """Create NODE_DIR: node.toml, TLS key + CSR, ledger key, data/ and ledger/."""
     # Imported when the command runs, so `--help` never loads cryptography.
-    from kernel.identity import Identity, IdentityError, KeyFileError
+    from kernel.identity import Identity, IdentityError
+    from kernel.keyfiles import KeyFileError
     from node import provision
 
     try:

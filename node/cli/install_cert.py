@@ -20,7 +20,7 @@ import click
 def command(node_dir: Path, cert: Path, ca_cert: Path) -> None:
     """Check CERT is this node's, from the CA, valid now; install it and the CA cert."""
     # Imported when the command runs, so `--help` never loads cryptography.
-    from kernel.identity import KeyFileError
+    from kernel.keyfiles import KeyFileError
     from node import provision
 
     try:

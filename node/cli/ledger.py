@@ -8,11 +8,14 @@ import io
 import json
 import sys
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
 from node.layout import NodePaths
+
+if TYPE_CHECKING:
+    from privacy.ledger.entry import LedgerEntry
 
 NODE_DIR = click.Path(exists=True, file_okay=False, path_type=Path)
 
@@ -37,7 +40,6 @@ def show(node_dir: Path, last: int | None, output_format: str) -> None:
     from node.node_ledger import budget_policy
     from node.settings import load_settings
     from privacy.budget import format_rho
-    from privacy.ledger import describe_cost
 
     settings = load_settings(node_dir)
     policy = budget_policy(settings.budget)
@@ -67,6 +69,14 @@ def show(node_dir: Path, last: int | None, output_format: str) -> None:
         click.echo(json.dumps(shown, indent=2))
         return
     _print_table(shown, policy, spent, format_rho)
+
+
+def describe_cost(entry: LedgerEntry) -> str:
+    """'rho 0.01 (eps 1.23 at delta 1e-09)' for tables and logs."""
+    from privacy.budget import format_rho
+
+    epsilon = float(entry.epsilon)
+    return f"rho {format_rho(entry.cost_units)} (eps {epsilon:.4g} at delta {entry.delta})"
 
 
 def _print_table(
@@ -121,6 +131,7 @@ def verify(node_dir: Path, public_key: Path | None, checkpoint_files: tuple[Path
     Exits 0 with a one-line summary when the ledger is sound; otherwise exits 1 naming
     the first bad entry.
     """
+    from kernel.keyfiles import load_ed25519_public_key
     from privacy import tlog
     from privacy.tlog import CheckpointFormatError, SignedCheckpoint
 
@@ -130,7 +141,7 @@ def verify(node_dir: Path, public_key: Path | None, checkpoint_files: tuple[Path
         raise click.ClickException(
             f"{key_file} does not exist: pass the node's ledger public key with --public-key"
         )
-    key = tlog.load_public_key(key_file)
+    key = load_ed25519_public_key(key_file, "ledger public key")
     remembered = []
     for path in checkpoint_files:
         try:
@@ -180,14 +191,15 @@ def export(node_dir: Path, output_format: str, output: Path | None) -> None:
 
 
 def _export_document(node_dir: Path, reader: Any) -> dict[str, Any]:
+    from kernel.keyfiles import load_ed25519_public_key, public_key_from_raw, public_key_pem
     from privacy import tlog
 
     paths = NodePaths(node_dir)
     meta = reader.meta()
     if paths.ledger_public_key.exists():
-        public_key = tlog.load_public_key(paths.ledger_public_key)
+        public_key = load_ed25519_public_key(paths.ledger_public_key, "ledger public key")
     else:
-        public_key = tlog.public_key_from_raw(base64.b64decode(meta["public_key"]))
+        public_key = public_key_from_raw(base64.b64decode(meta["public_key"]))
     checkpoints = [
         {
             "size": signed.checkpoint.size,
@@ -208,7 +220,7 @@ def _export_document(node_dir: Path, reader: Any) -> dict[str, Any]:
         "origin": meta.get("origin", ""),
         "leaf_hash_rule": "SHA-256(0x00 || sorted-key compact JSON of the entry, bytes base64)",
         "tree": "RFC 6962 / RFC 9162 Merkle tree over the entries in seq order",
-        "public_key_pem": tlog.public_key_to_pem(public_key).decode(),
+        "public_key_pem": public_key_pem(public_key).decode(),
         "public_key_raw": base64.b64encode(tlog.raw_public_key(public_key)).decode(),
         "key_fingerprint": tlog.key_fingerprint(public_key),
         "entries": entries,
@@ -250,7 +262,8 @@ def _as_csv(document: dict[str, Any]) -> str:
 
 
 def _open_reader(node_dir: Path) -> Any:
-    from privacy.ledger import LedgerFault, LedgerReader
+    from privacy.ledger.errors import LedgerFault
+    from privacy.ledger.reader import LedgerReader
 
     try:
         return LedgerReader.open_existing(NodePaths(node_dir).ledger_db)

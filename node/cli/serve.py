@@ -7,7 +7,6 @@ gracefully: in-flight queries finish (their charges are committed) before it exi
 
 from __future__ import annotations
 
-import os
 import signal
 import sys
 import threading
@@ -15,6 +14,8 @@ from pathlib import Path
 from types import FrameType
 
 import click
+
+from kernel.files import atomic_write_text
 
 PORT_FILE = "serve.port"
 
@@ -77,6 +78,4 @@ def command(root: Path, host: str | None, port: int | None, grace: float | None)
 
 def _write_port_file(path: Path, port: int) -> None:
     """Atomically: a reader sees no file or the whole port number."""
-    temp = path.with_name(f".{path.name}.tmp")
-    temp.write_text(f"{port}\n", encoding="utf-8")
-    os.replace(temp, path)
+    atomic_write_text(path, f"{port}\n")

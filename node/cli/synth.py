@@ -5,13 +5,16 @@ from __future__ import annotations
 import json
 import re
 import tempfile
-import tomllib
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 import click
 
+from kernel.tomlfile import TomlFileError, edit_toml, write_toml
+
 if TYPE_CHECKING:
+    from tomlkit.toml_document import TOMLDocument
+
     from node.layout import NodePaths
     from node.store import IngestResult
 
@@ -27,6 +30,27 @@ def _parse_years(_ctx: click.Context, _param: click.Parameter, value: str) -> tu
     if last < first or first < 1990 or last > 2099:
         raise click.BadParameter(f"{value!r}: need 1990 <= first year <= last year <= 2099")
     return first, last
+
+
+class _DatasetChoice(click.Choice[str]):
+    """The schema's dataset names, looked up when the option is used or shown.
+
+    `npcs-node --help` imports this module for its help line; importing the schema
+    (and pydantic) here at start-up would make every help screen slower.
+    """
+
+    def __init__(self) -> None:
+        super().__init__(())
+
+    @property
+    def choices(self) -> tuple[str, ...]:
+        from privacy.schema import PARTNERSHIP_SCHEMA
+
+        return PARTNERSHIP_SCHEMA.dataset_names
+
+    @choices.setter
+    def choices(self, _ignored: tuple[str, ...]) -> None:
+        """click's constructor assigns the choices; they always come from the schema."""
 
 
 @click.command("synth")
@@ -49,7 +73,7 @@ def _parse_years(_ctx: click.Context, _param: click.Parameter, value: str) -> tu
     "--dataset",
     "datasets",
     multiple=True,
-    type=click.Choice(["incidents", "reports", "workforce", "safety_culture"]),
+    type=_DatasetChoice(),
     help="Generate only this dataset (repeatable; default: all four).",
 )
 @click.option(
@@ -146,10 +170,10 @@ def ensure_node_folder(paths: NodePaths) -> None:
         return
     paths.root.mkdir(parents=True, exist_ok=True)
     name = re.sub(r"[^a-z0-9-]+", "-", paths.root.resolve().name.lower()).strip("-") or "node"
-    paths.settings_file.write_text(
-        f"# Created by `npcs-node synth`; `npcs-node init` adds keys and certificates.\n"
-        f'name = {json.dumps(name)}\npartnership = "demo"\n',
-        encoding="utf-8",
+    write_toml(
+        paths.settings_file,
+        {"name": name, "partnership": "demo"},
+        header="Created by `npcs-node synth`; `npcs-node init` adds keys and certificates.",
     )
 
 
@@ -157,47 +181,21 @@ def ensure_public_data(paths: NodePaths, children: int, years: tuple[int, int]) 
     """Add the public county list and child population to node.toml if it lacks them.
 
     Fills the empty `counties = []` and `[child_population]` that `npcs-node init`
-    writes, or adds the keys when they are absent; other lines are kept as they are.
+    writes, or adds the keys when they are absent; every other line, and every comment
+    the operator wrote, is kept as it is.
     """
     from node.synth import child_population_by_year, default_counties
 
-    text = paths.settings_file.read_text(encoding="utf-8")
-    current = _parse_toml(paths, text)
-    if not current.get("counties"):
-        line = f"counties = {json.dumps(list(default_counties(children)))}"
-        text = _set_top_level_line(text, "counties", line)
-    if not current.get("child_population"):
-        population = child_population_by_year(children, *years)
-        text = _set_population(text, population)
-    _parse_toml(paths, text)  # never write a file that would not load
-    temporary = paths.settings_file.with_suffix(".toml.tmp")
-    temporary.write_text(text, encoding="utf-8")
-    temporary.replace(paths.settings_file)
+    def fill_public_data(document: TOMLDocument) -> None:
+        if not document.get("counties"):
+            document["counties"] = list(default_counties(children))
+        if not document.get("child_population"):
+            document["child_population"] = child_population_by_year(children, *years)
 
-
-def _parse_toml(paths: NodePaths, text: str) -> dict[str, object]:
     try:
-        return tomllib.loads(text)
-    except tomllib.TOMLDecodeError as error:
-        raise click.ClickException(f"{paths.settings_file} is not valid TOML: {error}") from None
-
-
-def _set_top_level_line(text: str, key: str, line: str) -> str:
-    pattern = re.compile(rf"^{key}\s*=.*$", re.MULTILINE)
-    if pattern.search(text):
-        return pattern.sub(line, text, count=1)
-    # Top-level keys must precede any [table] in TOML, so a new one goes first.
-    return f"{line}\n{text}"
-
-
-def _set_population(text: str, population: dict[str, int]) -> str:
-    table = re.compile(r"^\[child_population\][ \t]*$", re.MULTILINE)
-    match = table.search(text)
-    if match:
-        rows = "".join(f'\n"{year}" = {count}' for year, count in population.items())
-        return text[: match.end()] + rows + text[match.end() :]
-    pairs = ", ".join(f'"{year}" = {count}' for year, count in population.items())
-    return _set_top_level_line(text, "child_population", f"child_population = {{ {pairs} }}")
+        edit_toml(paths.settings_file, fill_public_data)
+    except TomlFileError as error:
+        raise click.ClickException(str(error)) from None
 
 
 def _configured_children(paths: NodePaths) -> int:

@@ -11,32 +11,33 @@ from __future__ import annotations
 
 import argparse
 import functools
-import hashlib
 import os
 import sys
 import time
 from pathlib import Path
 
-from privacy import tlog
-from privacy.ledger import BudgetExceeded, ChargeRequest, Ledger
-from privacy.policy import BudgetPolicy
+from kernel.keyfiles import load_ed25519_private_key
+from privacy.ledger.entry import ChargeRequest
+from privacy.ledger.writer import Ledger
+from privacy.policy import BudgetExceeded, BudgetPolicy
+
+# Run as a script, not by pytest: put tests/ on the path for the shared test helpers.
+sys.path.append(str(Path(__file__).resolve().parents[1]))
+from support_ledger import charge_request
 
 DATASET = "incidents"
 
 
-def charge_request(query_id: str, cost_units: int, analyst: str) -> ChargeRequest:
-    query = f'{{"dataset":"{DATASET}","statistic":"count","id":"{query_id}"}}'.encode()
-    return ChargeRequest(
-        query_id=query_id,
+def worker_charge(query_id: str, cost_units: int, analyst: str) -> ChargeRequest:
+    """The charge this worker records for `query_id` (a count with a unique body)."""
+    return charge_request(
+        query_id,
+        f'{{"dataset":"{DATASET}","statistic":"count","id":"{query_id}"}}'.encode(),
         analyst=analyst,
         dataset=DATASET,
-        statistic="count",
-        canonical_query=query,
-        query_hash=hashlib.sha256(query).hexdigest(),
-        purpose="crash test",
         cost_units=cost_units,
+        purpose="crash test",
         mechanism_summary='{"count":{"distribution":"gaussian","scale":1.0}}',
-        opendp_version="0.16.0",
         snapshot_id="snapshot-1",
         signed_request=b"signed:" + query_id.encode(),
     )
@@ -58,7 +59,7 @@ def main() -> None:
     ledger = Ledger.open(
         args.ledger,
         origin="npcs/test/node-a/ledger",
-        signing_key=tlog.load_private_key(args.key),
+        signing_key=load_ed25519_private_key(args.key),
         policy=BudgetPolicy({DATASET: args.budget}, max_units_per_query=args.budget),
     )
     if args.wait_for_go:
@@ -72,7 +73,7 @@ def main() -> None:
             time.sleep(0.5)  # the window in which a kill loses the charge
         try:
             outcome = ledger.charge_and_release(
-                charge_request(query_id, args.cost, args.analyst), functools.partial(bytes, answer)
+                worker_charge(query_id, args.cost, args.analyst), functools.partial(bytes, answer)
             )
         except BudgetExceeded:
             print(f"REFUSED {query_id}", flush=True)

@@ -23,10 +23,17 @@ import pytest
 from click.testing import CliRunner
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
+from kernel.keyfiles import (
+    generate_ed25519_key,
+    load_ed25519_public_key,
+    private_key_pem,
+    public_key_pem,
+    write_private_file,
+    write_public_file,
+)
 from node.cli import cli
 from node.layout import NodePaths
-from privacy import tlog
-from privacy.ledger import LedgerReader
+from privacy.ledger.reader import LedgerReader
 
 pytestmark = pytest.mark.crash
 
@@ -46,9 +53,9 @@ def make_node_dir(root: Path) -> NodePaths:
     for folder in (root, paths.keys_dir, paths.ledger_dir):
         folder.mkdir(parents=True, exist_ok=True)
     paths.settings_file.write_text('name = "node-a"\npartnership = "test"\n')
-    key = tlog.generate_ledger_key()
-    tlog.save_private_key(key, paths.ledger_key)
-    tlog.save_public_key(key.public_key(), paths.ledger_public_key)
+    key = generate_ed25519_key()
+    write_private_file(paths.ledger_key, private_key_pem(key))
+    write_public_file(paths.ledger_public_key, public_key_pem(key.public_key()))
     return paths
 
 
@@ -103,7 +110,7 @@ def run_harness(
     """
     rng = random.Random(seed)
     result = HarnessResult()
-    public_key = tlog.load_public_key(paths.ledger_public_key)
+    public_key = load_ed25519_public_key(paths.ledger_public_key)
     upcoming = start_worker(paths, "run0", broken=broken)
     workers.append(upcoming)
     for run in range(kills):

@@ -19,7 +19,7 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 from support_node import NodeWorld, count_spec, make_node_world, node_channel, query_request
 
 from npcs.v1 import node_pb2_grpc
-from privacy.ledger import LedgerReader
+from privacy.ledger.reader import LedgerReader
 
 ROUNDS = 3
 WORKERS = 4

@@ -7,6 +7,7 @@ as audrey. Tampering happens the way an insider would: straight in the node's SQ
 
 from __future__ import annotations
 
+import json
 import sqlite3
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -16,7 +17,9 @@ import pytest
 from click.testing import CliRunner
 from support_node import NodeWorld, count_spec, make_node_world
 
-from coordinator.audit import AuditMemory, AuditReport, audit_partnership
+from coordinator.audit.memory import open_audit_memory
+from coordinator.audit.report import AuditReport
+from coordinator.audit.run import audit_partnership
 from coordinator.ca import CredentialPaths
 from coordinator.cli import cli
 from coordinator.cli.audit import EXIT_AUDIT_FAILED
@@ -65,7 +68,7 @@ class Audited:
             self.partnership,
             ClientCredentials.load(identity_files(self.world.auditor)),
             auditor="npcs://demo/auditor/audrey",
-            memory=AuditMemory(self.state_file),
+            memory=open_audit_memory(self.state_file),
         )
 
     def tamper(self, *statements: str) -> None:
@@ -87,7 +90,7 @@ def audited(tmp_path: Path) -> Iterator[Audited]:
         partnership = Partnership(name="demo", identity=identity_files(world.alice), nodes=(entry,))
         config = tmp_path / "partnership.toml"
         save_partnership(partnership, config)
-        audited = Audited(world, partnership, config, tmp_path / "audit_checkpoints.json")
+        audited = Audited(world, partnership, config, tmp_path / "audit_checkpoints.sqlite")
         audited.charge_queries(QUERIES)
         yield audited
 
@@ -100,7 +103,7 @@ def test_sound_ledger_passes_and_the_next_audit_proves_it_only_grew(audited: Aud
     assert node.signed_requests_verified == QUERIES
     incidents = next(row for row in node.spending if row.dataset == "incidents")
     assert (incidents.charges, incidents.spent_rho) == (QUERIES, "0.03")
-    assert AuditMemory(audited.state_file).get("demo", "county-a") is not None
+    assert open_audit_memory(audited.state_file).latest("demo", "county-a") is not None
 
     audited.charge_queries(1)
     second = audited.audit()
@@ -138,7 +141,7 @@ def test_a_truncated_ledger_fails_against_the_remembered_checkpoint(audited: Aud
         f"shrank from {QUERIES} entries" in problem and "truncated" in problem
         for problem in report.nodes[0].problems
     )
-    remembered = AuditMemory(audited.state_file).get("demo", "county-a")
+    remembered = open_audit_memory(audited.state_file).latest("demo", "county-a")
     assert remembered is not None
     assert remembered.size == QUERIES, "a failed audit must keep the last good checkpoint"
 
@@ -159,7 +162,7 @@ def test_a_node_presenting_another_ledger_key_fails(audited: Audited) -> None:
         impostor,
         ClientCredentials.load(identity_files(audited.world.auditor)),
         auditor="npcs://demo/auditor/audrey",
-        memory=AuditMemory(audited.state_file),
+        memory=open_audit_memory(audited.state_file),
     )
     assert not report.ok
     assert "pins" in report.nodes[0].problems[0]
@@ -198,3 +201,43 @@ def test_cli_refuses_an_analyst_identity(audited: Audited) -> None:
     )
     assert result.exit_code == 1
     assert "needs an auditor" in result.output
+
+
+def test_cli_imports_an_earlier_json_memory_once_and_refuses_it_as_the_store(
+    audited: Audited, tmp_path: Path
+) -> None:
+    """Upgrading auditors keep their evidence: the JSON file beside the store is imported."""
+    assert audited.audit().ok
+    remembered = open_audit_memory(audited.state_file).latest("demo", "county-a")
+    assert remembered is not None
+    legacy = tmp_path / "upgrade" / "audit_checkpoints.json"
+    legacy.parent.mkdir()
+    legacy.write_text(
+        json.dumps(
+            {
+                "format": "npcs.audit-checkpoints.v1",
+                "partnerships": {
+                    "demo": {
+                        "county-a": {
+                            "origin": remembered.origin,
+                            "size": remembered.size,
+                            "root": remembered.root.hex(),
+                            "signature": remembered.signature.hex(),
+                            "key_fingerprint": remembered.key_fingerprint,
+                            "seen_at": remembered.seen_at,
+                        }
+                    }
+                },
+            }
+        )
+    )
+    arguments = ["audit", "--config", str(audited.config)]
+    arguments += ["--identity", str(audited.world.auditor.root)]
+    runner = CliRunner()
+    refused = runner.invoke(cli, [*arguments, "--state", str(legacy)])
+    assert refused.exit_code == 1, refused.output
+    assert f"pass --state {legacy.with_suffix('.sqlite')}" in " ".join(refused.output.split())
+
+    imported = runner.invoke(cli, [*arguments, "--state", str(legacy.with_suffix(".sqlite"))])
+    assert imported.exit_code == 0, imported.output
+    assert f"extends size {QUERIES} ({remembered.seen_at})" in imported.output

@@ -35,12 +35,11 @@ from coordinator.client import ClientCredentials
 from coordinator.fanout import FanoutSettings, query_node
 from coordinator.partnership import load_partnership
 from coordinator.report import PARTNERSHIP_SOURCE, Report
-from kernel.keyfiles import certificate_pem
+from kernel.keyfiles import certificate_pem, generate_ed25519_key, public_key_pem, write_public_file
 from node.layout import NodePaths
 from node.provision import init_node_folder, install_certificate
 from node.server import running_node
-from privacy import tlog
-from privacy.ledger import LedgerReader
+from privacy.ledger.reader import LedgerReader
 from privacy.query import PrivacyLoss, QuerySpec, Statistic
 
 YEARS = ["--by", "incident_date:year", "--from", str(FIRST_YEAR), "--to", str(LAST_YEAR)]
@@ -184,7 +183,7 @@ def test_receipt_that_does_not_verify_is_flagged_and_stored_unverified(
     partnership: Partnership, tmp_path: Path
 ) -> None:
     pinned_wrong = tmp_path / "wrong.pub"
-    tlog.save_public_key(tlog.generate_ledger_key().public_key(), pinned_wrong)
+    write_public_file(pinned_wrong, public_key_pem(generate_ed25519_key().public_key()))
     config = tmp_path / "partnership.toml"
     config.write_text(partnership.config.read_text())
     replaced = partnership.run(

@@ -12,7 +12,8 @@ from hypothesis import strategies as st
 from support_node import NodeWorld, count_spec, ledger_size, node_channel, sign_query
 
 from node.server import RunningNode
-from npcs import wire
+from npcs.errors import WireError, field_violation_from_metadata
+from npcs.serde_query import query_from_proto, query_to_proto, signed_request_to_proto
 from npcs.transport import MAX_MESSAGE_BYTES
 from npcs.v1 import node_pb2 as pb
 
@@ -35,13 +36,11 @@ def call_raw(channel: grpc.Channel, method: str, payload: bytes) -> grpc.StatusC
 def signed_request_bytes(world: NodeWorld, query: pb.Query) -> bytes:
     """A QueryRequest whose signature covers the query (when the query parses at all)."""
     try:
-        spec = wire.query_from_proto(query)
-    except wire.WireError:
+        spec = query_from_proto(query)
+    except WireError:
         return pb.QueryRequest(query=query, signed=pb.SignedRequest()).SerializeToString()
     signed = sign_query(spec, world.alice, cost_units=10**9)
-    return pb.QueryRequest(
-        query=query, signed=wire.signed_request_to_proto(signed)
-    ).SerializeToString()
+    return pb.QueryRequest(query=query, signed=signed_request_to_proto(signed)).SerializeToString()
 
 
 @pytest.mark.parametrize(
@@ -58,7 +57,7 @@ def signed_request_bytes(world: NodeWorld, query: pb.Query) -> bytes:
 def test_invalid_query_fields_are_invalid_argument_naming_the_field(
     node_world: NodeWorld, node_server: RunningNode, mutate: object, field: str
 ) -> None:
-    query = wire.query_to_proto(count_spec())
+    query = query_to_proto(count_spec())
     mutate(query)  # type: ignore[operator]
     payload = signed_request_bytes(node_world, query)
     before = ledger_size(node_world)
@@ -70,7 +69,7 @@ def test_invalid_query_fields_are_invalid_argument_naming_the_field(
             invoke(payload, timeout=TIMEOUT)
     error = raised.value
     assert error.code() == grpc.StatusCode.INVALID_ARGUMENT
-    violation = wire.field_violation_from_metadata(error.trailing_metadata())
+    violation = field_violation_from_metadata(error.trailing_metadata())
     assert violation is not None
     assert violation[0] == field
     assert field in (error.details() or "")
@@ -89,7 +88,7 @@ def test_garbage_bytes_are_invalid_argument(
 def test_oversized_message_is_resource_exhausted(
     node_world: NodeWorld, node_server: RunningNode
 ) -> None:
-    query = wire.query_to_proto(count_spec())
+    query = query_to_proto(count_spec())
     query.purpose = "x" * (MAX_MESSAGE_BYTES + 1024)
     payload = pb.QueryRequest(query=query).SerializeToString()
     before = ledger_size(node_world)
@@ -196,6 +195,6 @@ def test_structured_requests_get_a_meaningful_status(
 def test_request_without_signature_is_invalid_argument(
     node_world: NodeWorld, node_server: RunningNode
 ) -> None:
-    payload = pb.QueryRequest(query=wire.query_to_proto(count_spec())).SerializeToString()
+    payload = pb.QueryRequest(query=query_to_proto(count_spec())).SerializeToString()
     with node_channel(node_world, node_server.port, node_world.alice) as channel:
         assert call_raw(channel, "Query", payload) == grpc.StatusCode.INVALID_ARGUMENT

@@ -25,7 +25,7 @@ from support_node import (
 )
 
 from node.server import RunningNode, ServerOptions, running_node
-from npcs import wire
+from npcs.serde_ledger import query_response_from_proto
 from privacy.query import GroupByColumn, PrivacyLoss, QuerySpec, Statistic
 from privacy.release import Release
 
@@ -46,7 +46,7 @@ def _query(world: NodeWorld, node: RunningNode, **spec: object) -> Release:
     query = count_spec(**spec)  # type: ignore[arg-type]
     with node_stub(world, node.port, world.alice) as stub:
         response = stub.Query(query_request(query, world.alice), timeout=TIMEOUT)
-    return wire.query_response_from_proto(response).release()
+    return query_response_from_proto(response).release()
 
 
 def _query_error(world: NodeWorld, node: RunningNode) -> grpc.RpcError:
@@ -73,7 +73,7 @@ def _county_counts(world: NodeWorld, suppress_counts_below: int | None = None) -
         node_stub(world, node.port, world.alice) as stub,
     ):
         response = stub.Query(query_request(spec, world.alice), timeout=TIMEOUT)
-    return wire.query_response_from_proto(response).release()
+    return query_response_from_proto(response).release()
 
 
 def test_suppression_setting_flags_small_noisy_counts_at_the_same_cost(
@@ -137,10 +137,10 @@ def test_a_ledger_fault_while_serving_turns_the_node_not_serving_until_restart(
 def test_a_locked_ledger_that_never_frees_turns_the_node_not_serving(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    import privacy.ledger
+    import privacy.ledger.sqlschema
 
     # The ledger gives up on a busy database after this long (120 s in production).
-    monkeypatch.setattr(privacy.ledger, "BUSY_DEADLINE_SECONDS", 0.2)
+    monkeypatch.setattr(privacy.ledger.sqlschema, "BUSY_DEADLINE_SECONDS", 0.2)
     world = make_node_world(tmp_path)
     with running_node(world.node.root) as node:
         holder = sqlite3.connect(world.node.ledger_db, isolation_level=None)

@@ -29,13 +29,23 @@ from support_node import (
     sign_query,
 )
 
+from kernel.keyfiles import public_key_from_pem
+from kernel.messages import BudgetShortfall
+from kernel.signing import signed_request_from_bytes
 from node.server import RunningNode, running_node
 from node.settings import BudgetSettings
-from npcs import wire
+from npcs.errors import budget_shortfall_from_metadata
+from npcs.serde_ledger import (
+    checkpoint_from_proto,
+    ledger_entry_from_proto,
+    query_response_from_proto,
+)
+from npcs.serde_node import describe_from_proto
+from npcs.serde_query import preview_from_proto, query_request_to_proto, query_to_proto
 from npcs.v1 import node_pb2 as pb
 from npcs.v1 import node_pb2_grpc
 from privacy import tlog
-from privacy.ledger import entry_from_canonical_bytes
+from privacy.ledger.entry import entry_from_canonical_bytes
 from privacy.query import GroupByColumn, PrivacyLoss, QuerySpec, Statistic
 from privacy.release import Release
 from privacy.schema import Schema
@@ -56,7 +66,7 @@ def test_signed_query_returns_dp_answer_with_receipt_verified_by_ledger_key(
     spec = count_spec(rho="0.01")
     with node_stub(node_world, node_server.port, node_world.alice) as stub:
         response = stub.Query(query_request(spec, node_world.alice), timeout=TIMEOUT)
-    answer = wire.query_response_from_proto(response)
+    answer = query_response_from_proto(response)
     release = answer.release()
     assert release.query_id == str(spec.query_id)
     assert release.node == NODE_NAME
@@ -82,7 +92,7 @@ def test_signed_query_returns_dp_answer_with_receipt_verified_by_ledger_key(
     assert entry.answer == answer.release_bytes
     assert entry.analyst == "alice"
     assert entry.signed_request is not None
-    assert wire.signed_request_from_bytes(entry.signed_request).signer_public_key
+    assert signed_request_from_bytes(entry.signed_request).signer_public_key
     assert answer.verify(public_key)
     assert not answer.replayed
     assert ledger_size(node_world) == before + 1
@@ -125,7 +135,7 @@ def test_describe_publishes_schema_policy_remaining_budget_and_ledger_key(
     node_world: NodeWorld, node_server: RunningNode
 ) -> None:
     with node_stub(node_world, node_server.port, node_world.alice) as stub:
-        description = wire.describe_from_proto(stub.Describe(pb.DescribeRequest(), timeout=TIMEOUT))
+        description = describe_from_proto(stub.Describe(pb.DescribeRequest(), timeout=TIMEOUT))
     assert description.node_name == NODE_NAME
     assert description.partnership == "demo"
     assert isinstance(description.schema, Schema)
@@ -134,7 +144,7 @@ def test_describe_publishes_schema_policy_remaining_budget_and_ledger_key(
     assert description.policy.max_rho_per_query == "1"
     assert 0 < description.remaining_units["incidents"] <= 10_000_000
     assert description.child_population["2020"] == 400_000
-    public_key = tlog.public_key_from_pem(description.ledger_public_key_pem.encode())
+    public_key = public_key_from_pem(description.ledger_public_key_pem.encode())
     assert tlog.key_fingerprint(public_key) == tlog.key_fingerprint(node_world.ledger_public_key())
     assert description.latest_checkpoint is not None
     assert description.latest_checkpoint.signed.verify(public_key)
@@ -154,8 +164,8 @@ def test_preview_reports_cost_and_accuracy_and_charges_nothing(
         purpose="preview",
     )
     with node_stub(node_world, node_server.port, node_world.alice) as stub:
-        preview = wire.preview_from_proto(
-            stub.Preview(pb.PreviewRequest(query=wire.query_to_proto(spec)), timeout=TIMEOUT)
+        preview = preview_from_proto(
+            stub.Preview(pb.PreviewRequest(query=query_to_proto(spec)), timeout=TIMEOUT)
         )
     assert 0 < preview.cost_units <= 50_000
     assert preview.cost_rho == str(Decimal(preview.cost_units) / 1_000_000).rstrip("0")
@@ -172,12 +182,12 @@ def test_auditor_reads_ledger_entries_and_consistency_proofs_that_verify(
         stub.Query(query_request(count_spec(), node_world.alice), timeout=TIMEOUT)
     public_key = node_world.ledger_public_key()
     with node_stub(node_world, node_server.port, node_world.auditor) as stub:
-        old = wire.checkpoint_from_proto(
+        old = checkpoint_from_proto(
             stub.GetCheckpoint(pb.GetCheckpointRequest(), timeout=TIMEOUT).checkpoint
         )
         assert old.signed.verify(public_key)
         ledger = stub.GetLedger(pb.GetLedgerRequest(start=0, end=0), timeout=TIMEOUT)
-        entries = [wire.ledger_entry_from_proto(message) for message in ledger.entries]
+        entries = [ledger_entry_from_proto(message) for message in ledger.entries]
         assert len(entries) == old.size
         assert tlog.root_from_leaf_hashes([e.leaf_hash() for e in entries]) == old.root
 
@@ -188,7 +198,7 @@ def test_auditor_reads_ledger_entries_and_consistency_proofs_that_verify(
             pb.GetConsistencyProofRequest(old_size=old.size, new_size=old.size + 1),
             timeout=TIMEOUT,
         )
-        new = wire.checkpoint_from_proto(response.checkpoint)
+        new = checkpoint_from_proto(response.checkpoint)
         assert new.size == old.size + 1
         assert new.signed.verify(public_key)
         assert tlog.verify_consistency(old.size, new.size, old.root, new.root, response.proof)
@@ -273,7 +283,7 @@ def test_query_changed_after_signing_is_refused(
     spec = count_spec(rho="0.01")
     signed = sign_query(spec, node_world.alice)
     tampered = spec.model_copy(update={"privacy": PrivacyLoss(rho=Decimal("0.5"))})
-    error = _refused(node_world, node_server, wire.query_request_to_proto(tampered, signed))
+    error = _refused(node_world, node_server, query_request_to_proto(tampered, signed))
     assert error.code() == grpc.StatusCode.INVALID_ARGUMENT
     assert "hash" in (error.details() or "")
 
@@ -284,7 +294,7 @@ def test_signature_bytes_altered_is_unauthenticated(
     spec = count_spec()
     signed = sign_query(spec, node_world.alice)
     flipped = bytes([signed.signature[0] ^ 1]) + signed.signature[1:]
-    request = wire.query_request_to_proto(spec, replace(signed, signature=flipped))
+    request = query_request_to_proto(spec, replace(signed, signature=flipped))
     error = _refused(node_world, node_server, request)
     assert error.code() == grpc.StatusCode.UNAUTHENTICATED
 
@@ -348,8 +358,8 @@ def test_budget_exhaustion_is_resource_exhausted_with_details(
     error = raised.value
     assert error.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
     assert "has only rho 0 left" in (error.details() or "")
-    shortfall = wire.budget_shortfall_from_metadata(error.trailing_metadata())
-    assert shortfall == wire.BudgetShortfall(
+    shortfall = budget_shortfall_from_metadata(error.trailing_metadata())
+    assert shortfall == BudgetShortfall(
         dataset="incidents", scope="dataset", requested_units=10_000, remaining_units=0
     )
     assert ledger_size(world) == size

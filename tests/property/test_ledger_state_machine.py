@@ -12,15 +12,11 @@ from hypothesis import strategies as st
 from hypothesis.stateful import Bundle, RuleBasedStateMachine, consumes, invariant, rule
 from support_ledger import charge_request
 
-from privacy import tlog
-from privacy.ledger import (
-    BudgetExceeded,
-    ChargeRequest,
-    Ledger,
-    QueryIdConflict,
-    ReleaseFailed,
-)
-from privacy.policy import BudgetPolicy
+from kernel.keyfiles import generate_ed25519_key
+from privacy.ledger.entry import ChargeRequest
+from privacy.ledger.errors import QueryIdConflict, ReleaseFailed
+from privacy.ledger.writer import Ledger
+from privacy.policy import BudgetExceeded, BudgetPolicy
 
 ORIGIN = "npcs/test/node-a/ledger"
 TOTALS = {"incidents": 1_000_000, "reports": 600_000}
@@ -50,7 +46,7 @@ class LedgerMachine(RuleBasedStateMachine):
     def __init__(self) -> None:
         super().__init__()
         self.directory = Path(tempfile.mkdtemp(prefix="ledger-sm-"))
-        self.key = tlog.generate_ledger_key()
+        self.key = generate_ed25519_key()
         self.policy = BudgetPolicy(TOTALS, MAX_PER_QUERY, CAPS)
         self.ledger = self._open()
         self.charges: dict[str, ChargeRequest] = {}

@@ -9,17 +9,15 @@ import pytest
 from click.testing import CliRunner, Result
 
 from coordinator.cli import cli as npcs
-from kernel.identity import (
-    Identity,
-    bound_signing_key_fingerprint,
-    identity_from_certificate,
+from kernel.identity import Identity, bound_signing_key_fingerprint, identity_from_certificate
+from kernel.keyfiles import (
     load_certificate_file,
+    load_ed25519_private_key,
     load_ed25519_public_key,
-    signing_key_fingerprint,
 )
 from node.cli import cli as npcs_node
 from node.settings import load_settings
-from privacy import tlog
+from privacy.tlog import key_fingerprint
 
 
 def run(group: object, *args: str | Path) -> Result:
@@ -85,8 +83,8 @@ def test_node_init_makes_the_documented_layout_with_private_modes(pki: Path) -> 
     assert mode(keys / "tls.key") == 0o600
     assert mode(keys / "ledger.key") == 0o600
     assert mode(pki / "ca/ca.key") == 0o600
-    ledger_key = tlog.load_private_key(keys / "ledger.key")
-    assert tlog.load_public_key(keys / "ledger.pub") == ledger_key.public_key()
+    ledger_key = load_ed25519_private_key(keys / "ledger.key")
+    assert load_ed25519_public_key(keys / "ledger.pub") == ledger_key.public_key()
     assert b"BEGIN CERTIFICATE REQUEST" in (keys / "tls.csr").read_bytes()
 
 
@@ -109,7 +107,7 @@ def test_ca_issue_binds_the_signing_key_and_keeps_keys_private(pki: Path) -> Non
     assert mode(pki / "alice/signing.key") == 0o600
     certificate = load_certificate_file(pki / "alice/tls.crt")
     public_key = load_ed25519_public_key(pki / "alice/signing.pub")
-    assert bound_signing_key_fingerprint(certificate) == signing_key_fingerprint(public_key)
+    assert bound_signing_key_fingerprint(certificate) == key_fingerprint(public_key)
 
 
 def test_ca_sign_binds_a_given_signing_key(pki: Path) -> None:
@@ -131,7 +129,7 @@ def test_ca_sign_binds_a_given_signing_key(pki: Path) -> None:
         pki / "aud/signing.pub",
     )
     bound = bound_signing_key_fingerprint(load_certificate_file(pki / "b.crt"))
-    assert bound == signing_key_fingerprint(load_ed25519_public_key(pki / "aud/signing.pub"))
+    assert bound == key_fingerprint(load_ed25519_public_key(pki / "aud/signing.pub"))
 
 
 def test_install_cert_refuses_a_certificate_from_another_ca(pki: Path) -> None:

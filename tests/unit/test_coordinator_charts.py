@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 import xml.etree.ElementTree as ET
 from pathlib import Path
 
@@ -89,3 +90,18 @@ def test_a_clamped_value_is_marked_in_the_chart_points() -> None:
 
     points = panel_points(report_with_a_negative_count(), "tiny", "count", rates=False)
     assert [(p.value, p.clamped) for p in points] == [(0.0, True)]
+
+
+def test_without_matplotlib_the_error_names_the_charts_extra_and_how_to_redraw(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A None entry in sys.modules is how Python spells "this module cannot be imported".
+    monkeypatch.setitem(sys.modules, "matplotlib", None)
+    report = three_node_report()
+    path = tmp_path / "trend.png"
+    with pytest.raises(ChartError) as raised:
+        write_chart(report, path)
+    message = str(raised.value)
+    assert 'pip install "npcs-federation[charts]"' in message
+    assert f"npcs results show {report.result_id} --plot {path}" in message
+    assert not path.exists()

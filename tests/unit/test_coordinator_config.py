@@ -18,12 +18,14 @@ from coordinator.ca import CertificateAuthority, init_ca, issue_person_credentia
 from coordinator.cli import cli
 from coordinator.cli.query_args import QueryArgumentError, build_query
 from coordinator.partnership import (
+    IdentityFiles,
+    Partnership,
     PartnershipError,
     load_partnership,
     render_toml,
-    toml_string,
 )
-from coordinator.results import RememberedCheckpoint, ResultNotFoundError, ResultsStore
+from coordinator.results import ResultNotFoundError, ResultsStore
+from kernel.keyfiles import generate_ed25519_key, public_key_pem, write_public_file
 from privacy import tlog
 from privacy.query import (
     DateRangeFilter,
@@ -48,9 +50,9 @@ def identity_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 def ledger_key_file(tmp_path: Path) -> tuple[Path, str]:
-    key = tlog.generate_ledger_key().public_key()
+    key = generate_ed25519_key().public_key()
     path = tmp_path / "ledger.pub"
-    tlog.save_public_key(key, path)
+    write_public_file(path, public_key_pem(key))
     return path, tlog.key_fingerprint(key)
 
 
@@ -137,7 +139,9 @@ def test_toml_strings_escape_quotes_backslashes_and_controls() -> None:
     import tomllib
 
     text = 'a "quoted" \\ path\twith\ncontrols'
-    assert tomllib.loads(f"v = {toml_string(text)}")["v"] == text
+    files = IdentityFiles(Path(text), Path(text), Path(text), Path(text))
+    toml = render_toml(Partnership(name="midwest", identity=files))
+    assert tomllib.loads(toml)["identity"]["certificate"] == text
 
 
 def test_query_arguments_become_structured_filters_never_sql() -> None:
@@ -233,40 +237,35 @@ def test_results_store_keeps_reports_and_answers(tmp_path: Path) -> None:
         store.resolve_id("zzzz")
 
 
-def test_results_store_notices_a_ledger_that_shrank_or_forked(tmp_path: Path) -> None:
-    store = ResultsStore(tmp_path / "results.sqlite")
+def test_service_errors_reach_the_user_as_click_errors(identity_dir: Path, tmp_path: Path) -> None:
+    """A bad value is a usage error of the command that got it (exit 2); a set-up problem
+    or a missing result is one line saying what to do (exit 1); never a traceback."""
+    config = tmp_path / "partnership.toml"
+    runner = CliRunner(env={"NPCS_DATA_DIR": str(tmp_path / "data")})
+    created = runner.invoke(
+        cli,
+        ["partnership", "init", str(config), "--name", "midwest", "--identity", str(identity_dir)],
+    )
+    assert created.exit_code == 0, created.output
 
-    def seen(size: int, root: bytes) -> RememberedCheckpoint:
-        return RememberedCheckpoint("a", "a-ledger", size, root, b"s", "f" * 64, "now")
+    unknown = runner.invoke(cli, ["nodes", "--nodes", "nosuch", "--config", str(config)])
+    assert unknown.exit_code == 2, unknown.output
+    assert "Usage: cli nodes [OPTIONS]" in unknown.output  # CliRunner names the program cli
+    assert "Error: node 'nosuch' is not in partnership 'midwest'" in unknown.output
 
-    assert store.remember_checkpoint("p", seen(5, b"1" * 32)) is None
-    assert store.remember_checkpoint("p", seen(7, b"2" * 32)) is None
-    shrank = store.remember_checkpoint("p", seen(6, b"3" * 32))
-    assert shrank is not None
-    assert "shrank" in shrank
-    forked = store.remember_checkpoint("p", seen(7, b"4" * 32))
-    assert forked is not None
-    assert "fork" in forked
-    latest = store.latest_checkpoint("p", "a")
-    assert latest is not None
-    assert (latest.size, latest.root) == (7, b"2" * 32)
+    zero = runner.invoke(cli, ["nodes", "--timeout", "0", "--config", str(config)])
+    assert zero.exit_code == 2, zero.output
+    assert "Error: --timeout must be a positive number of seconds" in zero.output
 
+    absent = runner.invoke(cli, ["nodes", "--config", str(tmp_path / "absent.toml")])
+    assert absent.exit_code == 1, absent.output
+    assert absent.output.startswith("Error: no partnership file at ")
 
-def test_a_fan_out_remembers_every_nodes_checkpoint_at_once(tmp_path: Path) -> None:
-    """One transaction for all nodes; a node that went backwards is named, the rest kept."""
-    store = ResultsStore(tmp_path / "results.sqlite")
-
-    def seen(node: str, size: int) -> RememberedCheckpoint:
-        return RememberedCheckpoint(
-            node, f"{node}-ledger", size, bytes([size]) * 32, b"s", "f" * 64, "t"
-        )
-
-    assert store.remember_checkpoints("p", [seen("a", 3), seen("b", 4)]) == []
-    warnings = store.remember_checkpoints("p", [seen("a", 5), seen("b", 2)])
-    assert len(warnings) == 1
-    assert "node b's ledger shrank from 4 to 2" in warnings[0]
-    sizes = {node: store.latest_checkpoint("p", node) for node in ("a", "b")}
-    assert {node: c.size for node, c in sizes.items() if c is not None} == {"a": 5, "b": 4}
+    missing = runner.invoke(cli, ["results", "show", "zzzz"])
+    assert missing.exit_code == 1, missing.output
+    assert missing.output == (
+        "Error: no stored result has an id starting 'zzzz': see `npcs results list`\n"
+    )
 
 
 def test_results_cli_shows_and_exports_stored_results(tmp_path: Path) -> None:

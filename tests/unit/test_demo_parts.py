@@ -1,4 +1,4 @@
-"""The demo's pure parts: which jurisdictions, node.toml rewriting, shares of noisy counts."""
+"""The demo's pure parts: which jurisdictions, node.toml editing, shares of noisy counts."""
 
 from __future__ import annotations
 
@@ -8,15 +8,10 @@ from pathlib import Path
 
 import pytest
 
-from coordinator.demo.partnership_demo import (
-    ANALYST,
-    NODE_BUDGET_RHO,
-    DemoError,
-    configure_node,
-    select_jurisdictions,
-    toml_document,
-)
-from coordinator.demo.showcase import QUESTIONS, Noisy, share
+from coordinator.demo.processes import DemoError
+from coordinator.demo.questions import QUESTIONS
+from coordinator.demo.setup import ANALYST, NODE_BUDGET_RHO, configure_node, select_jurisdictions
+from coordinator.demo.showcase import Noisy, share
 
 
 def test_a_smaller_demo_keeps_the_largest_and_the_smallest_jurisdiction() -> None:
@@ -72,9 +67,22 @@ incidents = "10"
     assert max(float(q.rho) for q in QUESTIONS) <= float(settings["budget"]["max_rho_per_query"])
 
 
-def test_toml_document_round_trips_nested_tables() -> None:
-    document = {"a": 1, "b": [True, 'x"y'], "t": {"c": 2.5, "u": {"2024": 7}}}
-    assert tomllib.loads(toml_document(document)) == document
+def test_configure_node_keeps_the_operators_comments(tmp_path: Path) -> None:
+    original = """\
+# Operator's note: ask the privacy officer before raising budgets.
+name = "n1"  # the jurisdiction
+allowed_analysts = []
+
+[budget]
+# per query, in rho
+max_rho_per_query = "1"
+"""
+    (tmp_path / "node.toml").write_text(original)
+    configure_node(tmp_path)
+    text = (tmp_path / "node.toml").read_text()
+    for comment in ("# Operator's note", "# the jurisdiction", "# per query, in rho"):
+        assert comment in text
+    assert tomllib.loads(text)["allowed_analysts"] == [ANALYST]
 
 
 def test_share_of_independent_noisy_counts_has_a_delta_method_interval() -> None:

@@ -12,21 +12,23 @@ from coordinator.ca import CertificateAuthority, init_ca, issue_person_credentia
 from kernel.identity import (
     Identity,
     IdentityError,
-    KeyFileError,
     bound_signing_key_fingerprint,
     certificate_fingerprint,
-    identity_from_auth_context,
     identity_from_certificate,
+    normalise_fingerprint,
+    parse_identity_uri,
+)
+from kernel.keyfiles import (
+    KeyFileError,
+    build_csr,
+    generate_tls_key,
     load_certificate,
     load_certificate_file,
     load_ec_private_key,
     load_ed25519_private_key,
-    normalise_fingerprint,
-    parse_identity_uri,
-    peer_from_auth_context,
-    signing_key_fingerprint,
 )
-from kernel.keyfiles import build_csr, generate_tls_key
+from node.peer import identity_from_auth_context, peer_from_auth_context
+from privacy.tlog import key_fingerprint
 
 
 @pytest.fixture(scope="module")
@@ -95,7 +97,7 @@ def test_identity_and_signing_key_come_from_the_auth_context(
     peer = peer_from_auth_context(auth_context)
 
     assert identity_from_auth_context(auth_context) == Identity("demo", "analyst", "alice")
-    assert peer.signing_key_fingerprint == signing_key_fingerprint(signing_key.public_key())
+    assert peer.signing_key_fingerprint == key_fingerprint(signing_key.public_key())
     assert peer.certificate_fingerprint == certificate_fingerprint(load_certificate(cert_pem))
 
 

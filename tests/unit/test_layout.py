@@ -9,7 +9,7 @@ import pytest
 REPO = Path(__file__).resolve().parents[2]
 
 
-@pytest.mark.parametrize("package", ["node", "coordinator", "privacy", "npcs", "npcs.v1"])
+@pytest.mark.parametrize("package", ["privacy", "kernel", "npcs", "npcs.v1", "node", "coordinator"])
 def test_package_imports_from_this_repository(package: str) -> None:
     module = importlib.import_module(package)
     assert module.__file__ is not None

@@ -11,18 +11,14 @@ import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from support_ledger import charge_request
 
+from kernel.keyfiles import generate_ed25519_key
 from privacy import tlog
 from privacy.budget import rho_to_units_ceil
-from privacy.ledger import (
-    BudgetExceeded,
-    ChargeRequest,
-    Ledger,
-    LedgerFault,
-    QueryIdConflict,
-    ReleaseFailed,
-    epsilon_for_rho_units,
-)
-from privacy.policy import BudgetPolicy
+from privacy.epsilon import epsilon_for_rho_units
+from privacy.ledger.entry import ChargeRequest
+from privacy.ledger.errors import LedgerFault, QueryIdConflict, ReleaseFailed
+from privacy.ledger.writer import Ledger
+from privacy.policy import BudgetExceeded, BudgetPolicy
 
 ORIGIN = "npcs/test/node-a/ledger"
 
@@ -52,7 +48,7 @@ def request(
 
 @pytest.fixture
 def key() -> Ed25519PrivateKey:
-    return tlog.generate_ledger_key()
+    return generate_ed25519_key()
 
 
 @pytest.fixture
@@ -224,7 +220,7 @@ def test_opening_with_another_key_or_origin_is_refused(
     path = tmp_path / "ledger.sqlite"
     Ledger.open(path, origin=ORIGIN, signing_key=key, policy=policy).close()
     with pytest.raises(LedgerFault, match="ledger key"):
-        Ledger.open(path, origin=ORIGIN, signing_key=tlog.generate_ledger_key(), policy=policy)
+        Ledger.open(path, origin=ORIGIN, signing_key=generate_ed25519_key(), policy=policy)
     with pytest.raises(LedgerFault, match="origin"):
         Ledger.open(path, origin="npcs/other/ledger", signing_key=key, policy=policy)
 
@@ -289,8 +285,12 @@ def test_importing_the_ledger_loads_neither_opendp_nor_polars() -> None:
     import subprocess
     import sys
 
+    modules = ", ".join(
+        f"privacy.ledger.{name}"
+        for name in ("entry", "errors", "reader", "sqlschema", "verifier", "writer")
+    )
     code = (
-        "import sys, privacy.ledger; "
+        f"import sys, privacy.epsilon, {modules}; "
         "print(any(m.split('.')[0] in ('opendp', 'polars') for m in sys.modules))"
     )
     result = subprocess.run(

@@ -14,12 +14,21 @@ import pytest
 from click.testing import CliRunner
 from support_ledger import charge_request
 
+from kernel.keyfiles import (
+    generate_ed25519_key,
+    private_key_pem,
+    public_key_from_pem,
+    public_key_from_raw,
+    public_key_pem,
+    write_private_file,
+    write_public_file,
+)
 from node.cli import cli
 from node.layout import NodePaths
 from node.node_ledger import ledger_origin, open_node_ledger
 from node.settings import load_settings
 from privacy import tlog
-from privacy.ledger import ChargeRequest, entry_from_canonical_bytes
+from privacy.ledger.entry import ChargeRequest, entry_from_canonical_bytes
 from privacy.tlog import SignedCheckpoint
 
 NODE_TOML = """name = "node-a"
@@ -51,9 +60,9 @@ def node_dir(tmp_path: Path) -> Path:
     for folder in (root, paths.keys_dir, paths.ledger_dir):
         folder.mkdir(parents=True)
     paths.settings_file.write_text(NODE_TOML)
-    key = tlog.generate_ledger_key()
-    tlog.save_private_key(key, paths.ledger_key)
-    tlog.save_public_key(key.public_key(), paths.ledger_public_key)
+    key = generate_ed25519_key()
+    write_private_file(paths.ledger_key, private_key_pem(key))
+    write_public_file(paths.ledger_public_key, public_key_pem(key.public_key()))
     with open_node_ledger(root) as ledger:
         assert ledger.self_check().ok
         for number in range(5):
@@ -143,7 +152,7 @@ def test_verify_checks_a_remembered_checkpoint(node_dir: Path, tmp_path: Path) -
 
 def test_verify_with_a_foreign_key_fails(node_dir: Path, tmp_path: Path) -> None:
     other = tmp_path / "other.pub"
-    tlog.save_public_key(tlog.generate_ledger_key().public_key(), other)
+    write_public_file(other, public_key_pem(generate_ed25519_key().public_key()))
     code, output = run("verify", str(node_dir), "--public-key", str(other))
     assert code == 1
     assert "ledger key" in output
@@ -153,7 +162,7 @@ def test_export_json_holds_everything_an_auditor_needs(node_dir: Path) -> None:
     code, output = run("export", str(node_dir), "--format", "json")
     assert code == 0, output
     document = json.loads(output)
-    public_key = tlog.public_key_from_pem(document["public_key_pem"].encode())
+    public_key = public_key_from_pem(document["public_key_pem"].encode())
     assert document["origin"] == ledger_origin(load_settings(node_dir))
     assert len(document["entries"]) == 6
     leaves = []
@@ -178,7 +187,7 @@ def test_export_csv_has_one_row_per_entry_with_its_checkpoint_and_key(node_dir: 
     assert code == 0, output
     rows = list(csv.DictReader(io.StringIO(output)))
     assert len(rows) == 6
-    public_key = tlog.public_key_from_raw(base64.b64decode(rows[0]["ledger_public_key"]))
+    public_key = public_key_from_raw(base64.b64decode(rows[0]["ledger_public_key"]))
     for row in rows:
         assert int(row["checkpoint_size"]) == int(row["seq"]) + 1
         signed = SignedCheckpoint(

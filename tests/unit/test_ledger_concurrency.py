@@ -6,8 +6,8 @@ import subprocess
 import sys
 from pathlib import Path
 
-from privacy import tlog
-from privacy.ledger import LedgerReader
+from kernel.keyfiles import generate_ed25519_key, private_key_pem, write_private_file
+from privacy.ledger.reader import LedgerReader
 
 WORKER = Path(__file__).parents[1] / "crash" / "ledger_worker.py"
 PROCESSES = 8
@@ -18,8 +18,8 @@ FITS = 25
 
 def test_concurrent_writers_get_exactly_k_answers_and_never_overspend(tmp_path: Path) -> None:
     key_path = tmp_path / "ledger.key"
-    key = tlog.generate_ledger_key()
-    tlog.save_private_key(key, key_path)
+    key = generate_ed25519_key()
+    write_private_file(key_path, private_key_pem(key))
     ledger_path = tmp_path / "ledger.sqlite"
     processes = [
         subprocess.Popen(

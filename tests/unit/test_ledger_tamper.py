@@ -11,8 +11,12 @@ import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from support_ledger import charge_request
 
+from kernel.keyfiles import generate_ed25519_key
 from privacy import tlog
-from privacy.ledger import ChargeRequest, Ledger, LedgerReader, SelfCheckReport
+from privacy.ledger.entry import ChargeRequest
+from privacy.ledger.reader import LedgerReader
+from privacy.ledger.verifier import SelfCheckReport
+from privacy.ledger.writer import Ledger
 from privacy.policy import BudgetPolicy
 from privacy.tlog import Checkpoint, SignedCheckpoint
 
@@ -38,7 +42,7 @@ def charge(number: int) -> ChargeRequest:
 
 @pytest.fixture(scope="module")
 def key() -> Ed25519PrivateKey:
-    return tlog.generate_ledger_key()
+    return generate_ed25519_key()
 
 
 @pytest.fixture(scope="module")
@@ -252,7 +256,7 @@ def test_a_rewritten_and_resigned_ledger_is_detected_against_remembered_checkpoi
 def test_a_checkpoint_signed_by_another_key_is_rejected(
     pristine: Path, key: Ed25519PrivateKey, tmp_path: Path
 ) -> None:
-    other = tlog.generate_ledger_key()
+    other = generate_ed25519_key()
     path = tampered_copy(pristine, tmp_path)
     resign(path, other)
     report = verify(path, key, [])

@@ -87,6 +87,29 @@ def test_synth_fills_the_empty_settings_that_init_writes(tmp_path: Path) -> None
     assert settings["budget"]["max_rho_per_query"] == "1"  # the rest is untouched
 
 
+def test_synth_keeps_the_operators_comments_in_node_toml(tmp_path: Path) -> None:
+    node = tmp_path / "county-c"
+    code, _, err = run("init", str(node), "--name", "county-c", "--partnership", "demo")
+    assert code == 0, err
+    settings_file = node / "node.toml"
+    written = settings_file.read_text(encoding="utf-8")
+    edited = written.replace(
+        "allowed_analysts = []",
+        "# Approved by the data governance board, 2024-05-02.\n"
+        "allowed_analysts = []  # nobody until the agreement is signed",
+    )
+    assert edited != written
+    settings_file.write_text(edited, encoding="utf-8")
+    code, _, err = run("synth", str(node), "--children", "30000", "--dataset", "workforce")
+    assert code == 0, err
+    after = settings_file.read_text(encoding="utf-8")
+    assert "# Approved by the data governance board, 2024-05-02.\n" in after
+    assert "allowed_analysts = []  # nobody until the agreement is signed\n" in after
+    comments = [line for line in edited.splitlines() if line.startswith("#")]
+    assert comments == [line for line in after.splitlines() if line.startswith("#")]
+    assert tomllib.loads(after)["counties"] == ["c001"]
+
+
 def test_synth_without_children_and_without_configured_population_says_what_to_pass(
     tmp_path: Path,
 ) -> None:

@@ -7,7 +7,8 @@ from pathlib import Path
 import pytest
 
 from coordinator.ca import CertificateAuthority, init_ca, issue_person_credentials
-from kernel.identity import Identity, certificate_fingerprint, load_certificate
+from kernel.identity import Identity, certificate_fingerprint
+from kernel.keyfiles import load_certificate
 from node.layout import NodePaths
 from node.provision import init_node_folder
 from node.security import (

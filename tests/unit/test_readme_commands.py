@@ -15,6 +15,7 @@ def test_readme_has_exactly_the_demo_and_the_test_command() -> None:
     commands = _readme_commands()
     assert len(commands) == 2
     assert commands[0].endswith("npcs demo")
+    assert commands[0].startswith('pip install ".[demo]"'), "the demo needs the demo extra"
     assert "pytest" in commands[1]
 
 

@@ -9,12 +9,8 @@ import pytest
 from cryptography.hazmat.primitives.asymmetric import ed25519
 
 from coordinator.ca import CertificateAuthority, init_ca, issue_person_credentials
-from kernel.identity import (
-    Peer,
-    load_certificate_file,
-    load_ed25519_private_key,
-    peer_from_certificate,
-)
+from kernel.identity import Peer, peer_from_certificate
+from kernel.keyfiles import load_certificate_file, load_ed25519_private_key
 from kernel.signing import (
     MAX_CLOCK_SKEW_SECONDS,
     BadSignature,

@@ -8,7 +8,7 @@ import io
 import polars as pl
 import pytest
 
-from node.store import recurrence_12m, validate
+from node.row_validation import recurrence_12m, validate
 from node.synth import DATASETS, Jurisdiction, default_counties, generate
 from privacy.schema import PARTNERSHIP_SCHEMA
 

@@ -1,15 +1,14 @@
-"""RFC 6962 Merkle tree, proofs, checkpoints and ledger keys (privacy/tlog.py)."""
+"""RFC 6962 Merkle tree, proofs, checkpoints and the signer's key id (privacy/tlog.py)."""
 
 from __future__ import annotations
 
 import hashlib
-import stat
 import subprocess
 import sys
-from pathlib import Path
 
 import pytest
 
+from kernel.keyfiles import generate_ed25519_key
 from privacy import tlog
 from privacy.tlog import Checkpoint, CheckpointFormatError, InMemoryTree, SignedCheckpoint
 
@@ -124,18 +123,18 @@ def test_consistency_proof_of_a_forked_tree_fails(tree: InMemoryTree) -> None:
 
 
 def test_checkpoint_text_round_trips_and_signature_verifies() -> None:
-    key = tlog.generate_ledger_key()
+    key = generate_ed25519_key()
     checkpoint = Checkpoint("npcs/p/node-a/ledger", 12, hashlib.sha256(b"x").digest())
     assert Checkpoint.from_text(checkpoint.to_text()) == checkpoint
     assert checkpoint.to_text().splitlines()[1] == "12"
     signed = checkpoint.sign(key)
     assert signed.verify(key.public_key())
     assert SignedCheckpoint.from_text(signed.to_text()) == signed
-    assert not signed.verify(tlog.generate_ledger_key().public_key())
+    assert not signed.verify(generate_ed25519_key().public_key())
 
 
 def test_a_changed_checkpoint_field_breaks_its_signature() -> None:
-    key = tlog.generate_ledger_key()
+    key = generate_ed25519_key()
     signed = Checkpoint("origin", 5, bytes(32)).sign(key)
     for changed in (
         Checkpoint("origin2", 5, bytes(32)),
@@ -160,24 +159,8 @@ def test_signed_checkpoint_without_signature_line_is_refused() -> None:
         SignedCheckpoint.from_text(body)
 
 
-def test_private_key_file_is_0600_and_never_overwritten(tmp_path: Path) -> None:
-    key = tlog.generate_ledger_key()
-    path = tmp_path / "ledger.key"
-    tlog.save_private_key(key, path)
-    assert stat.S_IMODE(path.stat().st_mode) == 0o600
-    loaded = tlog.load_private_key(path)
-    assert tlog.key_fingerprint(loaded.public_key()) == tlog.key_fingerprint(key.public_key())
-    with pytest.raises(FileExistsError):
-        tlog.save_private_key(tlog.generate_ledger_key(), path)
-    public_path = tmp_path / "ledger.pub"
-    tlog.save_public_key(key.public_key(), public_path)
-    assert tlog.raw_public_key(tlog.load_public_key(public_path)) == tlog.raw_public_key(
-        key.public_key()
-    )
-
-
 def test_fingerprint_is_sha256_of_the_raw_public_key() -> None:
-    public = tlog.generate_ledger_key().public_key()
+    public = generate_ed25519_key().public_key()
     assert tlog.key_fingerprint(public) == hashlib.sha256(tlog.raw_public_key(public)).hexdigest()
 
 

@@ -1,0 +1,99 @@
+"""The audit report for people and programs: terminal lines, markdown, JSON."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from coordinator.audit.report import AuditReport, NodeAudit
+
+
+def _spending_text(node: NodeAudit) -> str:
+    parts = [
+        f"{row.dataset} {row.spent_rho}/{row.total_rho or '-'}"
+        for row in node.spending
+        if row.charges or row.spent_units
+    ]
+    return ", ".join(parts) or "nothing spent"
+
+
+def _history_text(node: NodeAudit) -> str:
+    if node.previous_size is None:
+        return "first audit"
+    remembered = f"size {node.previous_size} ({node.previous_seen_at})"
+    if node.result == "OK":
+        return f"extends {remembered}"
+    return f"checked against remembered {remembered}"
+
+
+def summary_lines(report: AuditReport) -> list[str]:
+    """Plain text for the terminal: one line per node, then its problems and warnings."""
+    lines = [
+        f"Ledger audit of partnership {report.partnership} as {report.auditor} "
+        f"({report.created_at})"
+    ]
+    width = max((len(node.node) for node in report.nodes), default=4)
+    for node in report.nodes:
+        entries = "-" if node.entries is None else str(node.entries)
+        lines.append(
+            f"  {node.result:<6} {node.node:<{width}}  {entries} entries, "
+            f"{_history_text(node)}, {node.signed_requests_verified} signed requests verified, "
+            f"spent rho {_spending_text(node)}"
+        )
+        lines += [f"         problem: {problem}" for problem in node.problems]
+        lines += [f"         warning: {warning}" for warning in node.warnings]
+    verdict = (
+        "every ledger checks out" if report.ok else f"FAILED: {', '.join(report.failed_nodes)}"
+    )
+    lines.append(f"Result: {verdict}")
+    return lines
+
+
+def report_markdown(report: AuditReport) -> str:
+    verdict = "all ledgers OK" if report.ok else f"FAILED ({', '.join(report.failed_nodes)})"
+    lines = [
+        f"# Ledger audit: partnership `{report.partnership}`",
+        "",
+        f"- auditor: `{report.auditor}`",
+        f"- time: {report.created_at}",
+        f"- result: **{verdict}**",
+        "",
+        "| node | result | entries | signed root | history | signed requests | spent rho / total |",
+        "|---|---|---:|---|---|---:|---|",
+    ]
+    for node in report.nodes:
+        root = f"`{node.checkpoint_root[:16]}...`" if node.checkpoint_root else "-"
+        lines.append(
+            f"| {node.node} | {node.result} | {node.entries if node.entries is not None else '-'} "
+            f"| {root} | {_history_text(node)} | {node.signed_requests_verified} "
+            f"| {_spending_text(node)} |"
+        )
+    for node in report.nodes:
+        if not node.problems and not node.warnings:
+            continue
+        lines += ["", f"## {node.node}: {node.result}", ""]
+        lines += [f"- problem: {problem}" for problem in node.problems]
+        lines += [f"- warning: {warning}" for warning in node.warnings]
+    lines += [
+        "",
+        "Checks per node: pinned ledger key; checkpoint signature; every entry's fields "
+        "against its leaf data; the recomputed Merkle root against the signed root; the "
+        "checkpoint remembered from the last audit is a prefix (root and consistency "
+        "proof); each analyst's signed request; each recorded release; spent rho per "
+        "dataset (sum of charges) within the published policy totals.",
+    ]
+    return "\n".join(lines) + "\n"
+
+
+def report_json(report: AuditReport) -> str:
+    body = report.model_dump(mode="json")
+    body["ok"] = report.ok
+    return json.dumps(body, indent=2) + "\n"
+
+
+def write_report(report: AuditReport, path: Path) -> Path:
+    """JSON when the file name ends in .json, else markdown."""
+    text = report_json(report) if path.suffix.lower() == ".json" else report_markdown(report)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(text, encoding="utf-8")
+    return path

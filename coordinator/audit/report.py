@@ -1,0 +1,62 @@
+"""The audit report: what the audit of each node found (models, stable JSON)."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict
+
+REPORT_FORMAT: Literal["npcs.audit.v1"] = "npcs.audit.v1"
+
+NodeVerdict = Literal["OK", "FAILED"]
+
+
+class _Frozen(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+class DatasetSpending(_Frozen):
+    dataset: str
+    spent_units: int
+    spent_rho: str
+    total_rho: str | None
+    """The policy total the node publishes (None: the policy has no budget for it)."""
+    charges: int
+
+
+class NodeAudit(_Frozen):
+    """What the audit of one node found."""
+
+    node: str
+    address: str
+    result: NodeVerdict
+    problems: tuple[str, ...] = ()
+    """Each one fails the node."""
+    warnings: tuple[str, ...] = ()
+    """Worth a look, but not proof of a broken ledger."""
+    entries: int | None = None
+    checkpoint_size: int | None = None
+    checkpoint_root: str | None = None
+    """Hex root of the checkpoint the node signed."""
+    previous_size: int | None = None
+    """Size of the checkpoint remembered from the last audit that passed."""
+    previous_seen_at: str | None = None
+    signed_requests_verified: int = 0
+    spending: tuple[DatasetSpending, ...] = ()
+    ledger_key_fingerprint: str = ""
+
+
+class AuditReport(_Frozen):
+    format: Literal["npcs.audit.v1"] = REPORT_FORMAT
+    partnership: str
+    auditor: str
+    created_at: str
+    nodes: tuple[NodeAudit, ...]
+
+    @property
+    def ok(self) -> bool:
+        return all(node.result == "OK" for node in self.nodes)
+
+    @property
+    def failed_nodes(self) -> tuple[str, ...]:
+        return tuple(node.node for node in self.nodes if node.result != "OK")

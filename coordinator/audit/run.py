@@ -1,0 +1,153 @@
+"""Auditing nodes: every check against each node, concurrently; remember who passed.
+
+A node's failures (refused calls, unreadable answers, broken ledgers) become findings in
+its report, never exceptions; the checkpoints of nodes that pass are remembered in one
+transaction, so the next audit proves each of those ledgers only grew.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+from coordinator.audit.charge_checks import check_charges, check_spending
+from coordinator.audit.findings import Findings, StopAudit
+from coordinator.audit.ledger_checks import (
+    check_remembered,
+    fetch_entries,
+    rewrite_message,
+    signed_checkpoint,
+)
+from coordinator.audit.report import AuditReport, DatasetSpending, NodeAudit
+from coordinator.checkpoints import CheckpointStore, RememberedCheckpoint
+from coordinator.client import ClientCredentials, NodeClient, pinned_ledger_key
+from coordinator.errors import NodeCallError
+from coordinator.fanout import fan_out
+from coordinator.partnership import NodeEntry, Partnership
+from kernel.messages import PublishedCheckpoint
+from npcs.errors import WireError
+from privacy import tlog
+
+DEFAULT_TIMEOUT_SECONDS = 30.0
+
+
+@dataclass
+class _Facts:
+    """What was established about a node so far (for the report)."""
+
+    entries: int | None = None
+    checkpoint: PublishedCheckpoint | None = None
+    signed_requests_verified: int = 0
+    spending: tuple[DatasetSpending, ...] = ()
+
+
+@dataclass(frozen=True)
+class NodeOutcome:
+    audit: NodeAudit
+    verified_checkpoint: PublishedCheckpoint | None
+    """The node's checkpoint, when the audit passed (to remember)."""
+
+
+def audit_node(
+    entry: NodeEntry,
+    credentials: ClientCredentials,
+    remembered: RememberedCheckpoint | None,
+    *,
+    timeout: float = DEFAULT_TIMEOUT_SECONDS,
+) -> NodeOutcome:
+    """Run every check against one node; never raises for what the node does wrong."""
+    findings = Findings()
+    facts = _Facts()
+    with NodeClient(entry, credentials, timeout=timeout) as client:
+        try:
+            _run_checks(client, entry, remembered, findings, facts)
+        except NodeCallError as failure:
+            findings.fail(f"{failure.problem.code}: {failure.problem.reason}")
+        except (StopAudit, WireError):
+            pass
+    checkpoint = facts.checkpoint
+    audit = NodeAudit(
+        node=entry.name,
+        address=entry.address,
+        result="FAILED" if findings.problems else "OK",
+        problems=tuple(findings.problems),
+        warnings=tuple(findings.warnings),
+        entries=facts.entries,
+        checkpoint_size=checkpoint.size if checkpoint else None,
+        checkpoint_root=checkpoint.root.hex() if checkpoint else None,
+        previous_size=remembered.size if remembered else None,
+        previous_seen_at=remembered.seen_at if remembered else None,
+        signed_requests_verified=facts.signed_requests_verified,
+        spending=facts.spending,
+        ledger_key_fingerprint=entry.ledger_key_fingerprint,
+    )
+    return NodeOutcome(audit, None if findings.problems else checkpoint)
+
+
+def _run_checks(
+    client: NodeClient,
+    entry: NodeEntry,
+    remembered: RememberedCheckpoint | None,
+    findings: Findings,
+    facts: _Facts,
+) -> None:
+    description = client.describe()
+    if description.node_name != entry.name:
+        findings.fail(
+            f"the node at {entry.address} calls itself {description.node_name!r}, not "
+            f"{entry.name!r}: check the address in partnership.toml"
+        )
+    try:
+        key = pinned_ledger_key(description, entry)
+    except ValueError as exc:
+        raise findings.stop(str(exc)) from exc
+    checkpoint = signed_checkpoint(client.get_checkpoint(), key, entry, findings)
+    facts.checkpoint = checkpoint
+    entries = fetch_entries(client, checkpoint.size, findings)
+    facts.entries = len(entries)
+    tree = tlog.InMemoryTree([item.leaf_hash() for item in entries])
+    if tree.root() != checkpoint.root:
+        findings.fail(rewrite_message(client, tree, checkpoint, entries))
+    if remembered is not None:
+        check_remembered(client, tree, checkpoint, remembered, key, findings)
+    facts.signed_requests_verified = check_charges(entries, entry.name, findings)
+    facts.spending = check_spending(entries, description.policy, findings)
+
+
+def audit_partnership(
+    partnership: Partnership,
+    credentials: ClientCredentials,
+    *,
+    auditor: str,
+    memory: CheckpointStore,
+    nodes: Sequence[NodeEntry] | None = None,
+    timeout: float = DEFAULT_TIMEOUT_SECONDS,
+) -> AuditReport:
+    """Audit nodes concurrently; remember the checkpoints of those that pass."""
+    selected = tuple(nodes) if nodes is not None else partnership.nodes
+    remembered = memory.remembered(partnership.name)
+    outcomes = fan_out(
+        selected,
+        lambda entry: audit_node(entry, credentials, remembered.get(entry.name), timeout=timeout),
+    )
+    now = datetime.now(UTC).isoformat(timespec="seconds")
+    memory.remember(
+        partnership.name,
+        [
+            RememberedCheckpoint.seen(
+                name,
+                outcome.verified_checkpoint,
+                key_fingerprint=partnership.node(name).ledger_key_fingerprint,
+                seen_at=now,
+            )
+            for name, outcome in outcomes.items()
+            if outcome.verified_checkpoint is not None
+        ],
+    )
+    return AuditReport(
+        partnership=partnership.name,
+        auditor=auditor,
+        created_at=now,
+        nodes=tuple(outcome.audit for outcome in outcomes.values()),
+    )

@@ -1,0 +1,104 @@
+"""What `npcs audit` starts from: the partnership, the auditor's credentials, the memory.
+
+Refuses early, and clearly, anyone who is not an auditor of this partnership; set-up
+problems are `CoordinatorError`s that say what to fix.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from coordinator.audit.memory import open_audit_memory
+from coordinator.audit.report import AuditReport
+from coordinator.audit.run import DEFAULT_TIMEOUT_SECONDS, audit_partnership
+from coordinator.ca import CredentialPaths
+from coordinator.checkpoints import CheckpointStore
+from coordinator.client import ClientCredentials
+from coordinator.errors import InvalidArgumentError, SetupError
+from coordinator.partnership import (
+    IdentityFiles,
+    NodeEntry,
+    Partnership,
+    PartnershipError,
+    load_partnership,
+    resolve_config_path,
+)
+from kernel.identity import IdentityError, identity_from_certificate
+from kernel.keyfiles import KeyFileError, load_certificate_file
+
+
+@dataclass(frozen=True)
+class AuditSession:
+    partnership: Partnership
+    credentials: ClientCredentials
+    auditor: str
+    """The auditor's identity URI, as the report names it."""
+    nodes: tuple[NodeEntry, ...]
+    memory: CheckpointStore
+    timeout: float = DEFAULT_TIMEOUT_SECONDS
+
+    def audit(self) -> AuditReport:
+        """Audit the selected nodes and remember the checkpoints of those that pass."""
+        return audit_partnership(
+            self.partnership,
+            self.credentials,
+            auditor=self.auditor,
+            memory=self.memory,
+            nodes=self.nodes,
+            timeout=self.timeout,
+        )
+
+
+def open_audit_session(
+    *,
+    config: Path | None,
+    identity_dir: Path | None = None,
+    nodes: str | None = None,
+    state_file: Path | None = None,
+    timeout: float = DEFAULT_TIMEOUT_SECONDS,
+) -> AuditSession:
+    """Load the partnership, the auditor's credentials and remembered checkpoints."""
+    if timeout <= 0:
+        raise InvalidArgumentError("--timeout must be a positive number of seconds")
+    try:
+        partnership = load_partnership(resolve_config_path(config))
+        identity = partnership.identity
+        if identity_dir is not None:
+            identity = _identity_from_folder(identity_dir)
+        auditor = _auditor_uri(identity, partnership.name)
+        credentials = ClientCredentials.load(identity)
+        wanted = [name.strip() for name in nodes.split(",") if name.strip()] if nodes else None
+        selected = partnership.select(wanted)
+    except (PartnershipError, IdentityError, KeyFileError) as exc:
+        raise SetupError(str(exc)) from exc
+    return AuditSession(
+        partnership=partnership,
+        credentials=credentials,
+        auditor=auditor,
+        nodes=selected,
+        memory=open_audit_memory(state_file),
+        timeout=timeout,
+    )
+
+
+def _identity_from_folder(folder: Path) -> IdentityFiles:
+    paths = CredentialPaths(folder.resolve())
+    return IdentityFiles(
+        ca_certificate=paths.ca_cert,
+        certificate=paths.tls_cert,
+        tls_key=paths.tls_key,
+        signing_key=paths.signing_key,
+    )
+
+
+def _auditor_uri(identity: IdentityFiles, partnership: str) -> str:
+    """The auditor's identity, refusing early (and clearly) anyone who is not one."""
+    holder = identity_from_certificate(load_certificate_file(identity.certificate))
+    if holder.role != "auditor" or holder.partnership != partnership:
+        raise SetupError(
+            f"`npcs audit` needs an auditor of partnership {partnership!r}, but "
+            f"{identity.certificate} names {holder}: pass --identity with the folder "
+            "`npcs ca issue --role auditor` made"
+        )
+    return holder.uri

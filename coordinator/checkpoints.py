@@ -1,0 +1,207 @@
+"""Remembered ledger checkpoints: the one memory analysts and auditors keep of each node.
+
+A node signs a checkpoint (origin, size, root) of its ledger with every answer and on
+request. Whoever keeps the newest one they verified can later tell that the node's
+ledger went backwards. `ledger_regression` is the one rule for that, used by
+`npcs query` and `npcs nodes` (which see only checkpoints) and by `npcs audit` (which
+also recomputes the root of every prefix from the entries themselves):
+
+- a ledger smaller than remembered **shrank** (entries were removed: truncated, or an
+  old copy restored);
+- a ledger whose first `size` entries no longer hash to the remembered root **forked**
+  (history rewritten, or two ledgers under one key).
+
+The store is one SQLite table, per partnership and node: an analyst's lives in the
+results store's file, an auditor's in its own file (`coordinator.audit.memory`).
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Iterable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Literal
+
+from coordinator.errors import CheckpointStoreError
+from coordinator.local_store import create_schema, transaction
+from kernel.messages import PublishedCheckpoint
+from privacy import tlog
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS checkpoints (
+    partnership TEXT NOT NULL,
+    node TEXT NOT NULL,
+    origin TEXT NOT NULL,
+    size INTEGER NOT NULL,
+    root BLOB NOT NULL,
+    signature BLOB NOT NULL,
+    key_fingerprint TEXT NOT NULL,
+    seen_at TEXT NOT NULL,
+    PRIMARY KEY (partnership, node)
+);
+"""
+
+_SELECT_ONE = (
+    "SELECT node, origin, size, root, signature, key_fingerprint, seen_at "
+    "FROM checkpoints WHERE partnership = ? AND node = ?"
+)
+_SELECT_ALL = (
+    "SELECT node, origin, size, root, signature, key_fingerprint, seen_at "
+    "FROM checkpoints WHERE partnership = ? ORDER BY node"
+)
+
+Regression = Literal["shrank", "forked"]
+
+
+@dataclass(frozen=True)
+class RememberedCheckpoint:
+    """A node's signed checkpoint as seen (and verified) at `seen_at`."""
+
+    node: str
+    origin: str
+    size: int
+    root: bytes
+    signature: bytes
+    key_fingerprint: str
+    """The pinned ledger key the signature was verified with."""
+    seen_at: str
+
+    @classmethod
+    def seen(
+        cls, node: str, checkpoint: PublishedCheckpoint, *, key_fingerprint: str, seen_at: str
+    ) -> RememberedCheckpoint:
+        return cls(
+            node=node,
+            origin=checkpoint.signed.checkpoint.origin,
+            size=checkpoint.size,
+            root=checkpoint.root,
+            signature=checkpoint.signed.signature,
+            key_fingerprint=key_fingerprint,
+            seen_at=seen_at,
+        )
+
+    @property
+    def signed(self) -> tlog.SignedCheckpoint:
+        return tlog.SignedCheckpoint(
+            tlog.Checkpoint(self.origin, self.size, self.root), self.signature
+        )
+
+
+def ledger_regression(
+    remembered: RememberedCheckpoint, *, size: int, root_at_remembered_size: bytes | None
+) -> Regression | None:
+    """Did the node's ledger, now of `size` entries, go back on the remembered checkpoint?
+
+    `root_at_remembered_size` is today's root over the ledger's first `remembered.size`
+    entries where it is known (None where it is not: a checkpoint of another size).
+    """
+    if size < remembered.size:
+        return "shrank"
+    if root_at_remembered_size is not None and root_at_remembered_size != remembered.root:
+        return "forked"
+    return None
+
+
+@dataclass(frozen=True)
+class LedgerRegression:
+    """A checkpoint that went back on the remembered one (which is kept)."""
+
+    node: str
+    regression: Regression
+    remembered_size: int
+    size: int
+
+    def warning(self) -> str:
+        """What to tell the analyst (the auditor's checks word their own findings)."""
+        if self.regression == "shrank":
+            return (
+                f"node {self.node}'s ledger shrank from {self.remembered_size} to "
+                f"{self.size} entries since last seen: tell the auditor"
+            )
+        return (
+            f"node {self.node}'s ledger changed at size {self.size} (a fork or "
+            "a rewrite): tell the auditor"
+        )
+
+
+class CheckpointStore:
+    """The newest remembered checkpoint per partnership and node, in one SQLite file."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        try:
+            create_schema(path, SCHEMA)
+        except sqlite3.DatabaseError as exc:
+            raise CheckpointStoreError(
+                f"cannot read remembered checkpoints {path}: {exc}; restore it from a "
+                "backup (deleting it loses the proof that ledgers only grew)"
+            ) from exc
+
+    def remember(
+        self, partnership: str, checkpoints: Iterable[RememberedCheckpoint]
+    ) -> list[LedgerRegression]:
+        """Keep each node's newer checkpoint, all in one transaction (one fsync for a
+        whole fan-out); a checkpoint that went back on the remembered one is returned
+        and not kept.
+
+        Only checkpoints are compared here (same size, other root: forked); full
+        consistency proofs between sizes are the auditor's job (`npcs audit`).
+        """
+        regressions: list[LedgerRegression] = []
+        with transaction(self.path) as connection:
+            for checkpoint in checkpoints:
+                regression = _remember(connection, partnership, checkpoint)
+                if regression is not None:
+                    regressions.append(regression)
+        return regressions
+
+    def latest(self, partnership: str, node: str) -> RememberedCheckpoint | None:
+        with transaction(self.path) as connection:
+            row = connection.execute(_SELECT_ONE, (partnership, node)).fetchone()
+        return None if row is None else _from_row(row)
+
+    def remembered(self, partnership: str) -> dict[str, RememberedCheckpoint]:
+        """Every node's remembered checkpoint in `partnership`, by node name."""
+        with transaction(self.path) as connection:
+            rows = connection.execute(_SELECT_ALL, (partnership,)).fetchall()
+        return {checkpoint.node: checkpoint for checkpoint in map(_from_row, rows)}
+
+
+def _from_row(row: tuple[object, ...]) -> RememberedCheckpoint:
+    node, origin, size, root, signature, fingerprint, seen_at = row
+    assert isinstance(root, bytes)
+    assert isinstance(signature, bytes)
+    return RememberedCheckpoint(
+        str(node), str(origin), int(str(size)), root, signature, str(fingerprint), str(seen_at)
+    )
+
+
+def _remember(
+    connection: sqlite3.Connection, partnership: str, checkpoint: RememberedCheckpoint
+) -> LedgerRegression | None:
+    row = connection.execute(_SELECT_ONE, (partnership, checkpoint.node)).fetchone()
+    if row is not None:
+        remembered = _from_row(row)
+        same_size = checkpoint.size == remembered.size
+        regression = ledger_regression(
+            remembered,
+            size=checkpoint.size,
+            root_at_remembered_size=checkpoint.root if same_size else None,
+        )
+        if regression is not None:
+            return LedgerRegression(checkpoint.node, regression, remembered.size, checkpoint.size)
+    connection.execute(
+        "INSERT OR REPLACE INTO checkpoints VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+        (
+            partnership,
+            checkpoint.node,
+            checkpoint.origin,
+            checkpoint.size,
+            checkpoint.root,
+            checkpoint.signature,
+            checkpoint.key_fingerprint,
+            checkpoint.seen_at,
+        ),
+    )
+    return None

@@ -1,0 +1,43 @@
+"""Progress of a fan-out on stderr: a rich bar and a line per node, on a terminal only.
+
+Services take an optional `on_done(entry, result)` callback; `node_progress` yields one
+that advances the bar and prints the node's line (written by the caller's `describe`).
+When stderr is not a terminal nothing is shown, so piped output stays clean.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from typing import TYPE_CHECKING, TypeVar
+
+if TYPE_CHECKING:
+    from coordinator.partnership import NodeEntry
+
+T = TypeVar("T")
+
+
+@contextmanager
+def node_progress(
+    title: str, total: int, describe: Callable[[NodeEntry, T], str]
+) -> Iterator[Callable[[NodeEntry, T], None]]:
+    from rich.console import Console
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
+
+    console = Console(stderr=True)
+    with Progress(
+        TextColumn("{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        console=console,
+        transient=True,
+        disable=not console.is_terminal,
+    ) as progress:
+        task = progress.add_task(title, total=total)
+
+        def done(entry: NodeEntry, result: T) -> None:
+            progress.advance(task)
+            if console.is_terminal:
+                progress.console.print(describe(entry, result))
+
+        yield done

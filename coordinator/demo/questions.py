@@ -1,0 +1,96 @@
+"""The demo's showcase questions: what an analyst would type as `npcs query ...`.
+
+The same arguments go through `coordinator.cli.query_args.build_query`, so the demo asks
+exactly what the command line would; `coordinator.demo.showcase` shows the answers.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+FIRST_YEAR, LAST_YEAR = 2019, 2024
+
+
+@dataclass(frozen=True)
+class Question:
+    """One showcase query, as `npcs query` arguments."""
+
+    key: str
+    statistic: str
+    dataset: str
+    column: str | None
+    by: str
+    rho: str
+    purpose: str
+    where: str | None = None
+
+    def command_line(self) -> str:
+        parts = ["npcs query", self.statistic, self.dataset]
+        if self.column:
+            parts.append(self.column)
+        parts += [f"--by {self.by}", f"--from {FIRST_YEAR} --to {LAST_YEAR}"]
+        if self.where:
+            parts.append(f"--where '{self.where}'")
+        parts += [f"--rho {self.rho}", f'--purpose "{self.purpose}"']
+        return " ".join(parts)
+
+
+QUESTIONS: tuple[Question, ...] = (
+    Question(
+        key="incidents_by_year",
+        statistic="count",
+        dataset="incidents",
+        column=None,
+        by="incident_type,incident_date:year",
+        rho="0.5",
+        purpose="demo: fatalities and near fatalities per year",
+    ),
+    Question(
+        key="fatality_causes",
+        statistic="count",
+        dataset="incidents",
+        column=None,
+        by="primary_cause",
+        where="incident_type=fatality",
+        rho="0.5",
+        purpose="demo: primary cause of fatalities",
+    ),
+    Question(
+        key="sleep_related",
+        statistic="count",
+        dataset="incidents",
+        column=None,
+        by="incident_type,sleep_related",
+        rho="0.5",
+        purpose="demo: share of sleep-related incidents",
+    ),
+    Question(
+        key="recurrence",
+        statistic="count",
+        dataset="reports",
+        column=None,
+        by="report_date:year,recurrence_12m",
+        where="disposition=substantiated,indicated",
+        rho="0.5",
+        purpose="demo: CPS recurrence of maltreatment within 12 months",
+    ),
+    Question(
+        key="separations",
+        statistic="count",
+        dataset="workforce",
+        column=None,
+        by="month:year,separated",
+        where="role=caseworker",
+        rho="2",
+        purpose="demo: caseworker separations per year",
+    ),
+    Question(
+        key="psych_safety",
+        statistic="mean",
+        dataset="safety_culture",
+        column="psych_safety",
+        by="wave_date:quarter",
+        rho="1",
+        purpose="demo: psychological safety per survey wave",
+    ),
+)

@@ -1,0 +1,85 @@
+"""Reading a jurisdiction's export: CSV or Parquet in, file-level checks, the reject report.
+
+Problems with the file as a whole (unreadable, wrong columns, unknown dataset, no public
+values declared) are `IngestError`s a user can fix; problems with single rows are left
+to `node.row_validation` and end up in a reject report under the node's `rejects/`.
+"""
+
+from __future__ import annotations
+
+import secrets
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from node.row_validation import DERIVED_COLUMNS, REJECT_REPORT_COLUMNS
+from privacy.schema import ColumnKind, Dataset
+
+if TYPE_CHECKING:
+    import polars as pl
+
+
+class IngestError(ValueError):
+    """A file-level problem a user can fix: unreadable file, wrong columns, unknown dataset."""
+
+
+def read_export(source: Path) -> pl.DataFrame:
+    """The file's rows: CSV as text only (every cell is parsed later), Parquet as typed."""
+    import polars as pl
+
+    if not source.is_file():
+        raise IngestError(f"{source} does not exist or is not a file.")
+    suffix = source.suffix.lower()
+    try:
+        if suffix == ".csv":
+            # Everything as text: each column is parsed and checked later, cell by cell.
+            return pl.read_csv(source, infer_schema=False)
+        if suffix in (".parquet", ".pq"):
+            return pl.read_parquet(source)
+    except (pl.exceptions.PolarsError, OSError) as error:
+        raise IngestError(f"could not read {source} as {suffix[1:]}: {error}") from None
+    raise IngestError(f"{source}: unsupported file type {suffix!r}; use .csv or .parquet.")
+
+
+def check_export_columns(spec: Dataset, columns: list[str], source: Path) -> None:
+    """Every schema column is there (derived ones may be omitted) and nothing else is."""
+    derived = DERIVED_COLUMNS.get(spec.name, frozenset())
+    expected = set(spec.column_names)
+    missing = [name for name in spec.column_names if name not in columns and name not in derived]
+    unknown = [name for name in columns if name not in expected]
+    problems = []
+    if missing:
+        problems.append(f"missing columns: {', '.join(missing)}")
+    if unknown:
+        problems.append(f"unknown columns: {', '.join(unknown)}")
+    if problems:
+        raise IngestError(
+            f"{source.name} does not match the {spec.name} schema ({'; '.join(problems)}). "
+            "Rename or drop columns to match `npcs-node` schema names; the current snapshot "
+            "is unchanged."
+        )
+
+
+def check_domains_declared(spec: Dataset) -> None:
+    """Every categorical column has its public values (the node's counties, for one)."""
+    undeclared = [c.name for c in spec.columns if c.kind is ColumnKind.CATEGORICAL and not c.domain]
+    if undeclared:
+        raise IngestError(
+            f"{spec.name}: no public values declared for {', '.join(undeclared)}; list them in "
+            'node.toml (e.g. counties = ["c001", ...]) before ingesting.'
+        )
+
+
+def write_reject_report(
+    rejects_dir: Path, dataset: str, source: Path, rejects: pl.DataFrame
+) -> Path | None:
+    """The reject list as a CSV under `rejects_dir` (None when nothing was rejected)."""
+    if rejects.height == 0:
+        return None
+    rejects_dir.mkdir(parents=True, exist_ok=True)
+    stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S")
+    unique = secrets.token_hex(2)
+    path = rejects_dir / f"{dataset}-{stamp}-{unique}-{source.stem}.csv"
+    row, column, _reason = REJECT_REPORT_COLUMNS
+    rejects.sort(row, column).write_csv(path)
+    return path

@@ -1,0 +1,379 @@
+"""The writable ledger of one node: `Ledger.charge_and_release` is the only way to spend.
+
+Check the budget, run the release, record the charge with its answer and a new signed
+checkpoint, commit: all in one `BEGIN IMMEDIATE` transaction, and return only after the
+commit. Writers of one file (threads or processes) queue on a side-file lock first.
+"""
+
+from __future__ import annotations
+
+import base64
+import contextlib
+import fcntl
+import os
+import sqlite3
+from collections.abc import Callable, Iterator
+from contextlib import suppress
+from datetime import UTC, datetime
+from pathlib import Path
+
+from cryptography.hazmat.primitives.asymmetric.ed25519 import (
+    Ed25519PrivateKey,
+    Ed25519PublicKey,
+)
+
+from privacy import tlog
+from privacy.epsilon import epsilon_for_rho_units
+from privacy.ledger.entry import (
+    ENTRY_COLUMNS,
+    ChargeOutcome,
+    ChargeRequest,
+    LedgerEntry,
+    Receipt,
+)
+from privacy.ledger.errors import LedgerError, LedgerFault, QueryIdConflict, ReleaseFailed
+from privacy.ledger.reader import LedgerReader
+from privacy.ledger.sqlschema import (
+    INSERT_ENTRY,
+    SCHEMA_VERSION,
+    SELECT_ENTRY,
+    connect,
+    create_schema,
+    entry_from_row,
+)
+from privacy.ledger.verifier import SelfCheckReport
+from privacy.policy import BudgetPolicy
+from privacy.tlog import Checkpoint, SignedCheckpoint
+
+
+def _now() -> str:
+    return datetime.now(UTC).isoformat(timespec="microseconds")
+
+
+class Ledger(LedgerReader):
+    """The writable ledger of one node: `charge_and_release` is the only way to spend."""
+
+    def __init__(
+        self,
+        connection: sqlite3.Connection,
+        path: Path,
+        *,
+        origin: str,
+        signing_key: Ed25519PrivateKey,
+        policy: BudgetPolicy,
+        delta: str,
+    ) -> None:
+        super().__init__(connection, path)
+        self._origin = origin
+        self._key = signing_key
+        self._public_key = signing_key.public_key()
+        self.policy = policy
+        self.delta = delta
+        self._writer_lock_fd = os.open(
+            path.with_name(path.name + ".writer-lock"), os.O_RDWR | os.O_CREAT, 0o600
+        )
+
+    def close(self) -> None:
+        with self._lock:
+            self._conn.close()
+            if self._writer_lock_fd >= 0:
+                os.close(self._writer_lock_fd)
+                self._writer_lock_fd = -1
+
+    @classmethod
+    def open(
+        cls,
+        path: Path,
+        *,
+        origin: str,
+        signing_key: Ed25519PrivateKey,
+        policy: BudgetPolicy,
+        delta: str = "1e-9",
+    ) -> Ledger:
+        """Open (creating if needed) the ledger at `path`; refuse one made with another
+        origin or key. Run `self_check()` before serving from it."""
+        Checkpoint(origin, 0, tlog.EMPTY_ROOT)  # validates the origin
+        float(delta)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        ledger = cls(
+            connect(path), path, origin=origin, signing_key=signing_key, policy=policy, delta=delta
+        )
+        try:
+            ledger._initialise()
+        except BaseException:
+            ledger.close()
+            raise
+        return ledger
+
+    @property
+    def public_key(self) -> Ed25519PublicKey:
+        return self._public_key
+
+    @property
+    def origin(self) -> str:
+        return self._origin
+
+    def _initialise(self) -> None:
+        fingerprint = tlog.key_fingerprint(self._public_key)
+        with self._lock, self._writer_turn():
+            self._begin_immediate()
+            try:
+                create_schema(self._conn)
+                meta = dict(self._conn.execute("SELECT key, value FROM meta").fetchall())
+                if not meta:
+                    self._create_meta(fingerprint)
+                else:
+                    self._check_meta(meta, fingerprint)
+                self._commit()
+            except BaseException:
+                self._rollback()
+                raise
+
+    def _create_meta(self, fingerprint: str) -> None:
+        public_raw = base64.b64encode(tlog.raw_public_key(self._public_key)).decode()
+        for key, value in (
+            ("schema_version", SCHEMA_VERSION),
+            ("origin", self._origin),
+            ("key_fingerprint", fingerprint),
+            ("public_key", public_raw),
+        ):
+            self._conn.execute("INSERT INTO meta (key, value) VALUES (?, ?)", (key, value))
+        self._store_checkpoint(Checkpoint(self._origin, 0, tlog.EMPTY_ROOT).sign(self._key))
+
+    def _check_meta(self, meta: dict[str, str], fingerprint: str) -> None:
+        if meta.get("origin") != self._origin:
+            raise LedgerFault(
+                f"the ledger at {self._path} belongs to origin {meta.get('origin')!r}, "
+                f"not {self._origin!r}"
+            )
+        if meta.get("key_fingerprint") != fingerprint:
+            raise LedgerFault(
+                f"the ledger at {self._path} was signed with ledger key "
+                f"{meta.get('key_fingerprint')}, but this node's key is {fingerprint}"
+            )
+
+    # -- transactions
+
+    @contextlib.contextmanager
+    def _writer_turn(self) -> Iterator[None]:
+        """Queue writers of this file in the kernel (flock on a side file) before
+        BEGIN IMMEDIATE: one waiter wakes per commit, instead of every writer polling
+        SQLite's lock, which collapses throughput with many processes. The kernel drops
+        the lock when a process dies, so kill -9 never leaves it held. SQLite's own
+        locking stays the authority: this only orders the queue."""
+        fcntl.flock(self._writer_lock_fd, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(self._writer_lock_fd, fcntl.LOCK_UN)
+
+    def _begin_immediate(self) -> None:
+        self._retry_busy(lambda: self._conn.execute("BEGIN IMMEDIATE"))
+
+    def _commit(self) -> None:
+        # A COMMIT that fails with SQLITE_BUSY leaves the transaction open: retrying is safe.
+        self._retry_busy(lambda: self._conn.execute("COMMIT"))
+
+    def _rollback(self) -> None:
+        if self._conn.in_transaction:
+            with suppress(sqlite3.Error):
+                self._conn.execute("ROLLBACK")
+
+    # -- charging
+
+    def charge_and_release(
+        self, charge: ChargeRequest, release: Callable[[], bytes]
+    ) -> ChargeOutcome:
+        """Check the budget, run `release`, record the charge with its answer, commit: all in
+        one `BEGIN IMMEDIATE` transaction; return only after the commit.
+
+        A query_id seen before returns the stored answer (byte-identical, no new charge),
+        or raises QueryIdConflict if the body differs. A refusal (BudgetExceeded) charges
+        nothing. If `release` raises, the charge is recorded and committed anyway (the
+        mechanism may have run) and ReleaseFailed is raised.
+        """
+        charge.validate()
+        epsilon = epsilon_for_rho_units(charge.cost_units, self.delta)
+        with self._lock, self._writer_turn():
+            self._begin_immediate()
+            try:
+                existing = self._entry_in_transaction(charge.query_id)
+                if existing is not None:
+                    outcome = self._replay(charge, existing)
+                    self._rollback()
+                    return outcome
+                self._check_policy(charge)
+                answer, failure = _run_release(release)
+                entry = self._new_entry(charge, answer, epsilon, failure)
+                receipt = self._append(entry)
+                self._commit()
+            except LedgerError:
+                self._rollback()
+                raise
+            except sqlite3.Error as exc:
+                self._rollback()
+                raise LedgerFault(f"ledger database error at {self._path}: {exc}") from exc
+            except BaseException:
+                self._rollback()
+                raise
+        if failure is not None:
+            raise ReleaseFailed(
+                f"query {charge.query_id!r} was charged but its release failed "
+                f"({type(failure).__name__}); retry with a new query_id"
+            ) from failure
+        return ChargeOutcome(answer=answer, receipt=receipt)
+
+    def _entry_in_transaction(self, query_id: str) -> LedgerEntry | None:
+        rows = self._conn.execute(SELECT_ENTRY + " WHERE query_id = ?", (query_id,)).fetchall()
+        return entry_from_row(rows[0]) if rows else None
+
+    def _replay(self, charge: ChargeRequest, existing: LedgerEntry) -> ChargeOutcome:
+        if not charge.same_body_as(existing):
+            raise QueryIdConflict(
+                f"query_id {charge.query_id!r} was already used for a different query; "
+                "send a new query_id for a new query"
+            )
+        if existing.status != "released":
+            raise ReleaseFailed(
+                f"query {charge.query_id!r} was charged but its release failed; "
+                "retry with a new query_id"
+            )
+        size = self._size_in_transaction()
+        receipt = Receipt(
+            entry_index=existing.seq,
+            tree_size=size,
+            inclusion_proof=tuple(tlog.inclusion_proof(existing.seq, size, self._complete_subtree)),
+            checkpoint=self._checkpoint_in_transaction(size),
+            replayed=True,
+            leaf_data=existing.canonical_bytes(),
+        )
+        return ChargeOutcome(answer=existing.answer, receipt=receipt)
+
+    def _check_policy(self, charge: ChargeRequest) -> None:
+        self.policy.check(
+            dataset=charge.dataset,
+            analyst=charge.analyst,
+            cost_units=charge.cost_units,
+            dataset_spent=self._total_in_transaction("dataset", charge.dataset),
+            analyst_spent=self._total_in_transaction("analyst", charge.analyst),
+        )
+
+    def _total_in_transaction(self, scope: str, name: str) -> int:
+        rows = self._conn.execute(
+            "SELECT units FROM spent_totals WHERE scope = ? AND name = ?", (scope, name)
+        ).fetchall()
+        return int(rows[0][0]) if rows else 0
+
+    def _size_in_transaction(self) -> int:
+        (value,) = self._conn.execute("SELECT COALESCE(MAX(seq) + 1, 0) FROM entries").fetchone()
+        return int(value)
+
+    def _checkpoint_in_transaction(self, size: int) -> SignedCheckpoint:
+        row = self._conn.execute(
+            "SELECT size, root, signature FROM checkpoints WHERE size = ?", (size,)
+        ).fetchone()
+        if row is None:
+            raise LedgerFault(f"the ledger has no signed checkpoint for its size {size}")
+        return SignedCheckpoint(Checkpoint(self._origin, size, bytes(row[1])), bytes(row[2]))
+
+    def _new_entry(
+        self,
+        charge: ChargeRequest,
+        answer: bytes,
+        epsilon: str,
+        failure: BaseException | None,
+    ) -> LedgerEntry:
+        return LedgerEntry(
+            seq=self._size_in_transaction(),
+            time=_now(),
+            query_id=charge.query_id,
+            analyst=charge.analyst,
+            dataset=charge.dataset,
+            statistic=charge.statistic,
+            signed_request=charge.signed_request,
+            canonical_query=charge.canonical_query,
+            query_hash=charge.query_hash,
+            purpose=charge.purpose,
+            mechanism_summary=charge.mechanism_summary,
+            cost_units=charge.cost_units,
+            epsilon=epsilon,
+            delta=self.delta,
+            opendp_version=charge.opendp_version,
+            snapshot_id=charge.snapshot_id,
+            status="released" if failure is None else "failed",
+            answer=answer,
+        )
+
+    def _append(self, entry: LedgerEntry) -> Receipt:
+        """Insert the row, its Merkle nodes, the totals and a new signed checkpoint."""
+        leaf_data = entry.canonical_bytes()
+        leaf = tlog.leaf_hash(leaf_data)
+        values = [getattr(entry, name) for name in ENTRY_COLUMNS]
+        self._conn.execute(INSERT_ENTRY, (*values, leaf))
+        self._store_leaf_nodes(entry.seq, leaf)
+        for scope, name in (("dataset", entry.dataset), ("analyst", entry.analyst)):
+            self._conn.execute(
+                "INSERT INTO spent_totals (scope, name, units) VALUES (?, ?, ?) "
+                "ON CONFLICT (scope, name) DO UPDATE SET units = units + excluded.units",
+                (scope, name, entry.cost_units),
+            )
+        size = entry.seq + 1
+        signed = Checkpoint(self._origin, size, self._root(size)).sign(self._key)
+        self._store_checkpoint(signed)
+        return Receipt(
+            entry_index=entry.seq,
+            tree_size=size,
+            inclusion_proof=tuple(tlog.inclusion_proof(entry.seq, size, self._complete_subtree)),
+            checkpoint=signed,
+            replayed=False,
+            leaf_data=leaf_data,
+        )
+
+    def _store_leaf_nodes(self, index: int, leaf: bytes) -> None:
+        level, idx, current = 0, index, leaf
+        nodes = [(0, index, leaf)]
+        while idx & 1:
+            current = tlog.node_hash(
+                self._complete_subtree((idx - 1) << level, idx << level), current
+            )
+            level += 1
+            idx >>= 1
+            nodes.append((level, idx, current))
+        self._conn.executemany("INSERT INTO tree_nodes (level, idx, hash) VALUES (?, ?, ?)", nodes)
+
+    def _store_checkpoint(self, signed: SignedCheckpoint) -> None:
+        self._conn.execute(
+            "INSERT INTO checkpoints (size, time, root, signature) VALUES (?, ?, ?, ?)",
+            (signed.checkpoint.size, _now(), signed.checkpoint.root, signed.signature),
+        )
+
+    # -- budget views
+
+    def remaining_units(self, dataset: str, analyst: str | None = None) -> int:
+        analyst_spent = self._total("analyst", analyst) if analyst is not None else 0
+        return self.policy.remaining(
+            dataset, self._total("dataset", dataset), analyst, analyst_spent
+        )
+
+    def self_check(self) -> SelfCheckReport:
+        """Start-up check: integrity, recomputed root = last signed checkpoint (signed by
+        this node's key), totals = sums of charges. A node must not serve if it fails."""
+        return self.verify(self._public_key, all_signatures=False)
+
+    def require_sound(self) -> None:
+        report = self.self_check()
+        if not report.ok:
+            raise LedgerFault(
+                f"the ledger at {self._path} failed its self-check: {report.problems[0]}"
+            )
+
+
+def _run_release(release: Callable[[], bytes]) -> tuple[bytes, Exception | None]:
+    """Run the release; an exception still counts as spent (noise may have been drawn)."""
+    try:
+        answer = release()
+    except Exception as exc:
+        return b"", exc
+    if not isinstance(answer, bytes):
+        return b"", TypeError(f"release returned {type(answer).__name__}, not bytes")
+    return answer, None

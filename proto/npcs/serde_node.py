@@ -1,0 +1,78 @@
+"""A node's self-description on the wire: DescribeResponse <-> NodeDescription."""
+
+from __future__ import annotations
+
+from pydantic import ValidationError
+
+from kernel.messages import NodeDescription, PolicyView
+from npcs.errors import WireError
+from npcs.serde_ledger import checkpoint_from_proto, checkpoint_to_proto
+from npcs.v1 import node_pb2 as pb
+from privacy.budget import format_rho
+from privacy.schema import Schema
+
+
+def describe_to_proto(
+    description: NodeDescription, *, checkpoint_fingerprint: str = ""
+) -> pb.DescribeResponse:
+    policy = description.policy
+    message = pb.DescribeResponse(
+        node_name=description.node_name,
+        partnership=description.partnership,
+        schema_json=description.schema.to_json(),
+        schema_version=description.schema.version,
+        policy=pb.Policy(
+            datasets=list(policy.datasets),
+            total_rho_per_dataset=dict(policy.total_rho_per_dataset),
+            max_rho_per_query=policy.max_rho_per_query,
+            delta=policy.delta,
+        ),
+        remaining=[
+            pb.DatasetBudget(dataset=name, remaining_units=units, remaining_rho=format_rho(units))
+            for name, units in sorted(description.remaining_units.items())
+        ],
+        child_population=dict(description.child_population),
+        ledger_public_key_pem=description.ledger_public_key_pem,
+        opendp_version=description.opendp_version,
+    )
+    if policy.analyst_cap_rho is not None:
+        message.policy.analyst_cap_rho = policy.analyst_cap_rho
+    if description.latest_checkpoint is not None:
+        checkpoint = description.latest_checkpoint
+        message.latest_checkpoint.CopyFrom(
+            checkpoint_to_proto(
+                checkpoint.signed, checkpoint.key_fingerprint or checkpoint_fingerprint
+            )
+        )
+    return message
+
+
+def describe_from_proto(message: pb.DescribeResponse) -> NodeDescription:
+    try:
+        schema = Schema.from_json(message.schema_json)
+    except ValidationError as exc:
+        raise WireError("schema_json", "the node's schema is not a valid Schema") from exc
+    policy = message.policy
+    return NodeDescription(
+        node_name=message.node_name,
+        partnership=message.partnership,
+        schema=schema,
+        policy=PolicyView(
+            datasets=tuple(policy.datasets),
+            total_rho_per_dataset=dict(policy.total_rho_per_dataset),
+            max_rho_per_query=policy.max_rho_per_query,
+            analyst_cap_rho=(
+                policy.analyst_cap_rho if policy.HasField("analyst_cap_rho") else None
+            ),
+            delta=policy.delta,
+        ),
+        remaining_units={budget.dataset: budget.remaining_units for budget in message.remaining},
+        child_population=dict(message.child_population),
+        ledger_public_key_pem=message.ledger_public_key_pem,
+        latest_checkpoint=(
+            checkpoint_from_proto(message.latest_checkpoint, path="latest_checkpoint")
+            if message.HasField("latest_checkpoint")
+            else None
+        ),
+        opendp_version=message.opendp_version,
+    )

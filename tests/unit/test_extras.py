@@ -1,0 +1,101 @@
+"""Install extras: pyproject.toml and kernel.extras agree, and a missing extra is a clear
+one-line error naming the install command, never a traceback."""
+
+from __future__ import annotations
+
+import re
+import sys
+import tomllib
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from coordinator.cli import cli
+from kernel.extras import (
+    DISTRIBUTION,
+    EXTRA_MODULES,
+    MissingExtraError,
+    missing_modules,
+    require_extra,
+)
+
+REPO = Path(__file__).resolve().parents[2]
+_REQUIREMENT = re.compile(r"^\s*([A-Za-z0-9_.-]+)\s*(?:\[([^\]]*)\])?")
+
+
+def _project() -> dict[str, object]:
+    project = tomllib.loads((REPO / "pyproject.toml").read_text(encoding="utf-8"))["project"]
+    assert isinstance(project, dict)
+    return project
+
+
+def _distributions(requirements: list[str], extras: dict[str, list[str]]) -> set[str]:
+    """Distribution names `requirements` install, following `npcs-federation[...]`."""
+    names: set[str] = set()
+    for requirement in requirements:
+        match = _REQUIREMENT.match(requirement)
+        assert match is not None, requirement
+        name, wanted = match.group(1).lower(), match.group(2)
+        if name == DISTRIBUTION:
+            for extra in (wanted or "").split(","):
+                names |= _distributions(extras[extra.strip()], extras)
+        else:
+            names.add(name)
+    return names
+
+
+def _module_name(distribution: str) -> str:
+    return distribution.replace("-", "_")
+
+
+@pytest.mark.parametrize("extra", sorted(EXTRA_MODULES))
+def test_each_extra_provides_exactly_the_modules_kernel_extras_checks(extra: str) -> None:
+    extras = _project()["optional-dependencies"]
+    assert isinstance(extras, dict)
+    provided = {_module_name(name) for name in _distributions(extras[extra], extras)}
+    assert provided == set(EXTRA_MODULES[extra])
+
+
+def test_the_base_install_has_none_of_the_node_or_chart_packages() -> None:
+    base = _project()["dependencies"]
+    assert isinstance(base, list)
+    heavy = {module for modules in EXTRA_MODULES.values() for module in modules}
+    assert {_module_name(name) for name in _distributions(base, {})} & heavy == set()
+
+
+def test_the_dev_extra_installs_everything_the_tests_import() -> None:
+    extras = _project()["optional-dependencies"]
+    assert isinstance(extras, dict)
+    dev = {_module_name(name) for name in _distributions(extras["dev"], extras)}
+    assert set(EXTRA_MODULES["demo"]) <= dev
+
+
+def test_a_missing_module_is_named_with_the_install_command(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    assert missing_modules("node") == ()
+    # A None entry in sys.modules is how Python spells "this module cannot be imported".
+    monkeypatch.setitem(sys.modules, "polars", None)
+    assert missing_modules("node") == ("polars",)
+    with pytest.raises(MissingExtraError) as raised:
+        require_extra("node", needed_by="serving")
+    message = str(raised.value)
+    assert message.startswith("serving needs polars")
+    assert 'pip install "npcs-federation[node]"' in message
+    assert 'pip install ".[node]"' in message
+
+
+@pytest.mark.parametrize("hidden", ["opendp", "matplotlib"])
+def test_npcs_demo_without_its_extra_says_what_to_install_and_creates_nothing(
+    hidden: str, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    monkeypatch.setitem(sys.modules, hidden, None)
+    workdir = tmp_path / "demo"
+    result = CliRunner().invoke(cli, ["demo", "--workdir", str(workdir)])
+    assert result.exit_code == 1
+    assert result.exception is None or isinstance(result.exception, SystemExit)
+    assert f"needs {hidden}" in result.stderr
+    assert 'pip install "npcs-federation[demo]"' in result.stderr
+    assert "Traceback" not in result.output
+    assert not workdir.exists()
