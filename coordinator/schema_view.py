@@ -7,9 +7,11 @@ population by year. Pure data: `coordinator/cli/schema.py` renders it.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Mapping, Sequence
 
 from coordinator.suggest import unknown
+from privacy.population import PopulationTable
 from privacy.schema import PARTNERSHIP_SCHEMA, Column, ColumnKind, Dataset, Schema
 
 
@@ -75,6 +77,7 @@ def schema_view(
     *,
     node_schemas: Mapping[str, Schema] | None = None,
     populations: Mapping[str, Mapping[str, int]] | None = None,
+    group_populations: Mapping[str, PopulationTable] | None = None,
     problems: Mapping[str, str] | None = None,
 ) -> dict[str, object]:
     """The document `npcs schema --format json` prints (docs/analyst-guide.md)."""
@@ -83,5 +86,8 @@ def schema_view(
         "schema_version": PARTNERSHIP_SCHEMA.version,
         "datasets": [dataset_view(d, node_schemas) for d in datasets],
         "child_population": {node: dict(by_year) for node, by_year in (populations or {}).items()},
+        "group_population": {
+            node: json.loads(table.to_json()) for node, table in (group_populations or {}).items()
+        },
         "node_problems": dict(problems or {}),
     }

@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import io
 import json
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 import click
 
 if TYPE_CHECKING:
+    from privacy.population import PopulationTable
     from privacy.schema import Schema
 
 
@@ -48,11 +50,13 @@ def command(  # noqa: PLR0917 - click passes every option as an argument
         datasets = select_datasets(dataset)
     except UnknownDatasetError as exc:
         raise click.UsageError(str(exc.args[0])) from exc
-    node_schemas, populations, problems = (
-        _describe(config, nodes, timeout) if live else ({}, {}, {})
-    )
+    described = _describe(config, nodes, timeout) if live else Described()
     view = schema_view(
-        datasets, node_schemas=node_schemas, populations=populations, problems=problems
+        datasets,
+        node_schemas=described.schemas,
+        populations=described.populations,
+        group_populations=described.group_populations,
+        problems=described.problems,
     )
     if output_format == "json":
         click.echo(json.dumps(view, indent=2, sort_keys=True))
@@ -60,9 +64,17 @@ def command(  # noqa: PLR0917 - click passes every option as an argument
         click.echo(_tables(view), nl=False)
 
 
-def _describe(
-    config: Path | None, nodes: str | None, timeout: float
-) -> tuple[dict[str, Schema], dict[str, dict[str, int]], dict[str, str]]:
+@dataclass
+class Described:
+    """What the nodes' Describe answers add to the schema view."""
+
+    schemas: dict[str, Schema] = field(default_factory=dict)
+    populations: dict[str, dict[str, int]] = field(default_factory=dict)
+    group_populations: dict[str, PopulationTable] = field(default_factory=dict)
+    problems: dict[str, str] = field(default_factory=dict)
+
+
+def _describe(config: Path | None, nodes: str | None, timeout: float) -> Described:
     from coordinator.fanout import describe_node, fan_out
     from coordinator.session import open_session
 
@@ -71,16 +83,16 @@ def _describe(
     described = fan_out(
         entries, lambda entry: describe_node(entry, session.credentials, session.settings)
     )
-    schemas: dict[str, Schema] = {}
-    populations: dict[str, dict[str, int]] = {}
-    problems: dict[str, str] = {}
+    result = Described()
     for name, (description, problem) in described.items():
         if description is None:
-            problems[name] = f"{problem.code}: {problem.reason}" if problem else "no answer"
+            result.problems[name] = f"{problem.code}: {problem.reason}" if problem else "no answer"
             continue
-        schemas[name] = description.schema
-        populations[name] = dict(description.child_population)
-    return schemas, populations, problems
+        result.schemas[name] = description.schema
+        result.populations[name] = dict(description.child_population)
+        if description.group_populations is not None:
+            result.group_populations[name] = description.group_populations
+    return result
 
 
 def _tables(view: dict[str, object]) -> str:
@@ -109,6 +121,11 @@ def _tables(view: dict[str, object]) -> str:
     assert isinstance(populations, dict)
     if populations:
         console.print(_population_table(populations))
+    by_group = view["group_population"]
+    assert isinstance(by_group, dict)
+    for node, table in by_group.items():
+        console.print(f"{node}: child population by group (source: {table['source']})")
+        console.print(_group_population_table(table))
     problems = view["node_problems"]
     assert isinstance(problems, dict)
     for node, problem in problems.items():
@@ -141,3 +158,26 @@ def _population_table(populations: dict[str, dict[str, int]]) -> object:
     for node, by_year in populations.items():
         table.add_row(node, *(f"{by_year[y]:,}" if y in by_year else "-" for y in years))
     return table
+
+
+def _group_population_table(table: dict[str, object]) -> object:
+    from rich.table import Table
+
+    rows = table["rows"]
+    assert isinstance(rows, list)
+    years = sorted({row["year"] for row in rows})
+    cells = {(row["column"], row["value"], row["year"]): row["population"] for row in rows}
+    groups = sorted({(row["column"], row["value"]) for row in rows})
+    rendered = Table()
+    rendered.add_column("group")
+    for year in years:
+        rendered.add_column(year, justify="right")
+    for column, value in groups:
+        rendered.add_row(
+            f"{column}={value}",
+            *(
+                f"{cells[column, value, y]:,}" if (column, value, y) in cells else "-"
+                for y in years
+            ),
+        )
+    return rendered

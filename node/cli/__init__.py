@@ -15,6 +15,7 @@ NODE_COMMANDS: dict[str, str] = {
     "synth": "node.cli.synth:command",
     "ingest": "node.cli.ingest:command",
     "status": "node.cli.status:command",
+    "population": "node.cli.population:command",
 }
 
 

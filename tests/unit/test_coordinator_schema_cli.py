@@ -76,3 +76,27 @@ def test_no_suggestion_when_nothing_is_close() -> None:
     assert closest("zzzz", ["female", "male"]) is None
     assert "did you mean" not in unknown("value", "zzzz", ["female", "male"])
     assert closest("FEMALE", ["female", "male"]) == "female"
+
+
+def test_schema_view_shows_each_nodes_populations_by_group_with_their_source() -> None:
+    from coordinator.cli.schema import _tables
+    from coordinator.schema_view import schema_view, select_datasets
+    from privacy.population import parse_population_csv
+
+    table = parse_population_csv(
+        "year,column,value,population\n2023,race_ethnicity,black,61200\n", "Census V2023"
+    )
+    view = schema_view(select_datasets("incidents"), group_populations={"county-a": table})
+    assert view["group_population"] == {
+        "county-a": {
+            "source": "Census V2023",
+            "rows": [
+                {"year": "2023", "column": "race_ethnicity", "value": "black", "population": 61200}
+            ],
+        }
+    }
+    text = _tables(view)
+    assert "county-a: child population by group" in text
+    assert "race_ethnicity=black" in text
+    assert "61,200" in text
+    assert "source: Census V2023" in text
