@@ -11,19 +11,20 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping, Sequence
-from datetime import date
 from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, model_validator
 
+from coordinator.denominators import NodePopulations, cell_denominator, rate_notes
 from coordinator.display import clamp_for_display, upgrade_stored_row
 from coordinator.measures import column_bounds, discrete_names, never_negative
 from coordinator.pooling import PooledValue, noise_variance, pool_cell, z_value
 from coordinator.quantiles import monotone_quantiles
 from coordinator.query_text import filters_text, spec_from_report_query
 from coordinator.suppression import Suppression, apply_suppression, without_hidden_points
-from coordinator.trend import Point, bucket_position, bucket_year, weighted_slope
-from privacy.query import DateRangeFilter, GroupByTime, QuerySpec, Statistic
+from coordinator.trend import Point, bucket_position, weighted_slope
+from privacy.population import PopulationTable
+from privacy.query import GroupByTime, QuerySpec, Statistic
 from privacy.release import Estimate, Release
 
 REPORT_FORMAT: Literal["npcs.result.v1"] = "npcs.result.v1"
@@ -137,6 +138,8 @@ class Report(FrozenModel):
     """The nodes whose answers the partnership rows add up."""
     rows: tuple[ValueRow, ...]
     trends: tuple[TrendRow, ...]
+    rate_notes: tuple[str, ...] = ()
+    """Where a count has no rate and why (coordinator/denominators.py)."""
 
     @model_validator(mode="before")
     @classmethod
@@ -181,13 +184,22 @@ def build_report(
     statuses: Sequence[NodeStatus],
     releases: Mapping[str, Release],
     populations: Mapping[str, Mapping[str, int]] | None = None,
+    group_populations: Mapping[str, PopulationTable] | None = None,
 ) -> Report:
     """Per-node and pooled rows (with rates and trends) for the nodes that answered.
 
     `releases` maps node name to its release, in the order nodes should be listed;
-    `populations` maps node name to its public child population by year.
+    `populations` maps node name to its public child population by year, and
+    `group_populations` to its populations by year and group (coordinator/denominators.py).
     """
-    populations = populations or {}
+    published = {
+        node: NodePopulations(
+            by_year=(populations or {}).get(node, {}),
+            by_group=(group_populations or {}).get(node),
+        )
+        for node in releases
+    }
+    no_rate: dict[str, set[str]] = {}
     confidence = _confidence(releases)
     time_index = time_group_index(spec)
     counts = spec.statistic in (Statistic.COUNT, Statistic.HISTOGRAM)
@@ -195,9 +207,14 @@ def build_report(
     discrete = discrete_names(spec, _value_names(releases))
     rows: list[ValueRow] = []
     for key, per_node in _cells_by_key(releases).items():
-        year_populations = {
-            node: _population(spec, key, time_index, populations.get(node, {})) for node in releases
+        denominators = {
+            node: cell_denominator(spec, key, time_index, published[node]) for node in releases
         }
+        year_populations = {node: d.population for node, d in denominators.items()}
+        if counts:
+            for node, denominator in denominators.items():
+                if denominator.reason is not None:
+                    no_rate.setdefault(node, set()).add(denominator.reason)
         for node, estimates in per_node.items():
             rows += [
                 _node_row(node, key, e, year_populations[node] if counts else None)
@@ -232,6 +249,7 @@ def build_report(
         pooled_nodes=tuple(releases),
         rows=tuple(rows),
         trends=tuple(without_hidden_points(trends, rows, time_index)),
+        rate_notes=rate_notes(no_rate),
     )
 
 
@@ -301,35 +319,6 @@ def _with_rate(row: ValueRow, population: int | None) -> ValueRow:
             "rate_ci_high": None if row.ci_high is None else row.ci_high * factor,
         }
     )
-
-
-def _population(
-    spec: QuerySpec,
-    key: tuple[str, ...],
-    time_index: int | None,
-    by_year: Mapping[str, int],
-) -> int | None:
-    """Children at risk behind one cell: the bucket's year, or the years the query spans.
-
-    A multi-year cell is divided by the sum of the yearly populations (child-years), so
-    its rate is an average annual rate. None when any needed year is unpublished.
-    """
-    if time_index is not None:
-        year = bucket_year(key[time_index])
-        return None if year is None else by_year.get(str(year))
-    years = _query_years(spec)
-    if not years or any(str(y) not in by_year for y in years):
-        return None
-    return sum(by_year[str(y)] for y in years)
-
-
-def _query_years(spec: QuerySpec) -> list[int]:
-    ranges = [f for f in spec.filters if isinstance(f, DateRangeFilter)]
-    if len(ranges) != 1:
-        return []
-    start: date = ranges[0].start
-    end: date = ranges[0].end
-    return list(range(start.year, end.year + 1))
 
 
 def _pooled_population(

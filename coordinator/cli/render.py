@@ -183,6 +183,9 @@ def report_table(report: Report, *, rates: bool = False, width: int = 120) -> st
         console.print(CLAMPED_NOTE)
     if any(row.suppressed for row in report.rows):
         console.print(SUPPRESSED_NOTE)
+    if rates:
+        for note in report.rate_notes:
+            console.print(f"No rate: {note}.")
     if report.trends:
         console.print(_trend_table(report))
     for line in status_lines(report.nodes, report.pooled_nodes, len(report.nodes)):
