@@ -1,9 +1,10 @@
 """Install extras: whether one is installed, and the command that installs it.
 
 `pip install npcs-federation` gives what an analyst or auditor needs. The node's data
-stack (`node`), charts (`charts`) and the one-machine demo (`demo`, both of them) are
-extras. A command that needs one asks here first, without importing anything heavy, so a
-missing extra is a one-line error that names the install command, not a traceback.
+stack (`node`), charts (`charts`), the one-machine demo (`demo`, both of them) and the
+database drivers of `npcs-node refresh` (`sources`) are extras. A command that needs one
+asks here first, without importing anything heavy, so a missing extra is a one-line error
+that names the install command, not a traceback.
 """
 
 from __future__ import annotations
@@ -15,10 +16,13 @@ DISTRIBUTION = "npcs-federation"
 _NODE_MODULES = ("opendp", "polars", "pyarrow", "numpy")
 _CHART_MODULES = ("matplotlib",)
 
+_SOURCES_MODULES = ("sqlalchemy", "psycopg", "pymysql", "adbc_driver_postgresql")
+
 EXTRA_MODULES: dict[str, tuple[str, ...]] = {
     "node": _NODE_MODULES,
     "charts": _CHART_MODULES,
     "demo": _NODE_MODULES + _CHART_MODULES,
+    "sources": _SOURCES_MODULES,
 }
 """The top-level modules each extra provides (a test checks them against pyproject.toml)."""
 

@@ -41,7 +41,7 @@ def read_export(source: Path) -> pl.DataFrame:
     raise IngestError(f"{source}: unsupported file type {suffix!r}; use .csv or .parquet.")
 
 
-def check_export_columns(spec: Dataset, columns: list[str], source: Path) -> None:
+def check_export_columns(spec: Dataset, columns: list[str], source_name: str) -> None:
     """Every schema column is there (derived ones may be omitted) and nothing else is."""
     derived = DERIVED_COLUMNS.get(spec.name, frozenset())
     expected = set(spec.column_names)
@@ -54,7 +54,7 @@ def check_export_columns(spec: Dataset, columns: list[str], source: Path) -> Non
         problems.append(f"unknown columns: {', '.join(unknown)}")
     if problems:
         raise IngestError(
-            f"{source.name} does not match the {spec.name} schema ({'; '.join(problems)}). "
+            f"{source_name} does not match the {spec.name} schema ({'; '.join(problems)}). "
             "Rename or drop columns to match `npcs-node` schema names; the current snapshot "
             "is unchanged."
         )
@@ -71,7 +71,7 @@ def check_domains_declared(spec: Dataset) -> None:
 
 
 def write_reject_report(
-    rejects_dir: Path, dataset: str, source: Path, rejects: pl.DataFrame
+    rejects_dir: Path, dataset: str, source_stem: str, rejects: pl.DataFrame
 ) -> Path | None:
     """The reject list as a CSV under `rejects_dir` (None when nothing was rejected)."""
     if rejects.height == 0:
@@ -79,7 +79,7 @@ def write_reject_report(
     rejects_dir.mkdir(parents=True, exist_ok=True)
     stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S")
     unique = secrets.token_hex(2)
-    path = rejects_dir / f"{dataset}-{stamp}-{unique}-{source.stem}.csv"
+    path = rejects_dir / f"{dataset}-{stamp}-{unique}-{source_stem}.csv"
     row, column, _reason = REJECT_REPORT_COLUMNS
     rejects.sort(row, column).write_csv(path)
     return path

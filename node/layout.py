@@ -52,6 +52,11 @@ class NodePaths:
         return self.root / "populations.json"
 
     @property
+    def sources_file(self) -> Path:
+        """Which database query feeds each dataset (`npcs-node refresh`); no secrets."""
+        return self.root / "sources.toml"
+
+    @property
     def data_dir(self) -> Path:
         return self.root / "data"
 

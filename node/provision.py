@@ -197,6 +197,13 @@ max_concurrent_rpcs = {_toml(limits.max_concurrent_rpcs)}
 # Seconds in-flight calls get to finish when the node stops (`serve --grace` overrides).
 grace_seconds = {_toml(limits.grace_seconds)}
 
+# How `npcs-node ingest` and `npcs-node refresh` treat rows that fail validation.
+[ingest]
+# Largest share of rows (0 to 1) that may be rejected while the valid rows still become the
+# new snapshot; above it the current snapshot stays and the command fails. "0": any rejected
+# row keeps the current snapshot. E.g. "0.001" tolerates one bad row in a thousand.
+max_rejected_fraction = "0"
+
 # Public child population by year (e.g. census estimates), used for rates, e.g. "2023" = 412000.
 [child_population]
 """

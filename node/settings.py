@@ -6,6 +6,7 @@ Built once at the entry point (`load_settings`) and passed down.
 from __future__ import annotations
 
 import tomllib
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
@@ -20,6 +21,7 @@ from pydantic_settings import (
 from kernel.identity import IdentityError, check_fingerprint
 from node.errors import NodeSetupError
 from node.layout import NodePaths
+from node.reject_threshold import RejectThreshold
 from privacy.schema import PARTNERSHIP_SCHEMA
 
 
@@ -60,6 +62,26 @@ class ServerLimits(BaseModel):
     grace_seconds: float = Field(
         10.0, ge=0, description="How long a stopping server lets in-flight calls finish."
     )
+
+
+class IngestSettings(BaseModel):
+    """How file ingest and database refresh treat rejected rows."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    max_rejected_fraction: Decimal = Field(
+        Decimal(0),
+        ge=0,
+        le=1,
+        description=(
+            "Largest share of rows (0 to 1) that may be rejected while the valid rows still "
+            "become the new snapshot; above it the current snapshot stays. 0 (strict): any "
+            "rejected row keeps the current snapshot."
+        ),
+    )
+
+    def threshold(self) -> RejectThreshold:
+        return RejectThreshold(self.max_rejected_fraction)
 
 
 class NodeSettings(BaseSettings):
@@ -103,6 +125,7 @@ class NodeSettings(BaseSettings):
         ),
     )
     server: ServerLimits = Field(default_factory=ServerLimits)
+    ingest: IngestSettings = Field(default_factory=IngestSettings)
 
     @field_validator("revoked_fingerprints")
     @classmethod

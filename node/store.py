@@ -42,6 +42,7 @@ from privacy.schema import PARTNERSHIP_SCHEMA, Dataset, Schema
 if TYPE_CHECKING:
     import polars as pl
 
+    from node.reject_threshold import RejectThreshold
     from node.settings import NodeSettings
 
 CURRENT_FILE = "CURRENT"
@@ -76,6 +77,18 @@ class Snapshot:
 
 
 @dataclass(frozen=True)
+class SourceOrigin:
+    """Where ingested rows came from, as recorded in the manifest and the reject report."""
+
+    name: str
+    """Shown to the operator and kept as the manifest's `source` (a file name, a database)."""
+    stem: str
+    """A short tag for the reject report's file name."""
+    details: Mapping[str, str] = field(default_factory=dict)
+    """Extra manifest facts about the source (a file's sha256, a database's query hash)."""
+
+
+@dataclass(frozen=True)
 class IngestResult:
     """What an ingest did: the new snapshot (None if nothing was stored) and the rejects."""
 
@@ -85,6 +98,8 @@ class IngestResult:
     reject_report: Path | None
     problem: str | None = None
     """Why no snapshot was stored, when none was."""
+    checked_only: bool = False
+    """A `--check` run: validated and reported, nothing stored by design."""
 
 
 def node_schema(settings: NodeSettings) -> Schema:
@@ -135,31 +150,65 @@ class DataStore:
             return []
         return sorted(p.stem for p in folder.glob("*.json") if p.with_suffix(".parquet").exists())
 
-    def ingest(self, dataset: str, source: Path) -> IngestResult:
+    def ingest(
+        self,
+        dataset: str,
+        source: Path,
+        *,
+        threshold: RejectThreshold | None = None,
+        check_only: bool = False,
+    ) -> IngestResult:
         """Validate a CSV or Parquet file and store the valid rows as the new current snapshot.
 
         Raises IngestError for file-level problems (the current snapshot stays as it is).
         Rows that fail validation are listed in a reject report under `rejects/`.
         """
+        check_domains_declared(self._dataset(dataset))
+        raw = read_export(source)
+        origin = SourceOrigin(source.name, source.stem, {"source_sha256": _sha256(source)})
+        return self.ingest_frame(dataset, raw, origin, threshold=threshold, check_only=check_only)
+
+    def ingest_frame(
+        self,
+        dataset: str,
+        raw: pl.DataFrame,
+        origin: SourceOrigin,
+        *,
+        threshold: RejectThreshold | None = None,
+        check_only: bool = False,
+    ) -> IngestResult:
+        """Validate rows read elsewhere (a file, a database) and store the valid ones.
+
+        `threshold` (None: any number of rejects) decides whether too many rejected rows
+        keep the current snapshot; `check_only` validates and writes the reject report
+        but stores nothing.
+        """
         spec = self._dataset(dataset)
         check_domains_declared(spec)
-        raw = read_export(source)
-        check_export_columns(spec, raw.columns, source)
+        check_export_columns(spec, raw.columns, origin.name)
         if raw.height == 0:
-            raise IngestError(f"{source} has no data rows; the current snapshot is unchanged.")
+            raise IngestError(f"{origin.name} has no data rows; the current snapshot is unchanged.")
         valid, rejects = validate(spec, raw)
-        report = write_reject_report(self._paths.rejects_dir, spec.name, source, rejects)
+        report = write_reject_report(self._paths.rejects_dir, spec.name, origin.stem, rejects)
         rejected = count_rejected_rows(rejects)
+        problem = None
         if valid.height == 0:
+            problem = (
+                f"every row of {origin.name} was rejected; the current snapshot is "
+                "unchanged. See the reject report."
+            )
+        elif threshold is not None and threshold.exceeded(rejected, raw.height):
+            problem = threshold.explain(rejected, raw.height)
+        if problem is not None or check_only:
             return IngestResult(
                 snapshot=None,
-                accepted=0,
+                accepted=valid.height,
                 rejected=rejected,
                 reject_report=report,
-                problem=f"every row of {source.name} was rejected; the current snapshot is "
-                "unchanged. See the reject report.",
+                problem=problem,
+                checked_only=check_only,
             )
-        snapshot = self._store_snapshot(spec, valid, source, rejected)
+        snapshot = self._store_snapshot(spec, valid, origin, rejected)
         return IngestResult(
             snapshot=snapshot, accepted=valid.height, rejected=rejected, reject_report=report
         )
@@ -174,7 +223,7 @@ class DataStore:
             raise IngestError(f"unknown dataset {dataset!r}; use one of: {known}.") from None
 
     def _store_snapshot(
-        self, spec: Dataset, frame: pl.DataFrame, source: Path, rejected: int
+        self, spec: Dataset, frame: pl.DataFrame, origin: SourceOrigin, rejected: int
     ) -> Snapshot:
         folder = self.dataset_dir(spec.name) / SNAPSHOTS_DIR
         folder.mkdir(parents=True, exist_ok=True)
@@ -197,8 +246,8 @@ class DataStore:
             "dataset": spec.name,
             "rows": frame.height,
             "rejected": rejected,
-            "source": source.name,
-            "source_sha256": _sha256(source),
+            "source": origin.name,
+            **origin.details,
             "sha256": digest,
             "created_at": created.isoformat(timespec="seconds").replace("+00:00", "Z"),
             "schema_version": self._schema.version,

@@ -41,7 +41,16 @@ EXIT_INTERRUPTED = 130
     show_default=True,
     help="Shrink every jurisdiction's population, e.g. 0.1 for a quick run.",
 )
-def command(workdir: Path | None, keep: bool, nodes: int, scale: float) -> None:
+@click.option(
+    "--database",
+    metavar="URL",
+    default=None,
+    help="A PostgreSQL URL (postgresql://user@host:5432/db): one jurisdiction's data is "
+    "loaded there and read back with `npcs-node refresh` (needs the `sources` extra).",
+)
+def command(
+    workdir: Path | None, keep: bool, nodes: int, scale: float, database: str | None
+) -> None:
     """Create a CA and synthetic jurisdictions, start their nodes, query, chart, audit.
 
     \b
@@ -52,12 +61,14 @@ def command(workdir: Path | None, keep: bool, nodes: int, scale: float) -> None:
     """
     try:
         require_extra("demo", needed_by="`npcs demo` (it runs nodes and draws a chart here)")
+        if database is not None:
+            require_extra("sources", needed_by="`npcs demo --database`")
     except MissingExtraError as exc:
         raise click.ClickException(str(exc)) from exc
     from coordinator.demo.processes import DemoError
     from coordinator.demo.run import DemoOptions, run_demo
 
-    options = DemoOptions(workdir=workdir, keep=keep, nodes=nodes, scale=scale)
+    options = DemoOptions(workdir=workdir, keep=keep, nodes=nodes, scale=scale, database=database)
     try:
         outcome = run_demo(options, sys.stdout, sys.stderr)
     except DemoError as exc:
@@ -70,6 +81,8 @@ def command(workdir: Path | None, keep: bool, nodes: int, scale: float) -> None:
     click.echo(f"  trend chart:   {outcome.chart}")
     click.echo(f"  audit report:  {outcome.audit_report} (JSON: {outcome.audit_json})")
     click.echo(f"  tables:        {outcome.tables}")
+    if outcome.database_note:
+        click.echo(f"Database source: {outcome.database_note}.")
     if outcome.kept:
         click.echo(
             f"The partnership is kept in {outcome.workdir}: start a node again with "

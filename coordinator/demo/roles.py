@@ -35,6 +35,11 @@ def analyst_session(layout: Layout, partnership: Partnership) -> Session:
 
 
 def ask(session: Session, question: Question) -> Report:
+    """Ask as `npcs query` does: per-node progress on a terminal, warnings on stderr."""
+    import click
+
+    from coordinator.cli.progress import node_progress
+    from coordinator.cli.query import query_line
     from coordinator.cli.query_args import build_query
     from coordinator.querying import run_query
 
@@ -49,7 +54,12 @@ def ask(session: Session, question: Question) -> Report:
         rho=question.rho,
         purpose=question.purpose,
     )
-    return run_query(session, session.partnership.nodes, spec).report
+    entries = session.partnership.nodes
+    with node_progress(f"asking {len(entries)} node(s)", len(entries), query_line) as on_done:
+        run = run_query(session, entries, spec, on_done=on_done)
+    for warning in run.warnings:
+        click.echo(f"WARNING: {warning}", err=True)
+    return run.report
 
 
 def check_answered(report: Report) -> None:

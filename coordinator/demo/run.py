@@ -36,6 +36,7 @@ from rich.table import Table
 
 from coordinator.audit.render import summary_lines
 from coordinator.audit.render import write_report as write_audit_report
+from coordinator.demo.database_feed import DatabaseFeed, DatabaseFeedError
 from coordinator.demo.processes import DemoError, NodeProcess, stop_on_sigterm
 from coordinator.demo.questions import QUESTIONS
 from coordinator.demo.roles import AuditorRun, analyst_session, ask, check_answered
@@ -50,6 +51,7 @@ from coordinator.demo.setup import (
     Layout,
     ProvisionedNode,
     create_partnership_pki,
+    database_jurisdiction,
     prepare_workdir,
     provision_node,
     select_jurisdictions,
@@ -72,6 +74,8 @@ class DemoOptions:
     nodes: int = len(JURISDICTIONS)
     scale: float = 1.0
     """Shrink every jurisdiction's population (quick runs, tests)."""
+    database: str | None = None
+    """A PostgreSQL URL: one jurisdiction reads its data from there (`npcs-node refresh`)."""
 
 
 @dataclass
@@ -85,6 +89,8 @@ class DemoOutcome:
     kept: bool = False
     seconds: float = 0.0
     reports: dict[str, Report] = field(default_factory=dict)
+    database_note: str | None = None
+    """Which jurisdiction read its data from which database, when one did."""
 
 
 # --- progress -----------------------------------------------------------------------------
@@ -123,8 +129,10 @@ def run_demo(options: DemoOptions, stdout: IO[str], stderr: IO[str]) -> DemoOutc
     """Everything, in order; every started node is stopped before this returns or raises."""
     started = time.perf_counter()
     jurisdictions = select_jurisdictions(options.nodes, options.scale)
+    feed = _database_feed(options.database)
     layout = Layout(prepare_workdir(options.workdir))
     run = DemoRun(layout, Steps(Console(file=stderr, highlight=False)), stdout)
+    run.feed, run.fed_jurisdiction = feed, database_jurisdiction(jurisdictions) if feed else None
     run.steps.console.print(
         f"[bold]npcs demo[/]: a partnership of {len(jurisdictions)} jurisdictions in {layout.root}"
     )
@@ -134,6 +142,8 @@ def run_demo(options: DemoOptions, stdout: IO[str], stderr: IO[str]) -> DemoOutc
     finally:
         _stop_nodes(run.running, run.steps)
         run.outcome.kept = options.keep or options.workdir is not None
+        if feed is not None:
+            run.outcome.database_note = _finish_database(feed, run)
         if not run.outcome.kept:
             _remove_all_but_results(layout)
         run.outcome.seconds = time.perf_counter() - started
@@ -149,6 +159,8 @@ class DemoRun:
         self.stdout = stdout
         self.outcome = DemoOutcome(workdir=layout.root)
         self.running: list[NodeProcess] = []
+        self.feed: DatabaseFeed | None = None
+        self.fed_jurisdiction: str | None = None
         self.tables = Console(file=stdout, width=_table_width(stdout), highlight=False, record=True)
 
     def execute(self, jurisdictions: Sequence[Jurisdiction]) -> None:
@@ -178,12 +190,14 @@ class DemoRun:
         provisioned: list[ProvisionedNode] = []
 
         def provision(jurisdiction: Jurisdiction) -> None:
-            node = provision_node(layout, authority, jurisdiction)
+            fed = self.feed if jurisdiction.name == self.fed_jurisdiction else None
+            node = provision_node(layout, authority, jurisdiction, fed)
             provisioned.append(node)
+            source = f", read from PostgreSQL {fed.shown_url} by npcs-node refresh" if fed else ""
             steps.note(
                 f"{jurisdiction.name} ({jurisdiction.kind}, {jurisdiction.children:,} children): "
                 + ", ".join(f"{dataset} {count:,}" for dataset, count in node.rows.items())
-                + " rows"
+                + f" rows{source}"
             )
 
         with steps.step("jurisdiction IT: npcs-node init, install-cert, synth; edit node.toml"):
@@ -270,6 +284,27 @@ class DemoRun:
                 f"the audit failed for {', '.join(report.failed_nodes)}; "
                 f"see {self.outcome.audit_report}"
             )
+
+
+def _database_feed(url: str | None) -> DatabaseFeed | None:
+    if url is None:
+        return None
+    try:
+        return DatabaseFeed.for_url(url)
+    except DatabaseFeedError as exc:
+        raise DemoError(str(exc)) from None
+
+
+def _finish_database(feed: DatabaseFeed, run: DemoRun) -> str:
+    """Drop the demo's schema unless the partnership is kept; say what happened."""
+    said = f"{run.fed_jurisdiction} read its data from PostgreSQL {feed.shown_url}"
+    if run.outcome.kept:
+        return f"{said}, schema {feed.schema} (kept; drop it when done)"
+    try:
+        feed.drop()
+    except DatabaseFeedError as exc:
+        return f"{said}; schema {feed.schema} could not be dropped: {exc}"
+    return f"{said}, schema {feed.schema} (dropped)"
 
 
 def _table_width(stream: IO[str]) -> int:

@@ -24,6 +24,7 @@ from coordinator.ca import (
     issue_person_credentials,
     load_csr,
 )
+from coordinator.demo.database_feed import DatabaseFeed, DatabaseFeedError
 from coordinator.demo.processes import DemoError, run_node_cli
 from coordinator.demo.questions import FIRST_YEAR, LAST_YEAR
 from coordinator.partnership import IdentityFiles, NodeEntry, Partnership, save_partnership
@@ -131,7 +132,10 @@ class ProvisionedNode:
 
 
 def provision_node(
-    layout: Layout, authority: CertificateAuthority, jurisdiction: Jurisdiction
+    layout: Layout,
+    authority: CertificateAuthority,
+    jurisdiction: Jurisdiction,
+    feed: DatabaseFeed | None = None,
 ) -> ProvisionedNode:
     """What a jurisdiction's IT runs, as real `npcs-node` subprocesses."""
     from kernel.keyfiles import certificate_pem, write_public_file
@@ -150,24 +154,30 @@ def provision_node(
     run_node_cli(
         ["install-cert", str(root), str(certificate), "--ca", str(layout.ca / "ca.crt")], log
     )
-    summary = run_node_cli(
-        [
-            "synth",
-            str(root),
-            "--children",
-            str(jurisdiction.children),
-            "--years",
-            f"{FIRST_YEAR}-{LAST_YEAR}",
-            "--seed",
-            str(jurisdiction.seed),
-            "--format",
-            "json",
-        ],
-        log,
-    )
+    synth_args = [
+        "--children",
+        str(jurisdiction.children),
+        "--years",
+        f"{FIRST_YEAR}-{LAST_YEAR}",
+        "--seed",
+        str(jurisdiction.seed),
+    ]
+    if feed is not None:  # the agency's database, read by `npcs-node refresh`
+        try:
+            rows = feed.feed(root, run_node_cli, log, synth_args)
+        except DatabaseFeedError as exc:
+            raise DemoError(str(exc)) from None
+    else:
+        summary = run_node_cli(["synth", str(root), *synth_args, "--format", "json"], log)
+        rows = {dataset: int(facts["rows"]) for dataset, facts in json.loads(summary).items()}
     configure_node(root)
-    rows = {dataset: int(facts["rows"]) for dataset, facts in json.loads(summary).items()}
     return ProvisionedNode(jurisdiction, root, rows)
+
+
+def database_jurisdiction(jurisdictions: Sequence[Jurisdiction]) -> str:
+    """The jurisdiction fed from the database: the first county (else the first)."""
+    counties = [j for j in jurisdictions if j.kind == "county"]
+    return (counties or list(jurisdictions))[0].name
 
 
 def configure_node(root: Path) -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import click
 
 from kernel.clikit import LazyGroup
+from kernel.extras import MissingExtraError, require_extra
 from node.errors import NodeSetupError
 
 NODE_COMMANDS: dict[str, str] = {
@@ -14,9 +15,15 @@ NODE_COMMANDS: dict[str, str] = {
     "serve": "node.cli.serve:command",
     "synth": "node.cli.synth:command",
     "ingest": "node.cli.ingest:command",
+    "refresh": "node.cli.refresh:command",
     "status": "node.cli.status:command",
     "population": "node.cli.population:command",
 }
+
+# Commands that read data, plan queries or show epsilon need the `node` extra (OpenDP,
+# Polars, PyArrow, NumPy); `init` and `install-cert` only handle keys and certificates,
+# `population` only public numbers from a CSV.
+NEEDS_NODE_EXTRA = frozenset(NODE_COMMANDS) - {"init", "install-cert", "population"}
 
 
 @click.group(
@@ -26,7 +33,8 @@ NODE_COMMANDS: dict[str, str] = {
     context_settings={"help_option_names": ["-h", "--help"]},
 )
 @click.version_option(package_name="npcs-federation")
-def cli() -> None:
+@click.pass_context
+def cli(ctx: click.Context) -> None:
     """Run a jurisdiction's npcs-federation node.
 
     A node keeps the jurisdiction's case records on site and answers partnership
@@ -38,8 +46,15 @@ def cli() -> None:
       npcs-node init DIR --name NAME --partnership P   # keys, settings, CSR
       npcs-node install-cert DIR CERT --ca CA_CERT      # after the CA signs the CSR
       npcs-node ingest DIR incidents incidents.csv      # load validated data
+      npcs-node refresh DIR                             # or pull it from a database
       npcs-node serve DIR                               # answer queries over mTLS
     """
+    command = ctx.invoked_subcommand
+    if command in NEEDS_NODE_EXTRA:
+        try:
+            require_extra("node", needed_by=f"`npcs-node {command}`")
+        except MissingExtraError as exc:
+            raise click.ClickException(str(exc)) from None
 
 
 def main() -> None:

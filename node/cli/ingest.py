@@ -24,27 +24,39 @@ if TYPE_CHECKING:
     show_default=True,
     help="Output for people or for scripts.",
 )
-def command(node_dir: Path, dataset: str, source: Path, output_format: str) -> None:
+@click.option(
+    "--check",
+    is_flag=True,
+    help="Validate and write the reject report only; change no snapshot.",
+)
+def command(node_dir: Path, dataset: str, source: Path, output_format: str, check: bool) -> None:
     """Validate FILE (CSV or Parquet) and make it DATASET's current snapshot.
 
     Every row is checked against the partnership schema (types, public domains, bounds,
     dates, missing values, the contribution bound per privacy unit). Rows that fail go
-    to a reject report under DIR/rejects/; the rest become a new immutable snapshot.
-    If nothing valid remains, the current snapshot stays as it is and the command fails.
+    to a reject report under DIR/rejects/. If more rows fail than node.toml's
+    ingest.max_rejected_fraction allows (default 0: none), or nothing valid remains, the
+    current snapshot stays as it is and the command fails; otherwise the valid rows
+    become a new immutable snapshot.
     """
-    result = ingest_file(node_dir, dataset, source)
+    result = ingest_file(node_dir, dataset, source, check_only=check)
     if output_format == "json":
         click.echo(json.dumps(result_as_dict(result), indent=2))
     else:
         _echo_text(dataset, source, result)
-    if result.snapshot is None:
-        raise click.ClickException(
-            f"{result.problem} Reject report: {result.reject_report}. Fix the rows and "
-            "run ingest again."
-        )
+    fail_unless_stored(result, "ingest")
 
 
-def ingest_file(node_dir: Path, dataset: str, source: Path) -> IngestResult:
+def fail_unless_stored(result: IngestResult, command_name: str) -> None:
+    """Exit non-zero when the rows were not (or, under --check, would not be) stored."""
+    if result.problem is not None:
+        report = f" Reject report: {result.reject_report}." if result.reject_report else ""
+        raise click.ClickException(f"{result.problem}{report} Then run {command_name} again.")
+
+
+def ingest_file(
+    node_dir: Path, dataset: str, source: Path, *, check_only: bool = False
+) -> IngestResult:
     """Load settings, validate and store, showing a spinner on stderr; user errors -> CLI."""
     from rich.console import Console
 
@@ -57,7 +69,9 @@ def ingest_file(node_dir: Path, dataset: str, source: Path) -> IngestResult:
     store = DataStore(NodePaths(node_dir), node_schema(settings))
     with Console(stderr=True).status(f"Validating {source.name} as {dataset}..."):
         try:
-            return store.ingest(dataset, source)
+            return store.ingest(
+                dataset, source, threshold=settings.ingest.threshold(), check_only=check_only
+            )
         except IngestError as error:
             raise click.ClickException(str(error)) from None
 
@@ -70,10 +84,16 @@ def result_as_dict(result: IngestResult) -> dict[str, object]:
         "rejected": result.rejected,
         "reject_report": str(result.reject_report) if result.reject_report else None,
         "problem": result.problem,
+        "checked_only": result.checked_only,
     }
 
 
 def _echo_text(dataset: str, source: Path, result: IngestResult) -> None:
+    if result.checked_only and result.problem is None:
+        click.echo(
+            f"{dataset}: check passed: {result.accepted} valid rows, {result.rejected} "
+            f"rejected in {source.name}; nothing stored (--check)."
+        )
     if result.snapshot is not None:
         click.echo(
             f"{dataset}: {result.accepted} rows from {source.name} stored as snapshot "

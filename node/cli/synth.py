@@ -83,6 +83,14 @@ class _DatasetChoice(click.Choice[str]):
     default="text",
     show_default=True,
 )
+@click.option(
+    "--export",
+    "export_dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=None,
+    help="Write each dataset to FOLDER/DATASET.csv instead of loading it (e.g. to fill a "
+    "test database that `npcs-node refresh` then reads).",
+)
 def command(
     node_dir: Path,
     *,
@@ -91,6 +99,7 @@ def command(
     seed: int,
     datasets: tuple[str, ...],
     output_format: str,
+    export_dir: Path | None,
 ) -> None:
     """Generate seeded synthetic data for a jurisdiction and ingest it into DIR.
 
@@ -105,6 +114,16 @@ def command(
     children = children or _configured_children(paths)
     ensure_node_folder(paths)
     ensure_public_data(paths, children, years)
+    if export_dir is not None:
+        exported = export_csv(
+            paths, export_dir, children=children, years=years, seed=seed, datasets=datasets or None
+        )
+        if output_format == "json":
+            click.echo(json.dumps(exported, indent=2))
+            return
+        for dataset, written in exported.items():
+            click.echo(f"{dataset}: {written['rows']} rows -> {written['file']}")
+        return
     results = synthesise(paths, children, years, seed, datasets or None)
     summary = {
         dataset: {
@@ -163,6 +182,36 @@ def synthesise(
             results[dataset] = result
             progress.update(task, advance=1)
     return results
+
+
+def export_csv(
+    paths: NodePaths,
+    folder: Path,
+    *,
+    children: int,
+    years: tuple[int, int],
+    seed: int,
+    datasets: tuple[str, ...] | None = None,
+) -> dict[str, dict[str, object]]:
+    """Generate each dataset to FOLDER/DATASET.csv (schema column names); load nothing."""
+    from node.settings import load_settings
+    from node.synth import DATASETS, Jurisdiction, generate
+
+    settings = load_settings(paths.root)
+    jurisdiction = Jurisdiction(
+        children=children,
+        first_year=years[0],
+        last_year=years[1],
+        counties=tuple(settings.counties),
+    )
+    folder.mkdir(parents=True, exist_ok=True)
+    exported: dict[str, dict[str, object]] = {}
+    for dataset in datasets or DATASETS:
+        frame = generate(dataset, jurisdiction, seed)
+        target = folder / f"{dataset}.csv"
+        frame.write_csv(target)
+        exported[dataset] = {"rows": frame.height, "file": str(target)}
+    return exported
 
 
 def ensure_node_folder(paths: NodePaths) -> None:

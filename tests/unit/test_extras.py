@@ -99,3 +99,21 @@ def test_npcs_demo_without_its_extra_says_what_to_install_and_creates_nothing(
     assert 'pip install "npcs-federation[demo]"' in result.stderr
     assert "Traceback" not in result.output
     assert not workdir.exists()
+
+
+def test_npcs_node_data_commands_without_the_node_extra_name_the_install_command(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    from node.cli import cli as node_cli
+
+    monkeypatch.setitem(sys.modules, "polars", None)
+    result = CliRunner().invoke(node_cli, ["status", str(tmp_path)])
+    assert result.exit_code == 1
+    assert "`npcs-node status` needs polars" in result.stderr
+    assert 'pip install "npcs-federation[node]"' in result.stderr
+    assert "Traceback" not in result.output
+    # Key and certificate handling needs no node extra.
+    init = CliRunner().invoke(
+        node_cli, ["init", str(tmp_path / "n"), "--name", "a", "--partnership", "p"]
+    )
+    assert init.exit_code == 0, init.output

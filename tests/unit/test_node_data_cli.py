@@ -14,8 +14,8 @@ from click.testing import CliRunner
 from node.cli import cli
 
 
-def run(*args: str) -> tuple[int, str, str]:
-    result = CliRunner().invoke(cli, list(args), catch_exceptions=False)
+def run(*args: str, env: dict[str, str] | None = None) -> tuple[int, str, str]:
+    result = CliRunner().invoke(cli, list(args), catch_exceptions=False, env=env)
     return result.exit_code, result.stdout, result.stderr
 
 
@@ -133,12 +133,13 @@ def _workforce_csv(path: Path, bad_role_rows: int, good_rows: int) -> Path:
     return path
 
 
-def test_ingest_with_some_bad_rows_warns_and_names_the_reject_report(
+def test_ingest_within_the_reject_threshold_warns_and_names_the_reject_report(
     synth_node: Path, tmp_path: Path
 ) -> None:
     source = _workforce_csv(tmp_path / "export.csv", bad_role_rows=2, good_rows=3)
-    code, out, err = run("ingest", str(synth_node), "workforce", str(source))
-    assert code == 0
+    lenient = {"NPCS_NODE_INGEST__MAX_REJECTED_FRACTION": "0.4"}
+    code, out, err = run("ingest", str(synth_node), "workforce", str(source), env=lenient)
+    assert code == 0, err
     assert "3 rows from export.csv" in out
     assert "2 rows rejected" in err
     report = Path(err.split("see ")[1].strip())
@@ -147,6 +148,39 @@ def test_ingest_with_some_bad_rows_warns_and_names_the_reject_report(
     assert [(r["row"], r["column"]) for r in rejects] == [("1", "role"), ("2", "role")]
     code, out, _ = run("status", str(synth_node), "--format", "json")
     assert json.loads(out)["datasets"]["workforce"]["rows"] == 3
+
+
+def test_ingest_over_the_default_strict_threshold_fails_and_keeps_the_current_snapshot(
+    synth_node: Path, tmp_path: Path
+) -> None:
+    before = json.loads(run("status", str(synth_node), "--format", "json")[1])
+    source = _workforce_csv(tmp_path / "one-bad.csv", bad_role_rows=1, good_rows=9)
+    code, out, err = run("ingest", str(synth_node), "workforce", str(source), "--format", "json")
+    assert code == 1
+    result = json.loads(out)
+    assert (result["snapshot_id"], result["accepted"], result["rejected"]) == (None, 9, 1)
+    assert "1 of 10 rows (10%) were rejected" in err
+    assert "ingest.max_rejected_fraction" in err
+    assert Path(result["reject_report"]).is_file()
+    after = json.loads(run("status", str(synth_node), "--format", "json")[1])
+    assert after["datasets"]["workforce"] == before["datasets"]["workforce"]
+
+
+def test_ingest_check_validates_and_reports_but_changes_no_snapshot(
+    synth_node: Path, tmp_path: Path
+) -> None:
+    before = json.loads(run("status", str(synth_node), "--format", "json")[1])
+    good = _workforce_csv(tmp_path / "good.csv", bad_role_rows=0, good_rows=4)
+    code, out, err = run("ingest", str(synth_node), "workforce", str(good), "--check")
+    assert code == 0, err
+    assert "check passed: 4 valid rows, 0 rejected" in out
+    bad = _workforce_csv(tmp_path / "bad.csv", bad_role_rows=1, good_rows=4)
+    code, out, err = run("ingest", str(synth_node), "workforce", str(bad), "--check")
+    assert code == 1
+    assert "were rejected" in err
+    assert "Reject report:" in err
+    after = json.loads(run("status", str(synth_node), "--format", "json")[1])
+    assert after["datasets"]["workforce"] == before["datasets"]["workforce"]
 
 
 def test_ingest_of_an_all_bad_file_fails_and_keeps_the_current_snapshot(
@@ -182,3 +216,20 @@ def test_ingest_and_status_outside_a_node_folder_explain_what_to_do(tmp_path: Pa
     code, _, err = run("status", str(tmp_path))
     assert code == 1
     assert "node.toml" in err
+
+
+def test_synth_export_writes_csv_files_that_ingest_accepts_and_stores_nothing(
+    tmp_path: Path,
+) -> None:
+    node = tmp_path / "node"
+    code, out, err = run(
+        "synth", str(node), "--children", "20000", "--years", "2022-2023",
+        "--dataset", "workforce", "--export", str(tmp_path / "export"), "--format", "json",
+    )  # fmt: skip
+    assert code == 0, err
+    exported = json.loads(out)["workforce"]
+    assert exported["rows"] > 0
+    assert not (node / "data").exists()
+    code, out, err = run("ingest", str(node), "workforce", exported["file"], "--check")
+    assert code == 0, err
+    assert f"check passed: {exported['rows']} valid rows, 0 rejected" in out
