@@ -434,3 +434,35 @@ def test_pooled_intervals_of_real_releases_cover_the_true_totals(
     assert trials == 200
     # 4 standard errors around 0.95 (fixed alpha ~ 6e-5): [0.89, 1.0]
     assert abs(covered / trials - 0.95) <= 4 * (0.95 * 0.05 / trials) ** 0.5
+
+
+def test_rates_by_race_over_real_nodes_use_each_nodes_group_population(
+    partnership: Partnership,
+) -> None:
+    from node.populations import save_populations
+    from node.synth import group_populations
+
+    # a and b publish populations by group (what `npcs-node population import` stores);
+    # c publishes none, so its rates by race are left out and the output says why.
+    for name, children in (("a", 400_000), ("b", 200_000)):
+        save_populations(partnership.nodes[name], group_populations(children, 2021, 2021))
+    result = partnership.run(
+        "query", "count", "incidents", "--by", "race_ethnicity",
+        "--from", "2021", "--to", "2021", "--rho", "0.5",
+        "--purpose", "rates by race", "--nodes", "a,b,c", "--format", "json",
+    )  # fmt: skip
+    assert result.exit_code == 0, result.output
+    report = Report.model_validate_json(result.stdout)
+    tables = {n: group_populations(c, 2021, 2021) for n, c in (("a", 400_000), ("b", 200_000))}
+    for row in report.rows:
+        (race,) = row.key
+        if row.source in tables and race != "unknown":
+            assert row.population == tables[row.source].lookup("2021", "race_ethnicity", race)
+            assert row.rate_per_100k is not None
+        else:
+            assert row.rate_per_100k is None  # c, the pooled rows (c lacks one), unknown
+    assert "c: rate left out where the node publishes no population by race_ethnicity" in (
+        report.rate_notes
+    )
+    shown = partnership.run("results", "show", report.result_id, "--rate")
+    assert "No rate: c: rate left out where the node publishes no population" in shown.stdout
