@@ -35,7 +35,7 @@ from npcs.serde_query import (
     query_request_to_proto,
     query_to_proto,
 )
-from npcs.transport import CLIENT_OPTIONS
+from npcs.transport import CLIENT_OPTIONS, SERVICE_NAME
 from npcs.v1 import node_pb2 as pb
 from npcs.v1 import node_pb2_grpc as pb_grpc
 from privacy.ledger.entry import LedgerEntry, entry_from_canonical_bytes
@@ -124,6 +124,22 @@ class NodeClient:
             raise NodeCallError(
                 explain_rpc_error(error, address=self.entry.address, timeout=self.timeout)
             ) from error
+
+    def serving(self) -> bool:
+        """The node's own verdict on its health (grpc.health.v1): False when NOT_SERVING,
+        as after a failed ledger self-check."""
+        from grpc_health.v1 import health_pb2, health_pb2_grpc
+
+        stub = health_pb2_grpc.HealthStub(self._channel)
+        try:
+            response = stub.Check(
+                health_pb2.HealthCheckRequest(service=SERVICE_NAME), timeout=self.timeout
+            )
+        except grpc.RpcError as error:
+            raise NodeCallError(
+                explain_rpc_error(error, address=self.entry.address, timeout=self.timeout)
+            ) from error
+        return bool(response.status == health_pb2.HealthCheckResponse.SERVING)
 
     def describe(self) -> NodeDescription:
         response = self._call("Describe", pb.DescribeRequest())

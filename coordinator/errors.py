@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:
     import grpc
 
-RETRYABLE_CODES = frozenset({"UNAVAILABLE", "DEADLINE_EXCEEDED", "UNREACHABLE"})
+RETRYABLE_CODES = frozenset({"UNAVAILABLE", "DEADLINE_EXCEEDED", "UNREACHABLE", "TLS"})
 """Failures a retry with the same query_id may fix (the node never double-charges)."""
 
 
@@ -65,11 +65,7 @@ def explain_rpc_error(error: grpc.RpcError, *, address: str, timeout: float) -> 
     details = (error.details() if isinstance(error, grpc.Call) else None) or str(error)
     metadata = error.trailing_metadata() if isinstance(error, grpc.Call) else None
     if code is grpc.StatusCode.UNAVAILABLE:
-        return NodeProblem(
-            "UNREACHABLE",
-            f"cannot reach the node at {address} ({_first_line(details)}); is it running, "
-            "and is the address in partnership.toml right?",
-        )
+        return _unavailable(details, address)
     if code is grpc.StatusCode.DEADLINE_EXCEEDED:
         return NodeProblem(
             "DEADLINE_EXCEEDED",
@@ -78,8 +74,14 @@ def explain_rpc_error(error: grpc.RpcError, *, address: str, timeout: float) -> 
         )
     if code is grpc.StatusCode.RESOURCE_EXHAUSTED:
         shortfall = budget_shortfall_from_metadata(metadata)
-        reason = shortfall.describe() if shortfall else details
-        return NodeProblem("RESOURCE_EXHAUSTED", f"out of budget: {reason}")
+        if shortfall is not None:
+            return NodeProblem("RESOURCE_EXHAUSTED", f"out of budget: {shortfall.describe()}")
+        # Without budget details it is a size limit (the node's, or gRPC's own).
+        return NodeProblem(
+            "RESOURCE_EXHAUSTED",
+            f"message too large: {_first_line(details)}; ask for less "
+            "(fewer cells, quantiles or groups)",
+        )
     if code is grpc.StatusCode.INVALID_ARGUMENT:
         violation = field_violation_from_metadata(metadata)
         reason = f"{violation[0]}: {violation[1]}" if violation else details
@@ -99,3 +101,37 @@ _HINTS = {
 
 def _first_line(text: str) -> str:
     return text.strip().splitlines()[0] if text.strip() else "no details"
+
+
+_TLS_MARKERS = ("handshake", "ssl", "certificate", "tsi_")
+_CLOSED_IN_HANDSHAKE = "socket closed"
+
+
+def _tls_reason(details: str) -> str:
+    lowered = details.lower()
+    if "certificate_verify_failed" in lowered or "certificate verify failed" in lowered:
+        return "the node's certificate is not signed by your partnership's CA"
+    if "peer name" in lowered or "hostname" in lowered:
+        return "the node's certificate does not name this address"
+    if _CLOSED_IN_HANDSHAKE in lowered and not any(m in lowered for m in _TLS_MARKERS):
+        return "the node closed the connection during the handshake: it refused your certificate"
+    return _first_line(details)
+
+
+def _unavailable(details: str, address: str) -> NodeProblem:
+    """A node that cannot be contacted: a TLS refusal, or not reachable at all."""
+    from npcs.transport import is_tls_failure
+
+    if is_tls_failure(details):
+        return NodeProblem(
+            "TLS",
+            f"the TLS handshake with {address} failed ({_tls_reason(details)}): "
+            "check that ca_certificate in partnership.toml is your partnership's CA, that "
+            "the node's certificate names the address you dial, and that your certificate "
+            "is current and not revoked",
+        )
+    return NodeProblem(
+        "UNREACHABLE",
+        f"cannot reach the node at {address} ({_first_line(details)}); is it running, "
+        "and is the address in partnership.toml right?",
+    )

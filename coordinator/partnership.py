@@ -100,6 +100,17 @@ class Partnership:
                 f"node {entry.name!r} is already in the partnership; pass --replace to "
                 "change its address or ledger key"
             )
+        pinned_elsewhere = [
+            n.name
+            for n in self.nodes
+            if n.name != entry.name and n.ledger_key_fingerprint == entry.ledger_key_fingerprint
+        ]
+        if pinned_elsewhere:
+            raise PartnershipError(
+                f"that ledger key is already pinned for node {pinned_elsewhere[0]!r}: every "
+                "node has its own ledger key, so one key for two nodes means a wrong file "
+                "(ask the node's operator for its keys/ledger.pub)"
+            )
         nodes = tuple(entry if n.name == entry.name else n for n in self.nodes)
         if not existing:
             nodes = (*nodes, entry)
@@ -165,6 +176,13 @@ def _parse(data: dict[str, object], path: Path) -> Partnership:
     duplicates = sorted({n for n in names if names.count(n) > 1})
     if duplicates:
         raise PartnershipError(f"{path}: node names appear twice: {', '.join(duplicates)}")
+    keys = [n.ledger_key_fingerprint for n in nodes]
+    shared = sorted({n.name for n in nodes if keys.count(n.ledger_key_fingerprint) > 1})
+    if shared:
+        raise PartnershipError(
+            f"{path}: nodes {', '.join(shared)} pin the same ledger key; each node has its "
+            "own: pin each node's keys/ledger.pub"
+        )
     try:
         name = check_name(_string(data, "name", path), "partnership name")
     except IdentityError as exc:

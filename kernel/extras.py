@@ -13,7 +13,7 @@ import importlib.util
 
 DISTRIBUTION = "npcs-federation"
 
-_NODE_MODULES = ("opendp", "polars", "pyarrow", "numpy")
+_NODE_MODULES = ("opendp", "polars", "pyarrow", "numpy", "prometheus_client")
 _CHART_MODULES = ("matplotlib",)
 
 _SOURCES_MODULES = ("sqlalchemy", "psycopg", "pymysql", "adbc_driver_postgresql")

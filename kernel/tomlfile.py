@@ -35,9 +35,14 @@ def render_toml(values: Mapping[str, Any], *, header: str = "") -> str:
     return _checked(tomlkit.dumps(document), "the generated document")
 
 
-def write_toml(path: Path, values: Mapping[str, Any], *, header: str = "") -> None:
-    """Atomically write `values` as a TOML document to `path`."""
-    atomic_write_text(path, render_toml(values, header=header), mode=_mode_of(path))
+def write_toml(
+    path: Path, values: Mapping[str, Any], *, header: str = "", new_mode: int = PUBLIC_FILE_MODE
+) -> None:
+    """Atomically write `values` as a TOML document to `path` (keeping its mode, or
+    `new_mode` when it does not exist yet)."""
+    atomic_write_text(
+        path, render_toml(values, header=header), mode=_mode_of(path, default=new_mode)
+    )
 
 
 def edit_toml(path: Path, edit: Callable[[TOMLDocument], None]) -> None:
@@ -63,8 +68,8 @@ def _checked(text: str, what: str) -> str:
     return text
 
 
-def _mode_of(path: Path) -> int:
+def _mode_of(path: Path, *, default: int = PUBLIC_FILE_MODE) -> int:
     try:
         return path.stat().st_mode & 0o777
     except FileNotFoundError:
-        return PUBLIC_FILE_MODE
+        return default

@@ -47,7 +47,9 @@ from node.layout import NodePaths
 from node.node_ledger import budget_policy
 from node.populations import load_populations
 from node.settings import NodeSettings
+from node.snapshot_checks import SnapshotIntegrityError
 from node.store import DataStore, Snapshot
+from npcs.transport import MAX_LEDGER_PAGE_BYTES, MAX_RELEASE_BYTES
 from privacy import tlog
 from privacy.budget import format_rho
 from privacy.ledger.entry import ChargeOutcome, ChargeRequest, LedgerEntry
@@ -281,7 +283,17 @@ class QueryEngine:
 
     def _plan(self, validated: ValidatedQuery) -> tuple[QueryPlan, Snapshot]:
         spec = validated.spec
-        snapshot = self._store.current(spec.dataset)
+        try:
+            snapshot = self._store.verified_current(spec.dataset)
+        except SnapshotIntegrityError as exc:
+            log.error(
+                "snapshot integrity",
+                extra={"event": "snapshot_integrity", "dataset": spec.dataset},
+            )
+            raise DatasetUnavailableError(
+                f"node {self._settings.name!r} will not answer on {spec.dataset!r}: its data "
+                "snapshot failed an integrity check; the node's operator must restore it"
+            ) from exc
         if snapshot is None:
             raise DatasetUnavailableError(
                 f"node {self._settings.name!r} has no {spec.dataset!r} data loaded yet"
@@ -291,7 +303,10 @@ class QueryEngine:
     @cached_property
     def _limits(self) -> QueryLimits:
         policy = budget_policy(self._settings.budget)
-        return QueryLimits(max_rho_units_per_query=policy.max_units_per_query)
+        return QueryLimits(
+            max_rho_units_per_query=policy.max_units_per_query,
+            max_release_bytes=MAX_RELEASE_BYTES,
+        )
 
     # -- auditing
 
@@ -302,7 +317,8 @@ class QueryEngine:
     def ledger_slice(self, start: int, end: int) -> LedgerSlice:
         """Entries [start, end) (end 0: up to the latest checkpoint) and that checkpoint.
 
-        At most MAX_ENTRIES_PER_CALL entries: page on from the last index received.
+        A page: at most MAX_ENTRIES_PER_CALL entries and MAX_LEDGER_PAGE_BYTES on the wire
+        (always at least one entry); the auditor asks again from the last index received.
         """
         with self._health.watching("ledger read"):
             checkpoint = self._ledger.latest_checkpoint()
@@ -313,8 +329,19 @@ class QueryEngine:
         if stop > size:
             raise LedgerRangeError(f"the ledger has {size} entries; end {stop} is beyond it")
         stop = min(stop, start + MAX_ENTRIES_PER_CALL)
+        page: list[LedgerEntry] = []
+        page_bytes = 0
         with self._health.watching("ledger read"):
-            return LedgerSlice(tuple(self._ledger.entries(start, stop)), checkpoint)
+            for batch_start in range(start, stop, LEDGER_READ_BATCH):
+                for entry in self._ledger.entries(
+                    batch_start, min(stop, batch_start + LEDGER_READ_BATCH)
+                ):
+                    entry_bytes = entry_wire_bytes_bound(entry)
+                    if page and page_bytes + entry_bytes > MAX_LEDGER_PAGE_BYTES:
+                        return LedgerSlice(tuple(page), checkpoint)
+                    page.append(entry)
+                    page_bytes += entry_bytes
+        return LedgerSlice(tuple(page), checkpoint)
 
     def consistency_proof(
         self, old_size: int, new_size: int
@@ -341,7 +368,16 @@ class QueryEngine:
 
 
 MAX_ENTRIES_PER_CALL = 1000
-"""GetLedger pages: an auditor asks again from the last index (keeps messages < 4 MiB)."""
+"""Most entries in one GetLedger page (pages are also bounded by bytes)."""
+LEDGER_READ_BATCH = 32
+"""Entries read from SQLite at a time while filling a page (bounds the memory per call)."""
+
+
+def entry_wire_bytes_bound(entry: LedgerEntry) -> int:
+    """At least the bytes of the entry in a GetLedger response: its structured fields
+    (no longer than the leaf data, which holds them all, bytes in base64), the leaf data
+    itself, the leaf hash, and protobuf tags and lengths."""
+    return 2 * len(entry.canonical_bytes()) + 256
 
 
 def _mechanism_summary(expected: tuple[ExpectedAccuracy, ...]) -> str:

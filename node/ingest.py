@@ -7,11 +7,14 @@ to `node.row_validation` and end up in a reject report under the node's `rejects
 
 from __future__ import annotations
 
+import io
 import secrets
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from kernel.files import PRIVATE_FILE_MODE, atomic_write_bytes
+from node.permissions import make_private_dir
 from node.row_validation import DERIVED_COLUMNS, REJECT_REPORT_COLUMNS
 from privacy.schema import ColumnKind, Dataset
 
@@ -76,10 +79,13 @@ def write_reject_report(
     """The reject list as a CSV under `rejects_dir` (None when nothing was rejected)."""
     if rejects.height == 0:
         return None
-    rejects_dir.mkdir(parents=True, exist_ok=True)
+    make_private_dir(rejects_dir)
     stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S")
     unique = secrets.token_hex(2)
     path = rejects_dir / f"{dataset}-{stamp}-{unique}-{source_stem}.csv"
     row, column, _reason = REJECT_REPORT_COLUMNS
-    rejects.sort(row, column).write_csv(path)
+    buffer = io.BytesIO()
+    rejects.sort(row, column).write_csv(buffer)
+    # Raw rejected values: for the node's operator only.
+    atomic_write_bytes(path, buffer.getvalue(), mode=PRIVATE_FILE_MODE)
     return path

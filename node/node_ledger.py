@@ -6,6 +6,7 @@ from pathlib import Path
 
 from kernel.keyfiles import load_ed25519_private_key
 from node.layout import NodePaths
+from node.permissions import create_private_file, make_private_dir
 from node.settings import BudgetSettings, NodeSettings, load_settings
 from privacy.ledger.writer import Ledger
 from privacy.policy import BudgetPolicy
@@ -29,6 +30,8 @@ def open_node_ledger(root: Path, settings: NodeSettings | None = None) -> Ledger
     The caller must run `self_check()` (or `require_sound()`) before answering queries.
     """
     paths = NodePaths(root)
+    make_private_dir(paths.ledger_dir)
+    create_private_file(paths.ledger_db)
     node_settings = settings if settings is not None else load_settings(root)
     return Ledger.open(
         paths.ledger_db,

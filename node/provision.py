@@ -15,17 +15,17 @@ from pathlib import Path
 
 import tomlkit
 from cryptography import x509
-from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import serialization
 from cryptography.x509.oid import ExtendedKeyUsageOID
 
-from kernel.files import PUBLIC_FILE_MODE, create_exclusive
+from kernel.files import PRIVATE_FILE_MODE, create_exclusive
 from kernel.identity import (
     Identity,
     IdentityError,
     certificate_fingerprint,
     identity_from_certificate,
 )
+from kernel.issuer import CertificateIssuerError, check_issued_by
 from kernel.keyfiles import (
     IPAddress,
     build_csr,
@@ -41,6 +41,7 @@ from kernel.keyfiles import (
     write_public_file,
 )
 from node.layout import NodePaths
+from node.permissions import make_private_dir
 from node.settings import BudgetSettings, NodeSettings, ServerLimits, load_settings
 
 DEFAULT_DNS_NAMES = ("localhost",)
@@ -75,8 +76,7 @@ def init_node_folder(
         )
     paths = NodePaths(root)
     for folder in (root, paths.keys_dir, paths.data_dir, paths.ledger_dir):
-        folder.mkdir(parents=True, exist_ok=True)
-    paths.keys_dir.chmod(0o700)
+        make_private_dir(folder)
 
     tls_key = generate_tls_key()
     write_private_file(paths.tls_key, private_key_pem(tls_key))
@@ -88,7 +88,7 @@ def init_node_folder(
     write_public_file(paths.ledger_public_key, public_key_pem(ledger_key.public_key()))
 
     settings = node_toml(name=name, partnership=partnership, host=host, port=port)
-    create_exclusive(paths.settings_file, settings.encode("utf-8"), mode=PUBLIC_FILE_MODE)
+    create_exclusive(paths.settings_file, settings.encode("utf-8"), mode=PRIVATE_FILE_MODE)
     return paths
 
 
@@ -204,6 +204,13 @@ grace_seconds = {_toml(limits.grace_seconds)}
 # row keeps the current snapshot. E.g. "0.001" tolerates one bad row in a thousand.
 max_rejected_fraction = "0"
 
+# Optional Prometheus endpoint (plain HTTP on 127.0.0.1 unless host is set): budget,
+# queries by status, latency, ledger size, snapshot age, certificate expiry. Off when
+# port is absent.
+[metrics]
+# port = 9464
+# host = "127.0.0.1"
+
 # Public child population by year (e.g. census estimates), used for rates, e.g. "2023" = 412000.
 [child_population]
 """
@@ -297,25 +304,9 @@ def _check_signed_by(
     certificate: x509.Certificate, ca_certificate: x509.Certificate, ca_path: Path
 ) -> None:
     try:
-        constraints = ca_certificate.extensions.get_extension_for_class(x509.BasicConstraints)
-        is_ca = constraints.value.ca
-    except x509.ExtensionNotFound:
-        is_ca = False
-    if not is_ca:
-        raise ProvisionError(f"{ca_path} is not a CA certificate: pass the partnership's ca.crt")
-    try:
-        certificate.verify_directly_issued_by(ca_certificate)
-    except (ValueError, TypeError) as exc:
-        # ValueError: issuer name differs from the CA's subject; TypeError: odd key type.
-        raise ProvisionError(
-            f"the certificate was not issued by the CA in {ca_path}: check you have the "
-            "partnership's ca.crt and a certificate from its CA"
-        ) from exc
-    except InvalidSignature as exc:
-        raise ProvisionError(
-            f"the certificate's signature does not verify with the CA in {ca_path}: it was "
-            "issued by another CA or altered"
-        ) from exc
+        check_issued_by(certificate, ca_certificate, ca_path)
+    except CertificateIssuerError as exc:
+        raise ProvisionError(str(exc)) from exc
 
 
 def _check_valid_now(certificate: x509.Certificate, now: datetime.datetime) -> None:

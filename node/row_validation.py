@@ -21,6 +21,9 @@ REJECT_REPORT_COLUMNS = ("row", "column", "reason")
 DERIVED_COLUMNS: Mapping[str, frozenset[str]] = {"reports": frozenset({"recurrence_12m"})}
 """Columns ingest computes when the file lacks them (and checks when the file has them)."""
 
+IDENTIFIER_RULE = "surrounding whitespace removed, Unicode NFC, then lower case"
+"""How ingest canonicalises identifier columns (documented in the deploy guide)."""
+
 _ROW = "__row"
 _ROW_OUT = REJECT_REPORT_COLUMNS[0]
 _DOMAIN_VALUES_SHOWN = 12
@@ -128,7 +131,7 @@ def _as_text(name: str, dtype: pl.DataType) -> pl.Expr:
 def _parse(column: Column, dtype: pl.DataType) -> pl.Expr:
     """The cell converted to the column's stable dtype, or null where it cannot be."""
     parsers = {
-        ColumnKind.IDENTIFIER: _parse_text,
+        ColumnKind.IDENTIFIER: _parse_identifier,
         ColumnKind.CATEGORICAL: _parse_text,
         ColumnKind.BOOLEAN: _parse_boolean,
         ColumnKind.INTEGER: _parse_integer,
@@ -140,6 +143,15 @@ def _parse(column: Column, dtype: pl.DataType) -> pl.Expr:
 
 def _parse_text(name: str, dtype: pl.DataType) -> pl.Expr:
     return _as_text(name, dtype)
+
+
+def _parse_identifier(name: str, dtype: pl.DataType) -> pl.Expr:
+    """The canonical identifier (IDENTIFIER_RULE): trimmed, Unicode NFC, lower case.
+
+    One child exported as "KZ" in one system and " kz" in another is one privacy unit:
+    two spellings counted as two people would let one person contribute past the bound.
+    """
+    return _as_text(name, dtype).str.normalize("NFC").str.to_lowercase()
 
 
 def _parse_boolean(name: str, dtype: pl.DataType) -> pl.Expr:

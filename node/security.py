@@ -10,12 +10,14 @@ maps `Unauthenticated`/`PermissionDenied` to status codes via their `grpc_status
 from __future__ import annotations
 
 from collections.abc import Collection
+from pathlib import Path
 from typing import ClassVar
 
 from kernel.identity import IdentityError, Peer, Role, normalise_fingerprint
-from kernel.keyfiles import KeyFileError
+from kernel.keyfiles import KeyFileError, load_certificate_file
 from node.layout import NodePaths
-from node.peer import AuthContext, peer_from_auth_context
+from node.peer import AuthContext, certificate_from_auth_context, peer_from_auth_context
+from node.revocation_list import RevocationList
 from node.settings import NodeSettings
 
 ANALYST_ROLES: frozenset[Role] = frozenset({"analyst"})
@@ -89,6 +91,29 @@ def unrevoked_peer(auth_context: AuthContext, settings: NodeSettings) -> Peer:
             "has been revoked by this node"
         )
     return peer
+
+
+def load_revocation_list(root: Path, settings: NodeSettings) -> RevocationList | None:
+    """The CRL node.toml's `crl_file` names (relative to the node folder), verified
+    against the partnership CA; None when no CRL is configured."""
+    if settings.crl_file is None:
+        return None
+    paths = NodePaths(root)
+    ca_certificate = load_certificate_file(paths.ca_cert, "partnership CA certificate")
+    return RevocationList(root / settings.crl_file, ca_certificate)
+
+
+def refuse_if_listed(auth_context: AuthContext, crl: RevocationList) -> None:
+    """Raise PermissionDenied if the caller's certificate is on the CA's revocation list."""
+    try:
+        certificate = certificate_from_auth_context(auth_context)
+    except IdentityError as exc:
+        raise Unauthenticated(f"no partnership identity on this connection: {exc}") from exc
+    if crl.is_revoked(certificate):
+        raise PermissionDenied(
+            f"the certificate with serial {certificate.serial_number:X} has been revoked by "
+            "the partnership CA (its revocation list)"
+        )
 
 
 def authorise_caller(

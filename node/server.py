@@ -32,10 +32,19 @@ from grpc_reflection.v1alpha import reflection
 
 from node.engine import QueryEngine
 from node.layout import NodePaths
+from node.metrics import MetricsEndpoint, serving_metrics
 from node.native_memory import tune_native_allocator
 from node.node_ledger import open_node_ledger
-from node.security import AccessDeniedError, load_server_credentials, unrevoked_peer
-from node.servicer import NodeServicer
+from node.revocation_list import RevocationList, watching
+from node.security import (
+    AccessDeniedError,
+    load_revocation_list,
+    refuse_if_listed,
+    unrevoked_peer,
+)
+from node.serve_lock import exclusive_serve_lock
+from node.servicer import NodeServicer, RpcObserver
+from node.serving_certificate import ServingCertificate
 from node.settings import NodeSettings, load_settings
 from node.store import DataStore, node_schema
 from npcs.transport import SERVER_OPTIONS, SERVICE_NAME
@@ -92,10 +101,24 @@ class RunningNode:
     settings: NodeSettings
     options: ServerOptions
     """The options the server runs with, limits resolved from the settings."""
+    metrics: MetricsEndpoint | None = None
+    """The Prometheus endpoint, when node.toml's `[metrics] port` is set."""
+    revocations: RevocationList | None = None
+    """The CA's revocation list in force, when node.toml sets `crl_file`."""
+    certificate: ServingCertificate | None = None
+    """The TLS certificate served to new connections (replaced by `reload`)."""
 
     @property
     def address(self) -> str:
         return f"{self.host}:{self.port}"
+
+    def reload(self) -> None:
+        """What SIGHUP does: re-read the revocation list and the TLS certificate now
+        (after `npcs-node install-cert`); calls in flight are not disturbed."""
+        if self.revocations is not None:
+            self.revocations.reload()
+        if self.certificate is not None:
+            self.certificate.reload()
 
     def refresh_health(self) -> bool:
         """Re-run the ledger self-check and publish the result on the health service."""
@@ -118,16 +141,20 @@ def create_server(
     settings: NodeSettings,
     credentials: grpc.ServerCredentials,
     options: ServerOptions,
+    *,
+    observer: RpcObserver | None = None,
+    crl: RevocationList | None = None,
 ) -> tuple[grpc.Server, int, health.HealthServicer]:
     """A started mTLS server with the Node, health and reflection services.
 
-    Limits unset in `options` come from `settings.server`.
+    Limits unset in `options` come from `settings.server`; `observer` (e.g. the metrics)
+    hears of every finished Node rpc.
     """
     resolved = options.with_limits_from(settings)
     server = grpc.server(
         futures.ThreadPoolExecutor(max_workers=resolved.max_workers, thread_name_prefix="npcs-rpc"),
-        handlers=[NodeServicer(engine, settings).generic_handler()],
-        interceptors=[RevocationInterceptor(settings)],
+        handlers=[NodeServicer(engine, settings, observer).generic_handler()],
+        interceptors=[RevocationInterceptor(settings, crl)],
         options=list(SERVER_OPTIONS),
         maximum_concurrent_rpcs=resolved.max_concurrent_rpcs,
     )
@@ -144,7 +171,10 @@ def create_server(
         ),
         server,
     )
-    port = server.add_secure_port(f"{options.host}:{options.port}", credentials)
+    try:
+        port = server.add_secure_port(f"{options.host}:{options.port}", credentials)
+    except RuntimeError:  # grpcio raises "Failed to bind to address" (older ones return 0)
+        port = 0
     if port == 0:
         raise OSError(f"cannot listen on {options.host}:{options.port} (in use or not allowed)")
     server.start()
@@ -169,8 +199,9 @@ class RevocationInterceptor(_ServerInterceptor):
     The Node service then also checks roles and allowed analysts per method.
     """
 
-    def __init__(self, settings: NodeSettings) -> None:
+    def __init__(self, settings: NodeSettings, crl: RevocationList | None = None) -> None:
         self._settings = settings
+        self._crl = crl
 
     def intercept_service(
         self,
@@ -186,6 +217,8 @@ class RevocationInterceptor(_ServerInterceptor):
     def _admit(self, context: grpc.ServicerContext, method: str) -> None:
         try:
             unrevoked_peer(context.auth_context(), self._settings)
+            if self._crl is not None:
+                refuse_if_listed(context.auth_context(), self._crl)
         except AccessDeniedError as exc:
             code = getattr(grpc.StatusCode, exc.grpc_status, grpc.StatusCode.PERMISSION_DENIED)
             log.info(
@@ -222,13 +255,6 @@ def _guarded(
     return handler
 
 
-def server_credentials(paths: NodePaths) -> grpc.ServerCredentials:
-    key_pem, cert_pem, ca_pem = load_server_credentials(paths)
-    return grpc.ssl_server_credentials(
-        [(key_pem, cert_pem)], root_certificates=ca_pem, require_client_auth=True
-    )
-
-
 @contextmanager
 def running_node(
     root: Path, options: ServerOptions | None = None, **overrides: Any
@@ -242,9 +268,17 @@ def running_node(
     chosen = (options or ServerOptions()).with_limits_from(settings)
     tune_native_allocator()
     with ExitStack() as stack:
+        stack.enter_context(exclusive_serve_lock(root))
         engine = build_engine(root, settings, stack)
-        credentials = server_credentials(NodePaths(root))
-        server, port, health_servicer = create_server(engine, settings, credentials, chosen)
+        certificate = ServingCertificate(NodePaths(root))
+        metrics = stack.enter_context(serving_metrics(root, settings))
+        observer = metrics.metrics.observe_rpc if metrics else None
+        crl = load_revocation_list(root, settings)
+        if crl is not None:
+            stack.enter_context(watching(crl))
+        server, port, health_servicer = create_server(
+            engine, settings, certificate.credentials(), chosen, observer=observer, crl=crl
+        )
         log.info(
             "node serving",
             extra={
@@ -255,7 +289,18 @@ def running_node(
             },
         )
         try:
-            yield RunningNode(server, port, chosen.host, engine, health_servicer, settings, chosen)
+            yield RunningNode(
+                server,
+                port,
+                chosen.host,
+                engine,
+                health_servicer,
+                settings,
+                chosen,
+                metrics,
+                crl,
+                certificate,
+            )
         finally:
             health_servicer.enter_graceful_shutdown()
             server.stop(chosen.grace_seconds).wait()
@@ -287,16 +332,26 @@ class JsonLinesFormatter(logging.Formatter):
         for key, value in vars(record).items():
             if key not in _STANDARD_RECORD_FIELDS and not key.startswith("_"):
                 body[key] = value
+        if record.exc_info and record.exc_info[0] is not None:
+            # The kind of error only: a traceback's text could carry data values.
+            body["exc_type"] = record.exc_info[0].__name__
         return json.dumps(body, default=str, sort_keys=False)
 
 
+JSON_LOGGERS = {"npcs": logging.INFO, "grpc": logging.WARNING}
+"""The node's own loggers, and gRPC Python's (`grpc._server`, `grpc._channel`, ...), at
+their levels: one JSON-lines stream, one format for journald or a log shipper."""
+
+
 def configure_logging(stream: IO[str] | None = None, level: int = logging.INFO) -> None:
-    """Send the node's `npcs.*` logs to `stream` (stderr) as JSON lines."""
+    """Send the node's `npcs.*` logs (at `level`) and gRPC's own Python log lines
+    (warnings and errors) to `stream` (stderr) as JSON lines."""
     handler = logging.StreamHandler(stream or sys.stderr)
     formatter = JsonLinesFormatter()
     formatter.converter = time.gmtime
     handler.setFormatter(formatter)
-    logger = logging.getLogger("npcs")
-    logger.handlers[:] = [handler]
-    logger.setLevel(level)
-    logger.propagate = False
+    for name, default_level in JSON_LOGGERS.items():
+        logger = logging.getLogger(name)
+        logger.handlers[:] = [handler]
+        logger.setLevel(level if name == "npcs" else default_level)
+        logger.propagate = False

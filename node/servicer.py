@@ -40,7 +40,7 @@ from npcs.errors import WireError, budget_metadata, field_metadata
 from npcs.serde_ledger import checkpoint_to_proto, ledger_entry_to_proto, query_response_to_proto
 from npcs.serde_node import describe_to_proto
 from npcs.serde_query import preview_request_from_proto, preview_to_proto, query_request_from_proto
-from npcs.transport import SERVICE_NAME
+from npcs.transport import MAX_MESSAGE_BYTES, SERVICE_NAME
 from npcs.v1 import node_pb2 as pb
 from privacy.ledger.errors import LedgerFault, QueryIdConflict, ReleaseFailed
 from privacy.policy import BudgetExceeded
@@ -52,6 +52,17 @@ Metadata = tuple[tuple[str, str | bytes], ...]
 
 NODE_SERVICE: ServiceDescriptor = pb.DESCRIPTOR.services_by_name["Node"]
 """The Node service as compiled into the generated stubs: the contract handlers must meet."""
+
+
+class ResponseTooLargeError(RuntimeError):
+    """A reply over the message limit: gRPC would fail to send it after the handler
+    returned (and the call would be logged OK), so the handler refuses it itself."""
+
+    def __init__(self, method: str, size: int) -> None:
+        super().__init__(
+            f"the {method} reply would be {size:,} bytes, over the {MAX_MESSAGE_BYTES:,}-byte "
+            "message limit; ask for less (a smaller ledger range or a smaller query)"
+        )
 
 
 class ServiceContractError(RuntimeError):
@@ -77,13 +88,21 @@ class RpcFailure:
     metadata: Metadata = ()
 
 
+RpcObserver = Callable[[str, str, float, str | None], None]
+"""Told of every finished rpc: method, gRPC code name, seconds, and the dataset named by
+the request (None if it names none or was not parsed). E.g. `NodeMetrics.observe_rpc`."""
+
+
 class NodeServicer:
     """Every RPC of the Node service, for one engine."""
 
-    def __init__(self, engine: QueryEngine, settings: NodeSettings) -> None:
+    def __init__(
+        self, engine: QueryEngine, settings: NodeSettings, observer: RpcObserver | None = None
+    ) -> None:
         self.check_contract()
         self._engine = engine
         self._settings = settings
+        self._observer = observer
 
     @classmethod
     def rpcs(cls) -> Mapping[str, Rpc]:
@@ -115,16 +134,19 @@ class NodeServicer:
             started = time.perf_counter()
             caller = "-"
             code = grpc.StatusCode.OK
+            dataset: str | None = None
             try:
                 peer = authorise_caller(context.auth_context(), self._settings, rpc.roles)
                 caller = peer.identity.uri
                 request = _parse(rpc.request_type, raw)
-                return rpc.handle(self, request, peer).SerializeToString()
+                dataset = _dataset_named(request)
+                return _within_message_limit(method, rpc.handle(self, request, peer))
             except Exception as exc:
                 failure = _failure_for(exc, method)
                 code = failure.code
                 _abort(context, failure)
             finally:
+                seconds = time.perf_counter() - started
                 log.info(
                     "rpc",
                     extra={
@@ -132,9 +154,11 @@ class NodeServicer:
                         "method": method,
                         "caller": caller,
                         "code": code.name,
-                        "ms": round((time.perf_counter() - started) * 1000, 3),
+                        "ms": round(seconds * 1000, 3),
                     },
                 )
+                if self._observer is not None:
+                    self._observer(method, code.name, seconds, dataset)
 
         return grpc.unary_unary_rpc_method_handler(
             handler, request_deserializer=None, response_serializer=None
@@ -213,6 +237,13 @@ def check_rpcs_match_service(
         )
 
 
+def _dataset_named(request: Message) -> str | None:
+    """The dataset a Query or Preview request names, as sent (unchecked)."""
+    if isinstance(request, pb.QueryRequest | pb.PreviewRequest) and request.HasField("query"):
+        return request.query.dataset
+    return None
+
+
 def _parse(request_type: type[Message], raw: bytes) -> Message:
     try:
         return request_type.FromString(raw)
@@ -220,6 +251,13 @@ def _parse(request_type: type[Message], raw: bytes) -> Message:
         raise WireError(
             request_type.DESCRIPTOR.name, f"is not a valid {request_type.DESCRIPTOR.full_name}"
         ) from exc
+
+
+def _within_message_limit(method: str, response: Message) -> bytes:
+    data = response.SerializeToString()
+    if len(data) > MAX_MESSAGE_BYTES:
+        raise ResponseTooLargeError(method, len(data))
+    return data
 
 
 def _abort(context: grpc.ServicerContext, failure: RpcFailure) -> NoReturn:
@@ -248,6 +286,8 @@ def _failure_for(exc: Exception, method: str) -> RpcFailure:  # noqa: PLR0911 - 
             remaining_units=exc.remaining_units,
         )
         return RpcFailure(grpc.StatusCode.RESOURCE_EXHAUSTED, str(exc), budget_metadata(shortfall))
+    if isinstance(exc, ResponseTooLargeError):
+        return RpcFailure(grpc.StatusCode.RESOURCE_EXHAUSTED, str(exc))
     if isinstance(exc, QueryIdConflict):
         return RpcFailure(grpc.StatusCode.ALREADY_EXISTS, str(exc))
     if isinstance(exc, DatasetUnavailableError | LedgerRangeError):

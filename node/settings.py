@@ -5,8 +5,9 @@ Built once at the entry point (`load_settings`) and passed down.
 
 from __future__ import annotations
 
+import difflib
 import tomllib
-from decimal import Decimal
+from decimal import Decimal, InvalidOperation
 from pathlib import Path
 from typing import Any
 
@@ -17,11 +18,15 @@ from pydantic_settings import (
     SettingsConfigDict,
     TomlConfigSettingsSource,
 )
+from pydantic_settings import (
+    SettingsError as PydanticSettingsError,
+)
 
 from kernel.identity import IdentityError, check_fingerprint
 from node.errors import NodeSetupError
 from node.layout import NodePaths
 from node.reject_threshold import RejectThreshold
+from privacy.budget import BudgetValueError, parse_rho_text, rho_to_units_ceil
 from privacy.schema import PARTNERSHIP_SCHEMA
 
 
@@ -49,6 +54,38 @@ class BudgetSettings(BaseModel):
     )
     delta: str = Field("1e-9", description="Partnership delta for (epsilon, delta) reporting.")
 
+    @field_validator("max_rho_per_query")
+    @classmethod
+    def _rho_is_positive(cls, value: str) -> str:
+        return positive_rho_text(value)
+
+    @field_validator("total_rho_per_dataset", "analyst_caps")
+    @classmethod
+    def _every_rho_is_positive(cls, values: dict[str, str]) -> dict[str, str]:
+        for key, value in values.items():
+            try:
+                positive_rho_text(value)
+            except ValueError as exc:
+                raise ValueError(f"{key}: {exc}") from None
+        return values
+
+    @field_validator("total_rho_per_dataset")
+    @classmethod
+    def _datasets_are_known(cls, values: dict[str, str]) -> dict[str, str]:
+        known_datasets(list(values))
+        return values
+
+    @field_validator("delta")
+    @classmethod
+    def _delta_is_a_probability(cls, value: str) -> str:
+        try:
+            number = Decimal(str(value).strip())
+        except InvalidOperation:
+            number = Decimal("NaN")
+        if not (number.is_finite() and 0 < number < 1):
+            raise ValueError(f"delta must be a number between 0 and 1 (like 1e-9), got {value!r}")
+        return value
+
 
 class ServerLimits(BaseModel):
     """How much work the gRPC server takes on at once, and how long it lets calls finish."""
@@ -61,6 +98,21 @@ class ServerLimits(BaseModel):
     )
     grace_seconds: float = Field(
         10.0, ge=0, description="How long a stopping server lets in-flight calls finish."
+    )
+
+
+class MetricsSettings(BaseModel):
+    """The optional Prometheus endpoint (`node.metrics`): off unless `port` is set."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    port: int | None = Field(
+        None, ge=0, le=65535, description="Serve /metrics on this port (0: any); unset: off."
+    )
+    host: str = Field(
+        "127.0.0.1",
+        description="Address of the metrics endpoint (plain HTTP, no authentication: keep "
+        "it on loopback or a management network).",
     )
 
 
@@ -109,6 +161,13 @@ class NodeSettings(BaseSettings):
     revoked_fingerprints: list[str] = Field(
         default_factory=list, description="SHA-256 fingerprints (hex) of revoked certificates."
     )
+    crl_file: Path | None = Field(
+        None,
+        description=(
+            "The partnership CA's revocation list (crl.pem from `npcs ca revoke`), relative "
+            "to the node folder or absolute; re-read when it changes. None: no CRL."
+        ),
+    )
     child_population: dict[str, int] = Field(
         default_factory=dict,
         description="Public child population by year (e.g. census estimates), for rates.",
@@ -125,7 +184,13 @@ class NodeSettings(BaseSettings):
         ),
     )
     server: ServerLimits = Field(default_factory=ServerLimits)
+    metrics: MetricsSettings = Field(default_factory=MetricsSettings)
     ingest: IngestSettings = Field(default_factory=IngestSettings)
+
+    @field_validator("allowed_datasets")
+    @classmethod
+    def _allowed_datasets_are_known(cls, values: list[str]) -> list[str]:
+        return known_datasets(values)
 
     @field_validator("revoked_fingerprints")
     @classmethod
@@ -152,6 +217,31 @@ class NodeSettings(BaseSettings):
         return (init_settings, env_settings, TomlConfigSettingsSource(settings_cls))
 
 
+def positive_rho_text(value: str) -> str:
+    """`value` if it is a positive decimal rho in range, else ValueError saying so."""
+    try:
+        rho = parse_rho_text(str(value))
+        units = rho_to_units_ceil(rho)
+    except BudgetValueError as exc:
+        raise ValueError(f'{exc}; write a positive number like "1"') from None
+    if units <= 0:
+        raise ValueError(f'rho must be positive, got {value!r}; write a number like "1"')
+    return value
+
+
+def known_datasets(names: list[str]) -> list[str]:
+    """`names` if the schema knows each one, else ValueError with the closest name."""
+    known = PARTNERSHIP_SCHEMA.dataset_names
+    for name in names:
+        if name not in known:
+            close = difflib.get_close_matches(name, known, n=1)
+            hint = f"did you mean {close[0]!r}? " if close else ""
+            raise ValueError(
+                f"unknown dataset {name!r}; {hint}the datasets are: {', '.join(known)}"
+            )
+    return names
+
+
 def load_settings(root: Path, **overrides: Any) -> NodeSettings:
     """Read `node.toml` from a node folder; NPCS_NODE_... variables override it."""
     paths = NodePaths(root)
@@ -167,6 +257,13 @@ def load_settings(root: Path, **overrides: Any) -> NodeSettings:
 
     try:
         return NodeSettingsFromFile(**overrides)
+    except PydanticSettingsError as exc:
+        # An NPCS_NODE_... variable holding a list or table must be JSON.
+        raise SettingsError(
+            f"an NPCS_NODE_... environment variable cannot be read ({_first_line(exc)}): "
+            "lists and tables must be JSON, e.g. NPCS_NODE_ALLOWED_DATASETS='[\"incidents\"]'. "
+            "Fix or unset it and run the command again."
+        ) from None
     except tomllib.TOMLDecodeError as exc:
         raise SettingsError(
             f"{settings_file} is not valid TOML ({exc}); fix the file and run the command again."
@@ -180,3 +277,8 @@ def load_settings(root: Path, **overrides: Any) -> NodeSettings:
             f"{settings_file} (or an NPCS_NODE_... variable) is not valid: {problems}. "
             "Fix the value and run the command again."
         ) from None
+
+
+def _first_line(exc: Exception) -> str:
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__

@@ -18,6 +18,7 @@ def gather_ledger_status(node_dir: Path, settings: NodeSettings) -> dict[str, An
     """Spent, total and remaining budget per dataset, and the latest checkpoint."""
     policy = budget_policy(settings.budget)
     paths = NodePaths(node_dir)
+    file_bytes = paths.ledger_db.stat().st_size if paths.ledger_db.exists() else 0
     if not paths.ledger_db.exists():
         spent: dict[str, int] = {}
         checkpoint: dict[str, Any] | None = None
@@ -41,7 +42,7 @@ def gather_ledger_status(node_dir: Path, settings: NodeSettings) -> dict[str, An
         }
         for dataset in sorted(set(policy.total_units_per_dataset) | set(spent))
     }
-    return {"budget": budget, "checkpoint": checkpoint}
+    return {"budget": budget, "checkpoint": checkpoint, "file_bytes": file_bytes}
 
 
 def format_ledger_status(ledger: dict[str, Any]) -> str:
@@ -58,6 +59,6 @@ def format_ledger_status(ledger: dict[str, Any]) -> str:
     else:
         lines.append(
             f"last checkpoint: {checkpoint['size']} entries, root {checkpoint['root']} "
-            f"({checkpoint['origin']})"
+            f"({checkpoint['origin']}); ledger file {ledger['file_bytes']} bytes"
         )
     return "\n".join(lines)

@@ -36,7 +36,9 @@ from node.ingest import (
     write_reject_report,
 )
 from node.layout import NodePaths
+from node.permissions import make_private_dir
 from node.row_validation import count_rejected_rows, validate
+from node.snapshot_checks import VerifiedSnapshots
 from privacy.schema import PARTNERSHIP_SCHEMA, Dataset, Schema
 
 if TYPE_CHECKING:
@@ -115,6 +117,7 @@ class DataStore:
     def __init__(self, paths: NodePaths, schema: Schema) -> None:
         self._paths = paths
         self._schema = schema
+        self._verified = VerifiedSnapshots()
 
     @property
     def schema(self) -> Schema:
@@ -130,6 +133,38 @@ class DataStore:
             return None
         snapshot_id = pointer.read_text(encoding="utf-8").strip()
         return self.snapshot(dataset, snapshot_id)
+
+    def verified_current(self, dataset: str) -> Snapshot | None:
+        """`current`, refused (SnapshotIntegrityError) unless its file matches its manifest."""
+        snapshot = self.current(dataset)
+        if snapshot is not None:
+            self._verified.check(snapshot)
+        return snapshot
+
+    def rollback(self, dataset: str, snapshot_id: str | None = None) -> Snapshot:
+        """Make an earlier snapshot current (default: the one before the current one).
+
+        The target must be intact (its sha256 is checked). Data only: spent privacy budget
+        is never affected. Raises StoreError when there is nothing to roll back to.
+        """
+        ids = self.snapshot_ids(dataset)
+        current = self.current(dataset)
+        if snapshot_id is None:
+            earlier = [i for i in ids if current is None or i < current.snapshot_id]
+            if not earlier:
+                raise StoreError(
+                    f"{dataset} has no snapshot older than the current one to roll back to; "
+                    "see `npcs-node snapshots list`."
+                )
+            snapshot_id = earlier[-1]
+        if snapshot_id not in ids:
+            raise StoreError(
+                f"{dataset} has no snapshot {snapshot_id!r}; see `npcs-node snapshots list`."
+            )
+        target = self.snapshot(dataset, snapshot_id)
+        self._verified.check(target)
+        _switch_current(self.dataset_dir(dataset), snapshot_id)
+        return target
 
     def snapshot(self, dataset: str, snapshot_id: str) -> Snapshot:
         """A stored snapshot by id (ids of older snapshots stay valid)."""
@@ -226,7 +261,7 @@ class DataStore:
         self, spec: Dataset, frame: pl.DataFrame, origin: SourceOrigin, rejected: int
     ) -> Snapshot:
         folder = self.dataset_dir(spec.name) / SNAPSHOTS_DIR
-        folder.mkdir(parents=True, exist_ok=True)
+        make_private_dir(folder)
         created = datetime.now(UTC)
         # The id names the content, so the Parquet bytes are made before the file is.
         buffer = io.BytesIO()
@@ -262,7 +297,7 @@ class DataStore:
 
 def _switch_current(dataset_dir: Path, snapshot_id: str) -> None:
     """Point CURRENT at a complete snapshot, atomically (the commit point of an ingest)."""
-    atomic_write_text(dataset_dir / CURRENT_FILE, snapshot_id + "\n")
+    atomic_write_text(dataset_dir / CURRENT_FILE, snapshot_id + "\n", mode=PRIVATE_FILE_MODE)
 
 
 def _snapshot_from_manifest(manifest: Mapping[str, Any], path: Path) -> Snapshot:

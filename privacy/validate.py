@@ -21,6 +21,7 @@ from datetime import date
 from decimal import Decimal
 from itertools import pairwise, product
 
+from privacy.answer_size import estimates_per_cell, release_bytes_bound
 from privacy.budget import MAX_RHO_UNITS, BudgetValueError, format_rho, rho_to_units_ceil
 from privacy.query import (
     DateRangeFilter,
@@ -32,6 +33,7 @@ from privacy.query import (
     Statistic,
 )
 from privacy.schema import Column, ColumnKind, Dataset, Schema
+from privacy.text import unsafe_character
 from privacy.timebuckets import bucket_count, buckets_between
 
 MAX_GROUP_BY = 4
@@ -65,6 +67,10 @@ class QueryLimits:
     max_filter_values: int = 256
     max_rho_units_per_query: int
     max_purpose_chars: int = 500
+    max_release_bytes: int = 3 * 2**19
+    """Largest answer (Release bytes) the node may charge for: it must reach the analyst
+    and fit in one audit page. Nodes derive it from their message limit
+    (npcs.transport.MAX_RELEASE_BYTES); this default is that value."""
 
 
 @dataclass(frozen=True)
@@ -144,6 +150,7 @@ def validate_query(spec: QuerySpec, schema: Schema, limits: QueryLimits) -> Vali
     filters = _filters(spec, dataset, limits)
     groups = _groups(spec, dataset, filters)
     cells = _count_cells(groups, bin_edges, limits)
+    _check_release_size(spec, groups, cells, limits)
     rho, rho_units, accuracy = _privacy(spec, limits)
     _check_purpose(spec.purpose, limits)
     return ValidatedQuery(
@@ -481,6 +488,21 @@ def _count_cells(
     return cells
 
 
+def _check_release_size(
+    spec: QuerySpec, groups: tuple[GroupKeys, ...], cells: int, limits: QueryLimits
+) -> None:
+    per_cell = estimates_per_cell(spec.statistic, len(spec.quantiles))
+    bound = release_bytes_bound([group.labels for group in groups], cells, per_cell)
+    if bound > limits.max_release_bytes:
+        raise QueryValidationError(
+            "group_by",
+            f"the answer could be up to {bound:,} bytes ({cells:,} cells x {per_cell} "
+            f"values), over this node's limit of {limits.max_release_bytes:,} bytes per "
+            "answer; ask for fewer quantiles, group by fewer columns, narrow the date "
+            "range or use coarser buckets",
+        )
+
+
 # ---------------------------------------------------------------------------
 # privacy loss and purpose
 
@@ -544,4 +566,12 @@ def _check_purpose(purpose: str, limits: QueryLimits) -> None:
         raise QueryValidationError(
             "purpose",
             f"purpose is {len(purpose)} characters; keep it under {limits.max_purpose_chars}",
+        )
+    unsafe = unsafe_character(purpose)
+    if unsafe is not None:
+        position, code = unsafe
+        raise QueryValidationError(
+            "purpose",
+            f"purpose has the control or text-direction character {code} at position "
+            f"{position}; write it as one line of plain text",
         )

@@ -149,6 +149,7 @@ def _load_synthetic_data(node: NodePaths, datasets: tuple[str, ...], children: i
     for dataset in datasets:
         source = node.root / f"{dataset}-synthetic.parquet"
         generate(dataset, jurisdiction, seed=7).write_parquet(source)
+        source.chmod(0o600)  # an export of case records in the node folder: owner only
         result = store.ingest(dataset, source)
         assert result.snapshot is not None, result.problem
 

@@ -9,6 +9,8 @@ from coordinator.audit.report import AuditReport, NodeAudit
 
 
 def _spending_text(node: NodeAudit) -> str:
+    if not node.spending_known:
+        return "unknown (the audit could not sum its charges)"
     parts = [
         f"{row.dataset} {row.spent_rho}/{row.total_rho or '-'}"
         for row in node.spending
@@ -23,6 +25,8 @@ def _history_text(node: NodeAudit) -> str:
     remembered = f"size {node.previous_size} ({node.previous_seen_at})"
     if node.result == "OK":
         return f"extends {remembered}"
+    if node.result == "UNREACHABLE":
+        return f"not checked (remembered {remembered})"
     return f"checked against remembered {remembered}"
 
 
@@ -36,21 +40,29 @@ def summary_lines(report: AuditReport) -> list[str]:
     for node in report.nodes:
         entries = "-" if node.entries is None else str(node.entries)
         lines.append(
-            f"  {node.result:<6} {node.node:<{width}}  {entries} entries, "
+            f"  {node.result:<11} {node.node:<{width}}  {entries} entries, "
             f"{_history_text(node)}, {node.signed_requests_verified} signed requests verified, "
             f"spent rho {_spending_text(node)}"
         )
-        lines += [f"         problem: {problem}" for problem in node.problems]
-        lines += [f"         warning: {warning}" for warning in node.warnings]
-    verdict = (
-        "every ledger checks out" if report.ok else f"FAILED: {', '.join(report.failed_nodes)}"
-    )
-    lines.append(f"Result: {verdict}")
+        lines += [f"              problem: {problem}" for problem in node.problems]
+        lines += [f"              warning: {warning}" for warning in node.warnings]
+    lines.append(f"Result: {_verdict(report)}")
     return lines
 
 
+def _verdict(report: AuditReport, ok: str = "every ledger checks out") -> str:
+    if report.ok:
+        return ok
+    parts = []
+    if report.failed_nodes:
+        parts.append(f"FAILED: {', '.join(report.failed_nodes)}")
+    if report.unreachable_nodes:
+        parts.append(f"UNREACHABLE (not audited): {', '.join(report.unreachable_nodes)}")
+    return "; ".join(parts)
+
+
 def report_markdown(report: AuditReport) -> str:
-    verdict = "all ledgers OK" if report.ok else f"FAILED ({', '.join(report.failed_nodes)})"
+    verdict = _verdict(report, ok="all ledgers OK")
     lines = [
         f"# Ledger audit: partnership `{report.partnership}`",
         "",

@@ -8,7 +8,9 @@ from pydantic import BaseModel, ConfigDict
 
 REPORT_FORMAT: Literal["npcs.audit.v1"] = "npcs.audit.v1"
 
-NodeVerdict = Literal["OK", "FAILED"]
+NodeVerdict = Literal["OK", "FAILED", "UNREACHABLE"]
+"""FAILED: evidence of a broken or tampered ledger (or a node refusing to be audited).
+UNREACHABLE: the node could not be contacted, so nothing about it is known."""
 
 
 class _Frozen(BaseModel):
@@ -43,6 +45,8 @@ class NodeAudit(_Frozen):
     previous_seen_at: str | None = None
     signed_requests_verified: int = 0
     spending: tuple[DatasetSpending, ...] = ()
+    spending_known: bool = False
+    """False when the audit stopped before summing the charges: spending is unknown."""
     ledger_key_fingerprint: str = ""
 
 
@@ -59,4 +63,8 @@ class AuditReport(_Frozen):
 
     @property
     def failed_nodes(self) -> tuple[str, ...]:
-        return tuple(node.node for node in self.nodes if node.result != "OK")
+        return tuple(node.node for node in self.nodes if node.result == "FAILED")
+
+    @property
+    def unreachable_nodes(self) -> tuple[str, ...]:
+        return tuple(node.node for node in self.nodes if node.result == "UNREACHABLE")

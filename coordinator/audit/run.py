@@ -19,7 +19,7 @@ from coordinator.audit.ledger_checks import (
     rewrite_message,
     signed_checkpoint,
 )
-from coordinator.audit.report import AuditReport, DatasetSpending, NodeAudit
+from coordinator.audit.report import AuditReport, DatasetSpending, NodeAudit, NodeVerdict
 from coordinator.checkpoints import CheckpointStore, RememberedCheckpoint
 from coordinator.client import ClientCredentials, NodeClient, pinned_ledger_key
 from coordinator.errors import NodeCallError
@@ -40,6 +40,13 @@ class _Facts:
     checkpoint: PublishedCheckpoint | None = None
     signed_requests_verified: int = 0
     spending: tuple[DatasetSpending, ...] = ()
+    spending_known: bool = False
+    unreachable: str | None = None
+    """Why the node could not be contacted (then nothing about it is known)."""
+
+
+UNREACHABLE_CODES = frozenset({"UNREACHABLE", "TLS", "DEADLINE_EXCEEDED", "UNAVAILABLE"})
+"""Failures to contact a node: no evidence about its ledger either way."""
 
 
 @dataclass(frozen=True)
@@ -63,15 +70,19 @@ def audit_node(
         try:
             _run_checks(client, entry, remembered, findings, facts)
         except NodeCallError as failure:
-            findings.fail(f"{failure.problem.code}: {failure.problem.reason}")
+            reason = f"{failure.problem.code}: {failure.problem.reason}"
+            if failure.problem.code in UNREACHABLE_CODES:
+                facts.unreachable = reason
+            else:
+                findings.fail(reason)
         except (StopAudit, WireError):
             pass
     checkpoint = facts.checkpoint
     audit = NodeAudit(
         node=entry.name,
         address=entry.address,
-        result="FAILED" if findings.problems else "OK",
-        problems=tuple(findings.problems),
+        result=_verdict(findings, facts),
+        problems=tuple(findings.problems) or ((facts.unreachable,) if facts.unreachable else ()),
         warnings=tuple(findings.warnings),
         entries=facts.entries,
         checkpoint_size=checkpoint.size if checkpoint else None,
@@ -80,9 +91,17 @@ def audit_node(
         previous_seen_at=remembered.seen_at if remembered else None,
         signed_requests_verified=facts.signed_requests_verified,
         spending=facts.spending,
+        spending_known=facts.spending_known,
         ledger_key_fingerprint=entry.ledger_key_fingerprint,
     )
-    return NodeOutcome(audit, None if findings.problems else checkpoint)
+    passed = audit.result == "OK"
+    return NodeOutcome(audit, checkpoint if passed else None)
+
+
+def _verdict(findings: Findings, facts: _Facts) -> NodeVerdict:
+    if findings.problems:
+        return "FAILED"
+    return "UNREACHABLE" if facts.unreachable else "OK"
 
 
 def _run_checks(
@@ -93,6 +112,12 @@ def _run_checks(
     facts: _Facts,
 ) -> None:
     description = client.describe()
+    if not client.serving():
+        findings.fail(
+            "the node reports NOT_SERVING: its ledger failed the node's own start-up "
+            "self-check (for example spent totals that disagree with the charges), so it "
+            "answers no query; ask its operator to run `npcs-node ledger verify`"
+        )
     if description.node_name != entry.name:
         findings.fail(
             f"the node at {entry.address} calls itself {description.node_name!r}, not "
@@ -113,6 +138,7 @@ def _run_checks(
         check_remembered(client, tree, checkpoint, remembered, key, findings)
     facts.signed_requests_verified = check_charges(entries, entry.name, findings)
     facts.spending = check_spending(entries, description.policy, findings)
+    facts.spending_known = True
 
 
 def audit_partnership(

@@ -99,6 +99,6 @@ def _auditor_uri(identity: IdentityFiles, partnership: str) -> str:
         raise SetupError(
             f"`npcs audit` needs an auditor of partnership {partnership!r}, but "
             f"{identity.certificate} names {holder}: pass --identity with the folder "
-            "`npcs ca issue --role auditor` made"
+            "`npcs identity init` and `npcs ca sign` made (or `npcs ca issue`, in a demo)"
         )
     return holder.uri

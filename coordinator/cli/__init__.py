@@ -10,6 +10,7 @@ COORDINATOR_COMMANDS: dict[str, str] = {
     "audit": "coordinator.cli.audit:command",
     "ca": "coordinator.cli.ca:command",
     "demo": "coordinator.cli.demo:command",
+    "identity": "coordinator.cli.identity:command",
     "nodes": "coordinator.cli.nodes:command",
     "partnership": "coordinator.cli.partnership:command",
     "query": "coordinator.cli.query:command",

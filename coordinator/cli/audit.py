@@ -1,7 +1,8 @@
 """`npcs audit`: verify every node's privacy-budget ledger as the partnership's auditor.
 
-Exit codes: 0 every audited ledger checks out; 5 at least one node FAILED (its
-problems are listed); 1 usage or set-up errors.
+Exit codes: 0 every audited ledger checks out; 5 at least one node FAILED (evidence of
+a broken or tampered ledger; its problems are listed); 3 no node failed but some could
+not be reached (UNREACHABLE: not audited, spending unknown); 1 usage or set-up errors.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ import click
 from coordinator.cli.errors import user_errors
 
 EXIT_AUDIT_FAILED = 5
+EXIT_UNREACHABLE = 3
 
 
 @click.command("audit")
@@ -63,6 +65,7 @@ def command(  # noqa: PLR0917 - click passes every option as an argument
     """
     from coordinator.audit.render import report_json, summary_lines, write_report
     from coordinator.audit.session import open_audit_session
+    from privacy.text import printable
 
     report = open_audit_session(
         config=config,
@@ -77,8 +80,10 @@ def command(  # noqa: PLR0917 - click passes every option as an argument
         click.echo(report_json(report), nl=False)
     else:
         for line in summary_lines(report):
-            click.echo(line)
+            click.echo(printable(line))  # node-supplied text never acts on the terminal
         if out is not None:
             click.echo(f"Report written to {out}")
-    if not report.ok:
+    if report.failed_nodes:
         raise SystemExit(EXIT_AUDIT_FAILED)
+    if report.unreachable_nodes:
+        raise SystemExit(EXIT_UNREACHABLE)

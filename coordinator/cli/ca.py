@@ -1,4 +1,4 @@
-"""`npcs ca`: run the partnership certificate authority (init, sign CSRs, issue to people)."""
+"""`npcs ca`: run the partnership certificate authority (init, sign CSRs, list, revoke)."""
 
 from __future__ import annotations
 
@@ -18,7 +18,11 @@ def command() -> None:
     \b
       npcs ca init CA_DIR --partnership P                  # once, by the operator
       npcs ca sign CA_DIR node.csr --role node --name N --out node.crt
-      npcs ca issue CA_DIR --role analyst --name alice --out alice/
+      npcs ca sign CA_DIR alice.csr --role analyst --name alice \
+          --signing-key alice-signing.pub --out alice.crt  # CSR from `npcs identity init`
+      npcs ca list CA_DIR                                  # what this CA issued
+      npcs ca revoke CA_DIR SHA256_OR_CERT_FILE            # publishes CA_DIR/crl.pem
+      npcs ca issue CA_DIR --role analyst --name alice --out alice/   # DEMO ONLY
     """
 
 
@@ -77,6 +81,7 @@ def sign(  # noqa: PLR0917  (click passes each option as a parameter)
     """Sign a member's CSR, naming them npcs://PARTNERSHIP/ROLE/NAME (valid 1 year)."""
     # Imported when the command runs, so `--help` never loads cryptography.
     from coordinator import ca
+    from coordinator.ca_registry import record_issued
     from kernel import identity, keyfiles
 
     try:
@@ -96,6 +101,7 @@ def sign(  # noqa: PLR0917  (click passes each option as a parameter)
             signing_key=public_key,
         )
         keyfiles.write_public_file(out, keyfiles.certificate_pem(issued.certificate))
+        record_issued(ca_dir, issued.certificate)
     except (ca.CaError, identity.IdentityError, keyfiles.KeyFileError, ValueError) as exc:
         raise click.ClickException(str(exc)) from exc
     summary = ca.describe_certificate(issued.certificate)
@@ -125,9 +131,15 @@ def sign(  # noqa: PLR0917  (click passes each option as a parameter)
 )
 @click.option("--format", "output_format", type=click.Choice(["text", "json"]), default="text")
 def issue(ca_dir: Path, role: str, name: str, out_dir: Path, output_format: str) -> None:
-    """Make an analyst's or auditor's TLS key, request-signing key and certificate."""
+    """DEMO ONLY: make a person's keys here at the CA, and their certificate.
+
+    The CA then holds, for a moment, a person's private keys. Outside a demo, people
+    make their own keys and CSR with `npcs identity init` and the CA signs the CSR with
+    `npcs ca sign`, so no person's private key is ever made by the CA.
+    """
     # Imported when the command runs, so `--help` never loads cryptography.
     from coordinator import ca
+    from coordinator.ca_registry import record_issued
     from kernel import identity, keyfiles
 
     try:
@@ -135,6 +147,7 @@ def issue(ca_dir: Path, role: str, name: str, out_dir: Path, output_format: str)
         issued = ca.issue_person_credentials(
             authority, role=identity.check_role(role), name=name, out_dir=out_dir
         )
+        record_issued(ca_dir, issued.certificate)
     except (ca.CaError, identity.IdentityError, keyfiles.KeyFileError) as exc:
         raise click.ClickException(str(exc)) from exc
     if output_format == "json":
@@ -158,3 +171,62 @@ def issue(ca_dir: Path, role: str, name: str, out_dir: Path, output_format: str)
     click.echo(f"  {paths.signing_key}   request-signing key (Ed25519, 0600)")
     click.echo(f"  {paths.signing_public_key}   its public half, bound into the certificate")
     click.echo("Hand the folder to its owner over a trusted channel; keep no copy of the keys.")
+    click.echo(
+        "DEMO ONLY: the CA made this person's private keys. For real members use "
+        "`npcs identity init` (their keys never leave their machine) and `npcs ca sign`."
+    )
+
+
+@command.command("list")
+@click.argument("ca_dir", type=click.Path(exists=True, file_okay=False, path_type=Path))
+@click.option("--format", "output_format", type=click.Choice(["text", "json"]), default="text")
+def list_issued(ca_dir: Path, output_format: str) -> None:
+    """List every certificate this CA issued: identity, sha256, expiry, status."""
+    import datetime
+    from dataclasses import asdict
+
+    from coordinator import ca
+    from coordinator.ca_registry import load_registry
+
+    try:
+        registry = load_registry(ca_dir)
+    except ca.CaError as exc:
+        raise click.ClickException(str(exc)) from exc
+    now = datetime.datetime.now(datetime.UTC)
+    if output_format == "json":
+        rows = [{**asdict(r), "status": r.status(now)} for r in registry.records]
+        click.echo(json.dumps({"crl_number": registry.crl_number, "certificates": rows}, indent=2))
+        return
+    if not registry.records:
+        click.echo(f"{ca_dir}: no certificate issued yet (or issued before the registry existed)")
+    for record in registry.records:
+        click.echo(
+            f"{record.status(now):8} {record.identity}  sha256 {record.sha256}  "
+            f"until {record.not_after}"
+        )
+
+
+@command.command("revoke")
+@click.argument("ca_dir", type=click.Path(exists=True, file_okay=False, path_type=Path))
+@click.argument("which", metavar="SHA256_OR_CERT_FILE")
+@click.option("--reason", default="unspecified", show_default=True, help="Kept in the registry.")
+def revoke(ca_dir: Path, which: str, reason: str) -> None:
+    """Revoke a certificate (by its SHA-256 or its file) and publish CA_DIR/crl.pem.
+
+    Copy crl.pem to every node, to the path in its node.toml's `crl_file`: running
+    nodes re-read it within a second and refuse the certificate, with no restart.
+    """
+    from coordinator import ca
+    from coordinator.ca_registry import revoke as revoke_certificate
+    from kernel import identity, keyfiles
+
+    try:
+        fingerprint = which
+        if Path(which).is_file():
+            certificate = keyfiles.load_certificate_file(Path(which))
+            fingerprint = identity.certificate_fingerprint(certificate)
+        record, crl = revoke_certificate(ca_dir, fingerprint, reason)
+    except (ca.CaError, identity.IdentityError, keyfiles.KeyFileError) as exc:
+        raise click.ClickException(str(exc)) from exc
+    click.echo(f"Revoked {record.identity} (sha256 {record.sha256}, serial {record.serial}).")
+    click.echo(f"Published {crl}: copy it to every node's `crl_file` (see node.toml).")

@@ -19,6 +19,8 @@ if TYPE_CHECKING:
     from kernel.messages import NodeDescription
 
 EXIT_PARTIAL = 3
+EXIT_LEDGER_KEY = 4
+"""A node answered with a ledger key (or checkpoint signature) other than the pinned one."""
 
 
 @click.command("nodes")
@@ -30,7 +32,8 @@ EXIT_PARTIAL = 3
 def command(nodes: str | None, output_format: str, timeout: float, config: Path | None) -> None:
     """Show each node: reachable or not (and why), schema, datasets, budget, checkpoint.
 
-    Exits 3 when some node is unreachable.
+    Exits 4 when some node's ledger key is not the pinned one (or its checkpoint
+    signature does not verify), else 3 when some node is unreachable.
     """
     from coordinator.fanout import describe_node, fan_out
     from coordinator.session import open_session
@@ -49,6 +52,8 @@ def command(nodes: str | None, output_format: str, timeout: float, config: Path 
         click.echo(json.dumps({"nodes": rows}, indent=2, sort_keys=True))
     else:
         click.echo(_table(rows), nl=False)
+    if any(_ledger_key_problem(row) for row in rows):
+        raise SystemExit(EXIT_LEDGER_KEY)
     if not all(row["reachable"] for row in rows):
         raise SystemExit(EXIT_PARTIAL)
 
@@ -131,6 +136,16 @@ def _remember(
     warnings = {regression.node: regression.warning() for regression in regressions}
     for row, seen in verified:
         row["ledger_warning"] = warnings.get(seen.node)
+
+
+def _ledger_key_problem(row: dict[str, object]) -> bool:
+    """A reachable node whose key is not the pinned one, or whose checkpoint fails."""
+    if not row["reachable"]:
+        return False
+    checkpoint = row.get("checkpoint")
+    return bool(row.get("ledger_key_problem")) or (
+        isinstance(checkpoint, dict) and not checkpoint.get("signature_verified")
+    )
 
 
 def _signature_verified(row: dict[str, object]) -> bool:

@@ -74,6 +74,7 @@ def _check_identity(identity: IdentityFiles, partnership_name: str) -> str:
     """Load every credential once so mistakes surface now, not at the first query."""
     from coordinator.partnership import PartnershipError
     from kernel.identity import bound_signing_key_fingerprint, identity_from_certificate
+    from kernel.issuer import CertificateIssuerError, check_issued_by
     from kernel.keyfiles import (
         load_certificate_file,
         load_ec_private_key,
@@ -81,8 +82,12 @@ def _check_identity(identity: IdentityFiles, partnership_name: str) -> str:
     )
     from privacy.tlog import key_fingerprint
 
-    load_certificate_file(identity.ca_certificate, "CA certificate")
+    ca_certificate = load_certificate_file(identity.ca_certificate, "CA certificate")
     certificate = load_certificate_file(identity.certificate, "certificate")
+    try:
+        check_issued_by(certificate, ca_certificate, identity.ca_certificate)
+    except CertificateIssuerError as exc:
+        raise PartnershipError(f"{identity.certificate}: {exc}") from exc
     load_ec_private_key(identity.tls_key)
     signing_key = load_ed25519_private_key(identity.signing_key)
     holder = identity_from_certificate(certificate)

@@ -11,6 +11,8 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import TYPE_CHECKING, TypeVar
 
+from privacy.text import printable
+
 if TYPE_CHECKING:
     from coordinator.partnership import NodeEntry
 
@@ -38,6 +40,8 @@ def node_progress(
         def done(entry: NodeEntry, result: T) -> None:
             progress.advance(task)
             if console.is_terminal:
-                progress.console.print(describe(entry, result))
+                # A node's own words (error details) are shown as written, never as
+                # markup or terminal control sequences.
+                progress.console.print(printable(describe(entry, result)), markup=False)
 
         yield done

@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING
 
 from coordinator.preview import PreviewReport
 from coordinator.report import NodeStatus, Report, ValueRow
+from privacy.text import printable
 
 if TYPE_CHECKING:
     from coordinator.charts import YScale
@@ -155,7 +156,8 @@ def report_table(report: Report, *, rates: bool = False, width: int = 120) -> st
     from rich.table import Table
 
     buffer = io.StringIO()
-    console = Console(file=buffer, width=width, color_system=None, highlight=False)
+    # markup=False: labels, names and reasons come from nodes; show them as written.
+    console = Console(file=buffer, width=width, color_system=None, highlight=False, markup=False)
     title = f"{report.statistic} of {report.dataset}" + (
         f".{report.column}" if report.column else ""
     )
@@ -177,7 +179,7 @@ def report_table(report: Report, *, rates: bool = False, width: int = 120) -> st
         if previous is not None and row.key != previous:
             table.add_section()
         previous = row.key
-        table.add_row(*_table_cells(row, rates))
+        table.add_row(*(printable(cell) for cell in _table_cells(row, rates)))
     console.print(table)
     if any(row.clamped for row in report.rows):
         console.print(CLAMPED_NOTE)
@@ -189,7 +191,7 @@ def report_table(report: Report, *, rates: bool = False, width: int = 120) -> st
     if report.trends:
         console.print(_trend_table(report))
     for line in status_lines(report.nodes, report.pooled_nodes, len(report.nodes)):
-        console.print(line)
+        console.print(printable(line))
     return buffer.getvalue()
 
 
@@ -226,8 +228,8 @@ def _trend_table(report: Report) -> object:
     table.add_column("buckets", justify="right")
     for trend in report.trends:
         table.add_row(
-            " ".join(trend.key) or "all",
-            trend.name,
+            printable(" ".join(trend.key) or "all"),
+            printable(trend.name),
             "PARTNERSHIP" if trend.source == "partnership" else trend.source,
             _number(trend.slope_per_year, 2),
             f"[{_number(trend.ci_low, 2)}, {_number(trend.ci_high, 2)}]",
@@ -264,7 +266,8 @@ def preview_table(preview: PreviewReport, width: int = 120) -> str:
     from rich.table import Table
 
     buffer = io.StringIO()
-    console = Console(file=buffer, width=width, color_system=None, highlight=False)
+    # markup=False: labels, names and reasons come from nodes; show them as written.
+    console = Console(file=buffer, width=width, color_system=None, highlight=False, markup=False)
     table = Table(title=f"Dry run: {preview.statistic} of {preview.dataset} (nothing charged)")
     for name in ("source", "cost (rho)", "remaining (rho)", "value", "noise", "expected ±95%"):
         table.add_column(name, justify="left" if name in ("source", "value") else "right")
@@ -276,13 +279,13 @@ def preview_table(preview: PreviewReport, width: int = 120) -> str:
             "PARTNERSHIP" if row.source == "partnership" else row.source,
             status.cost_rho or "" if status else "",
             "" if remaining is None else _rho(remaining),
-            row.name,
+            printable(row.name),
             f"{row.distribution} {_number(row.scale, 3)}",
             _number(row.ci_half_width, 2),
         )
     console.print(table)
     for line in status_lines(preview.nodes, (), 0):
-        console.print(line)
+        console.print(printable(line))
     return buffer.getvalue()
 
 

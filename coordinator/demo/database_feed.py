@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
+from kernel.files import PRIVATE_FILE_MODE, atomic_write_text
 from privacy.schema import PARTNERSHIP_SCHEMA, ColumnKind
 
 RunNode = Callable[[Sequence[str], Path], str]
@@ -157,4 +158,5 @@ class DatabaseFeed:
                 'database = "agency"',
                 f"query = {json.dumps(query)}",
             ]
-        (root / "sources.toml").write_text("\n".join(lines) + "\n", encoding="utf-8")
+        # Inside the node folder: owner only, like every node file (serve checks it).
+        atomic_write_text(root / "sources.toml", "\n".join(lines) + "\n", mode=PRIVATE_FILE_MODE)

@@ -7,6 +7,7 @@ demo itself unwinds like Ctrl-C, so the caller's `finally` stops every node it s
 
 from __future__ import annotations
 
+import os
 import signal
 import subprocess
 import sys
@@ -14,6 +15,7 @@ import threading
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
+from typing import TextIO
 
 STOP_GRACE_SECONDS = 5.0
 SERVE_GRACE_SECONDS = 2.0
@@ -31,13 +33,20 @@ def node_command() -> list[str]:
     return [sys.executable, "-c", "from node.cli import main; main()"]
 
 
+def append_private(path: Path) -> TextIO:
+    """Open a log inside a node folder for appending, owner only (serve checks it)."""
+    descriptor = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
+    os.fchmod(descriptor, 0o600)
+    return os.fdopen(descriptor, "a", encoding="utf-8")
+
+
 def run_node_cli(arguments: Sequence[str], log: Path) -> str:
     """Run `npcs-node ARGS`, append its output to `log`, return its stdout."""
     command = [*node_command(), *arguments]
     completed = subprocess.run(  # noqa: S603 - our own CLI, arguments built here
         command, capture_output=True, text=True, check=False, stdin=subprocess.DEVNULL
     )
-    with log.open("a", encoding="utf-8") as handle:
+    with append_private(log) as handle:
         handle.write(f"$ npcs-node {' '.join(arguments)}\n{completed.stdout}{completed.stderr}\n")
     if completed.returncode != 0:
         raise DemoError(
@@ -63,7 +72,7 @@ class NodeProcess:
         self.ready = threading.Event()
         self._stop_requested = False
         (root / "serve.port").unlink(missing_ok=True)
-        log_handle = self.log.open("a", encoding="utf-8")
+        log_handle = append_private(self.log)
         self.process = subprocess.Popen(  # noqa: S603 - our own CLI, arguments built here
             [
                 *node_command(),
@@ -90,7 +99,7 @@ class NodeProcess:
     def _read_stdout(self) -> None:
         stream = self.process.stdout
         assert stream is not None
-        with self.log.open("a", encoding="utf-8") as log:
+        with append_private(self.log) as log:
             for line in stream:
                 log.write(line)
                 log.flush()

@@ -7,12 +7,15 @@ import click
 from kernel.clikit import LazyGroup
 from kernel.extras import MissingExtraError, require_extra
 from node.errors import NodeSetupError
+from node.permissions import private_umask
 
 NODE_COMMANDS: dict[str, str] = {
+    "health": "node.cli.health:command",
     "init": "node.cli.init:command",
     "install-cert": "node.cli.install_cert:command",
     "ledger": "node.cli.ledger:command",
     "serve": "node.cli.serve:command",
+    "snapshots": "node.cli.snapshots:command",
     "synth": "node.cli.synth:command",
     "ingest": "node.cli.ingest:command",
     "refresh": "node.cli.refresh:command",
@@ -58,4 +61,5 @@ def cli(ctx: click.Context) -> None:
 
 
 def main() -> None:
+    private_umask()  # whatever the caller's umask: node files are for the operator only
     cli()

@@ -31,4 +31,8 @@ def command(node_dir: Path, cert: Path, ca_cert: Path) -> None:
     click.echo(f"Installed the certificate of {installed.identity} in {node_dir}/keys/.")
     click.echo(f"  sha256 {installed.fingerprint}")
     click.echo(f"  valid until {installed.not_valid_after.isoformat()}")
-    click.echo(f"Start serving with: npcs-node serve {node_dir}")
+    click.echo(
+        f"Start serving with: npcs-node serve {node_dir}\n"
+        "If it is already serving, make it use the new certificate without a restart: "
+        "systemctl reload npcs-node (or kill -HUP its process id)."
+    )

@@ -84,6 +84,13 @@ def _print_table(
 ) -> None:
     from rich.console import Console
     from rich.table import Table
+    from rich.text import Text
+
+    from privacy.text import printable
+
+    def shown(value: str) -> Text:
+        """Recorded text as plain text: no rich markup, no control characters."""
+        return Text(printable(value))
 
     table = Table(title="Privacy-budget ledger")
     for column in ("#", "time", "analyst", "dataset", "statistic", "purpose", "cost", "remaining"):
@@ -93,10 +100,10 @@ def _print_table(
         table.add_row(
             str(row["seq"]),
             row["time"][:19].replace("T", " "),
-            row["analyst"],
-            row["dataset"],
-            row["statistic"],
-            row["purpose"],
+            shown(row["analyst"]),
+            shown(row["dataset"]),
+            shown(row["statistic"]),
+            shown(row["purpose"]),
             row["cost"] + failed,
             f"rho {row['remaining_rho']}",
         )

@@ -3,6 +3,8 @@
 Prints `listening on HOST:PORT` (and writes the port to DIR/serve.port) once the server
 accepts calls, so scripts and tests can wait for it. SIGTERM or Ctrl-C stops it
 gracefully: in-flight queries finish (their charges are committed) before it exits.
+SIGHUP re-reads the revocation list (`crl_file`) at once; it is also re-read whenever
+the file changes.
 """
 
 from __future__ import annotations
@@ -15,7 +17,7 @@ from types import FrameType
 
 import click
 
-from kernel.files import atomic_write_text
+from kernel.files import PRIVATE_FILE_MODE, atomic_write_text
 
 PORT_FILE = "serve.port"
 
@@ -37,10 +39,12 @@ PORT_FILE = "serve.port"
 )
 def command(root: Path, host: str | None, port: int | None, grace: float | None) -> None:
     """Serve the node in DIR over mTLS (no insecure port) until SIGTERM or Ctrl-C."""
+    from node.permissions import check_node_permissions
     from node.security import MissingCredentialsError
     from node.server import ServerOptions, configure_logging, running_node
     from node.settings import load_settings
 
+    check_node_permissions(root)
     settings = load_settings(root)
     options = ServerOptions(
         host=host or settings.host,
@@ -57,6 +61,8 @@ def command(root: Path, host: str | None, port: int | None, grace: float | None)
     port_file = root / PORT_FILE
     try:
         with running_node(root, options) as node:
+            # SIGHUP re-reads the revocation list now (systemd's ExecReload).
+            previous[signal.SIGHUP] = signal.signal(signal.SIGHUP, lambda *_: node.reload())
             _write_port_file(port_file, node.port)
             if not node.engine.healthy:
                 click.echo(
@@ -64,6 +70,8 @@ def command(root: Path, host: str | None, port: int | None, grace: float | None)
                     "and answers no query (run `npcs-node ledger verify`)",
                     err=True,
                 )
+            if node.metrics is not None:
+                click.echo(f"metrics on {node.metrics.url}")
             click.echo(f"listening on {node.address}")
             sys.stdout.flush()
             stop.wait()
@@ -78,4 +86,4 @@ def command(root: Path, host: str | None, port: int | None, grace: float | None)
 
 def _write_port_file(path: Path, port: int) -> None:
     """Atomically: a reader sees no file or the whole port number."""
-    atomic_write_text(path, f"{port}\n")
+    atomic_write_text(path, f"{port}\n", mode=PRIVATE_FILE_MODE)

@@ -22,7 +22,9 @@ import click
     help="Output for people or for scripts.",
 )
 def command(node_dir: Path, output_format: str) -> None:
-    """Show each dataset's current snapshot: id, rows, created, rejected rows.
+    """Show each dataset's snapshot, the budget, the ledger and the certificate's expiry.
+
+    Warns when the node certificate expires within 30 days (or has expired).
 
     Includes the date range of each snapshot: that describes private data and is shown
     to the local operator only; it is never sent to the partnership.
@@ -31,14 +33,20 @@ def command(node_dir: Path, output_format: str) -> None:
 
     settings = load_settings(node_dir)
     status = gather_status(node_dir, settings.name, settings.partnership)
+    from node.layout import NodePaths
+    from node.status_certificate import format_certificate_status, gather_certificate_status
     from node.status_ledger import format_ledger_status, gather_ledger_status
 
     status["ledger"] = gather_ledger_status(node_dir, settings)
+    status["certificate"] = gather_certificate_status(NodePaths(node_dir))
     if output_format == "json":
         click.echo(json.dumps(status, indent=2, sort_keys=True))
     else:
         click.echo(format_status(status))
         click.echo(format_ledger_status(status["ledger"]))
+        click.echo(format_certificate_status(status["certificate"]))
+    if status["certificate"].get("warning"):
+        click.echo(f"warning: {status['certificate']['warning']}", err=True)
 
 
 def gather_status(node_dir: Path, name: str, partnership: str) -> dict[str, Any]:

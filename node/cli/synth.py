@@ -10,7 +10,9 @@ from typing import TYPE_CHECKING
 
 import click
 
+from kernel.files import PRIVATE_FILE_MODE
 from kernel.tomlfile import TomlFileError, edit_toml, write_toml
+from node.permissions import make_private_dir
 
 if TYPE_CHECKING:
     from tomlkit.toml_document import TOMLDocument
@@ -218,12 +220,13 @@ def ensure_node_folder(paths: NodePaths) -> None:
     """A minimal node.toml (name from the folder, partnership "demo") when there is none."""
     if paths.settings_file.exists():
         return
-    paths.root.mkdir(parents=True, exist_ok=True)
+    make_private_dir(paths.root)
     name = re.sub(r"[^a-z0-9-]+", "-", paths.root.resolve().name.lower()).strip("-") or "node"
     write_toml(
         paths.settings_file,
         {"name": name, "partnership": "demo"},
         header="Created by `npcs-node synth`; `npcs-node init` adds keys and certificates.",
+        new_mode=PRIVATE_FILE_MODE,
     )
 
 

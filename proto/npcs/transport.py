@@ -9,6 +9,16 @@ RESOURCE_EXHAUSTED before any handler runs.
 from __future__ import annotations
 
 MAX_MESSAGE_BYTES = 4 * 1024 * 1024
+
+MESSAGE_RESERVE_BYTES = 512 * 1024
+"""Room in a message for everything but the answer: the receipt's proof and checkpoint,
+and in a ledger entry the canonical query, signed request, purpose and summaries."""
+MAX_RELEASE_BYTES = (MAX_MESSAGE_BYTES - MESSAGE_RESERVE_BYTES) * 3 // 7
+"""Largest answer a node charges for. An answer travels twice in one message, raw and in
+base64 inside the leaf data (1 + 4/3 = 7/3 times its size), both in a QueryResponse and
+in a GetLedger entry: so it always reaches the analyst and fits one audit page."""
+MAX_LEDGER_PAGE_BYTES = MAX_MESSAGE_BYTES - 64 * 1024
+"""GetLedger fills a page with entries up to this size (the rest is the checkpoint)."""
 SERVICE_NAME = "npcs.v1.Node"
 
 CLIENT_KEEPALIVE_TIME_MS = 60_000
@@ -35,3 +45,26 @@ CLIENT_OPTIONS: tuple[tuple[str, int], ...] = (
     ("grpc.keepalive_permit_without_calls", 1),
     ("grpc.http2.max_pings_without_data", 0),
 )
+
+
+# gRPC reports TLS failures as UNAVAILABLE. Our side refusing the peer's certificate
+# names the handshake (untrusted CA, a certificate without the host dialled); the peer
+# refusing ours shows as the connection closed right after it was accepted ("Socket
+# closed"), whereas a peer that is not running refuses the connection itself.
+_TLS_FAILURE_MARKERS = (
+    "handshake",
+    "ssl",
+    "tls",
+    "certificate",
+    "tsi_",
+    "peer name",
+    "hostname",
+    "socket closed",
+)
+
+
+def is_tls_failure(details: str) -> bool:
+    """Whether an UNAVAILABLE call failed in the TLS handshake rather than connecting
+    (used by the coordinator and by `npcs-node health`)."""
+    lowered = details.lower()
+    return any(marker in lowered for marker in _TLS_FAILURE_MARKERS)

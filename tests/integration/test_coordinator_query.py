@@ -118,6 +118,9 @@ def partnership(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Partnershi
                 ],
             )
             assert added.exit_code == 0, added.output
+        # A node that is never started still has its own ledger key (pins are unique).
+        down_key = world.root / "down-ledger.pub"
+        write_public_file(down_key, public_key_pem(generate_ed25519_key().public_key()))
         down = runner.invoke(
             cli,
             [
@@ -127,7 +130,7 @@ def partnership(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Partnershi
                 "down",
                 f"127.0.0.1:{free_port()}",
                 "--ledger-key",
-                str(nodes["a"].ledger_public_key),
+                str(down_key),
             ],
         )
         assert down.exit_code == 0, down.output

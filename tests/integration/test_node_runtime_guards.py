@@ -218,11 +218,13 @@ def test_server_limits_come_from_node_toml(tmp_path: Path) -> None:
         assert node.options.max_workers == 3
 
 
-def test_max_concurrent_rpcs_setting_reaches_the_server(node_world: NodeWorld) -> None:
+def test_max_concurrent_rpcs_setting_reaches_the_server(tmp_path: Path) -> None:
     """With room for one call, a second call while a health Watch is open is refused."""
+    # Its own node folder: the module's shared node is being served (one serve per folder).
+    world = make_node_world(tmp_path)
     with (
-        running_node(node_world.node.root, server={"max_concurrent_rpcs": 1}) as node,
-        node_channel(node_world, node.port, node_world.auditor) as channel,
+        running_node(world.node.root, server={"max_concurrent_rpcs": 1}) as node,
+        node_channel(world, node.port, world.auditor) as channel,
     ):
         health = health_pb2_grpc.HealthStub(channel)
         watch = health.Watch(health_pb2.HealthCheckRequest(service=""), timeout=TIMEOUT)

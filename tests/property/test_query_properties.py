@@ -33,6 +33,7 @@ from privacy.query import (
     TimeBucket,
 )
 from privacy.schema import ColumnKind, Dataset
+from privacy.text import unsafe_character
 from privacy.validate import QueryLimits, QueryValidationError, validate_query
 
 LIMITS = QueryLimits(max_rho_units_per_query=5_000_000)
@@ -124,7 +125,12 @@ def valid_queries(draw: st.DrawFn) -> QuerySpec:
         group_by=tuple(group_by),
         filters=tuple(filters),
         privacy=privacy,
-        purpose=draw(st.text(min_size=1, max_size=40).filter(str.strip)),
+        # Valid purposes: one line of text without control or text-direction characters.
+        purpose=draw(
+            st.text(min_size=1, max_size=40).filter(
+                lambda text: text.strip() != "" and unsafe_character(text) is None
+            )
+        ),
     )
 
 

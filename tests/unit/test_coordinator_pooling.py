@@ -269,3 +269,15 @@ def test_report_pools_counts_with_the_discrete_interval() -> None:
     half_width = pooled.ci_high - pooled.value
     assert half_width == exact_half_width([3.0, 4.0, 12.0])
     assert half_width == pooled.value - pooled.ci_low
+
+
+def test_a_nodes_words_are_shown_as_written_never_as_markup_or_terminal_codes() -> None:
+    full = three_node_report()
+    hostile = NodeStatus(
+        node="d", answered=False, code="INTERNAL", reason="[/x] [bold]x\x1b[2J\u202eevil"
+    )
+    report = full.model_copy(update={"nodes": (*full.nodes, hostile)})
+    table = render_report(report, "table")
+    assert "[/x] [bold]x<U+001B>[2J<U+202E>evil" in table
+    assert "\x1b" not in table
+    assert "\u202e" not in table

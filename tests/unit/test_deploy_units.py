@@ -47,3 +47,23 @@ def test_the_timer_starts_the_refresh_service_and_catches_up_missed_runs() -> No
     assert timer["Timer"]["Persistent"] == "true"
     assert timer["Timer"]["OnCalendar"]
     assert timer["Install"]["WantedBy"] == "timers.target"
+
+
+def test_the_serve_service_runs_npcs_node_serve_as_the_same_user_on_the_same_folder() -> None:
+    service = unit("npcs-node.service")["Service"]
+    refresh = unit("npcs-node-refresh.service")["Service"]
+    argv = shlex.split(service["ExecStart"])
+    assert Path(argv[0]).name == "npcs-node"
+    assert argv[1] == "serve"
+    assert CliRunner().invoke(cli, ["serve", "--help"]).exit_code == 0
+    assert (service["User"], argv[2]) == (refresh["User"], shlex.split(refresh["ExecStart"])[2])
+
+
+def test_the_serve_service_is_hardened_restarts_on_failure_and_reloads_on_sighup() -> None:
+    service = unit("npcs-node.service")["Service"]
+    assert service["ProtectSystem"] == "strict"
+    assert service["ReadWritePaths"] == shlex.split(service["ExecStart"])[2]
+    assert service["PrivateTmp"] == "yes"
+    assert service["NoNewPrivileges"] == "yes"
+    assert service["Restart"] == "on-failure"
+    assert service["ExecReload"] == "/bin/kill -HUP $MAINPID"

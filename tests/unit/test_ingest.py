@@ -335,3 +335,22 @@ def test_text_cells_are_trimmed_and_yes_no_spellings_accepted(
     assert stored.get_column("role").to_list() == ["caseworker", "supervisor", "caseworker"]
     assert stored.get_column("tenure_months").to_list() == [7, 12, 12]
     assert stored.get_column("month").to_list() == [date(2021, 3, 1)] * 3
+
+
+def test_identifier_spellings_of_one_child_are_one_privacy_unit(
+    store: DataStore, tmp_path: Path
+) -> None:
+    """Issue 11: "KZ", " kz" and a decomposed "KÉ"/"ké" were counted as different children,
+    so one child could contribute past the bound. Identifiers are canonicalised (trimmed,
+    NFC, lower case) before the bound is applied."""
+    bound = SCHEMA.dataset("incidents").max_rows_per_unit
+    spellings = ["KZ", " kz", "kZ ", "Kz"]
+    children = [spellings[n % len(spellings)] for n in range(bound + 1)]
+    children += ["K\u0065\u0301", "k\u00e9"]  # one child, decomposed and composed
+    source = tmp_path / "incidents.parquet"
+    _incident_rows(children=children).write_parquet(source)
+    result = store.ingest("incidents", source)
+    assert (result.accepted, result.rejected) == (2, bound + 1)
+    assert result.snapshot is not None
+    stored = pl.read_parquet(result.snapshot.path).get_column("child_id").to_list()
+    assert stored == ["k\u00e9", "k\u00e9"]
