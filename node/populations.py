@@ -28,6 +28,7 @@ def load_populations(paths: NodePaths) -> PopulationTable | None:
 
 
 def save_populations(paths: NodePaths, table: PopulationTable) -> None:
-    from kernel.files import atomic_write_text
+    from kernel.files import PRIVATE_FILE_MODE, atomic_write_text
 
-    atomic_write_text(paths.populations_file, table.to_json() + "\n")
+    # Public numbers, but the node folder's rule is 0600 for every file (serve checks it).
+    atomic_write_text(paths.populations_file, table.to_json() + "\n", mode=PRIVATE_FILE_MODE)

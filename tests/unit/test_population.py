@@ -95,6 +95,7 @@ def test_import_then_show_through_the_node_cli(tmp_path: Path) -> None:
     stored = load_populations(NodePaths(tmp_path))
     assert stored is not None
     assert stored.lookup("2022", "race_ethnicity", "white") == 230_000
+    assert (tmp_path / "populations.json").stat().st_mode & 0o777 == 0o600  # serve's rule
     code, output = _node_cli("population", "show", str(tmp_path))
     assert code == 0, output
     assert "source: ACS" in output
