@@ -29,6 +29,7 @@ from typing import Any
 
 from kernel.keyfiles import generate_ed25519_key, private_key_pem
 from privacy.epsilon import epsilon_for_rho_units
+from privacy.ledger.charging import new_entry
 from privacy.ledger.entry import ChargeRequest
 from privacy.ledger.writer import Ledger
 from privacy.opendp_setup import opendp_version
@@ -96,7 +97,15 @@ def populate(ledger: Ledger, entries: int) -> float:
         batch = min(5000, entries - done)
         ledger._begin_immediate()
         for number in range(done, done + batch):
-            ledger._append(ledger._new_entry(charge(f"fill-{number}"), ANSWER, epsilon, None))
+            entry = new_entry(
+                charge(f"fill-{number}"),
+                seq=number,
+                delta=ledger.delta,
+                answer=ANSWER,
+                epsilon=epsilon,
+                failure=None,
+            )
+            ledger._append(entry)
         ledger._commit()
         done += batch
         print(f"  populated {done:,} entries", flush=True)

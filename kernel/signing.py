@@ -6,13 +6,18 @@ into the analyst's TLS certificate. The node checks, in this order:
 
 1. the envelope parses and the signature verifies under the carried public key;
 2. that key is the one bound to the caller's TLS certificate;
-3. the audience is this node and the query hash matches the query it received;
+3. the audience is this node, the envelope's query_id is the query's own, and the
+   query hash matches the query it received;
 4. unless the query_id is already in the ledger (an identical retry, answered from the
    ledger without a new charge): issued-at is within 300 s of now and the nonce is new.
 
 Step 4 is skipped for recorded query_ids because a retry after a lost reply or a node
 restart must get its stored answer, and binding (step 2) already means only the
 original analyst can present this signature; the ledger compares the stored query hash.
+Step 3's query_id equality is what makes skipping safe: without it, an envelope naming a
+recorded query_id could carry a new query past the freshness check (issue 11, defect 2).
+The admitted request says whether it is such a retry, and the ledger must then answer
+from the record only, never charge (`Ledger.charge_and_release(replay_only=True)`).
 The node keeps the signed request in its ledger, so each charge is provably authorised.
 
 Pure: no networking, no gRPC import.
@@ -72,6 +77,12 @@ class WrongAudience(RequestRejectedError):  # noqa: N818  (names fixed by the si
 
 
 class QueryHashMismatch(RequestRejectedError):  # noqa: N818  (names fixed by the signing contract)
+    grpc_status = "INVALID_ARGUMENT"
+
+
+class QueryIdMismatch(RequestRejectedError):  # noqa: N818  (names fixed by the signing contract)
+    """The envelope names another query_id than the query it was sent with."""
+
     grpc_status = "INVALID_ARGUMENT"
 
 
@@ -261,10 +272,17 @@ def check_binding(signed: SignedRequest, caller: Peer) -> None:
         )
 
 
-def check_target(envelope: RequestEnvelope, *, node_name: str, canonical_query: bytes) -> None:
+def check_target(
+    envelope: RequestEnvelope, *, node_name: str, query_id: str, canonical_query: bytes
+) -> None:
     if envelope.audience != node_name:
         raise WrongAudience(
             f"request was signed for node {envelope.audience!r}, not this node ({node_name!r})"
+        )
+    if envelope.query_id != query_id:
+        raise QueryIdMismatch(
+            f"the signed envelope names query_id {envelope.query_id!r}, but the query sent "
+            f"has query_id {query_id!r}: sign the query_id of the query you send"
         )
     if envelope.query_hash != query_hash(canonical_query):
         raise QueryHashMismatch(
@@ -334,6 +352,7 @@ def admit_signed_request(
     *,
     caller: Peer,
     node_name: str,
+    query_id: str,
     canonical_query: bytes,
     replay_guard: ReplayGuard,
     is_recorded: Callable[[str], bool],
@@ -348,7 +367,7 @@ def admit_signed_request(
     current = time.time() if now is None else now
     envelope = verify_signature(signed)
     check_binding(signed, caller)
-    check_target(envelope, node_name=node_name, canonical_query=canonical_query)
+    check_target(envelope, node_name=node_name, query_id=query_id, canonical_query=canonical_query)
     if is_recorded(envelope.query_id):
         return AdmittedRequest(envelope=envelope, signed=signed, is_recorded_retry=True)
     check_fresh(envelope, current)

@@ -53,7 +53,6 @@ from npcs.transport import MAX_LEDGER_PAGE_BYTES, MAX_RELEASE_BYTES
 from privacy import tlog
 from privacy.budget import format_rho
 from privacy.ledger.entry import ChargeOutcome, ChargeRequest, LedgerEntry
-from privacy.ledger.errors import LedgerFault
 from privacy.ledger.writer import Ledger
 from privacy.plan import ExpectedAccuracy, QueryPlan, plan_query
 from privacy.query import QuerySpec
@@ -160,7 +159,7 @@ class QueryEngine:
                 if analyst is not None
                 else {}
             )
-            checkpoint = self._ledger.latest_checkpoint()
+            checkpoint = self._ledger.snapshot_reader.latest_checkpoint()
         return NodeDescription(
             node_name=self._settings.name,
             partnership=self._settings.partnership,
@@ -216,6 +215,7 @@ class QueryEngine:
                 signed,
                 caller=caller,
                 node_name=self._settings.name,
+                query_id=str(spec.query_id),
                 canonical_query=canonical,
                 replay_guard=self._replay_guard,
                 is_recorded=lambda query_id: self._ledger.entry_by_query_id(query_id) is not None,
@@ -251,6 +251,7 @@ class QueryEngine:
                 lambda: plan.release(
                     node=node_name, snapshot_id=snapshot_id, suppress_below=suppress_below
                 ).to_bytes(),
+                replay_only=admitted.is_recorded_retry,
             )
         log.info(
             "query answered",
@@ -310,9 +311,11 @@ class QueryEngine:
 
     # -- auditing
 
+    # Auditing reads use the ledger's snapshot reader: they never wait for a charge.
+
     def latest_checkpoint(self) -> tlog.SignedCheckpoint:
         with self._health.watching("checkpoint"):
-            return self._ledger.latest_checkpoint()
+            return self._ledger.snapshot_reader.latest_checkpoint()
 
     def ledger_slice(self, start: int, end: int) -> LedgerSlice:
         """Entries [start, end) (end 0: up to the latest checkpoint) and that checkpoint.
@@ -320,8 +323,9 @@ class QueryEngine:
         A page: at most MAX_ENTRIES_PER_CALL entries and MAX_LEDGER_PAGE_BYTES on the wire
         (always at least one entry); the auditor asks again from the last index received.
         """
+        reads = self._ledger.snapshot_reader
         with self._health.watching("ledger read"):
-            checkpoint = self._ledger.latest_checkpoint()
+            checkpoint = reads.latest_checkpoint()
         size = checkpoint.checkpoint.size
         stop = size if end == 0 else end
         if start > stop:
@@ -333,9 +337,7 @@ class QueryEngine:
         page_bytes = 0
         with self._health.watching("ledger read"):
             for batch_start in range(start, stop, LEDGER_READ_BATCH):
-                for entry in self._ledger.entries(
-                    batch_start, min(stop, batch_start + LEDGER_READ_BATCH)
-                ):
+                for entry in reads.entries(batch_start, min(stop, batch_start + LEDGER_READ_BATCH)):
                     entry_bytes = entry_wire_bytes_bound(entry)
                     if page and page_bytes + entry_bytes > MAX_LEDGER_PAGE_BYTES:
                         return LedgerSlice(tuple(page), checkpoint)
@@ -347,9 +349,12 @@ class QueryEngine:
         self, old_size: int, new_size: int
     ) -> tuple[tuple[bytes, ...], tlog.SignedCheckpoint]:
         """RFC 9162 proof that the tree of new_size extends the one of old_size, with the
-        node's signed checkpoint at new_size."""
+        node's signed checkpoint at new_size. A missing checkpoint row at new_size is the
+        caller's NOT_FOUND (ask up to the latest size), not a node fault: the tree itself
+        and the latest checkpoint, which the self-check verifies, are what proofs rest on."""
+        reads = self._ledger.snapshot_reader
         with self._health.watching("consistency proof"):
-            size = self._ledger.latest_checkpoint().checkpoint.size
+            size = reads.latest_checkpoint().checkpoint.size
         if not 0 < old_size <= new_size:
             raise RequestFieldError(
                 "old_size",
@@ -361,10 +366,18 @@ class QueryEngine:
                 f"the ledger has {size} entries; new_size {new_size} is beyond it"
             )
         with self._health.watching("consistency proof"):
-            checkpoint = self._ledger.checkpoint_at(new_size)
-            if checkpoint is None:
-                raise LedgerFault(f"the ledger has no signed checkpoint at size {new_size}")
-            return self._ledger.consistency_proof(old_size, new_size), checkpoint
+            checkpoint = reads.checkpoint_at(new_size)
+        if checkpoint is None:
+            log.warning(
+                "no stored checkpoint at a requested size",
+                extra={"event": "checkpoint_missing", "size": new_size},
+            )
+            raise LedgerRangeError(
+                f"this node has no signed checkpoint at size {new_size}; ask for a proof up "
+                f"to its latest checkpoint (size {size})"
+            )
+        with self._health.watching("consistency proof"):
+            return reads.consistency_proof(old_size, new_size), checkpoint
 
 
 MAX_ENTRIES_PER_CALL = 1000

@@ -1,9 +1,12 @@
 """Whether the node may answer at all, decided by its ledger.
 
-The start-up self-check decides whether the node answers at all, and any ledger fault
-seen while serving (a LedgerFault or SQLite error from any ledger call) turns the node
-unhealthy until restart: a ledger that failed once is not trusted to record the next
-charge. No periodic full self-check: it is O(ledger size).
+The start-up self-check decides whether the node answers at all. A ledger fault seen
+while serving turns the node unhealthy:
+- an integrity fault (a LedgerFault, or any SQLite error but "locked") until restart: a
+  ledger that failed once is not trusted to record the next charge;
+- a transient fault (LedgerBusy: another process held the write lock past the retry
+  deadline) only until a background re-check passes: the write lock can be taken again
+  and the self-check passes. A re-check that finds an integrity fault stays fatal.
 """
 
 from __future__ import annotations
@@ -14,10 +17,15 @@ import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 
-from privacy.ledger.errors import LedgerFault
+from privacy.ledger.errors import LedgerBusy, LedgerFault
+from privacy.ledger.sqlschema import is_busy
 from privacy.ledger.writer import Ledger
 
 log = logging.getLogger("npcs.node.engine")
+
+RECHECK_FIRST_PAUSE = 0.05
+RECHECK_MAX_PAUSE = 5.0
+"""Pauses between re-check attempts while the ledger stays busy (seconds)."""
 
 
 class LedgerHealth:
@@ -30,6 +38,8 @@ class LedgerHealth:
         self._fault = "the ledger has not been checked yet"
         self._lock = threading.Lock()
         self._listeners: list[Callable[[bool], None]] = []
+        self._rechecking = False
+        self._fatal = False
 
     def run_self_check(self) -> bool:
         """Run the ledger's full self-check; while it fails no query is answered."""
@@ -63,10 +73,19 @@ class LedgerHealth:
         """
         try:
             yield
+        except LedgerBusy as exc:
+            self._failed(what, exc)
+            self._start_recheck()
+            raise
         except LedgerFault as exc:
             self._failed(what, exc)
             raise
         except sqlite3.Error as exc:
+            if isinstance(exc, sqlite3.OperationalError) and is_busy(exc):
+                busy = LedgerBusy(f"ledger database busy: {exc}")
+                self._failed(what, busy)
+                self._start_recheck()
+                raise busy from exc
             fault = LedgerFault(f"ledger database error: {exc}")
             self._failed(what, fault)
             raise fault from exc
@@ -80,6 +99,38 @@ class LedgerHealth:
                 "and restart the node."
             )
 
+    def _start_recheck(self) -> None:
+        with self._lock:
+            if self._rechecking:
+                return
+            self._rechecking = True
+        threading.Thread(
+            target=self._recheck_until_decided, name="ledger-recheck", daemon=True
+        ).start()
+
+    def _recheck_until_decided(self) -> None:
+        """Take the write lock (waiting up to the busy deadline), release it, then run the
+        self-check; repeat while the database stays busy. Ends healthy, or unhealthy for
+        good on an integrity fault."""
+        pause = RECHECK_FIRST_PAUSE
+        try:
+            while True:
+                try:
+                    self._ledger.probe_writable()
+                except LedgerBusy:
+                    threading.Event().wait(pause)
+                    pause = min(pause * 2, RECHECK_MAX_PAUSE)
+                    continue
+                except LedgerFault as exc:
+                    self._set(False, f"the ledger failed its re-check: {exc}")
+                    return
+                if not self._fatal and self.run_self_check():
+                    log.info("ledger re-check passed", extra={"event": "ledger_recovered"})
+                return
+        finally:
+            with self._lock:
+                self._rechecking = False
+
     def _set(self, healthy: bool, fault: str) -> None:
         with self._lock:
             self._healthy, self._fault = healthy, fault
@@ -88,9 +139,14 @@ class LedgerHealth:
             listener(healthy)
 
     def _failed(self, what: str, exc: LedgerFault) -> None:
+        if not isinstance(exc, LedgerBusy):
+            self._fatal = True
         if self._healthy:
+            transient = isinstance(exc, LedgerBusy)
             log.error(
-                "ledger fault while serving: the node answers no query until restarted",
-                extra={"event": "ledger_fault", "during": what},
+                "ledger busy while serving: not serving until a re-check passes"
+                if transient
+                else "ledger fault while serving: the node answers no query until restarted",
+                extra={"event": "ledger_busy" if transient else "ledger_fault", "during": what},
             )
         self._set(False, f"the ledger failed while serving ({what}): {exc}")

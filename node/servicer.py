@@ -42,7 +42,7 @@ from npcs.serde_node import describe_to_proto
 from npcs.serde_query import preview_request_from_proto, preview_to_proto, query_request_from_proto
 from npcs.transport import MAX_MESSAGE_BYTES, SERVICE_NAME
 from npcs.v1 import node_pb2 as pb
-from privacy.ledger.errors import LedgerFault, QueryIdConflict, ReleaseFailed
+from privacy.ledger.errors import LedgerBusy, LedgerFault, QueryIdConflict, ReleaseFailed
 from privacy.policy import BudgetExceeded
 from privacy.validate import QueryValidationError
 
@@ -292,9 +292,22 @@ def _failure_for(exc: Exception, method: str) -> RpcFailure:  # noqa: PLR0911 - 
         return RpcFailure(grpc.StatusCode.ALREADY_EXISTS, str(exc))
     if isinstance(exc, DatasetUnavailableError | LedgerRangeError):
         return RpcFailure(grpc.StatusCode.NOT_FOUND, str(exc))
+    if isinstance(exc, LedgerBusy):
+        log.warning("ledger busy", extra={"event": "ledger_busy", "method": method})
+        return RpcFailure(
+            grpc.StatusCode.UNAVAILABLE,
+            "this node's ledger is busy (locked by another process); retry later",
+        )
     if isinstance(exc, LedgerFault):
-        log.error("ledger fault", extra={"event": "ledger_fault", "method": method})
-        return RpcFailure(grpc.StatusCode.FAILED_PRECONDITION, str(exc))
+        # The fault text names server paths and internals: it goes to the node's log only.
+        log.error(
+            "ledger fault", extra={"event": "ledger_fault", "method": method, "fault": str(exc)}
+        )
+        return RpcFailure(
+            grpc.StatusCode.FAILED_PRECONDITION,
+            "this node's ledger failed its checks and the node answers no query; its "
+            "operator must see the node's log, run `npcs-node ledger verify` and restart it",
+        )
     if isinstance(exc, ReleaseFailed):
         log.error("release failed after charge", extra={"event": "release_failed"})
         return RpcFailure(

@@ -18,3 +18,8 @@ class ReleaseFailed(LedgerError):  # noqa: N818 - name fixed by the node service
 
 class LedgerFault(LedgerError):  # noqa: N818 - name fixed by the node service contract
     """The ledger is unusable: integrity or self-check failure, or the database failed."""
+
+
+class LedgerBusy(LedgerFault):
+    """Transient: another process held the database's write lock past the retry deadline.
+    Nothing is wrong with the ledger; the node re-checks and serves again once it is free."""

@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from privacy.ledger.entry import ENTRY_COLUMNS, LedgerEntry
-from privacy.ledger.errors import LedgerFault
+from privacy.ledger.errors import LedgerBusy, LedgerFault
 
 SCHEMA_VERSION = "1"
 BUSY_TIMEOUT_MS = 0
@@ -129,15 +129,18 @@ def is_busy(exc: sqlite3.OperationalError) -> bool:
 
 def retry_busy(operation: Callable[[], T], path: Path) -> T:
     """Run `operation`, retrying while the database is busy, up to BUSY_DEADLINE_SECONDS;
-    any other database error (or the deadline) becomes a LedgerFault naming `path`."""
+    the deadline becomes LedgerBusy (transient), any other database error a LedgerFault.
+    Both name `path`: they are for the operator's log, never for a client."""
     deadline = time.monotonic() + BUSY_DEADLINE_SECONDS
     delay = BUSY_RETRY_FIRST_WAIT
     while True:
         try:
             return operation()
         except sqlite3.OperationalError as exc:
-            if not is_busy(exc) or time.monotonic() > deadline:
+            if not is_busy(exc):
                 raise LedgerFault(f"ledger database error at {path}: {exc}") from exc
+            if time.monotonic() > deadline:
+                raise LedgerBusy(f"the ledger at {path} stayed locked: {exc}") from exc
             time.sleep(delay)
             delay = min(delay * 1.5, BUSY_RETRY_MAX_WAIT)
 

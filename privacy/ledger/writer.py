@@ -1,8 +1,9 @@
 """The writable ledger of one node: `Ledger.charge_and_release` is the only way to spend.
 
-Check the budget, run the release, record the charge with its answer and a new signed
-checkpoint, commit: all in one `BEGIN IMMEDIATE` transaction, and return only after the
-commit. Writers of one file (threads or processes) queue on a side-file lock first.
+Run the release (unrevealed), then check the budget, record the charge with its answer
+and a new signed checkpoint, and commit, in one short `BEGIN IMMEDIATE` transaction;
+return only after the commit. Writers of one file (threads or processes) queue on a
+side-file lock first. Readers that must not wait for writers use `snapshot_reader`.
 """
 
 from __future__ import annotations
@@ -14,7 +15,6 @@ import os
 import sqlite3
 from collections.abc import Callable, Iterator
 from contextlib import suppress
-from datetime import UTC, datetime
 from pathlib import Path
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import (
@@ -24,6 +24,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import (
 
 from privacy import tlog
 from privacy.epsilon import epsilon_for_rho_units
+from privacy.ledger.charging import new_entry, now, require_same_body, run_release
 from privacy.ledger.entry import (
     ENTRY_COLUMNS,
     ChargeOutcome,
@@ -31,7 +32,7 @@ from privacy.ledger.entry import (
     LedgerEntry,
     Receipt,
 )
-from privacy.ledger.errors import LedgerError, LedgerFault, QueryIdConflict, ReleaseFailed
+from privacy.ledger.errors import LedgerError, LedgerFault, ReleaseFailed
 from privacy.ledger.reader import LedgerReader
 from privacy.ledger.sqlschema import (
     INSERT_ENTRY,
@@ -44,10 +45,6 @@ from privacy.ledger.sqlschema import (
 from privacy.ledger.verifier import SelfCheckReport
 from privacy.policy import BudgetPolicy
 from privacy.tlog import Checkpoint, SignedCheckpoint
-
-
-def _now() -> str:
-    return datetime.now(UTC).isoformat(timespec="microseconds")
 
 
 class Ledger(LedgerReader):
@@ -72,9 +69,22 @@ class Ledger(LedgerReader):
         self._writer_lock_fd = os.open(
             path.with_name(path.name + ".writer-lock"), os.O_RDWR | os.O_CREAT, 0o600
         )
+        self._snapshot_reader: LedgerReader | None = None
+
+    @property
+    def snapshot_reader(self) -> LedgerReader:
+        """A reader on its own connection: each read sees the last committed WAL snapshot
+        and never waits for this ledger's writer (auditors' calls, Describe)."""
+        with self._lock:
+            if self._snapshot_reader is None:
+                self._snapshot_reader = LedgerReader(connect(self._path), self._path)
+            return self._snapshot_reader
 
     def close(self) -> None:
         with self._lock:
+            if self._snapshot_reader is not None:
+                self._snapshot_reader.close()
+                self._snapshot_reader = None
             self._conn.close()
             if self._writer_lock_fd >= 0:
                 os.close(self._writer_lock_fd)
@@ -182,18 +192,29 @@ class Ledger(LedgerReader):
     # -- charging
 
     def charge_and_release(
-        self, charge: ChargeRequest, release: Callable[[], bytes]
+        self, charge: ChargeRequest, release: Callable[[], bytes], *, replay_only: bool = False
     ) -> ChargeOutcome:
-        """Check the budget, run `release`, record the charge with its answer, commit: all in
-        one `BEGIN IMMEDIATE` transaction; return only after the commit.
+        """Run `release` first, keeping its answer unrevealed; then, in one short
+        `BEGIN IMMEDIATE` transaction, check the query_id and the budget, record the charge
+        with its answer and commit; return only after the commit.
 
         A query_id seen before returns the stored answer (byte-identical, no new charge),
         or raises QueryIdConflict if the body differs. A refusal (BudgetExceeded) charges
-        nothing. If `release` raises, the charge is recorded and committed anyway (the
-        mechanism may have run) and ReleaseFailed is raised.
+        nothing and discards the unrevealed answer (see docs/privacy-model.md). If
+        `release` raises, the charge is recorded anyway (the mechanism may have run) and
+        ReleaseFailed is raised.
+
+        `replay_only`: the request was admitted as a retry of a recorded query_id (its
+        freshness and nonce were not checked), so it may only fetch the stored answer; if
+        the entry is gone, that is a LedgerFault and nothing is charged.
+
+        The release runs outside every lock, so readers and other writers never wait for
+        OpenDP; only the transaction is serialised.
         """
         charge.validate()
         epsilon = epsilon_for_rho_units(charge.cost_units, self.delta)
+        replay_only = replay_only or self._precheck(charge)
+        answer, failure = (b"", None) if replay_only else run_release(release)
         with self._lock, self._writer_turn():
             self._begin_immediate()
             try:
@@ -202,9 +223,20 @@ class Ledger(LedgerReader):
                     outcome = self._replay(charge, existing)
                     self._rollback()
                     return outcome
+                if replay_only:
+                    raise LedgerFault(
+                        f"query {charge.query_id!r} was recorded in the ledger but its entry "
+                        "is gone: the ledger lost entries"
+                    )
                 self._check_policy(charge)
-                answer, failure = _run_release(release)
-                entry = self._new_entry(charge, answer, epsilon, failure)
+                entry = new_entry(
+                    charge,
+                    seq=self._size_in_transaction(),
+                    delta=self.delta,
+                    answer=answer,
+                    epsilon=epsilon,
+                    failure=failure,
+                )
                 receipt = self._append(entry)
                 self._commit()
             except LedgerError:
@@ -223,16 +255,30 @@ class Ledger(LedgerReader):
             ) from failure
         return ChargeOutcome(answer=answer, receipt=receipt)
 
+    def _precheck(self, charge: ChargeRequest) -> bool:
+        """Before any release: True if the query_id is recorded (only a replay is owed);
+        raise early what the transaction would refuse anyway (a query_id used for another
+        query, a budget already too small). Entries are never removed, so a recorded
+        query_id stays recorded; spending only grows, so an early refusal is final."""
+        existing = self.entry_by_query_id(charge.query_id)
+        if existing is not None:
+            require_same_body(charge, existing)
+            return True
+        self.policy.check(
+            dataset=charge.dataset,
+            analyst=charge.analyst,
+            cost_units=charge.cost_units,
+            dataset_spent=self._total("dataset", charge.dataset),
+            analyst_spent=self._total("analyst", charge.analyst),
+        )
+        return False
+
     def _entry_in_transaction(self, query_id: str) -> LedgerEntry | None:
         rows = self._conn.execute(SELECT_ENTRY + " WHERE query_id = ?", (query_id,)).fetchall()
         return entry_from_row(rows[0]) if rows else None
 
     def _replay(self, charge: ChargeRequest, existing: LedgerEntry) -> ChargeOutcome:
-        if not charge.same_body_as(existing):
-            raise QueryIdConflict(
-                f"query_id {charge.query_id!r} was already used for a different query; "
-                "send a new query_id for a new query"
-            )
+        require_same_body(charge, existing)
         if existing.status != "released":
             raise ReleaseFailed(
                 f"query {charge.query_id!r} was charged but its release failed; "
@@ -276,34 +322,6 @@ class Ledger(LedgerReader):
             raise LedgerFault(f"the ledger has no signed checkpoint for its size {size}")
         return SignedCheckpoint(Checkpoint(self._origin, size, bytes(row[1])), bytes(row[2]))
 
-    def _new_entry(
-        self,
-        charge: ChargeRequest,
-        answer: bytes,
-        epsilon: str,
-        failure: BaseException | None,
-    ) -> LedgerEntry:
-        return LedgerEntry(
-            seq=self._size_in_transaction(),
-            time=_now(),
-            query_id=charge.query_id,
-            analyst=charge.analyst,
-            dataset=charge.dataset,
-            statistic=charge.statistic,
-            signed_request=charge.signed_request,
-            canonical_query=charge.canonical_query,
-            query_hash=charge.query_hash,
-            purpose=charge.purpose,
-            mechanism_summary=charge.mechanism_summary,
-            cost_units=charge.cost_units,
-            epsilon=epsilon,
-            delta=self.delta,
-            opendp_version=charge.opendp_version,
-            snapshot_id=charge.snapshot_id,
-            status="released" if failure is None else "failed",
-            answer=answer,
-        )
-
     def _append(self, entry: LedgerEntry) -> Receipt:
         """Insert the row, its Merkle nodes, the totals and a new signed checkpoint."""
         leaf_data = entry.canonical_bytes()
@@ -344,15 +362,24 @@ class Ledger(LedgerReader):
     def _store_checkpoint(self, signed: SignedCheckpoint) -> None:
         self._conn.execute(
             "INSERT INTO checkpoints (size, time, root, signature) VALUES (?, ?, ?, ?)",
-            (signed.checkpoint.size, _now(), signed.checkpoint.root, signed.signature),
+            (signed.checkpoint.size, now(), signed.checkpoint.root, signed.signature),
         )
+
+    def probe_writable(self) -> None:
+        """Take and release the write lock (LedgerBusy if another process keeps it)."""
+        with self._lock, self._writer_turn():
+            self._begin_immediate()
+            self._rollback()
 
     # -- budget views
 
     def remaining_units(self, dataset: str, analyst: str | None = None) -> int:
-        analyst_spent = self._total("analyst", analyst) if analyst is not None else 0
+        """What is left, as of the last commit (advisory: charging re-checks in its
+        transaction); read on the snapshot reader, so it never waits for a writer."""
+        reads = self.snapshot_reader
+        analyst_spent = reads.spent_units(analyst=analyst) if analyst is not None else 0
         return self.policy.remaining(
-            dataset, self._total("dataset", dataset), analyst, analyst_spent
+            dataset, reads.spent_units(dataset=dataset), analyst, analyst_spent
         )
 
     def self_check(self) -> SelfCheckReport:
@@ -366,14 +393,3 @@ class Ledger(LedgerReader):
             raise LedgerFault(
                 f"the ledger at {self._path} failed its self-check: {report.problems[0]}"
             )
-
-
-def _run_release(release: Callable[[], bytes]) -> tuple[bytes, Exception | None]:
-    """Run the release; an exception still counts as spent (noise may have been drawn)."""
-    try:
-        answer = release()
-    except Exception as exc:
-        return b"", exc
-    if not isinstance(answer, bytes):
-        return b"", TypeError(f"release returned {type(answer).__name__}, not bytes")
-    return answer, None

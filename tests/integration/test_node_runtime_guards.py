@@ -115,7 +115,9 @@ def test_a_ledger_fault_while_serving_turns_the_node_not_serving_until_restart(
         # The ledger database breaks under the running node (here: its table vanishes).
         with sqlite3.connect(world.node.ledger_db) as connection:
             connection.execute("ALTER TABLE entries RENAME TO entries_moved")
-        assert _query_error(world, node).code() == grpc.StatusCode.FAILED_PRECONDITION
+        fault = _query_error(world, node)
+        assert fault.code() == grpc.StatusCode.FAILED_PRECONDITION
+        assert str(tmp_path) not in (fault.details() or ""), "no server path to clients"
         assert not node.engine.healthy
         assert _health(world, node) == NOT_SERVING
 
@@ -134,24 +136,71 @@ def test_a_ledger_fault_while_serving_turns_the_node_not_serving_until_restart(
     assert ledger_size(world) == 2
 
 
-def test_a_locked_ledger_that_never_frees_turns_the_node_not_serving(
+def test_an_external_write_lock_makes_the_node_not_serving_only_while_it_is_held(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    """Issue 11 defect 4: a lock held past the busy deadline is transient. The node says
+    UNAVAILABLE (no server path), is NOT_SERVING while the lock is held, and SERVING again
+    once a re-check passes after it is released (before the fix: NOT_SERVING for good)."""
+    import threading
+
     import privacy.ledger.sqlschema
 
     # The ledger gives up on a busy database after this long (120 s in production).
     monkeypatch.setattr(privacy.ledger.sqlschema, "BUSY_DEADLINE_SECONDS", 0.2)
     world = make_node_world(tmp_path)
     with running_node(world.node.root) as node:
+        recovered = threading.Event()
+
+        def on_health(healthy: bool) -> None:
+            if healthy:
+                recovered.set()
+
+        node.engine.add_health_listener(on_health)
         holder = sqlite3.connect(world.node.ledger_db, isolation_level=None)
         try:
-            holder.execute("BEGIN IMMEDIATE")  # another writer holds the ledger
+            holder.execute("BEGIN IMMEDIATE")  # another process holds the write lock
+            error = _query_error(world, node)
+            assert error.code() == grpc.StatusCode.UNAVAILABLE
+            assert str(tmp_path) not in (error.details() or "")
+            assert _health(world, node) == NOT_SERVING
+            assert not recovered.is_set()
             assert _query_error(world, node).code() == grpc.StatusCode.FAILED_PRECONDITION
         finally:
             holder.close()
-        assert _health(world, node) == NOT_SERVING
-        assert _query_error(world, node).code() == grpc.StatusCode.FAILED_PRECONDITION
-    assert ledger_size(world) == 0
+        assert recovered.wait(timeout=60), "the node did not re-check after the lock was freed"
+        assert _health(world, node) == SERVING
+        _query(world, node)
+    assert ledger_size(world) == 1
+
+
+def test_a_missing_intermediate_checkpoint_row_fails_one_proof_not_the_node(
+    tmp_path: Path,
+) -> None:
+    """Issue 11 defect 4: before the fix, one GetConsistencyProof to a size whose
+    checkpoint row was missing took the node out of service until restart."""
+    from npcs.v1 import node_pb2 as pb
+
+    world = make_node_world(tmp_path)
+    with running_node(world.node.root) as node:
+        for _ in range(3):
+            _query(world, node)
+        with sqlite3.connect(world.node.ledger_db) as connection:
+            connection.execute("DELETE FROM checkpoints WHERE size = 2")
+        with node_stub(world, node.port, world.auditor) as stub:
+            with pytest.raises(grpc.RpcError) as raised:
+                stub.GetConsistencyProof(
+                    pb.GetConsistencyProofRequest(old_size=1, new_size=2), timeout=TIMEOUT
+                )
+            assert raised.value.code() == grpc.StatusCode.NOT_FOUND
+            assert "latest checkpoint (size 3)" in (raised.value.details() or "")
+            proof = stub.GetConsistencyProof(
+                pb.GetConsistencyProofRequest(old_size=1, new_size=3), timeout=TIMEOUT
+            )
+        assert proof.proof
+        assert _health(world, node) == SERVING
+        _query(world, node)
+    assert ledger_size(world) == 4
 
 
 # ---------------------------------------------------------------------------------

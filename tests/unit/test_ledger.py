@@ -112,6 +112,17 @@ def test_retry_with_same_body_returns_identical_answer_without_charging(ledger: 
     assert ledger.spent_units("incidents") == 100_000
 
 
+def test_replay_only_request_never_charges_when_its_entry_is_missing(ledger: Ledger) -> None:
+    """A request admitted as a retry (freshness unchecked) may only fetch a stored answer."""
+    ledger.charge_and_release(request("q1"), lambda: b"answer-1")
+    replayed = ledger.charge_and_release(request("q1"), lambda: b"x", replay_only=True)
+    assert replayed.receipt.replayed
+    with pytest.raises(LedgerFault, match="entry is gone"):
+        ledger.charge_and_release(request("q2"), lambda: b"answer-2", replay_only=True)
+    assert ledger.size() == 1
+    assert ledger.spent_units("incidents") == 100_000
+
+
 def test_retry_after_reopen_returns_identical_answer_and_adds_no_row(
     tmp_path: Path, key: Ed25519PrivateKey, policy: BudgetPolicy
 ) -> None:

@@ -17,6 +17,7 @@ from kernel.signing import (
     ExpiredRequest,
     MalformedRequest,
     QueryHashMismatch,
+    QueryIdMismatch,
     ReplayedRequest,
     ReplayGuard,
     RequestEnvelope,
@@ -72,11 +73,13 @@ def admit(
     now: float = NOW,
     query: bytes = QUERY,
     recorded: frozenset[str] = frozenset(),
+    query_id: str = "q-1",
 ) -> bool:
     admitted = admit_signed_request(
         signed,
         caller=caller,
         node_name="county-a",
+        query_id=query_id,
         canonical_query=query,
         replay_guard=guard if guard is not None else ReplayGuard(),
         is_recorded=recorded.__contains__,
@@ -91,6 +94,7 @@ def test_valid_request_is_admitted_with_its_envelope(analyst: Analyst) -> None:
         signed,
         caller=analyst.peer,
         node_name="county-a",
+        query_id="q-1",
         canonical_query=QUERY,
         replay_guard=ReplayGuard(),
         is_recorded=lambda _query_id: False,
@@ -127,6 +131,16 @@ def test_retry_of_a_recorded_query_id_is_admitted_for_the_ledger_answer(analyst:
     admit(signed, analyst.peer, guard=guard)
     assert admit(signed, analyst.peer, guard=guard, recorded=frozenset({"q-1"}))
     assert admit(signed, analyst.peer, now=NOW + 3600, recorded=frozenset({"q-1"}))
+
+
+@pytest.mark.parametrize("recorded", [frozenset(), frozenset({"q-1"}), frozenset({"q-2"})])
+def test_envelope_for_another_query_id_is_refused_recorded_or_not(
+    analyst: Analyst, recorded: frozenset[str]
+) -> None:
+    """Issue 11 defect 2: an envelope naming q-1 never admits query q-2, even a day old."""
+    signed = signed_query(analyst, issued_at=NOW - 86_400)
+    with pytest.raises(QueryIdMismatch, match="names query_id 'q-1'"):
+        admit(signed, analyst.peer, query_id="q-2", recorded=recorded)
 
 
 @pytest.mark.parametrize("offset", [MAX_CLOCK_SKEW_SECONDS + 1, -(MAX_CLOCK_SKEW_SECONDS + 1)])
