@@ -20,6 +20,7 @@ NODE_COMMANDS: dict[str, str] = {
     "ingest": "node.cli.ingest:command",
     "refresh": "node.cli.refresh:command",
     "status": "node.cli.status:command",
+    "population": "node.cli.population:command",
 }
 
 # Commands that read data, plan queries or show epsilon need the `node` extra (OpenDP,
