@@ -184,6 +184,7 @@ def test_verify_refuses_a_checkpoint_whose_key_hash_names_another_key(
     code, output = run("verify", str(node_dir), "--checkpoint", str(memory))
     assert code == 1
     assert f"remembered checkpoint of size {signed.checkpoint.size} has a bad signature" in output
+    assert f"key hash {other_hash.hex()} does not name the pinned ledger key" in output
 
 
 def load_settings_key(node_dir: Path) -> Ed25519PublicKey:
