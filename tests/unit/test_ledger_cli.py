@@ -216,7 +216,9 @@ def test_export_json_holds_everything_an_auditor_needs(node_dir: Path) -> None:
     assert base64.b64decode(document["entries"][0]["answer"]) == b"answer 0"
     checkpoints = [SignedCheckpoint.from_text(item["text"]) for item in document["checkpoints"]]
     assert [signed.checkpoint.size for signed in checkpoints] == list(range(7))
+    key_hash = signed_note.ed25519_key_hash(document["origin"], tlog.raw_public_key(public_key))
     for signed in checkpoints:
+        assert signed.key_hash == key_hash  # C2SP signature lines, naming the ledger key
         assert signed.verify(public_key)
         assert signed.checkpoint.root == tlog.root_from_leaf_hashes(
             leaves[: signed.checkpoint.size]
