@@ -53,6 +53,13 @@ def ed25519_key_hash(name: str, public_key: bytes) -> bytes:
     return hashlib.sha256(material).digest()[:KEY_HASH_SIZE]
 
 
+def ed25519_verifier_key(name: str, public_key: bytes) -> str:
+    """The key as Go's `note` verifiers take it: name+hex(key hash)+base64(0x01 || key)."""
+    key_hash = ed25519_key_hash(name, public_key)
+    encoded = base64.b64encode(ED25519_SIGNATURE_TYPE + public_key).decode()
+    return f"{name}+{key_hash.hex()}+{encoded}"
+
+
 @dataclass(frozen=True)
 class NoteSignature:
     """One signature line: the key's name and the decoded base64 payload.

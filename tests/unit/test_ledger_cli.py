@@ -217,6 +217,8 @@ def test_export_json_holds_everything_an_auditor_needs(node_dir: Path) -> None:
     checkpoints = [SignedCheckpoint.from_text(item["text"]) for item in document["checkpoints"]]
     assert [signed.checkpoint.size for signed in checkpoints] == list(range(7))
     key_hash = signed_note.ed25519_key_hash(document["origin"], tlog.raw_public_key(public_key))
+    raw_key = base64.b64encode(b"\x01" + tlog.raw_public_key(public_key)).decode()
+    assert document["note_verifier_key"] == f"{document['origin']}+{key_hash.hex()}+{raw_key}"
     for signed in checkpoints:
         assert signed.key_hash == key_hash  # C2SP signature lines, naming the ledger key
         assert signed.verify(public_key)

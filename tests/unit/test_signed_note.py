@@ -86,6 +86,13 @@ def test_signing_the_vector_checkpoint_gives_the_literal_note() -> None:
     assert SignedCheckpoint(checkpoint, SIGNATURE).to_text(vector_key().public_key()) == NOTE
 
 
+def test_the_vector_key_as_a_note_verifier_key() -> None:
+    # name "+" hex(key hash) "+" base64(0x01 || public key)
+    assert signed_note.ed25519_verifier_key(ORIGIN, bytes.fromhex(PUBLIC_KEY_HEX)) == (
+        "npcs/example/county-a/ledger+d3f06e88+AQOhB7/zzhC+HXDdGOdLwJln5NYwm6UNXx3chmQSVTG4"
+    )
+
+
 def test_the_literal_note_reads_and_verifies() -> None:
     signed = SignedCheckpoint.from_text(NOTE)
     assert signed.checkpoint == Checkpoint(ORIGIN, 4, ROOT)
@@ -107,6 +114,9 @@ def test_the_go_reference_note_is_reproduced_byte_for_byte() -> None:
     )
     key_hash = signed_note.ed25519_key_hash("PeterNeumann", public)
     assert key_hash.hex() == "c74f20a3"
+    assert signed_note.ed25519_verifier_key("PeterNeumann", public) == (
+        "PeterNeumann+c74f20a3+ARpc2QcUPDhMQegwxbzhKqiBfsVkmqq/LDE4izWy10TW"
+    )
     text = (
         "If you think cryptography is the answer to your problem,\n"
         "then you don't know what your problem is.\n"
