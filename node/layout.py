@@ -47,6 +47,12 @@ class NodePaths:
         return self.keys_dir / "ledger.pub"
 
     @property
+    def ledger_high_water(self) -> Path:
+        """The largest checkpoint the node ever signed, signed again (beside the keys,
+        not in the ledger folder, so restoring that folder cannot roll it back)."""
+        return self.keys_dir / "ledger.high-water"
+
+    @property
     def sources_file(self) -> Path:
         """Which database query feeds each dataset (`npcs-node refresh`); no secrets."""
         return self.root / "sources.toml"
