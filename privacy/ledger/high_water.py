@@ -40,21 +40,25 @@ class HighWaterFormatError(ValueError):
 
 @dataclass(frozen=True)
 class HighWaterMark:
-    """The largest checkpoint (origin, size, root) this node has ever signed."""
+    """The largest checkpoint (origin, size, root, and the checkpoint's own signature)
+    this node has ever signed."""
 
     origin: str
     size: int
     root: bytes
+    checkpoint_signature: bytes
 
     @classmethod
     def of(cls, signed: SignedCheckpoint) -> HighWaterMark:
         checkpoint = signed.checkpoint
-        return cls(checkpoint.origin, checkpoint.size, checkpoint.root)
+        return cls(checkpoint.origin, checkpoint.size, checkpoint.root, signed.signature)
 
     def body(self) -> bytes:
-        """The signed text: header, origin, size and base64 root, one per line."""
+        """The signed text: header, origin, size, base64 root and base64 checkpoint
+        signature, one per line."""
         root = base64.b64encode(self.root).decode("ascii")
-        return f"{HEADER}\n{self.origin}\n{self.size}\n{root}\n".encode()
+        signature = base64.b64encode(self.checkpoint_signature).decode("ascii")
+        return f"{HEADER}\n{self.origin}\n{self.size}\n{root}\n{signature}\n".encode()
 
     def sign(self, key: Ed25519PrivateKey) -> SignedHighWaterMark:
         return SignedHighWaterMark(self, key.sign(self.body()))
@@ -72,19 +76,21 @@ class SignedHighWaterMark:
     @classmethod
     def from_text(cls, text: str) -> SignedHighWaterMark:
         lines = text.split("\n")
-        if len(lines) != 6 or lines[0] != HEADER or lines[5] != "":
-            raise HighWaterFormatError(f"expected 5 lines starting with {HEADER!r}")
-        origin, size_text, root_text, signature_line = lines[1:5]
+        if len(lines) != 7 or lines[0] != HEADER or lines[6] != "":
+            raise HighWaterFormatError(f"expected 6 lines starting with {HEADER!r}")
+        origin, size_text, root_text, checkpoint_text, signature_line = lines[1:6]
         if not size_text.isdigit() or not signature_line.startswith("signature "):
             raise HighWaterFormatError("the size or the signature line is malformed")
         try:
             root = base64.b64decode(root_text, validate=True)
+            checkpoint_signature = base64.b64decode(checkpoint_text, validate=True)
             signature = base64.b64decode(signature_line.removeprefix("signature "), validate=True)
         except binascii.Error as exc:
             raise HighWaterFormatError(f"bad base64: {exc}") from exc
-        if len(root) != 32 or len(signature) != 64:
-            raise HighWaterFormatError("the root must be 32 bytes and the signature 64")
-        return cls(HighWaterMark(origin, int(size_text), root), signature)
+        if len(root) != 32 or len(signature) != 64 or len(checkpoint_signature) != 64:
+            raise HighWaterFormatError("the root must be 32 bytes and the signatures 64")
+        mark = HighWaterMark(origin, int(size_text), root, checkpoint_signature)
+        return cls(mark, signature)
 
     def verifies(self, public_key: Ed25519PublicKey) -> bool:
         try:

@@ -8,6 +8,7 @@ Real node folders, a real SQLite ledger, the real `npcs-node serve` process.
 
 from __future__ import annotations
 
+import base64
 import functools
 import shutil
 import sqlite3
@@ -17,14 +18,19 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
+from click.testing import CliRunner, Result
 from support_ledger import charge_request
 
+from coordinator.audit.charge_checks import check_charges
+from coordinator.audit.findings import Findings
 from kernel.keyfiles import load_ed25519_private_key, load_ed25519_public_key
+from node.cli import cli
 from node.high_water import LedgerRolledBack
 from node.layout import NodePaths
 from node.node_ledger import budget_policy, ledger_origin, open_node_ledger
 from node.provision import init_node_folder
 from node.settings import load_settings
+from privacy.ledger.genesis import is_genesis, read_reset
 from privacy.ledger.reader import LedgerReader
 from privacy.ledger.writer import Ledger
 
@@ -197,3 +203,55 @@ def test_a_marker_not_signed_by_the_ledger_key_is_refused(tmp_path: Path) -> Non
     paths.ledger_high_water.write_text(text.replace("\n2\n", "\n1\n"))
     with pytest.raises(LedgerRolledBack, match="signature does not verify"):
         open_node_ledger(paths.root)
+
+
+def _reset(root: Path, *flags: str) -> Result:
+    return CliRunner().invoke(cli, ["ledger", "reset", str(root), *flags])
+
+
+def test_reset_requires_the_explicit_flag_and_changes_nothing_without_it(tmp_path: Path) -> None:
+    paths = _node_with_history(tmp_path / "node", size=2)
+    delete_ledger(paths)
+    result = _reset(paths.root)
+    assert result.exit_code != 0
+    assert "--i-understand-this-is-recorded" in result.output
+    with pytest.raises(LedgerRolledBack):
+        open_node_ledger(paths.root)
+
+
+@pytest.mark.parametrize("attack", ["delete-ledger", "restore-older-copy", "fork"])
+def test_reset_starts_a_recorded_ledger_that_names_the_last_checkpoint(
+    tmp_path: Path, attack: str
+) -> None:
+    paths = _node_with_history(tmp_path / "node", size=4)
+    ATTACKS[attack](paths)
+    old_marker = paths.ledger_high_water.read_text()
+    signed_size = int(old_marker.split("\n")[2])  # the attacks may have charged more first
+    result = _reset(paths.root, "--i-understand-this-is-recorded")
+    assert result.exit_code == 0, result.output
+    assert f"size {signed_size}," in result.output
+    archived = sorted((paths.ledger_dir / "archive").glob("ledger-*.sqlite"))
+    assert len(archived) == (0 if attack == "delete-ledger" else 1)
+
+    with open_node_ledger(paths.root) as ledger:  # the node starts again
+        assert ledger.self_check().ok
+        (genesis,) = ledger.entries()
+        _charge(ledger, "after-reset")
+    assert is_genesis(genesis)
+    reset = read_reset(genesis)
+    assert reset.previous.checkpoint.size == signed_size
+    assert reset.previous.verify(load_ed25519_public_key(paths.ledger_public_key))
+    assert reset.previous.checkpoint.root.hex() in _hex_root_of(old_marker)
+    assert "\n2\n" in paths.ledger_high_water.read_text()
+
+    findings = Findings()
+    with LedgerReader.open_existing(paths.ledger_db) as reader:
+        check_charges(reader.entries(0, 1), "node-a", findings)
+    assert findings.problems == []
+    (warning,) = findings.warnings
+    assert "npcs-node ledger reset" in warning
+    assert f"last known checkpoint had size {signed_size} " in warning
+
+
+def _hex_root_of(marker_text: str) -> str:
+    return base64.b64decode(marker_text.split("\n")[3]).hex()
