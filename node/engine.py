@@ -45,6 +45,7 @@ from kernel.signing import (
 from node.health import LedgerHealth
 from node.layout import NodePaths
 from node.node_ledger import budget_policy
+from node.populations import load_populations
 from node.settings import NodeSettings
 from node.snapshot_checks import SnapshotIntegrityError
 from node.store import DataStore, Snapshot
@@ -175,6 +176,7 @@ class QueryEngine:
             ledger_public_key_pem=self.ledger_public_key_pem,
             latest_checkpoint=PublishedCheckpoint(checkpoint, self.ledger_key_fingerprint),
             opendp_version=self.opendp_version,
+            group_populations=load_populations(self._paths),
         )
 
     # -- queries
