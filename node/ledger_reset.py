@@ -63,7 +63,10 @@ def reset_ledger(root: Path) -> ResetOutcome:
         ) as ledger:
             if ledger.size() != 0:
                 raise LedgerFault(f"{paths.ledger_db} is not empty after archiving; not reset")
-            receipt = ledger.charge_and_release(reset.charge(), reset.to_json).receipt
+            body = reset.to_json(ledger.public_key)
+            receipt = ledger.charge_and_release(
+                reset.charge(ledger.public_key), lambda: body
+            ).receipt
         store.save(HighWaterMark.of(receipt.checkpoint).sign(key))
     return ResetOutcome(previous, archived, receipt.checkpoint)
 

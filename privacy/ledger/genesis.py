@@ -14,6 +14,8 @@ import json
 import uuid
 from dataclasses import dataclass
 
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
+
 from privacy.ledger.entry import ChargeRequest, LedgerEntry
 from privacy.tlog import Checkpoint, SignedCheckpoint
 
@@ -29,7 +31,9 @@ class LedgerReset:
     previous: SignedCheckpoint
     archived_as: str
 
-    def to_json(self) -> bytes:
+    def to_json(self, public_key: Ed25519PublicKey) -> bytes:
+        """The recorded document; `public_key` (the ledger key) names the signer in the
+        checkpoint's signed-note text."""
         checkpoint = self.previous.checkpoint
         document = {
             "kind": GENESIS_STATISTIC,
@@ -38,15 +42,15 @@ class LedgerReset:
                 "size": checkpoint.size,
                 "root": base64.b64encode(checkpoint.root).decode("ascii"),
                 "signature": base64.b64encode(self.previous.signature).decode("ascii"),
-                "text": self.previous.to_text(),
+                "text": self.previous.to_text(public_key),
             },
             "archived_as": self.archived_as,
         }
         return json.dumps(document, sort_keys=True, separators=(",", ":")).encode()
 
-    def charge(self, snapshot_id: str = "none") -> ChargeRequest:
+    def charge(self, public_key: Ed25519PublicKey) -> ChargeRequest:
         """The zero-cost charge that records this reset as entry 0 of the new ledger."""
-        body = self.to_json()
+        body = self.to_json(public_key)
         return ChargeRequest(
             query_id=f"ledger-reset-{uuid.uuid4()}",
             analyst=GENESIS_ANALYST,
@@ -58,7 +62,7 @@ class LedgerReset:
             cost_units=0,
             mechanism_summary="{}",
             opendp_version="none",
-            snapshot_id=snapshot_id,
+            snapshot_id="none",
             signed_request=None,
         )
 

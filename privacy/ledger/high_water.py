@@ -138,13 +138,16 @@ def rollback_problems(
 
 
 def raise_high_water(
-    store: HighWaterStore, signed: SignedCheckpoint, key: Ed25519PrivateKey
+    store: HighWaterStore | None, signed: SignedCheckpoint, key: Ed25519PrivateKey
 ) -> None:
     """Record `signed` as the high-water mark unless a larger one is already stored.
 
     Call after the checkpoint is committed and before it is served, while holding the
-    ledger's writer lock (so marks from several processes only ever grow).
+    ledger's writer lock (so marks from several processes only ever grow). No store:
+    nothing to do.
     """
+    if store is None:
+        return
     try:
         current = store.load()
         if current is not None and current.mark.size >= signed.checkpoint.size:

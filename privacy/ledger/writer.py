@@ -107,8 +107,7 @@ class Ledger(LedgerReader):
         high_water: HighWaterStore | None = None,
     ) -> Ledger:
         """Open (creating if needed) the ledger at `path`; refuse one made with another
-        origin or key. Run `self_check()` before serving from it. `high_water`: see
-        privacy.ledger.high_water (the self-check then refuses a rolled-back ledger)."""
+        origin or key. Run `self_check()` before serving; `high_water`: see its module."""
         Checkpoint(origin, 0, tlog.EMPTY_ROOT)  # validates the origin
         float(delta)
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -240,8 +239,7 @@ class Ledger(LedgerReader):
                 )
                 receipt = self._append(entry)
                 self._commit()
-                if self._high_water is not None:
-                    raise_high_water(self._high_water, receipt.checkpoint, self._key)
+                raise_high_water(self._high_water, receipt.checkpoint, self._key)
             except LedgerError:
                 self._rollback()
                 raise
