@@ -89,9 +89,11 @@ def command(
 
 
 def _known_datasets() -> tuple[str, ...]:
+    """Datasets a source can feed: derived ones (node/derived.py) come with their parent."""
+    from node.derived import ingested_datasets
     from privacy.schema import PARTNERSHIP_SCHEMA
 
-    return PARTNERSHIP_SCHEMA.dataset_names
+    return ingested_datasets(PARTNERSHIP_SCHEMA.dataset_names)
 
 
 def outcome_as_dict(outcome: RefreshOutcome) -> dict[str, Any]:

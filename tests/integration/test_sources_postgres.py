@@ -32,6 +32,7 @@ from support_node import (
 )
 
 from node.cli import cli
+from node.derived import ingested_datasets
 from node.server import RunningNode, running_node
 from node.store import DataStore
 from node.synth import Jurisdiction, generate
@@ -40,7 +41,7 @@ from privacy.ledger.entry import entry_from_canonical_bytes
 from privacy.query import PrivacyLoss, QuerySpec, Statistic
 from privacy.schema import PARTNERSHIP_SCHEMA
 
-DATASETS = PARTNERSHIP_SCHEMA.dataset_names
+DATASETS = ingested_datasets(PARTNERSHIP_SCHEMA.dataset_names)
 CHILDREN = 30_000
 BAD_ROLE_ROWS = 5
 
