@@ -45,6 +45,7 @@ from kernel.signing import (
 from node.health import LedgerHealth
 from node.layout import NodePaths
 from node.node_ledger import budget_policy
+from node.plan_cache import PlanCache, PlanKey
 from node.settings import NodeSettings
 from node.snapshot_checks import SnapshotIntegrityError
 from node.store import DataStore, Snapshot
@@ -107,6 +108,7 @@ class QueryEngine:
         self._replay_guard = replay_guard or ReplayGuard()
         self._clock = clock
         self._health = LedgerHealth(ledger)
+        self.plans = PlanCache()  # Preview's plan, reused by its Query (node.plan_cache)
         self.run_self_check()
 
     # -- health (see node.health)
@@ -176,8 +178,6 @@ class QueryEngine:
             latest_checkpoint=PublishedCheckpoint(checkpoint, self.ledger_key_fingerprint),
             opendp_version=self.opendp_version,
         )
-
-    # -- queries
 
     def preview(self, spec: QuerySpec, caller: Identity) -> PreviewResult:
         """Cost and expected accuracy of a query: no release, no charge, no signature."""
@@ -297,7 +297,9 @@ class QueryEngine:
             raise DatasetUnavailableError(
                 f"node {self._settings.name!r} has no {spec.dataset!r} data loaded yet"
             )
-        return plan_query(validated, self._schema, snapshot.path), snapshot
+        key = PlanKey(spec.query_hash(), snapshot.snapshot_id)
+        plan = self.plans.plan(key, lambda: plan_query(validated, self._schema, snapshot.path))
+        return plan, snapshot
 
     @cached_property
     def _limits(self) -> QueryLimits:
@@ -307,9 +309,7 @@ class QueryEngine:
             max_release_bytes=MAX_RELEASE_BYTES,
         )
 
-    # -- auditing
-
-    # Auditing reads use the ledger's snapshot reader: they never wait for a charge.
+    # -- auditing (on the ledger's snapshot reader: never waits for a charge)
 
     def latest_checkpoint(self) -> tlog.SignedCheckpoint:
         with self._health.watching("checkpoint"):
