@@ -10,10 +10,12 @@ interleaved over `--runs`:
 - in this process, warm: `coordinator.fanout.query_node` to the node (the round trips
   alone, without start-up).
 
-Prints medians and writes bench/results/roundtrip.json. Not a test. Target (issue 12):
-one `npcs query` to 1 node <= 0.3 s wall.
+`--baseline-tree DIR` (an unpacked earlier commit, e.g. `git archive REV | tar -x -C DIR`)
+also runs that tree's `npcs query` against the same node in every run, interleaved, so
+machine load hits both alike. Prints medians and writes bench/results/roundtrip.json.
+Not a test. Target (issue 12): one `npcs query` to 1 node <= 0.3 s wall.
 
-    python bench/bench_roundtrip.py [--runs 9]
+    python bench/bench_roundtrip.py [--runs 9] [--baseline-tree DIR]
 """
 
 from __future__ import annotations
@@ -63,9 +65,10 @@ def import_ms(stderr: str) -> float:
     return total_us / 1000
 
 
-def run(command: list[str], env: dict[str, str]) -> tuple[float, str]:
+def run(command: list[str], env: dict[str, str], tree: Path = ROOT) -> tuple[float, str]:
     started = time.perf_counter()
-    done = subprocess.run(command, env=env, cwd=ROOT, capture_output=True, text=True, check=False)
+    env = {**env, "PYTHONPATH": str(tree)}
+    done = subprocess.run(command, env=env, cwd=tree, capture_output=True, text=True, check=False)
     wall = time.perf_counter() - started
     if done.returncode != 0:
         raise RuntimeError(f"{command[3:]} failed:\n{done.stdout}\n{done.stderr}")
@@ -83,7 +86,9 @@ def summary(values: list[float]) -> dict[str, float]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--runs", type=int, default=9)
-    runs = parser.parse_args().runs
+    parser.add_argument("--baseline-tree", type=Path)
+    args = parser.parse_args()
+    runs, baseline = args.runs, args.baseline_tree
     with tempfile.TemporaryDirectory(prefix="bench-roundtrip-") as scratch:
         root = Path(scratch)
         world = make_node_world(root, node_name="n00", children=2_000)
@@ -98,7 +103,6 @@ def main() -> None:
             config = root / "partnership.toml"
             save_partnership(Partnership(PARTNERSHIP, identity, (entry,)), config)
             env = {**os.environ, "NPCS_CONFIG": str(config), "NPCS_DATA_DIR": str(root / "data")}
-            env["PYTHONPATH"] = str(ROOT)
             credentials = ClientCredentials.load(identity)
             settings = FanoutSettings()
             run([*CLI, *QUERY_ARGS], env)  # warm: file cache, the node's first plan
@@ -107,9 +111,15 @@ def main() -> None:
                 key: [] for key in ("cli_query_ms", "cli_query_imports_ms", "cli_main_imports_ms")
             }
             measured["query_node_ms"] = []
+            if baseline is not None:
+                measured["baseline_cli_query_ms"] = []
+                run([*CLI, *QUERY_ARGS], env, baseline)  # warm its file cache too
             for _ in range(runs):
                 wall, _ = run([*CLI, *QUERY_ARGS], env)
                 measured["cli_query_ms"].append(wall * 1000)
+                if baseline is not None:
+                    wall, _ = run([*CLI, *QUERY_ARGS], env, baseline)
+                    measured["baseline_cli_query_ms"].append(wall * 1000)
                 _, report = run([CLI[0], "-X", "importtime", *CLI[1:], *QUERY_ARGS], env)
                 measured["cli_query_imports_ms"].append(import_ms(report))
                 _, report = run([CLI[0], "-X", "importtime", "-c", IMPORT_MAIN], env)
@@ -122,6 +132,7 @@ def main() -> None:
         "benchmark": "one `npcs query count` to 1 node over loopback mTLS",
         "runs": runs,
         **{key: summary(values) for key, values in measured.items()},
+        "baseline_tree": str(baseline) if baseline else None,
         "target_s": TARGET_SECONDS,
         "meets_target": statistics.median(measured["cli_query_ms"]) <= TARGET_SECONDS * 1000,
         "cores": os.cpu_count(),
