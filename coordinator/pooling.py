@@ -1,12 +1,20 @@
 """Pooling node releases into partnership figures, with exact noise accounting.
 
 Jurisdictions hold disjoint records, so a partnership count or sum is the sum of the
-nodes' released values. Its noise is the sum of the nodes' independent noises: for
-Gaussian noise (the zCDP mechanisms) the sum is Gaussian with variance = sum of
-scale^2, so the 95% interval is value +/- z * sqrt(sum scale^2) — exact, and much
-narrower than adding the nodes' half-widths. Laplace noise is pooled through its
-variance (2 b^2) with a normal approximation (flagged `approximate`). Means are pooled
-as pooled sum / pooled count (delta method). Quantiles are not additive: not pooled.
+nodes' released values. Its noise is the sum of the nodes' independent noises:
+
+* counts (and sums of integer columns) carry discrete Gaussian noise, so the pooled
+  noise is integer-valued; its 95% interval is value +/- H with H the smallest integer
+  holding 95% of the exact distribution of the summed noise (coordinator/discrete.py).
+  A continuous interval would under-cover here (94.0% for three nodes at scale 2);
+* continuous Gaussian noise sums to a Gaussian with variance = sum of scale^2, so the
+  interval is value +/- z * sqrt(sum scale^2), exact;
+* Laplace noise is pooled through its variance (2 b^2) with a normal approximation
+  (flagged `approximate`).
+
+Either way the pooled interval is much narrower than adding the nodes' half-widths.
+Means are pooled as a weighted average of the nodes' released means, each weighted by
+its noisy count clamped at 0 (`pool_mean`); quantiles are not additive: not pooled.
 
 Pure: standard library and privacy.accuracy (stdlib-only helpers). Never generates noise.
 """
@@ -18,6 +26,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from statistics import NormalDist
 
+from coordinator.discrete import discrete_sum_half_width
 from privacy.accuracy import gaussian_half_width, gaussian_scale_for_half_width
 from privacy.release import Estimate, NoiseDistribution
 
@@ -68,10 +77,14 @@ def std_for_half_width(half_width: float, confidence: float = 0.95) -> float:
     return gaussian_scale_for_half_width(half_width, confidence)
 
 
-def pool_sum(estimates: Sequence[Estimate], confidence: float = 0.95) -> PooledValue | None:
+def pool_sum(
+    estimates: Sequence[Estimate], confidence: float = 0.95, *, discrete: bool = False
+) -> PooledValue | None:
     """Sum of independent additive-noise estimates (same name, one per node).
 
-    None when any estimate is not additive (e.g. a quantile), since no sum exists.
+    `discrete`: the values are integers released with discrete Gaussian noise (counts,
+    sums of integer columns); the interval then comes from the exact distribution of the
+    summed integer noise. None when any estimate is not additive (e.g. a quantile).
     """
     if not estimates:
         return None
@@ -84,9 +97,20 @@ def pool_sum(estimates: Sequence[Estimate], confidence: float = 0.95) -> PooledV
         return PooledValue(only.name, only.value, math.sqrt(known[0]), only.ci_low, only.ci_high)
     value = math.fsum(e.value for e in estimates)
     std = math.sqrt(math.fsum(known))
+    if discrete and _all_discrete_gaussian(estimates):
+        half_width = discrete_sum_half_width([e.scale for e in estimates], confidence)
+        return PooledValue(estimates[0].name, value, std, value - half_width, value + half_width)
     low, high = gaussian_interval(value, std, confidence)
     approximate = any(e.distribution is NoiseDistribution.LAPLACE for e in estimates)
     return PooledValue(estimates[0].name, value, std, low, high, approximate)
+
+
+def _all_discrete_gaussian(estimates: Sequence[Estimate]) -> bool:
+    """Gaussian noise on integer values: OpenDP's discrete Gaussian (counts, integer sums)."""
+    return all(
+        e.distribution is NoiseDistribution.GAUSSIAN and float(e.value).is_integer()
+        for e in estimates
+    )
 
 
 def ratio(
@@ -117,17 +141,63 @@ def ratio(
     return PooledValue(name, estimate, std, low, high, approximate=True)
 
 
+def pool_mean(
+    per_node: Sequence[Sequence[Estimate]],
+    pooled_sum: PooledValue,
+    pooled_count: PooledValue,
+    confidence: float = 0.95,
+    bounds: tuple[float, float] | None = None,
+) -> PooledValue | None:
+    """The partnership mean: the nodes' released means weighted by their noisy counts.
+
+    A node's weight is its noisy count clamped at 0, so the pooled mean is a weighted
+    average of node means and can never leave their range: a tiny node whose noisy count
+    came out negative (or whose noisy sum is wild) gets no or little weight instead of
+    dragging the pooled sum / pooled count above every node. With every weight positive
+    and no mean clipped this equals pooled sum / pooled count. The interval is the delta
+    method's for that ratio (all nodes' sum and count noise), widened to hold the value
+    and clipped to `bounds`. None when some node released no mean; NaN when no node
+    has a positive noisy count.
+    """
+    pairs = [_mean_and_count(estimates) for estimates in per_node]
+    if any(pair is None for pair in pairs):
+        return None
+    weighted = [(mean, max(count, 0.0)) for mean, count in (p for p in pairs if p is not None)]
+    total_weight = math.fsum(weight for _, weight in weighted)
+    if total_weight <= 0:
+        return PooledValue("mean", math.nan, None, -math.inf, math.inf, approximate=True)
+    estimate = math.fsum(mean * weight for mean, weight in weighted) / total_weight
+    spread = ratio(pooled_sum, pooled_count, "mean", confidence)
+    if spread.std is None:
+        return PooledValue("mean", estimate, None, -math.inf, math.inf, approximate=True)
+    low, high = gaussian_interval(estimate, spread.std, confidence)
+    if bounds is not None:
+        low, high = max(low, bounds[0]), min(high, bounds[1])
+    return PooledValue(
+        "mean", estimate, spread.std, min(low, estimate), max(high, estimate), approximate=True
+    )
+
+
+def _mean_and_count(estimates: Sequence[Estimate]) -> tuple[float, float] | None:
+    by_name = {e.name: e.value for e in estimates}
+    if "mean" not in by_name or "count" not in by_name:
+        return None
+    return by_name["mean"], by_name["count"]
+
+
 def pool_cell(
     per_node: Sequence[Sequence[Estimate]],
     confidence: float = 0.95,
     mean_bounds: tuple[float, float] | None = None,
+    discrete_names: frozenset[str] = frozenset(),
 ) -> list[PooledValue]:
     """Pool one cell across nodes. `per_node[i]` are node i's estimates for the cell.
 
-    Estimates are matched by name. Additive values are summed; a "mean" is recomputed
-    from the pooled "sum" and "count" when the nodes released those (clipped to
-    `mean_bounds`, the measured column's public bounds); anything else (a quantile) is
-    left out, since partnership quantiles cannot be built from node ones.
+    Estimates are matched by name. Additive values are summed (`discrete_names` carry
+    discrete Gaussian noise: counts, integer sums); a "mean" is pooled from the nodes'
+    means and counts (`pool_mean`, clipped to `mean_bounds`, the measured column's
+    public bounds); anything else (a quantile) is left out, since partnership quantiles
+    cannot be built from node ones.
     """
     names = _ordered_names(per_node)
     by_name = {
@@ -138,11 +208,13 @@ def pool_cell(
         group = by_name[name]
         if len(group) != len(per_node):
             continue  # a node did not release this value: a partial sum would mislead
-        value = pool_sum(group, confidence)
+        value = pool_sum(group, confidence, discrete=name in discrete_names)
         if value is not None:
             pooled[name] = value
     if "mean" in names and "sum" in pooled and "count" in pooled and "mean" not in pooled:
-        pooled["mean"] = ratio(pooled["sum"], pooled["count"], "mean", confidence, mean_bounds)
+        mean = pool_mean(per_node, pooled["sum"], pooled["count"], confidence, mean_bounds)
+        if mean is not None:
+            pooled["mean"] = mean
     return [pooled[name] for name in names if name in pooled]
 
 

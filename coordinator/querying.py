@@ -30,6 +30,7 @@ from coordinator.results import StoredAnswer
 from coordinator.session import Session
 from kernel.messages import QueryAnswer
 from privacy.budget import format_rho
+from privacy.population import PopulationTable
 from privacy.query import QuerySpec
 from privacy.release import Release
 
@@ -55,10 +56,13 @@ def run_query(
     )
     releases: dict[str, Release] = {}
     populations: dict[str, dict[str, int]] = {}
+    group_populations: dict[str, PopulationTable] = {}
     stored: list[StoredAnswer] = []
     for name, result in results.items():
         if result.description is not None:
             populations[name] = dict(result.description.child_population)
+            if result.description.group_populations is not None:
+                group_populations[name] = result.description.group_populations
         if result.answer is not None and result.receipt is not None:
             releases[name] = result.answer.release()
             stored.append(
@@ -79,6 +83,7 @@ def run_query(
         statuses=[node_status(result) for result in results.values()],
         releases=releases,
         populations=populations,
+        group_populations=group_populations,
     )
     session.store.save(report, stored)
     return QueryRun(report, _remember_checkpoints(session, results.values(), now))

@@ -11,16 +11,21 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping, Sequence
-from datetime import date
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, model_validator
 
+from coordinator.denominators import NodePopulations, cell_denominator, rate_notes
+from coordinator.display import clamp_for_display, upgrade_stored_row
+from coordinator.measures import column_bounds, discrete_names, never_negative
 from coordinator.pooling import PooledValue, noise_variance, pool_cell, z_value
-from coordinator.trend import Point, bucket_position, bucket_year, weighted_slope
-from privacy.query import DateRangeFilter, GroupByTime, QuerySpec, Statistic
+from coordinator.quantiles import monotone_quantiles
+from coordinator.query_text import filters_text, spec_from_report_query
+from coordinator.suppression import Suppression, apply_suppression, without_hidden_points
+from coordinator.trend import Point, bucket_position, weighted_slope
+from privacy.population import PopulationTable
+from privacy.query import GroupByTime, QuerySpec, Statistic
 from privacy.release import Estimate, Release
-from privacy.schema import PARTNERSHIP_SCHEMA
 
 REPORT_FORMAT: Literal["npcs.result.v1"] = "npcs.result.v1"
 PARTNERSHIP_SOURCE = "partnership"
@@ -57,23 +62,42 @@ class NodeStatus(FrozenModel):
 
 
 class ValueRow(FrozenModel):
-    """One released or pooled number for one cell."""
+    """One released or pooled number for one cell (coordinator/display.py)."""
 
     source: str
     """Node name, or "partnership" for the pooled row."""
     key: tuple[str, ...]
     name: str
     value: float | None
+    """The value to show: a count (or other never-negative value) is clamped at 0."""
     std: float | None
-    """Standard deviation of the DP noise in `value` (None when not additive noise)."""
+    """Standard deviation of the DP noise in the unbiased estimate (None when not additive)."""
     ci_low: float | None
     ci_high: float | None
+    """The 95% interval, clamped like `value` (clamping keeps its coverage)."""
+    unbiased_estimate: float | None = None
+    """The released or pooled noisy value, not clamped: unbiased but possibly negative.
+    Use it for arithmetic (sums, ratios, fits); never show it as a count."""
+    clamped: bool = False
+    """True when the unbiased estimate was below 0 and `value` shows 0 instead."""
     suppressed: bool = False
+    """Hidden by a publication rule: every number that could reveal the value is null."""
+    suppression: Suppression | None = None
+    """Why: "node" (the node flagged its small count) or "complementary" (a pooled row that,
+    minus the node rows shown, would give a node-suppressed value back)."""
     approximate: bool = False
     population: int | None = None
     rate_per_100k: float | None = None
+    """The display rate per 100,000 (clamped at 0 like `value`)."""
     rate_ci_low: float | None = None
     rate_ci_high: float | None = None
+    unbiased_rate_per_100k: float | None = None
+    """The unbiased estimate per 100,000: for arithmetic, like `unbiased_estimate`."""
+
+    @model_validator(mode="before")
+    @classmethod
+    def _upgrade_stored(cls, data: object) -> object:
+        return upgrade_stored_row(data)
 
 
 class TrendRow(FrozenModel):
@@ -103,6 +127,9 @@ class Report(FrozenModel):
     time_group_index: int | None
     """Index in `key` of the time bucket, when the query groups by one."""
     purpose: str
+    filters: str = ""
+    """The query's filters in `--where` syntax ("none" when unfiltered), so an export
+    never loses what its numbers are of (rebuilt from `query` for older results)."""
     confidence: float
     query: dict[str, object]
     """The QuerySpec as JSON (privacy.query.QuerySpec.model_dump(mode="json"))."""
@@ -111,6 +138,16 @@ class Report(FrozenModel):
     """The nodes whose answers the partnership rows add up."""
     rows: tuple[ValueRow, ...]
     trends: tuple[TrendRow, ...]
+    rate_notes: tuple[str, ...] = ()
+    """Where a count has no rate and why (coordinator/denominators.py)."""
+
+    @model_validator(mode="before")
+    @classmethod
+    def _filters_of_stored(cls, data: object) -> object:
+        if isinstance(data, dict) and not data.get("filters"):
+            spec = spec_from_report_query(data.get("query") or {})
+            return {**data, "filters": "unknown" if spec is None else filters_text(spec)}
+        return data
 
     @property
     def all_answered(self) -> bool:
@@ -138,17 +175,6 @@ def group_column_labels(spec: QuerySpec) -> tuple[str, ...]:
     )
 
 
-def _column_bounds(spec: QuerySpec) -> tuple[float, float] | None:
-    """The measured column's public clipping bounds, which a mean cannot leave."""
-    try:
-        column = PARTNERSHIP_SCHEMA.dataset(spec.dataset).column(spec.column or "")
-    except KeyError:
-        return None
-    if column.lower is None or column.upper is None:
-        return None
-    return (column.lower, column.upper)
-
-
 def build_report(
     *,
     spec: QuerySpec,
@@ -158,22 +184,37 @@ def build_report(
     statuses: Sequence[NodeStatus],
     releases: Mapping[str, Release],
     populations: Mapping[str, Mapping[str, int]] | None = None,
+    group_populations: Mapping[str, PopulationTable] | None = None,
 ) -> Report:
     """Per-node and pooled rows (with rates and trends) for the nodes that answered.
 
     `releases` maps node name to its release, in the order nodes should be listed;
-    `populations` maps node name to its public child population by year.
+    `populations` maps node name to its public child population by year, and
+    `group_populations` to its populations by year and group (coordinator/denominators.py).
     """
-    populations = populations or {}
+    published = {
+        node: NodePopulations(
+            by_year=(populations or {}).get(node, {}),
+            by_group=(group_populations or {}).get(node),
+        )
+        for node in releases
+    }
+    no_rate: dict[str, set[str]] = {}
     confidence = _confidence(releases)
     time_index = time_group_index(spec)
     counts = spec.statistic in (Statistic.COUNT, Statistic.HISTOGRAM)
-    mean_bounds = _column_bounds(spec)
+    mean_bounds = column_bounds(spec)
+    discrete = discrete_names(spec, _value_names(releases))
     rows: list[ValueRow] = []
     for key, per_node in _cells_by_key(releases).items():
-        year_populations = {
-            node: _population(spec, key, time_index, populations.get(node, {})) for node in releases
+        denominators = {
+            node: cell_denominator(spec, key, time_index, published[node]) for node in releases
         }
+        year_populations = {node: d.population for node, d in denominators.items()}
+        if counts:
+            for node, denominator in denominators.items():
+                if denominator.reason is not None:
+                    no_rate.setdefault(node, set()).add(denominator.reason)
         for node, estimates in per_node.items():
             rows += [
                 _node_row(node, key, e, year_populations[node] if counts else None)
@@ -184,8 +225,12 @@ def build_report(
         pooled_population = _pooled_population(year_populations, per_node) if counts else None
         rows += [
             _pooled_row(key, value, pooled_population)
-            for value in pool_cell(list(per_node.values()), confidence, mean_bounds)
+            for value in pool_cell(list(per_node.values()), confidence, mean_bounds, discrete)
         ]
+    rows = [clamp_for_display(row) if never_negative(spec, row.name) else row for row in rows]
+    rows = monotone_quantiles(rows)
+    trends = compute_trends(rows, time_index, confidence)
+    rows = apply_suppression(rows, PARTNERSHIP_SOURCE)
     return Report(
         result_id=result_id,
         query_id=str(spec.query_id),
@@ -197,13 +242,19 @@ def build_report(
         group_columns=group_column_labels(spec),
         time_group_index=time_index,
         purpose=spec.purpose,
+        filters=filters_text(spec),
         confidence=confidence,
         query=spec.model_dump(mode="json"),
         nodes=tuple(statuses),
         pooled_nodes=tuple(releases),
         rows=tuple(rows),
-        trends=tuple(compute_trends(rows, time_index, confidence)),
+        trends=tuple(without_hidden_points(trends, rows, time_index)),
+        rate_notes=rate_notes(no_rate),
     )
+
+
+def _value_names(releases: Mapping[str, Release]) -> set[str]:
+    return {e.name for r in releases.values() for cell in r.cells for e in cell.estimates}
 
 
 def _confidence(releases: Mapping[str, Release]) -> float:
@@ -230,6 +281,7 @@ def _node_row(
         key=key,
         name=estimate.name,
         value=estimate.value,
+        unbiased_estimate=estimate.value,
         std=None if variance is None else math.sqrt(variance),
         ci_low=estimate.ci_low,
         ci_high=estimate.ci_high,
@@ -245,6 +297,7 @@ def _pooled_row(key: tuple[str, ...], value: PooledValue, population: int | None
         key=key,
         name=value.name,
         value=value.value if finite else None,
+        unbiased_estimate=value.value if finite else None,
         std=value.std,
         ci_low=value.ci_low if math.isfinite(value.ci_low) else None,
         ci_high=value.ci_high if math.isfinite(value.ci_high) else None,
@@ -261,39 +314,11 @@ def _with_rate(row: ValueRow, population: int | None) -> ValueRow:
         update={
             "population": population,
             "rate_per_100k": row.value * factor,
+            "unbiased_rate_per_100k": row.value * factor,
             "rate_ci_low": None if row.ci_low is None else row.ci_low * factor,
             "rate_ci_high": None if row.ci_high is None else row.ci_high * factor,
         }
     )
-
-
-def _population(
-    spec: QuerySpec,
-    key: tuple[str, ...],
-    time_index: int | None,
-    by_year: Mapping[str, int],
-) -> int | None:
-    """Children at risk behind one cell: the bucket's year, or the years the query spans.
-
-    A multi-year cell is divided by the sum of the yearly populations (child-years), so
-    its rate is an average annual rate. None when any needed year is unpublished.
-    """
-    if time_index is not None:
-        year = bucket_year(key[time_index])
-        return None if year is None else by_year.get(str(year))
-    years = _query_years(spec)
-    if not years or any(str(y) not in by_year for y in years):
-        return None
-    return sum(by_year[str(y)] for y in years)
-
-
-def _query_years(spec: QuerySpec) -> list[int]:
-    ranges = [f for f in spec.filters if isinstance(f, DateRangeFilter)]
-    if len(ranges) != 1:
-        return []
-    start: date = ranges[0].start
-    end: date = ranges[0].end
-    return list(range(start.year, end.year + 1))
 
 
 def _pooled_population(
@@ -308,17 +333,21 @@ def _pooled_population(
 def compute_trends(
     rows: Sequence[ValueRow], time_index: int | None, confidence: float = 0.95
 ) -> list[TrendRow]:
-    """WLS slope per year for each (source, non-time key, name) series with noise known."""
+    """WLS slope per year for each (source, non-time key, name) series with noise known.
+
+    Fitted to the unbiased estimates: clamped display values would bias the slope.
+    """
     if time_index is None:
         return []
     series: dict[tuple[str, tuple[str, ...], str], list[Point]] = {}
     for row in rows:
         position = bucket_position(row.key[time_index])
-        if row.value is None or row.std is None or row.std <= 0 or position is None:
+        value = row.unbiased_estimate
+        if value is None or row.std is None or row.std <= 0 or position is None:
             continue
         rest = row.key[:time_index] + row.key[time_index + 1 :]
         series.setdefault((row.source, rest, row.name), []).append(
-            Point(x=position, y=row.value, variance=row.std**2)
+            Point(x=position, y=value, variance=row.std**2)
         )
     trends: list[TrendRow] = []
     for (source, rest, name), points in series.items():

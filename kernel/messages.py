@@ -17,6 +17,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 from kernel.signing import SignedRequest
 from privacy.budget import format_rho
 from privacy.ledger.entry import Receipt
+from privacy.population import PopulationTable
 from privacy.query import QuerySpec
 from privacy.release import Release
 from privacy.schema import Schema
@@ -146,6 +147,8 @@ class NodeDescription:
     ledger_public_key_pem: str
     latest_checkpoint: PublishedCheckpoint | None
     opendp_version: str
+    group_populations: PopulationTable | None = None
+    """Public child population by year and group, with its source (privacy.population)."""
 
 
 @dataclass(frozen=True)

@@ -21,7 +21,7 @@ import json
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass
-from functools import cached_property
+from functools import cached_property, partial
 from importlib.metadata import version
 from typing import ClassVar
 
@@ -46,6 +46,7 @@ from node.health import LedgerHealth
 from node.layout import NodePaths
 from node.node_ledger import budget_policy
 from node.plan_cache import PlanCache, PlanKey
+from node.populations import load_populations
 from node.settings import NodeSettings
 from node.snapshot_checks import SnapshotIntegrityError
 from node.store import DataStore, Snapshot
@@ -126,8 +127,6 @@ class QueryEngine:
         publish it on the gRPC health service). Called on the thread that decided it."""
         self._health.add_listener(listener)
 
-    # -- public facts
-
     @property
     def schema(self) -> Schema:
         return self._schema
@@ -177,6 +176,7 @@ class QueryEngine:
             ledger_public_key_pem=self.ledger_public_key_pem,
             latest_checkpoint=PublishedCheckpoint(checkpoint, self.ledger_key_fingerprint),
             opendp_version=self.opendp_version,
+            group_populations=load_populations(self._paths),
         )
 
     def preview(self, spec: QuerySpec, caller: Identity) -> PreviewResult:
@@ -297,9 +297,8 @@ class QueryEngine:
             raise DatasetUnavailableError(
                 f"node {self._settings.name!r} has no {spec.dataset!r} data loaded yet"
             )
-        key = PlanKey(spec.query_hash(), snapshot.snapshot_id)
-        plan = self.plans.plan(key, lambda: plan_query(validated, self._schema, snapshot.path))
-        return plan, snapshot
+        build = partial(plan_query, validated, self._schema, snapshot.path)
+        return self.plans.plan(PlanKey(spec.query_hash(), snapshot.snapshot_id), build), snapshot
 
     @cached_property
     def _limits(self) -> QueryLimits:

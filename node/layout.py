@@ -47,6 +47,11 @@ class NodePaths:
         return self.keys_dir / "ledger.pub"
 
     @property
+    def populations_file(self) -> Path:
+        """Public child populations by year and group (`npcs-node population import`)."""
+        return self.root / "populations.json"
+
+    @property
     def sources_file(self) -> Path:
         """Which database query feeds each dataset (`npcs-node refresh`); no secrets."""
         return self.root / "sources.toml"

@@ -44,6 +44,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import polars as pl
 
+from privacy.population import PopulationTable, build_table
 from privacy.schema import (
     DISPOSITIONS,
     IMPROVEMENT_OPPORTUNITIES,
@@ -203,6 +204,35 @@ def default_counties(children: int) -> tuple[str, ...]:
 def child_population_by_year(children: int, first_year: int, last_year: int) -> dict[str, int]:
     """Public denominators for the synthetic jurisdiction: the same population every year."""
     return {str(year): children for year in range(first_year, last_year + 1)}
+
+
+US_CHILD_SEX_MIX = {"female": 0.489, "male": 0.511}
+"""Share of US children by sex (Census 2020, rounded)."""
+
+
+def group_populations(children: int, first_year: int, last_year: int) -> PopulationTable:
+    """Public denominators by race/ethnicity and sex, matching the generator's mixes.
+
+    Each group's share of `children` (largest remainders, so each column sums to the
+    total); "unknown" race is a recording gap in case files, so it gets no population.
+    """
+    rows: list[tuple[str, str, str, str]] = []
+    mixes = {"race_ethnicity": US_CHILD_RACE_MIX, "sex": US_CHILD_SEX_MIX}
+    for column, mix in mixes.items():
+        counts = _apportion(children, {k: v for k, v in mix.items() if k != "unknown"})
+        for year in range(first_year, last_year + 1):
+            rows.extend((str(year), column, value, str(n)) for value, n in counts.items())
+    return build_table("Synthetic (npcs-node synth): US child shares, Census 2020", rows)
+
+
+def _apportion(total: int, shares: dict[str, float]) -> dict[str, int]:
+    weight = sum(shares.values())
+    exact = {key: total * share / weight for key, share in shares.items()}
+    counts = {key: int(value) for key, value in exact.items()}
+    by_remainder = sorted(exact, key=lambda key: exact[key] - counts[key], reverse=True)
+    for key in by_remainder[: total - sum(counts.values())]:
+        counts[key] += 1
+    return counts
 
 
 def generate(dataset: str, jurisdiction: Jurisdiction, seed: int) -> pl.DataFrame:

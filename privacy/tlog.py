@@ -15,7 +15,7 @@ import base64
 import binascii
 import hashlib
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import serialization
@@ -23,6 +23,8 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import (
     Ed25519PrivateKey,
     Ed25519PublicKey,
 )
+
+from privacy import signed_note
 
 HASH_SIZE = 32
 LEAF_PREFIX = b"\x00"
@@ -282,11 +284,12 @@ def key_fingerprint(key: Ed25519PublicKey | bytes) -> str:
 
 @dataclass(frozen=True)
 class Checkpoint:
-    """The state of a log: its origin (name), size and root hash."""
+    """The state of a log: its origin (name), size, root hash and optional extension lines."""
 
     origin: str
     size: int
     root: bytes
+    extensions: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
         if not self.origin or "\n" in self.origin:
@@ -295,17 +298,23 @@ class Checkpoint:
             raise ValueError(f"a checkpoint size cannot be negative, got {self.size}")
         if len(self.root) != HASH_SIZE:
             raise ValueError(f"a checkpoint root is {HASH_SIZE} bytes, got {len(self.root)}")
+        if any(not line or "\n" in line for line in self.extensions):
+            raise ValueError("a checkpoint extension is one non-empty line")
 
     def to_text(self) -> str:
-        """Canonical body (C2SP tlog-checkpoint): origin, decimal size, base64 root."""
-        return f"{self.origin}\n{self.size}\n{base64.b64encode(self.root).decode()}\n"
+        """Body (C2SP tlog-checkpoint): origin, decimal size, base64 root, extension lines."""
+        lines = [self.origin, str(self.size), base64.b64encode(self.root).decode()]
+        return "".join(f"{line}\n" for line in (*lines, *self.extensions))
 
     @classmethod
     def from_text(cls, text: str) -> Checkpoint:
         lines = text.split("\n")
-        if len(lines) != 4 or lines[3] != "":
-            raise CheckpointFormatError("a checkpoint body is exactly three lines")
-        origin, size_text, root_text = lines[:3]
+        if len(lines) < 4 or lines[-1] != "":
+            raise CheckpointFormatError(
+                "a checkpoint body is origin, size and root lines (then extension lines), "
+                "each ending in a newline"
+            )
+        origin, size_text, root_text, *extensions = lines[:-1]
         if not size_text.isdigit() or (size_text != "0" and size_text.startswith("0")):
             raise CheckpointFormatError(f"checkpoint size {size_text!r} is not a decimal number")
         try:
@@ -313,53 +322,72 @@ class Checkpoint:
         except binascii.Error as exc:
             raise CheckpointFormatError("checkpoint root is not base64") from exc
         try:
-            return cls(origin=origin, size=int(size_text), root=root)
+            return cls(origin, int(size_text), root, tuple(extensions))
         except ValueError as exc:
             raise CheckpointFormatError(str(exc)) from exc
 
     def sign(self, key: Ed25519PrivateKey) -> SignedCheckpoint:
-        return SignedCheckpoint(self, key.sign(self.to_text().encode()))
-
-
-SIGNATURE_LINE_PREFIX = "\u2014 "
+        key_hash = signed_note.ed25519_key_hash(self.origin, raw_public_key(key.public_key()))
+        return SignedCheckpoint(self, key.sign(self.to_text().encode()), key_hash)
 
 
 @dataclass(frozen=True)
 class SignedCheckpoint:
-    """A checkpoint with the node's Ed25519 signature over its canonical text."""
+    """A checkpoint with the log's Ed25519 signature over its body: a C2SP signed note.
+
+    The key name is the origin. `key_hash` is the signed-note key hash the signature line
+    carries; None when it is not known (a stored row read without the key, or a note in
+    the pre-C2SP format whose line held the bare 64-byte signature).
+    """
 
     checkpoint: Checkpoint
     signature: bytes
+    key_hash: bytes | None = field(default=None, compare=False)
 
     def verify(self, public_key: Ed25519PublicKey) -> bool:
+        """Signature valid under `public_key`, and the line's key hash (if any) names it."""
+        expected = signed_note.ed25519_key_hash(self.checkpoint.origin, raw_public_key(public_key))
+        if self.key_hash is not None and self.key_hash != expected:
+            return False
         try:
             public_key.verify(self.signature, self.checkpoint.to_text().encode())
         except InvalidSignature:
             return False
         return True
 
-    def to_text(self) -> str:
-        """Signed-note style: the body, a blank line, '— origin base64(signature)'."""
-        signature = base64.b64encode(self.signature).decode()
-        return (
-            f"{self.checkpoint.to_text()}\n"
-            f"{SIGNATURE_LINE_PREFIX}{self.checkpoint.origin} {signature}\n"
-        )
+    def to_text(self, public_key: Ed25519PublicKey | None = None) -> str:
+        """The C2SP note '<body>\n— ORIGIN base64(key hash || signature)\n' (key hash
+        from `public_key` when given, else from `key_hash`)."""
+        origin = self.checkpoint.origin
+        if public_key is not None:
+            key_hash = signed_note.ed25519_key_hash(origin, raw_public_key(public_key))
+        elif self.key_hash is not None:
+            key_hash = self.key_hash
+        else:
+            raise ValueError("writing a signed note needs the signer's public key (key hash)")
+        line = signed_note.NoteSignature(origin, key_hash + self.signature)
+        return signed_note.format_note(self.checkpoint.to_text(), [line])
 
     @classmethod
     def from_text(cls, text: str) -> SignedCheckpoint:
-        body, separator, signature_part = text.partition("\n\n")
-        if not separator:
-            raise CheckpointFormatError(
-                "a signed checkpoint needs a blank line before its signature"
-            )
-        checkpoint = Checkpoint.from_text(body + "\n")
-        line = signature_part.rstrip("\n")
-        expected = f"{SIGNATURE_LINE_PREFIX}{checkpoint.origin} "
-        if not line.startswith(expected) or "\n" in line:
-            raise CheckpointFormatError("the signature line must be '— ORIGIN BASE64SIGNATURE'")
+        """Read a note: the first line named after the origin is the log's, other keys'
+        lines are ignored; a bare 64-byte signature is the pre-C2SP format, still read."""
         try:
-            signature = base64.b64decode(line[len(expected) :], validate=True)
-        except binascii.Error as exc:
-            raise CheckpointFormatError("the checkpoint signature is not base64") from exc
-        return cls(checkpoint, signature)
+            body, lines = signed_note.parse_note(text)
+        except signed_note.NoteFormatError as exc:
+            raise CheckpointFormatError(str(exc)) from exc
+        checkpoint = Checkpoint.from_text(body)
+        for line in lines:
+            if line.name != checkpoint.origin:
+                continue
+            if len(line.payload) == signed_note.ED25519_SIGNATURE_SIZE:
+                return cls(checkpoint, line.payload, None)
+            if len(line.payload) == signed_note.KEY_HASH_SIZE + signed_note.ED25519_SIGNATURE_SIZE:
+                hash_size = signed_note.KEY_HASH_SIZE
+                return cls(checkpoint, line.payload[hash_size:], line.payload[:hash_size])
+            raise CheckpointFormatError(
+                f"the signature line of {checkpoint.origin!r} is not an Ed25519 signature"
+            )
+        raise CheckpointFormatError(
+            f"no signature line names the checkpoint origin {checkpoint.origin!r}"
+        )

@@ -15,6 +15,7 @@ COORDINATOR_COMMANDS: dict[str, str] = {
     "partnership": "coordinator.cli.partnership:command",
     "query": "coordinator.cli.query:command",
     "results": "coordinator.cli.results:command",
+    "schema": "coordinator.cli.schema:command",
 }
 
 

@@ -12,9 +12,11 @@ from typing import TYPE_CHECKING
 
 import click
 
+from coordinator.cli.chart_options import y_scale_option
 from coordinator.cli.errors import user_errors
 
 if TYPE_CHECKING:
+    from coordinator.charts import YScale
     from coordinator.fanout import NodePreviewResult, NodeQueryResult
     from coordinator.partnership import NodeEntry
 
@@ -49,6 +51,7 @@ STATISTICS = ("count", "sum", "mean", "quantiles", "histogram")
 )
 @click.option("--rate", is_flag=True, help="Show counts per 100,000 children as well.")
 @click.option("--plot", type=click.Path(dir_okay=False, path_type=Path), help="Chart file.")
+@y_scale_option
 @click.option("--dry-run", is_flag=True, help="Preview cost and accuracy; charge nothing.")
 @click.option("--timeout", type=float, default=30.0, show_default=True, help="Seconds per call.")
 @click.option("--retries", type=click.IntRange(0, 10), default=2, show_default=True)
@@ -72,6 +75,7 @@ def command(  # noqa: PLR0917 - click passes every option as an argument
     output_format: str,
     rate: bool,
     plot: Path | None,
+    y_scale: YScale,
     dry_run: bool,
     timeout: float,
     retries: int,
@@ -129,7 +133,7 @@ def command(  # noqa: PLR0917 - click passes every option as an argument
     for warning in run.warnings:
         click.echo(f"WARNING: {warning}", err=True)
     report = run.report
-    show_report(report, output_format, rates=rate, plot=plot)
+    show_report(report, output_format, rates=rate, plot=plot, y_scale=y_scale)
     if not report.all_answered:
         raise SystemExit(EXIT_PARTIAL)
     if report.unverified_nodes:

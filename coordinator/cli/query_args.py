@@ -23,6 +23,7 @@ from datetime import date
 from decimal import Decimal, InvalidOperation
 from uuid import UUID, uuid4
 
+from coordinator.suggest import unknown
 from privacy.budget import MAX_RHO_UNITS
 from privacy.query import (
     DateRangeFilter,
@@ -127,7 +128,8 @@ def _column_kind(schema: Dataset | None, column: str, clause: str) -> ColumnKind
         return None
     if not schema.has_column(column):
         raise QueryArgumentError(
-            f"--where clause {clause!r}: dataset {schema.name!r} has no column {column!r}"
+            f"--where clause {clause!r}: "
+            + unknown(f"column of {schema.name}", column, queryable_columns(schema))
         )
     return schema.column(column).kind
 
@@ -291,8 +293,9 @@ def build_query(
         choices = ", ".join(s.value for s in Statistic)
         raise QueryArgumentError(f"statistic {statistic!r} is not one of {choices}") from exc
     if _dataset(dataset) is None:
-        choices = ", ".join(PARTNERSHIP_SCHEMA.dataset_names)
-        raise QueryArgumentError(f"unknown dataset {dataset!r}; choose one of: {choices}")
+        raise QueryArgumentError(
+            unknown("dataset", dataset, PARTNERSHIP_SCHEMA.dataset_names) + " (see `npcs schema`)"
+        )
     if kind is Statistic.COUNT and column:
         raise QueryArgumentError("count takes no COLUMN: it counts rows")
     if kind is not Statistic.COUNT and not column:
@@ -329,6 +332,7 @@ def check_against_public_schema(spec: QuerySpec) -> None:
     node-declared domain (county) are left to each node, which knows its own values; the
     per-query rho cap is node policy and is checked there too.
     """
+    check_names(spec)
     named = {spec.column} | {g.column for g in spec.group_by} | {f.column for f in spec.filters}
     if named & NODE_DECLARED_COLUMNS:
         return
@@ -336,3 +340,34 @@ def check_against_public_schema(spec: QuerySpec) -> None:
         validate_query(spec, PARTNERSHIP_SCHEMA, PUBLIC_LIMITS)
     except QueryValidationError as exc:
         raise QueryArgumentError(str(exc)) from exc
+
+
+def queryable_columns(dataset: Dataset) -> tuple[str, ...]:
+    return tuple(c.name for c in dataset.columns if c.kind is not ColumnKind.IDENTIFIER)
+
+
+def check_names(spec: QuerySpec) -> None:
+    """Unknown column and value names, with the closest known one suggested."""
+    dataset = _dataset(spec.dataset)
+    if dataset is None:
+        return
+    columns = queryable_columns(dataset)
+    named = [("COLUMN", spec.column)] if spec.column else []
+    named += [("--by", g.column) for g in spec.group_by]
+    named += [("--where/--from", f.column) for f in spec.filters]
+    for option, name in named:
+        if name is not None and name not in columns:
+            raise QueryArgumentError(
+                f"{option}: {unknown(f'column of {dataset.name}', name, columns)} "
+                "(see `npcs schema " + dataset.name + "`)"
+            )
+    for query_filter in spec.filters:
+        domain = dataset.column(query_filter.column).domain
+        if not isinstance(query_filter, InSetFilter) or domain is None:
+            continue
+        for value in query_filter.values:
+            if isinstance(value, str) and value not in domain:
+                raise QueryArgumentError(
+                    f"--where {query_filter.column}: "
+                    + unknown(f"value of {query_filter.column}", value, domain)
+                )

@@ -11,10 +11,14 @@ import io
 import math
 from collections.abc import Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from coordinator.preview import PreviewReport
 from coordinator.report import NodeStatus, Report, ValueRow
 from privacy.text import printable
+
+if TYPE_CHECKING:
+    from coordinator.charts import YScale
 
 FORMATS = ("table", "csv", "json")
 
@@ -26,11 +30,31 @@ CSV_COLUMNS = (
     "ci_low",
     "ci_high",
     "std",
+    "unbiased_estimate",
+    "clamped",
     "suppressed",
+    "suppression",
     "population",
     "rate_per_100k",
     "rate_ci_low",
     "rate_ci_high",
+    "unbiased_rate_per_100k",
+    "dataset",
+    "statistic",
+    "filters",
+    "purpose",
+    "query_id",
+)
+CLAMPED_MARK = "*"
+CLAMPED_NOTE = (
+    f"{CLAMPED_MARK} the noisy value came out below 0 and is shown as 0; its unbiased "
+    "estimate (for arithmetic) is in --format csv/json"
+)
+
+
+SUPPRESSED_NOTE = (
+    "suppressed: a node's small-count publication rule hides this cell (complementary: a "
+    "pooled row hidden because, minus the rows shown, it would give a hidden cell back)"
 )
 
 
@@ -43,7 +67,12 @@ def render_report(report: Report, output_format: str, *, rates: bool = False) ->
 
 
 def show_report(
-    report: Report, output_format: str, *, rates: bool = False, plot: Path | None = None
+    report: Report,
+    output_format: str,
+    *,
+    rates: bool = False,
+    plot: Path | None = None,
+    y_scale: YScale = "auto",
 ) -> None:
     """Print the report on stdout and, with `plot`, write its chart (CLI helper)."""
     import click
@@ -53,7 +82,7 @@ def show_report(
     click.echo(render_report(report, output_format, rates=rates), nl=False)
     if plot is not None:
         try:
-            write_chart(report, plot, rates=rates)
+            write_chart(report, plot, rates=rates, y_scale=y_scale)
         except ChartError as exc:
             raise click.ClickException(str(exc)) from exc
         click.echo(f"chart written to {plot}", err=True)
@@ -86,6 +115,13 @@ def report_csv(report: Report) -> str:
     buffer = io.StringIO()
     writer = csv.writer(buffer, lineterminator="\n")
     writer.writerow(CSV_COLUMNS)
+    context = [
+        report.dataset,
+        report.statistic,
+        report.filters,
+        report.purpose,
+        report.query_id,
+    ]
     for row in report.rows:
         writer.writerow(
             [
@@ -96,11 +132,16 @@ def report_csv(report: Report) -> str:
                 _raw(row.ci_low),
                 _raw(row.ci_high),
                 _raw(row.std),
+                _raw(row.unbiased_estimate),
+                str(row.clamped).lower(),
                 str(row.suppressed).lower(),
+                row.suppression or "",
                 "" if row.population is None else row.population,
                 _raw(row.rate_per_100k),
                 _raw(row.rate_ci_low),
                 _raw(row.rate_ci_high),
+                _raw(row.unbiased_rate_per_100k),
+                *context,
             ]
         )
     return buffer.getvalue()
@@ -120,7 +161,10 @@ def report_table(report: Report, *, rates: bool = False, width: int = 120) -> st
     title = f"{report.statistic} of {report.dataset}" + (
         f".{report.column}" if report.column else ""
     )
-    table = Table(title=f"{title}  (95% intervals; query {report.query_id})")
+    table = Table(
+        title=f"{title}  (95% intervals; query {report.query_id})",
+        caption=f"Filters: {report.filters}.  Purpose: {report.purpose}",
+    )
     for column in report.group_columns:
         table.add_column(column)
     table.add_column("value")
@@ -137,6 +181,13 @@ def report_table(report: Report, *, rates: bool = False, width: int = 120) -> st
         previous = row.key
         table.add_row(*(printable(cell) for cell in _table_cells(row, rates)))
     console.print(table)
+    if any(row.clamped for row in report.rows):
+        console.print(CLAMPED_NOTE)
+    if any(row.suppressed for row in report.rows):
+        console.print(SUPPRESSED_NOTE)
+    if rates:
+        for note in report.rate_notes:
+            console.print(f"No rate: {note}.")
     if report.trends:
         console.print(_trend_table(report))
     for line in status_lines(report.nodes, report.pooled_nodes, len(report.nodes)):
@@ -146,7 +197,10 @@ def report_table(report: Report, *, rates: bool = False, width: int = 120) -> st
 
 def _table_cells(row: ValueRow, rates: bool) -> list[str]:
     source = "PARTNERSHIP" if row.source == "partnership" else row.source
-    estimate = "suppressed" if row.suppressed else _number(row.value)
+    if row.suppressed:
+        hidden = "suppressed" + (" (complementary)" if row.suppression == "complementary" else "")
+        return [*row.key, row.name, source, hidden, "", *(["", ""] if rates else [])]
+    estimate = _number(row.value) + (CLAMPED_MARK if row.clamped else "")
     interval = f"[{_number(row.ci_low)}, {_number(row.ci_high)}]"
     if row.approximate:
         interval += " ~"
@@ -156,7 +210,7 @@ def _table_cells(row: ValueRow, rates: bool) -> list[str]:
             cells += ["", ""]
         else:
             cells += [
-                _number(row.rate_per_100k, 2),
+                _number(row.rate_per_100k, 2) + (CLAMPED_MARK if row.clamped else ""),
                 f"[{_number(row.rate_ci_low, 2)}, {_number(row.rate_ci_high, 2)}]",
             ]
     return cells

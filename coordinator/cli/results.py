@@ -8,9 +8,11 @@ from typing import TYPE_CHECKING
 
 import click
 
+from coordinator.cli.chart_options import y_scale_option
 from coordinator.cli.errors import user_errors
 
 if TYPE_CHECKING:
+    from coordinator.charts import YScale
     from coordinator.results import ResultsStore
 
 
@@ -50,13 +52,16 @@ def list_command(limit: int, output_format: str) -> None:
 )
 @click.option("--rate", is_flag=True, help="Show counts per 100,000 children as well.")
 @click.option("--plot", type=click.Path(dir_okay=False, path_type=Path), help="Chart file.")
+@y_scale_option
 @user_errors()
-def show_command(result_id: str, output_format: str, rate: bool, plot: Path | None) -> None:
+def show_command(
+    result_id: str, output_format: str, rate: bool, plot: Path | None, y_scale: YScale
+) -> None:
     """Show a stored result (an id prefix from `npcs results list` is enough)."""
     from coordinator.cli.render import show_report
 
     store, full_id = _open(result_id)
-    show_report(store.report(full_id), output_format, rates=rate, plot=plot)
+    show_report(store.report(full_id), output_format, rates=rate, plot=plot, y_scale=y_scale)
 
 
 @command.command("export")

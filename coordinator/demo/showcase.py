@@ -45,9 +45,10 @@ def row_for(report: Report, source: str, key: Sequence[str], name: str = "count"
 
 
 def noisy(row: ValueRow) -> Noisy | None:
-    if row.value is None or row.std is None:
+    """The row's unbiased estimate (never the clamped display value) and its noise."""
+    if row.unbiased_estimate is None or row.std is None:
         return None
-    return Noisy(row.value, row.std)
+    return Noisy(row.unbiased_estimate, row.std)
 
 
 @dataclass(frozen=True)
@@ -175,10 +176,11 @@ def rate_text(row: ValueRow) -> str:
 def rate_point(row: ValueRow, bucket: str) -> Point | None:
     """The rate per 100,000 as a trend point, its noise variance scaled like the rate."""
     position = bucket_position(bucket)
-    if row.rate_per_100k is None or not row.std or not row.population or position is None:
+    rate = row.unbiased_rate_per_100k
+    if rate is None or not row.std or not row.population or position is None:
         return None
     rate_std = row.std * 100_000 / row.population
-    return Point(position, row.rate_per_100k, rate_std**2)
+    return Point(position, rate, rate_std**2)
 
 
 def _trend_line(report: Report, incident_type: str, rate_points: Sequence[Point]) -> str:

@@ -20,11 +20,14 @@ NODE_COMMANDS: dict[str, str] = {
     "ingest": "node.cli.ingest:command",
     "refresh": "node.cli.refresh:command",
     "status": "node.cli.status:command",
+    "population": "node.cli.population:command",
 }
 
 # Commands that read data, plan queries or show epsilon need the `node` extra (OpenDP,
-# Polars, PyArrow, NumPy); `init` and `install-cert` only handle keys and certificates.
-NEEDS_NODE_EXTRA = frozenset(NODE_COMMANDS) - {"init", "install-cert"}
+# Polars, PyArrow, NumPy); these only handle keys, certificates, the health probe or the
+# public population table, and must work from a light install.
+WITHOUT_NODE_EXTRA = frozenset({"init", "install-cert", "health", "population"})
+NEEDS_NODE_EXTRA = frozenset(NODE_COMMANDS) - WITHOUT_NODE_EXTRA
 
 
 @click.group(

@@ -230,9 +230,21 @@ def _export_document(node_dir: Path, reader: Any) -> dict[str, Any]:
         "public_key_pem": public_key_pem(public_key).decode(),
         "public_key_raw": base64.b64encode(tlog.raw_public_key(public_key)).decode(),
         "key_fingerprint": tlog.key_fingerprint(public_key),
+        "note_verifier_key": _note_verifier_key(meta.get("origin", ""), public_key),
         "entries": entries,
         "checkpoints": checkpoints,
     }
+
+
+def _note_verifier_key(origin: str, public_key: Any) -> str:
+    """The ledger key as a signed-note verifier key ("" if the origin is not a key name)."""
+    from privacy import tlog
+    from privacy.signed_note import ed25519_verifier_key
+
+    try:
+        return ed25519_verifier_key(origin, tlog.raw_public_key(public_key))
+    except ValueError:
+        return ""
 
 
 def _as_json(document: dict[str, Any]) -> str:

@@ -106,7 +106,8 @@ def command(
     """Generate seeded synthetic data for a jurisdiction and ingest it into DIR.
 
     Creates a minimal node folder (node.toml with partnership "demo") if DIR has none,
-    and records the public county list and child population in node.toml when absent.
+    and records the public county list and child population in node.toml, and the
+    populations by race/ethnicity and sex in populations.json, when absent.
     The data goes through the same validation and snapshot path as real exports.
     """
     from node.layout import NodePaths
@@ -248,6 +249,11 @@ def ensure_public_data(paths: NodePaths, children: int, years: tuple[int, int]) 
         edit_toml(paths.settings_file, fill_public_data)
     except TomlFileError as error:
         raise click.ClickException(str(error)) from None
+    if not paths.populations_file.exists():
+        from node.populations import save_populations
+        from node.synth import group_populations
+
+        save_populations(paths, group_populations(children, *years))
 
 
 def _configured_children(paths: NodePaths) -> int:

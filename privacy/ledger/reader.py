@@ -7,6 +7,7 @@ proof costs O(log n) lookups. Every read retries SQLITE_BUSY (see `sqlschema`).
 
 from __future__ import annotations
 
+import base64
 import sqlite3
 import threading
 from collections.abc import Callable, Iterator, Sequence
@@ -20,6 +21,7 @@ from privacy.ledger.entry import LedgerEntry
 from privacy.ledger.errors import LedgerFault
 from privacy.ledger.sqlschema import SELECT_ENTRY, connect, entry_from_row, retry_busy
 from privacy.ledger.verifier import SelfCheckReport, verify_ledger
+from privacy.signed_note import ed25519_key_hash
 from privacy.tlog import Checkpoint, SignedCheckpoint
 
 T = TypeVar("T")
@@ -167,11 +169,12 @@ class LedgerReader:
 
     def _signed(self, row: Sequence[Any]) -> SignedCheckpoint:
         size, root, signature = row
+        meta = self.meta()
         try:
-            checkpoint = Checkpoint(self.origin, int(size), bytes(root))
+            checkpoint = Checkpoint(meta.get("origin", ""), int(size), bytes(root))
         except ValueError as exc:
             raise LedgerFault(f"the stored checkpoint of size {size} is malformed: {exc}") from exc
-        return SignedCheckpoint(checkpoint, bytes(signature))
+        return SignedCheckpoint(checkpoint, bytes(signature), _note_key_hash(meta))
 
     def inclusion_proof(self, index: int, tree_size: int) -> tuple[bytes, ...]:
         with self._lock:
@@ -207,3 +210,15 @@ class LedgerReader:
             return self._retry_busy(
                 lambda: verify_ledger(self._conn, public_key, remembered, all_signatures)
             )
+
+
+def _note_key_hash(meta: dict[str, str]) -> bytes | None:
+    """The signed-note key hash of the key the ledger names (None when unreadable).
+
+    Only for writing notes: verification always uses the key the caller pins.
+    """
+    try:
+        raw = base64.b64decode(meta["public_key"], validate=True)
+        return ed25519_key_hash(meta["origin"], raw)
+    except (KeyError, ValueError):
+        return None

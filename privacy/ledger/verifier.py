@@ -18,7 +18,8 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 from privacy import tlog
 from privacy.ledger.entry import LedgerEntry
 from privacy.ledger.sqlschema import SELECT_ENTRY, entry_from_row, is_busy
-from privacy.tlog import Checkpoint, SignedCheckpoint
+from privacy.signed_note import ed25519_key_hash
+from privacy.tlog import Checkpoint, SignedCheckpoint, raw_public_key
 
 MAX_REPORTED_PROBLEMS = 20
 
@@ -146,7 +147,13 @@ class _Audit:
                 f"verified with key {fingerprint}"
             )
         for size, signed in sorted(self.remembered.items()):
-            if not signed.verify(self.public_key):
+            pinned_hash = _pinned_key_hash(signed.checkpoint.origin, self.public_key)
+            if signed.key_hash is not None and signed.key_hash != pinned_hash:
+                self.state.add(
+                    f"remembered checkpoint of size {size} has a bad signature: its key hash "
+                    f"{signed.key_hash.hex()} does not name the pinned ledger key"
+                )
+            elif not signed.verify(self.public_key):
                 self.state.add(f"remembered checkpoint of size {size} has a bad signature")
             if signed.checkpoint.origin != self.origin:
                 self.state.add(
@@ -257,3 +264,11 @@ class _Audit:
                     f"spent total for {key[0]} {key[1]!r} is {stored.get(key, 0)} units but "
                     f"the charges sum to {self.spent.get(key, 0)}"
                 )
+
+
+def _pinned_key_hash(origin: str, public_key: Ed25519PublicKey) -> bytes | None:
+    """The signed-note key hash the pinned key has under `origin` (None: not a key name)."""
+    try:
+        return ed25519_key_hash(origin, raw_public_key(public_key))
+    except ValueError:
+        return None

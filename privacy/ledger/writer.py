@@ -44,6 +44,7 @@ from privacy.ledger.sqlschema import (
 )
 from privacy.ledger.verifier import SelfCheckReport
 from privacy.policy import BudgetPolicy
+from privacy.signed_note import ed25519_key_hash
 from privacy.tlog import Checkpoint, SignedCheckpoint
 
 
@@ -320,7 +321,9 @@ class Ledger(LedgerReader):
         ).fetchone()
         if row is None:
             raise LedgerFault(f"the ledger has no signed checkpoint for its size {size}")
-        return SignedCheckpoint(Checkpoint(self._origin, size, bytes(row[1])), bytes(row[2]))
+        key_hash = ed25519_key_hash(self._origin, tlog.raw_public_key(self._public_key))
+        checkpoint = Checkpoint(self._origin, size, bytes(row[1]))
+        return SignedCheckpoint(checkpoint, bytes(row[2]), key_hash)
 
     def _append(self, entry: LedgerEntry) -> Receipt:
         """Insert the row, its Merkle nodes, the totals and a new signed checkpoint."""

@@ -9,6 +9,7 @@ from npcs.errors import WireError
 from npcs.serde_ledger import checkpoint_from_proto, checkpoint_to_proto
 from npcs.v1 import node_pb2 as pb
 from privacy.budget import format_rho
+from privacy.population import PopulationFileError, PopulationTable, build_table
 from privacy.schema import Schema
 
 
@@ -37,6 +38,12 @@ def describe_to_proto(
     )
     if policy.analyst_cap_rho is not None:
         message.policy.analyst_cap_rho = policy.analyst_cap_rho
+    if description.group_populations is not None:
+        message.population_source = description.group_populations.source
+        message.group_populations.extend(
+            pb.GroupPopulation(year=r.year, column=r.column, value=r.value, population=r.population)
+            for r in description.group_populations.rows
+        )
     if description.latest_checkpoint is not None:
         checkpoint = description.latest_checkpoint
         message.latest_checkpoint.CopyFrom(
@@ -75,4 +82,17 @@ def describe_from_proto(message: pb.DescribeResponse) -> NodeDescription:
             else None
         ),
         opendp_version=message.opendp_version,
+        group_populations=_populations_from_proto(message),
     )
+
+
+def _populations_from_proto(message: pb.DescribeResponse) -> PopulationTable | None:
+    if not message.group_populations:
+        return None
+    try:
+        return build_table(
+            message.population_source,
+            ((r.year, r.column, r.value, str(r.population)) for r in message.group_populations),
+        )
+    except PopulationFileError as exc:
+        raise WireError("group_populations", str(exc)) from None

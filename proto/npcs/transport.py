@@ -63,8 +63,16 @@ _TLS_FAILURE_MARKERS = (
 )
 
 
+# A peer that dies or is cut off mid-handshake also names the handshake ("Handshake read
+# failed (recvmsg:Connection reset by peer)"): that is a node going away, not a
+# certificate problem, and wins over the markers above.
+_CONNECTION_LOST_MARKERS = ("connection reset", "connection refused", "broken pipe")
+
+
 def is_tls_failure(details: str) -> bool:
     """Whether an UNAVAILABLE call failed in the TLS handshake rather than connecting
     (used by the coordinator and by `npcs-node health`)."""
     lowered = details.lower()
+    if any(marker in lowered for marker in _CONNECTION_LOST_MARKERS):
+        return False
     return any(marker in lowered for marker in _TLS_FAILURE_MARKERS)

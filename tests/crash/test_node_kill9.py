@@ -92,7 +92,7 @@ def run_until_killed(
     return received
 
 
-def stop_and_close(process: subprocess.Popen[str], timeout: float = 30) -> int:
+def stop_and_close(process: subprocess.Popen[str], timeout: float = 120) -> int:
     code = process.wait(timeout=timeout)
     if process.stdout is not None:
         process.stdout.close()

@@ -166,7 +166,9 @@ def test_query_over_three_nodes_returns_per_node_and_pooled_rows(
         rows = {r.source: r for r in report.rows if r.key == (year,)}
         assert set(rows) == {"a", "b", "c", PARTNERSHIP_SOURCE}
         pooled = rows[PARTNERSHIP_SOURCE]
-        assert pooled.value == pytest.approx(sum(rows[n].value or 0 for n in "abc"))
+        assert pooled.unbiased_estimate == pytest.approx(
+            sum(rows[n].unbiased_estimate or 0 for n in "abc")
+        )
         assert pooled.ci_low is not None
         assert pooled.ci_low < (pooled.value or 0)
         assert pooled.rate_per_100k is not None  # populations published by each node
@@ -385,6 +387,22 @@ def test_nodes_command_shows_reachability_budget_and_checkpoint(partnership: Par
     assert "remaining rho" in table.stdout
 
 
+def test_schema_with_node_info_shows_each_nodes_domains_and_populations(
+    partnership: Partnership,
+) -> None:
+    result = partnership.run(
+        "schema", "reports", "--nodes-info", "--nodes", "a,b", "--format", "json"
+    )
+    assert result.exit_code == 0, result.output
+    document = json.loads(result.stdout)
+    assert set(document["child_population"]) == {"a", "b"}
+    assert all(document["child_population"]["a"].values())
+    (dataset,) = document["datasets"]
+    assert set(dataset["node_domains"]) == {"a", "b"}  # each node's own county codes
+    table = partnership.run("schema", "reports", "--nodes-info", "--nodes", "a,b")
+    assert "Child population published by each node" in table.stdout
+
+
 def exact_yearly_counts(node: NodePaths) -> dict[str, int]:
     """The true counts behind the releases, from the synthetic source file (test only)."""
     import polars as pl
@@ -494,3 +512,35 @@ def test_a_node_whose_ledger_key_is_not_the_pinned_one_is_still_flagged(
     assert not result.receipt.verified
     assert result.ledger_key_problem is not None
     assert "pins" in result.ledger_key_problem
+
+
+def test_rates_by_race_over_real_nodes_use_each_nodes_group_population(
+    partnership: Partnership,
+) -> None:
+    from node.populations import save_populations
+    from node.synth import group_populations
+
+    # a and b publish populations by group (what `npcs-node population import` stores);
+    # c publishes none, so its rates by race are left out and the output says why.
+    for name, children in (("a", 400_000), ("b", 200_000)):
+        save_populations(partnership.nodes[name], group_populations(children, 2021, 2021))
+    result = partnership.run(
+        "query", "count", "incidents", "--by", "race_ethnicity",
+        "--from", "2021", "--to", "2021", "--rho", "0.5",
+        "--purpose", "rates by race", "--nodes", "a,b,c", "--format", "json",
+    )  # fmt: skip
+    assert result.exit_code == 0, result.output
+    report = Report.model_validate_json(result.stdout)
+    tables = {n: group_populations(c, 2021, 2021) for n, c in (("a", 400_000), ("b", 200_000))}
+    for row in report.rows:
+        (race,) = row.key
+        if row.source in tables and race != "unknown":
+            assert row.population == tables[row.source].lookup("2021", "race_ethnicity", race)
+            assert row.rate_per_100k is not None
+        else:
+            assert row.rate_per_100k is None  # c, the pooled rows (c lacks one), unknown
+    assert "c: rate left out where the node publishes no population by race_ethnicity" in (
+        report.rate_notes
+    )
+    shown = partnership.run("results", "show", report.result_id, "--rate")
+    assert "No rate: c: rate left out where the node publishes no population" in shown.stdout

@@ -16,6 +16,7 @@ from pathlib import Path
 
 import grpc
 import pytest
+from click.testing import CliRunner
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from support_node import (
     NODE_NAME,
@@ -32,6 +33,7 @@ from support_node import (
 from kernel.keyfiles import public_key_from_pem
 from kernel.messages import BudgetShortfall
 from kernel.signing import signed_request_from_bytes
+from node.cli import cli as node_cli
 from node.server import RunningNode, running_node
 from node.settings import BudgetSettings
 from npcs.errors import budget_shortfall_from_metadata
@@ -471,3 +473,25 @@ def test_each_call_logs_one_structured_line_without_query_content(
     lines = [formatter.format(record) for record in caplog.records]
     assert all(isinstance(json.loads(line), dict) for line in lines)
     assert not any(secret_purpose in line for line in lines)
+
+
+def test_imported_group_populations_are_published_in_describe_without_a_restart(
+    node_world: NodeWorld, node_server: RunningNode, tmp_path: Path
+) -> None:
+    csv_file = tmp_path / "populations.csv"
+    csv_file.write_text(
+        "year,column,value,population\n2020,race_ethnicity,black,52000\n2020,sex,female,195600\n"
+    )
+    result = CliRunner().invoke(
+        node_cli,
+        ["population", "import", str(node_world.node.root), str(csv_file), "--source", "ACS 2020"],
+    )
+    assert result.exit_code == 0, result.output
+    with node_stub(node_world, node_server.port, node_world.alice) as stub:
+        description = describe_from_proto(stub.Describe(pb.DescribeRequest(), timeout=TIMEOUT))
+    table = description.group_populations
+    assert table is not None
+    assert table.source == "ACS 2020"
+    assert table.lookup("2020", "race_ethnicity", "black") == 52_000
+    assert table.lookup("2020", "sex", "female") == 195_600
+    assert table.lookup("2021", "sex", "female") is None

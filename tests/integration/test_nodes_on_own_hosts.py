@@ -1,7 +1,7 @@
 """Nodes on hosts of their own: each `npcs-node serve` runs in its own network namespace
 with its own address (10.213.0.0/24, made and removed here), with certificates from
 `npcs-node init --ip` and `npcs ca sign --ip`. Covers query fan-out, the audit, a node
-that goes away, and a node whose certificate lacks its address (a certificate problem,
+that goes away mid-query, and a node whose certificate lacks its address (a certificate problem,
 not "unreachable").
 
 Needs root and iproute2; skips with the reason elsewhere (CI runs as root).
@@ -13,6 +13,7 @@ import json
 import signal
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Iterator
 from contextlib import ExitStack
@@ -163,13 +164,44 @@ def test_a_certificate_without_the_nodes_address_is_a_certificate_problem(
     assert "does not name this address" in (status["n2"].reason or "")
 
 
-def test_a_node_that_goes_away_is_reported_while_the_others_answer(hosted: Hosted) -> None:
-    """Runs last: it stops n1 for good (module order)."""
-    gone = hosted.nodes["n1"].process
-    gone.kill()  # a crash or power loss: no graceful stop
-    gone.wait(timeout=60)
-    code, report = _query(hosted, "n0,n1")
+def _has_established_call(host: NamespaceHost) -> bool:
+    """Whether a TCP connection to the node's port is up inside its namespace."""
+    listing = subprocess.run(
+        ["ip", "netns", "exec", host.namespace, "ss", "-Htn", "state", "established",
+         "( sport = :" + str(PORT) + " )"],
+        check=True, capture_output=True, text=True, timeout=30,
+    )  # fmt: skip
+    return bool(listing.stdout.strip())
+
+
+def test_a_node_that_goes_away_mid_query_is_reported_while_the_others_answer(
+    hosted: Hosted,
+) -> None:
+    """Runs last: it stops n1 for good (module order).
+
+    n1 is frozen (SIGSTOP) so that the coordinator's call to it is surely in flight: the
+    kernel completes the TCP handshake, nothing answers. Once that connection is up, n1 is
+    killed (a crash or power loss mid-call); the coordinator must report n1 and still
+    return n0's answer.
+    """
+    gone = hosted.nodes["n1"]
+    gone.process.send_signal(signal.SIGSTOP)
+    outcome: list[tuple[int, Report]] = []
+    asking = threading.Thread(target=lambda: outcome.append(_query(hosted, "n0,n1")))
+    asking.start()
+    deadline = time.monotonic() + 4 * DEADLINE_SECONDS
+    while not _has_established_call(gone.host):
+        assert asking.is_alive(), "the query ended before its call to n1 was in flight"
+        assert time.monotonic() < deadline, "no call to n1 was ever in flight"
+        time.sleep(0.05)
+    gone.process.kill()
+    gone.process.wait(timeout=60)
+    asking.join(timeout=4 * DEADLINE_SECONDS)
+    assert not asking.is_alive()
+    code, report = outcome[0]
     status = {s.node: s for s in report.nodes}
     assert code != 0
     assert status["n0"].answered
-    assert status["n1"].code == "UNREACHABLE"
+    assert not status["n1"].answered
+    gone_codes = {"UNREACHABLE", "UNAVAILABLE", "DEADLINE_EXCEEDED"}
+    assert status["n1"].code in gone_codes, status["n1"].reason

@@ -173,7 +173,7 @@ def test_query_arguments_become_structured_filters_never_sql() -> None:
 @pytest.mark.parametrize(
     ("overrides", "message"),
     [
-        ({"where": "nosuch=1"}, "has no column 'nosuch'"),
+        ({"where": "nosuch=1"}, "unknown column of incidents 'nosuch'"),
         ({"where": "sex>female"}, "must be COLUMN="),
         ({"by": "incident_date:week"}, "is not one of"),
         ({"by": "incident_date:year", "date_from": None, "date_to": None}, "needs --from and --to"),
@@ -183,8 +183,8 @@ def test_query_arguments_become_structured_filters_never_sql() -> None:
         ({"date_from": "2020-13-01"}, "is not a date"),
         # the nodes' own validation runs before any node is contacted
         ({"dataset": "incidentz"}, "unknown dataset 'incidentz'"),
-        ({"by": "sexx"}, "group_by\\[0\\].column: unknown column 'sexx'"),
-        ({"where": "sex=femal"}, "unknown value 'femal' for column 'sex'"),
+        ({"by": "sexx"}, "--by: unknown column of incidents 'sexx'; did you mean 'sex'"),
+        ({"where": "sex=femal"}, "unknown value of sex 'femal'; did you mean 'female'"),
         ({"statistic": "sum", "column": "sex"}, "needs a numeric"),
     ],
 )

@@ -11,6 +11,7 @@ from decimal import Decimal
 import pytest
 
 from coordinator.cli.render import render_report
+from coordinator.discrete import exact_half_width
 from coordinator.pooling import pool_cell, pool_sum, z_value
 from coordinator.report import PARTNERSHIP_SOURCE, NodeStatus, Report, build_report
 from coordinator.trend import Point, bucket_position, bucket_year, weighted_slope
@@ -80,32 +81,79 @@ def test_pooled_count_is_the_sum_and_its_interval_comes_from_summed_variances() 
     assert pooled.ci_high - pooled.value < Z * 7.0
 
 
-def test_quantiles_are_not_pooled_but_means_are_rebuilt_from_sum_and_count() -> None:
+def node_mean(value: float, low: float = 1.0, high: float = 9.0) -> Estimate:
+    return Estimate(
+        name="mean",
+        value=value,
+        distribution=NoiseDistribution.NONE,
+        scale=0,
+        ci_low=low,
+        ci_high=high,
+    )
+
+
+def test_quantiles_are_not_pooled_but_means_are_pooled_from_node_means_and_counts() -> None:
     rank = Estimate(
         name="q0.5", value=5, distribution=NoiseDistribution.RANK, scale=1, ci_low=3, ci_high=7
     )
-    mean = Estimate(
-        name="mean", value=2, distribution=NoiseDistribution.NONE, scale=0, ci_low=1, ci_high=3
-    )
-    node_a = [gaussian("sum", 100, 2), gaussian("count", 50, 1), mean, rank]
-    node_b = [gaussian("sum", 300, 2), gaussian("count", 50, 1), mean, rank]
+    node_a = [gaussian("sum", 100, 2), gaussian("count", 50, 1), node_mean(2), rank]
+    node_b = [gaussian("sum", 300, 2), gaussian("count", 50, 1), node_mean(6), rank]
     pooled = {p.name: p for p in pool_cell([node_a, node_b])}
     assert set(pooled) == {"sum", "count", "mean"}
-    assert pooled["mean"].value == pytest.approx(4.0)
+    # with positive counts and unclipped means this is pooled sum / pooled count
+    assert pooled["mean"].value == pytest.approx(400 / 100)
     assert pooled["mean"].ci_low < 4.0 < pooled["mean"].ci_high
 
 
 def test_a_pooled_mean_never_leaves_the_columns_public_bounds() -> None:
-    """Noisy sums and counts can divide to 8 on a 1-5 scale; clipping is post-processing."""
-    mean = Estimate(
-        name="mean", value=5, distribution=NoiseDistribution.NONE, scale=0, ci_low=1, ci_high=5
-    )
-    node_a = [gaussian("sum", 40, 3), gaussian("count", 5, 2), mean]
+    """Noisy sums and counts can divide to 8 on a 1-5 scale; the node clips its mean."""
+    node_a = [gaussian("sum", 40, 3), gaussian("count", 5, 2), node_mean(5, 1, 5)]
     pooled = {p.name: p for p in pool_cell([node_a], mean_bounds=(1.0, 5.0))}
     assert pooled["mean"].value == 5.0
     assert 1.0 <= pooled["mean"].ci_low <= pooled["mean"].ci_high <= 5.0
-    unclipped = {p.name: p for p in pool_cell([node_a])}
-    assert unclipped["mean"].value == pytest.approx(8.0)
+
+
+def test_a_tiny_nodes_negative_noisy_count_cannot_drag_the_pooled_mean_outside_the_nodes() -> None:
+    """The issue's case: noisy count -16 and a large noisy sum at a tiny node.
+
+    Pooled sum / pooled count would be (3000 + 3010 + 900) / (1000 + 1000 - 16) = 3.48,
+    above both real nodes' means (3.0 and 3.01). Weighting node means by their noisy
+    counts clamped at 0 keeps the pooled mean between them.
+    """
+    big = [gaussian("sum", 3000, 9), gaussian("count", 1000, 4), node_mean(3.0, 1, 5)]
+    other = [gaussian("sum", 3010, 9), gaussian("count", 1000, 4), node_mean(3.01, 1, 5)]
+    tiny = [gaussian("sum", 900, 9), gaussian("count", -16, 4), node_mean(5.0, 1, 5)]
+    naive = (3000 + 3010 + 900) / (1000 + 1000 - 16)
+    assert naive > 3.4
+    pooled = {p.name: p for p in pool_cell([big, other, tiny], mean_bounds=(1.0, 5.0))}
+    mean = pooled["mean"]
+    assert 3.0 <= mean.value <= 3.01
+    assert mean.ci_low <= mean.value <= mean.ci_high
+
+
+def test_pooled_mean_is_undefined_when_no_node_has_a_positive_noisy_count() -> None:
+    node = [gaussian("sum", 3, 9), gaussian("count", -2, 4), node_mean(3.0, 1, 5)]
+    pooled = {p.name: p for p in pool_cell([node, node])}
+    assert math.isnan(pooled["mean"].value)
+
+
+def test_pooled_counts_use_the_exact_discrete_interval_which_is_an_integer_half_width() -> None:
+    """Three nodes at scale 2: a continuous interval is +/-6.79 and holds only |S| <= 6
+    (94.0%); the exact distribution of the summed integer noise needs +/-7."""
+    estimates = [gaussian("count", v, 2.0) for v in (4, 0, 11)]
+    continuous = pool_sum(estimates)
+    discrete = pool_sum(estimates, discrete=True)
+    assert continuous is not None
+    assert discrete is not None
+    assert continuous.ci_high - continuous.value == pytest.approx(Z * math.sqrt(12))
+    assert (discrete.ci_low, discrete.ci_high) == (15 - 7, 15 + 7)
+
+
+def test_non_integer_values_are_never_treated_as_discrete_noise() -> None:
+    estimates = [gaussian("sum", 4.5, 2.0), gaussian("sum", 1.0, 2.0)]
+    pooled = pool_sum(estimates, discrete=True)
+    assert pooled is not None
+    assert pooled.ci_high - pooled.value == pytest.approx(Z * math.sqrt(8))
 
 
 def test_bucket_labels_become_positions_and_years() -> None:
@@ -210,6 +258,17 @@ def test_csv_has_one_line_per_row() -> None:
     lines = render_report(report, "csv").splitlines()
     assert lines[0].startswith("source,key,name,value")
     assert len(lines) == 1 + len(report.rows)
+
+
+def test_report_pools_counts_with_the_discrete_interval() -> None:
+    report = three_node_report()
+    pooled = next(r for r in report.rows if r.source == PARTNERSHIP_SOURCE)
+    assert pooled.ci_low is not None
+    assert pooled.ci_high is not None
+    assert pooled.value is not None
+    half_width = pooled.ci_high - pooled.value
+    assert half_width == exact_half_width([3.0, 4.0, 12.0])
+    assert half_width == pooled.value - pooled.ci_low
 
 
 def test_a_nodes_words_are_shown_as_written_never_as_markup_or_terminal_codes() -> None:

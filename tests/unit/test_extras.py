@@ -117,3 +117,10 @@ def test_npcs_node_data_commands_without_the_node_extra_name_the_install_command
         node_cli, ["init", str(tmp_path / "n"), "--name", "a", "--partnership", "p"]
     )
     assert init.exit_code == 0, init.output
+
+
+def test_the_health_probe_needs_no_node_extra() -> None:
+    from node.cli import NEEDS_NODE_EXTRA
+
+    assert "health" not in NEEDS_NODE_EXTRA
+    assert {"serve", "ingest", "status"} <= NEEDS_NODE_EXTRA

@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 from support_ledger import charge_request
 
 from kernel.keyfiles import (
@@ -27,7 +28,7 @@ from node.cli import cli
 from node.layout import NodePaths
 from node.node_ledger import ledger_origin, open_node_ledger
 from node.settings import load_settings
-from privacy import tlog
+from privacy import signed_note, tlog
 from privacy.ledger.entry import ChargeRequest, entry_from_canonical_bytes
 from privacy.tlog import SignedCheckpoint
 
@@ -150,6 +151,46 @@ def test_verify_checks_a_remembered_checkpoint(node_dir: Path, tmp_path: Path) -
     assert "first bad entry: 5" in output
 
 
+def test_verify_reads_checkpoints_in_both_note_formats(node_dir: Path, tmp_path: Path) -> None:
+    public_key = load_settings_key(node_dir)
+    with open_node_ledger(node_dir) as ledger:
+        signed = ledger.latest_checkpoint()
+    note = signed.to_text()
+    key_hash = signed_note.ed25519_key_hash(
+        signed.checkpoint.origin, tlog.raw_public_key(public_key)
+    )
+    assert base64.b64decode(note.rsplit(" ", 1)[1]) == key_hash + signed.signature  # C2SP
+    legacy = signed.checkpoint.to_text() + (
+        f"\n\u2014 {signed.checkpoint.origin} {base64.b64encode(signed.signature).decode()}\n"
+    )
+    for number, text in enumerate((note, legacy)):
+        memory = tmp_path / f"checkpoint-{number}.txt"
+        memory.write_text(text)
+        code, output = run("verify", str(node_dir), "--checkpoint", str(memory))
+        assert code == 0, output
+        assert "1 remembered checkpoint(s) consistent" in output
+
+
+def test_verify_refuses_a_checkpoint_whose_key_hash_names_another_key(
+    node_dir: Path, tmp_path: Path
+) -> None:
+    with open_node_ledger(node_dir) as ledger:
+        signed = ledger.latest_checkpoint()
+    other_hash = signed_note.ed25519_key_hash(
+        signed.checkpoint.origin, tlog.raw_public_key(generate_ed25519_key().public_key())
+    )
+    memory = tmp_path / "checkpoint.txt"
+    memory.write_text(SignedCheckpoint(signed.checkpoint, signed.signature, other_hash).to_text())
+    code, output = run("verify", str(node_dir), "--checkpoint", str(memory))
+    assert code == 1
+    assert f"remembered checkpoint of size {signed.checkpoint.size} has a bad signature" in output
+    assert f"key hash {other_hash.hex()} does not name the pinned ledger key" in output
+
+
+def load_settings_key(node_dir: Path) -> Ed25519PublicKey:
+    return public_key_from_pem(NodePaths(node_dir).ledger_public_key.read_bytes())
+
+
 def test_verify_with_a_foreign_key_fails(node_dir: Path, tmp_path: Path) -> None:
     other = tmp_path / "other.pub"
     write_public_file(other, public_key_pem(generate_ed25519_key().public_key()))
@@ -175,7 +216,11 @@ def test_export_json_holds_everything_an_auditor_needs(node_dir: Path) -> None:
     assert base64.b64decode(document["entries"][0]["answer"]) == b"answer 0"
     checkpoints = [SignedCheckpoint.from_text(item["text"]) for item in document["checkpoints"]]
     assert [signed.checkpoint.size for signed in checkpoints] == list(range(7))
+    key_hash = signed_note.ed25519_key_hash(document["origin"], tlog.raw_public_key(public_key))
+    raw_key = base64.b64encode(b"\x01" + tlog.raw_public_key(public_key)).decode()
+    assert document["note_verifier_key"] == f"{document['origin']}+{key_hash.hex()}+{raw_key}"
     for signed in checkpoints:
+        assert signed.key_hash == key_hash  # C2SP signature lines, naming the ledger key
         assert signed.verify(public_key)
         assert signed.checkpoint.root == tlog.root_from_leaf_hashes(
             leaves[: signed.checkpoint.size]

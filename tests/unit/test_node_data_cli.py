@@ -37,6 +37,12 @@ def test_synth_creates_a_minimal_node_folder_with_public_denominators(synth_node
     assert settings["partnership"] == "demo"
     assert settings["counties"] == ["c001", "c002"]
     assert settings["child_population"] == {"2022": 60000, "2023": 60000}
+    populations = json.loads((synth_node / "populations.json").read_text())
+    assert populations["source"].startswith("Synthetic")
+    for year in ("2022", "2023"):
+        for column in ("race_ethnicity", "sex"):
+            rows = [r for r in populations["rows"] if (r["year"], r["column"]) == (year, column)]
+            assert sum(r["population"] for r in rows) == 60000
 
 
 def test_status_json_lists_each_dataset_snapshot_with_local_only_dates(synth_node: Path) -> None:

@@ -245,7 +245,7 @@ class DatasetBudget(_message.Message):
     def __init__(self, dataset: _Optional[str] = ..., remaining_units: _Optional[int] = ..., remaining_rho: _Optional[str] = ...) -> None: ...
 
 class DescribeResponse(_message.Message):
-    __slots__ = ("node_name", "partnership", "schema_json", "schema_version", "policy", "remaining", "child_population", "ledger_public_key_pem", "latest_checkpoint", "opendp_version")
+    __slots__ = ("node_name", "partnership", "schema_json", "schema_version", "policy", "remaining", "child_population", "ledger_public_key_pem", "latest_checkpoint", "opendp_version", "group_populations", "population_source")
     class ChildPopulationEntry(_message.Message):
         __slots__ = ("key", "value")
         KEY_FIELD_NUMBER: _ClassVar[int]
@@ -263,6 +263,8 @@ class DescribeResponse(_message.Message):
     LEDGER_PUBLIC_KEY_PEM_FIELD_NUMBER: _ClassVar[int]
     LATEST_CHECKPOINT_FIELD_NUMBER: _ClassVar[int]
     OPENDP_VERSION_FIELD_NUMBER: _ClassVar[int]
+    GROUP_POPULATIONS_FIELD_NUMBER: _ClassVar[int]
+    POPULATION_SOURCE_FIELD_NUMBER: _ClassVar[int]
     node_name: str
     partnership: str
     schema_json: str
@@ -273,7 +275,21 @@ class DescribeResponse(_message.Message):
     ledger_public_key_pem: str
     latest_checkpoint: SignedCheckpoint
     opendp_version: str
-    def __init__(self, node_name: _Optional[str] = ..., partnership: _Optional[str] = ..., schema_json: _Optional[str] = ..., schema_version: _Optional[str] = ..., policy: _Optional[_Union[Policy, _Mapping]] = ..., remaining: _Optional[_Iterable[_Union[DatasetBudget, _Mapping]]] = ..., child_population: _Optional[_Mapping[str, int]] = ..., ledger_public_key_pem: _Optional[str] = ..., latest_checkpoint: _Optional[_Union[SignedCheckpoint, _Mapping]] = ..., opendp_version: _Optional[str] = ...) -> None: ...
+    group_populations: _containers.RepeatedCompositeFieldContainer[GroupPopulation]
+    population_source: str
+    def __init__(self, node_name: _Optional[str] = ..., partnership: _Optional[str] = ..., schema_json: _Optional[str] = ..., schema_version: _Optional[str] = ..., policy: _Optional[_Union[Policy, _Mapping]] = ..., remaining: _Optional[_Iterable[_Union[DatasetBudget, _Mapping]]] = ..., child_population: _Optional[_Mapping[str, int]] = ..., ledger_public_key_pem: _Optional[str] = ..., latest_checkpoint: _Optional[_Union[SignedCheckpoint, _Mapping]] = ..., opendp_version: _Optional[str] = ..., group_populations: _Optional[_Iterable[_Union[GroupPopulation, _Mapping]]] = ..., population_source: _Optional[str] = ...) -> None: ...
+
+class GroupPopulation(_message.Message):
+    __slots__ = ("year", "column", "value", "population")
+    YEAR_FIELD_NUMBER: _ClassVar[int]
+    COLUMN_FIELD_NUMBER: _ClassVar[int]
+    VALUE_FIELD_NUMBER: _ClassVar[int]
+    POPULATION_FIELD_NUMBER: _ClassVar[int]
+    year: str
+    column: str
+    value: str
+    population: int
+    def __init__(self, year: _Optional[str] = ..., column: _Optional[str] = ..., value: _Optional[str] = ..., population: _Optional[int] = ...) -> None: ...
 
 class GetCheckpointRequest(_message.Message):
     __slots__ = ()
