@@ -42,7 +42,8 @@ from typing import Any
 from kernel.keyfiles import load_ed25519_public_key
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # also the node servers' path
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "proto"))
 
 from support_node import (
     PARTNERSHIP,

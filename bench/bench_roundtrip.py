@@ -34,6 +34,7 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "proto"))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from bench_fanout import NodeServers, Stopwatch, check_answered, entry_for
@@ -67,7 +68,7 @@ def import_ms(stderr: str) -> float:
 
 def run(command: list[str], env: dict[str, str], tree: Path = ROOT) -> tuple[float, str]:
     started = time.perf_counter()
-    env = {**env, "PYTHONPATH": str(tree)}
+    env = {**env, "PYTHONPATH": os.pathsep.join([str(tree), str(tree / "proto")])}
     done = subprocess.run(command, env=env, cwd=tree, capture_output=True, text=True, check=False)
     wall = time.perf_counter() - started
     if done.returncode != 0:
