@@ -9,7 +9,10 @@ Measures, in one run on the same disk:
 
 Prints the results and writes them to bench/results/ledger.json. Not a test.
 
-    python bench/bench_ledger.py [--entries 100000] [--samples 2000] [--dir DIR]
+    python bench/bench_ledger.py [--entries 100000] [--samples 2000] [--dir DIR] [--high-water]
+
+`--high-water`: measured charges and writers also raise the node's high-water marker
+(one atomic, fsync'd file write per checkpoint, as `npcs-node serve` does).
 """
 
 from __future__ import annotations
@@ -28,6 +31,7 @@ from pathlib import Path
 from typing import Any
 
 from kernel.keyfiles import generate_ed25519_key, private_key_pem
+from node.high_water import HighWaterFile
 from privacy.epsilon import epsilon_for_rho_units
 from privacy.ledger.charging import new_entry
 from privacy.ledger.entry import ChargeRequest
@@ -128,11 +132,21 @@ def interleaved(
     return bare, charges
 
 
-def writer(path: str, key_pem: bytes, prefix: str, count: int, go: Event) -> None:
+def marker_store(path: Path, enabled: bool) -> HighWaterFile | None:
+    return HighWaterFile(path.with_name("ledger.high-water")) if enabled else None
+
+
+def writer(path: str, key_pem: bytes, prefix: str, count: int, go: Event, *, marker: bool) -> None:
     from cryptography.hazmat.primitives.serialization import load_pem_private_key
 
     key = load_pem_private_key(key_pem, password=None)
-    ledger = Ledger.open(Path(path), origin=ORIGIN, signing_key=key, policy=POLICY)  # type: ignore[arg-type]
+    ledger = Ledger.open(
+        Path(path),
+        origin=ORIGIN,
+        signing_key=key,  # type: ignore[arg-type]
+        policy=POLICY,
+        high_water=marker_store(Path(path), marker),
+    )
     epsilon_for_rho_units(COST_UNITS, ledger.delta)  # warm OpenDP before the clock starts
     go.wait()
     for number in range(count):
@@ -140,11 +154,17 @@ def writer(path: str, key_pem: bytes, prefix: str, count: int, go: Event) -> Non
     ledger.close()
 
 
-def throughput(path: Path, key_pem: bytes, processes: int, per_process: int, tag: str) -> float:
+def throughput(
+    path: Path, key_pem: bytes, processes: int, per_process: int, tag: str, *, marker: bool
+) -> float:
     context = multiprocessing.get_context("spawn")
     go = context.Event()
     workers = [
-        context.Process(target=writer, args=(str(path), key_pem, f"{tag}-{n}", per_process, go))
+        context.Process(
+            target=writer,
+            args=(str(path), key_pem, f"{tag}-{n}", per_process, go),
+            kwargs={"marker": marker},
+        )
         for n in range(processes)
     ]
     for process in workers:
@@ -165,6 +185,7 @@ def main() -> None:
     parser.add_argument("--samples", type=int, default=2000)
     parser.add_argument("--writes", type=int, default=2000, help="charges per throughput run")
     parser.add_argument("--dir", type=Path, default=None, help="where to put the ledger files")
+    parser.add_argument("--high-water", action="store_true", help="also raise the marker")
     args = parser.parse_args()
 
     with tempfile.TemporaryDirectory(dir=args.dir, prefix="bench-ledger-") as temporary:
@@ -181,6 +202,15 @@ def main() -> None:
         self_check_seconds = time.perf_counter() - started
         if not report.ok:
             raise SystemExit(f"self-check failed: {report.problems[:3]}")
+        if args.high_water:
+            ledger.close()
+            ledger = Ledger.open(
+                path,
+                origin=ORIGIN,
+                signing_key=key,
+                policy=POLICY,
+                high_water=marker_store(path, True),
+            )
         print(
             f"measuring {args.samples} charges at {ledger.size():,} entries, interleaved "
             "with bare SQLite WAL commits (synchronous=FULL) ...",
@@ -193,12 +223,15 @@ def main() -> None:
         ledger.close()
 
         print("throughput: 1 and 8 writer processes ...", flush=True)
-        one_writer = throughput(path, key_pem, 1, args.writes, "t1")
-        eight_writers = throughput(path, key_pem, 8, max(args.writes // 8, 1), "t8")
+        one_writer = throughput(path, key_pem, 1, args.writes, "t1", marker=args.high_water)
+        eight_writers = throughput(
+            path, key_pem, 8, max(args.writes // 8, 1), "t8", marker=args.high_water
+        )
 
     baseline_p50 = statistics.median(baseline)
     charge_p50 = statistics.median(latencies)
     results: dict[str, Any] = {
+        "high_water_marker": args.high_water,
         "entries_before_measurement": args.entries,
         "entries_after": size_after,
         "samples": args.samples,
@@ -221,8 +254,9 @@ def main() -> None:
         "sqlite": sqlite3.sqlite_version,
         "opendp": opendp_version(),
     }
-    RESULTS.parent.mkdir(exist_ok=True)
-    RESULTS.write_text(json.dumps(results, indent=2) + "\n")
+    written = RESULTS.with_stem("ledger-high-water") if args.high_water else RESULTS
+    written.parent.mkdir(exist_ok=True)
+    written.write_text(json.dumps(results, indent=2) + "\n")
     print()
     print(f"bare SQLite WAL commit (fsync): p50 {baseline_p50 * 1e3:.3f} ms, "
           f"p99 {results['baseline_sqlite_wal_commit_ms']['p99']:.3f} ms")  # fmt: skip
@@ -232,7 +266,7 @@ def main() -> None:
     print(f"ratio charge p50 / bare commit p50: {results['charge_p50_over_baseline_p50']:.1f}x")
     print(f"charges per second: 1 writer {one_writer:,.0f}, 8 writers {eight_writers:,.0f}")
     print(f"self-check at {args.entries:,} entries: {self_check_seconds:.2f} s")
-    print(f"wrote {RESULTS}")
+    print(f"wrote {written}")
 
 
 if __name__ == "__main__":

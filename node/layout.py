@@ -47,6 +47,12 @@ class NodePaths:
         return self.keys_dir / "ledger.pub"
 
     @property
+    def ledger_high_water(self) -> Path:
+        """The largest checkpoint the node ever signed, signed again (beside the keys,
+        not in the ledger folder, so restoring that folder cannot roll it back)."""
+        return self.keys_dir / "ledger.high-water"
+
+    @property
     def populations_file(self) -> Path:
         """Public child populations by year and group (`npcs-node population import`)."""
         return self.root / "populations.json"

@@ -19,6 +19,7 @@ from kernel.messages import PolicyView
 from kernel.signing import RequestEnvelope, signed_request_from_bytes, verify_signature
 from privacy.budget import format_rho
 from privacy.ledger.entry import LedgerEntry
+from privacy.ledger.genesis import GenesisFormatError, is_genesis, read_reset
 from privacy.policy import BudgetPolicy
 from privacy.release import Release
 
@@ -28,6 +29,9 @@ def check_charges(entries: Iterable[LedgerEntry], node: str, findings: Findings)
     verified = 0
     for entry in entries:
         where = f"entry {entry.seq} (query_id {entry.query_id})"
+        if is_genesis(entry):
+            _report_reset(entry, where, findings)
+            continue
         if hashlib.sha256(entry.canonical_query).hexdigest() != entry.query_hash:
             findings.fail(f"{where}: query_hash is not the hash of the recorded query")
         _check_recorded_release(entry, node, where, findings)
@@ -59,6 +63,26 @@ def check_charges(entries: Iterable[LedgerEntry], node: str, findings: Findings)
             )
         verified += 1
     return verified
+
+
+def _report_reset(entry: LedgerEntry, where: str, findings: Findings) -> None:
+    """A genesis entry (`npcs-node ledger reset`): a warning naming the old ledger."""
+    if entry.seq != 0:
+        findings.fail(f"{where}: a ledger-reset genesis entry that is not the first entry")
+        return
+    try:
+        reset = read_reset(entry)
+    except GenesisFormatError as exc:
+        findings.fail(f"{where}: {exc}")
+        return
+    previous = reset.previous.checkpoint
+    findings.warn(
+        f"{where}: this ledger was started anew by `npcs-node ledger reset` at "
+        f"{entry.time[:19]}; it replaces a ledger whose last known checkpoint had size "
+        f"{previous.size} (root {previous.root.hex()[:16]}...). Charges recorded there are "
+        f"not in this ledger: ask the operator for the archived copy "
+        f"({reset.archived_as or 'none: the old file was missing'}) and check it"
+    )
 
 
 def _signed_envelope(entry: LedgerEntry, where: str, findings: Findings) -> RequestEnvelope | None:

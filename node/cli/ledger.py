@@ -22,7 +22,7 @@ NODE_DIR = click.Path(exists=True, file_okay=False, path_type=Path)
 
 @click.group(name="ledger")
 def command() -> None:
-    """Show, verify or export this node's privacy-budget ledger."""
+    """Show, verify, export or (on purpose, recorded) reset this node's ledger."""
 
 
 @command.command()
@@ -169,6 +169,44 @@ def verify(node_dir: Path, public_key: Path | None, checkpoint_files: tuple[Path
         f"ledger OK: {report.size} entries, root {report.root.hex()}, "
         f"signed by key {tlog.key_fingerprint(key)[:16]}"
         + (f", {len(remembered)} remembered checkpoint(s) consistent" if remembered else "")
+    )
+
+
+@command.command()
+@click.argument("node_dir", type=NODE_DIR)
+@click.option(
+    "--i-understand-this-is-recorded",
+    "understood",
+    is_flag=True,
+    help="Required: the new ledger's first entry names the old ledger's last checkpoint.",
+)
+def reset(node_dir: Path, understood: bool) -> None:
+    """Start a new ledger on purpose, with the node stopped.
+
+    Use only when the ledger is truly lost (the node refuses to start on a missing,
+    truncated or restored ledger). The old ledger file is moved to ledger/archive/; the
+    new ledger's genesis entry names the last checkpoint this node signed, and every
+    `npcs audit` of this node reports it.
+    """
+    from node.ledger_reset import reset_ledger
+    from node.serve_lock import NodeAlreadyServingError
+    from privacy.ledger.errors import LedgerFault
+
+    if not understood:
+        raise click.UsageError(
+            "a reset starts a new ledger and is recorded for the partnership's auditors; "
+            "rerun with --i-understand-this-is-recorded if that is what you want"
+        )
+    try:
+        outcome = reset_ledger(node_dir)
+    except (LedgerFault, NodeAlreadyServingError, OSError, ValueError) as exc:
+        raise click.ClickException(f"ledger not reset: {exc}") from exc
+    previous = outcome.previous.checkpoint
+    if outcome.archived_as is not None:
+        click.echo(f"archived the old ledger as {outcome.archived_as}")
+    click.echo(
+        f"started a new ledger; its genesis entry names the last known checkpoint: "
+        f"size {previous.size}, root {previous.root.hex()}. Auditors will see this reset."
     )
 
 

@@ -39,6 +39,7 @@ PORT_FILE = "serve.port"
 )
 def command(root: Path, host: str | None, port: int | None, grace: float | None) -> None:
     """Serve the node in DIR over mTLS (no insecure port) until SIGTERM or Ctrl-C."""
+    from node.high_water import LedgerRolledBack
     from node.permissions import check_node_permissions
     from node.security import MissingCredentialsError
     from node.server import ServerOptions, configure_logging, running_node
@@ -78,6 +79,8 @@ def command(root: Path, host: str | None, port: int | None, grace: float | None)
             click.echo("stopping: letting in-flight calls finish", err=True)
     except (MissingCredentialsError, OSError) as exc:
         raise click.ClickException(str(exc)) from exc
+    except LedgerRolledBack as exc:
+        raise click.ClickException(f"the ledger was rolled back: {exc}") from exc
     finally:
         port_file.unlink(missing_ok=True)
         for sig, handler in previous.items():

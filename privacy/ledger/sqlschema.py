@@ -153,3 +153,16 @@ def entry_from_row(row: Sequence[Any]) -> LedgerEntry:
     if values["signed_request"] is not None:
         values["signed_request"] = bytes(values["signed_request"])
     return LedgerEntry(**values)
+
+
+def require_same_identity(meta: dict[str, str], path: Path, origin: str, fingerprint: str) -> None:
+    """Refuse a ledger made with another origin or another ledger key."""
+    if meta.get("origin") != origin:
+        raise LedgerFault(
+            f"the ledger at {path} belongs to origin {meta.get('origin')!r}, not {origin!r}"
+        )
+    if meta.get("key_fingerprint") != fingerprint:
+        raise LedgerFault(
+            f"the ledger at {path} was signed with ledger key "
+            f"{meta.get('key_fingerprint')}, but this node's key is {fingerprint}"
+        )

@@ -33,6 +33,7 @@ from privacy.ledger.entry import (
     Receipt,
 )
 from privacy.ledger.errors import LedgerError, LedgerFault, ReleaseFailed
+from privacy.ledger.high_water import HighWaterStore, raise_high_water, with_high_water
 from privacy.ledger.reader import LedgerReader
 from privacy.ledger.sqlschema import (
     INSERT_ENTRY,
@@ -41,6 +42,7 @@ from privacy.ledger.sqlschema import (
     connect,
     create_schema,
     entry_from_row,
+    require_same_identity,
 )
 from privacy.ledger.verifier import SelfCheckReport
 from privacy.policy import BudgetPolicy
@@ -60,8 +62,10 @@ class Ledger(LedgerReader):
         signing_key: Ed25519PrivateKey,
         policy: BudgetPolicy,
         delta: str,
+        high_water: HighWaterStore | None = None,
     ) -> None:
         super().__init__(connection, path)
+        self._high_water = high_water
         self._origin = origin
         self._key = signing_key
         self._public_key = signing_key.public_key()
@@ -100,14 +104,21 @@ class Ledger(LedgerReader):
         signing_key: Ed25519PrivateKey,
         policy: BudgetPolicy,
         delta: str = "1e-9",
+        high_water: HighWaterStore | None = None,
     ) -> Ledger:
         """Open (creating if needed) the ledger at `path`; refuse one made with another
-        origin or key. Run `self_check()` before serving from it."""
+        origin or key. Run `self_check()` before serving; `high_water`: see its module."""
         Checkpoint(origin, 0, tlog.EMPTY_ROOT)  # validates the origin
         float(delta)
         path.parent.mkdir(parents=True, exist_ok=True)
         ledger = cls(
-            connect(path), path, origin=origin, signing_key=signing_key, policy=policy, delta=delta
+            connect(path),
+            path,
+            origin=origin,
+            signing_key=signing_key,
+            policy=policy,
+            delta=delta,
+            high_water=high_water,
         )
         try:
             ledger._initialise()
@@ -134,7 +145,7 @@ class Ledger(LedgerReader):
                 if not meta:
                     self._create_meta(fingerprint)
                 else:
-                    self._check_meta(meta, fingerprint)
+                    require_same_identity(meta, self._path, self._origin, fingerprint)
                 self._commit()
             except BaseException:
                 self._rollback()
@@ -150,18 +161,6 @@ class Ledger(LedgerReader):
         ):
             self._conn.execute("INSERT INTO meta (key, value) VALUES (?, ?)", (key, value))
         self._store_checkpoint(Checkpoint(self._origin, 0, tlog.EMPTY_ROOT).sign(self._key))
-
-    def _check_meta(self, meta: dict[str, str], fingerprint: str) -> None:
-        if meta.get("origin") != self._origin:
-            raise LedgerFault(
-                f"the ledger at {self._path} belongs to origin {meta.get('origin')!r}, "
-                f"not {self._origin!r}"
-            )
-        if meta.get("key_fingerprint") != fingerprint:
-            raise LedgerFault(
-                f"the ledger at {self._path} was signed with ledger key "
-                f"{meta.get('key_fingerprint')}, but this node's key is {fingerprint}"
-            )
 
     # -- transactions
 
@@ -240,6 +239,7 @@ class Ledger(LedgerReader):
                 )
                 receipt = self._append(entry)
                 self._commit()
+                raise_high_water(self._high_water, receipt.checkpoint, self._key)
             except LedgerError:
                 self._rollback()
                 raise
@@ -388,7 +388,8 @@ class Ledger(LedgerReader):
     def self_check(self) -> SelfCheckReport:
         """Start-up check: integrity, recomputed root = last signed checkpoint (signed by
         this node's key), totals = sums of charges. A node must not serve if it fails."""
-        return self.verify(self._public_key, all_signatures=False)
+        report = self.verify(self._public_key, all_signatures=False)
+        return with_high_water(report, self._high_water, self, self._public_key)
 
     def require_sound(self) -> None:
         report = self.self_check()
