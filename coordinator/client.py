@@ -125,6 +125,14 @@ class NodeClient:
                 explain_rpc_error(error, address=self.entry.address, timeout=self.timeout)
             ) from error
 
+    def _await(self, call: grpc.Future) -> object:  # type: ignore[type-arg]
+        try:
+            return call.result()
+        except grpc.RpcError as error:
+            raise NodeCallError(
+                explain_rpc_error(error, address=self.entry.address, timeout=self.timeout)
+            ) from error
+
     def serving(self) -> bool:
         """The node's own verdict on its health (grpc.health.v1): False when NOT_SERVING,
         as after a failed ledger self-check."""
@@ -150,6 +158,22 @@ class NodeClient:
         response = self._call("Preview", pb.PreviewRequest(query=query_to_proto(spec)))
         assert isinstance(response, pb.PreviewResponse)
         return preview_from_proto(response)
+
+    def describe_and_preview(self, spec: QuerySpec) -> tuple[NodeDescription, PreviewResult]:
+        """Describe and Preview in one round trip: neither depends on the other, so both
+        are sent at once on the channel before either answer is awaited."""
+        describing = self._stub.Describe.future(pb.DescribeRequest(), timeout=self.timeout)
+        previewing = self._stub.Preview.future(
+            pb.PreviewRequest(query=query_to_proto(spec)), timeout=self.timeout
+        )
+        try:
+            described = self._await(describing)
+            previewed = self._await(previewing)
+        finally:
+            previewing.cancel()  # type: ignore[no-untyped-call]  # no-op once answered
+        assert isinstance(described, pb.DescribeResponse)
+        assert isinstance(previewed, pb.PreviewResponse)
+        return describe_from_proto(described), preview_from_proto(previewed)
 
     def query(self, spec: QuerySpec, cost_units: int) -> QueryAnswer:
         """One signed Query. A retry calls this again with the same spec (same query_id):

@@ -1,8 +1,9 @@
 """Ask several nodes at once; each node's failure is its own, the others still answer.
 
 One thread per node (calls are I/O bound and nodes are few: tens, not thousands), each
-with its own deadline per call. A query to one node is Describe (ledger key, public
-populations) -> Preview (the exact cost, which the analyst then signs) -> Query.
+with its own deadline per call. A query to one node is two sequential round trips:
+Describe (ledger key, public populations) and Preview (the exact cost, which the analyst
+then signs), sent together, then the signed Query.
 A Query that fails in a way a retry may fix (unreachable, deadline) is retried with the
 same query_id: if the node had recorded it, it answers from its ledger, byte-identical
 and without a new charge.
@@ -96,13 +97,12 @@ def query_node(
     spec: QuerySpec,
     settings: FanoutSettings,
 ) -> NodeQueryResult:
-    """Describe, Preview, then a signed Query (retried with the same query_id)."""
+    """Describe and Preview at once, then a signed Query (retried with the same query_id)."""
     with NodeClient(
         entry, credentials, timeout=settings.timeout, interceptors=settings.interceptors
     ) as client:
         try:
-            description = client.describe()
-            preview = client.preview(spec)
+            description, preview = client.describe_and_preview(spec)
         except NodeCallError as failure:
             return NodeQueryResult(entry=entry, problem=failure.problem, attempts=1)
         ledger_key, key_problem = _ledger_key(description, entry)

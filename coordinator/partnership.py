@@ -33,7 +33,6 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-from kernel import tomlfile
 from kernel.identity import IdentityError, check_fingerprint, check_name
 
 FORMAT_VERSION = 1
@@ -232,11 +231,15 @@ _HEADER = (
 
 def render_toml(partnership: Partnership) -> str:
     """The canonical text of partnership.toml."""
+    from kernel import tomlfile  # tomlkit: only for writing, which queries never do
+
     return tomlfile.render_toml(_values(partnership), header=_HEADER)
 
 
 def save_partnership(partnership: Partnership, path: Path) -> None:
     """Write partnership.toml atomically: a reader sees the old registry or the new one."""
+    from kernel import tomlfile
+
     tomlfile.write_toml(path, _values(partnership), header=_HEADER)
 
 

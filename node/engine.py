@@ -21,7 +21,7 @@ import json
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass
-from functools import cached_property
+from functools import cached_property, partial
 from importlib.metadata import version
 from typing import ClassVar
 
@@ -45,6 +45,7 @@ from kernel.signing import (
 from node.health import LedgerHealth
 from node.layout import NodePaths
 from node.node_ledger import budget_policy
+from node.plan_cache import PlanCache, PlanKey
 from node.populations import load_populations
 from node.settings import NodeSettings
 from node.snapshot_checks import SnapshotIntegrityError
@@ -108,6 +109,7 @@ class QueryEngine:
         self._replay_guard = replay_guard or ReplayGuard()
         self._clock = clock
         self._health = LedgerHealth(ledger)
+        self.plans = PlanCache()  # Preview's plan, reused by its Query (node.plan_cache)
         self.run_self_check()
 
     # -- health (see node.health)
@@ -124,8 +126,6 @@ class QueryEngine:
         """Call `listener(healthy)` whenever the engine's health is decided (e.g. to
         publish it on the gRPC health service). Called on the thread that decided it."""
         self._health.add_listener(listener)
-
-    # -- public facts
 
     @property
     def schema(self) -> Schema:
@@ -178,8 +178,6 @@ class QueryEngine:
             opendp_version=self.opendp_version,
             group_populations=load_populations(self._paths),
         )
-
-    # -- queries
 
     def preview(self, spec: QuerySpec, caller: Identity) -> PreviewResult:
         """Cost and expected accuracy of a query: no release, no charge, no signature."""
@@ -299,7 +297,8 @@ class QueryEngine:
             raise DatasetUnavailableError(
                 f"node {self._settings.name!r} has no {spec.dataset!r} data loaded yet"
             )
-        return plan_query(validated, self._schema, snapshot.path), snapshot
+        build = partial(plan_query, validated, self._schema, snapshot.path)
+        return self.plans.plan(PlanKey(spec.query_hash(), snapshot.snapshot_id), build), snapshot
 
     @cached_property
     def _limits(self) -> QueryLimits:
@@ -309,9 +308,7 @@ class QueryEngine:
             max_release_bytes=MAX_RELEASE_BYTES,
         )
 
-    # -- auditing
-
-    # Auditing reads use the ledger's snapshot reader: they never wait for a charge.
+    # -- auditing (on the ledger's snapshot reader: never waits for a charge)
 
     def latest_checkpoint(self) -> tlog.SignedCheckpoint:
         with self._health.watching("checkpoint"):

@@ -56,7 +56,7 @@ import functools
 import itertools
 import math
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import date
 from fractions import Fraction
 from pathlib import Path
@@ -157,6 +157,11 @@ class QueryPlan:
     @property
     def rho(self) -> float:
         return self.cost_units / 1_000_000
+
+    def unreleased_copy(self) -> QueryPlan:
+        """The same measurement, cost and accuracy, not yet released (for a plan cache:
+        the measurement is reusable, and each copy draws its own noise once)."""
+        return replace(self, _released=[])
 
     def release(
         self, *, node: str, snapshot_id: str, suppress_below: float | None = None

@@ -11,7 +11,7 @@ import socket
 import uuid
 from collections.abc import Callable, Iterator
 from contextlib import ExitStack
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -437,6 +437,81 @@ def test_pooled_intervals_of_real_releases_cover_the_true_totals(
     assert trials == 200
     # 4 standard errors around 0.95 (fixed alpha ~ 6e-5): [0.89, 1.0]
     assert abs(covered / trials - 0.95) <= 4 * (0.95 * 0.05 / trials) ** 0.5
+
+
+class RecordRoundTrips(grpc.UnaryUnaryClientInterceptor):  # type: ignore[type-arg]
+    """For each call, when it was sent: the methods whose answers had been read by then."""
+
+    def __init__(self) -> None:
+        self.read: list[str] = []
+        self.sent: list[tuple[str, tuple[str, ...]]] = []
+
+    def intercept_unary_unary(self, continuation: Any, details: Any, request: Any) -> Any:
+        method = details.method.rsplit("/", 1)[1]
+        self.sent.append((method, tuple(self.read)))
+        return _ReadRecorder(continuation(details, request), method, self.read)
+
+
+class _ReadRecorder:
+    def __init__(self, call: Any, method: str, read: list[str]) -> None:
+        self._call, self._method, self._read = call, method, read
+
+    def result(self, timeout: float | None = None) -> Any:
+        outcome = self._call.result(timeout)
+        self._read.append(self._method)
+        return outcome
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._call, name)
+
+
+def test_a_node_query_is_two_sequential_round_trips_with_every_check_kept(
+    partnership: Partnership,
+) -> None:
+    config = load_partnership(partnership.config)
+    credentials = ClientCredentials.load(config.identity)
+    recorder = RecordRoundTrips()
+    spec = QuerySpec(
+        query_id=uuid.uuid4(),
+        dataset="incidents",
+        statistic=Statistic.COUNT,
+        privacy=PrivacyLoss(rho=Decimal("0.01")),
+        purpose="round trips",
+    )
+    result = query_node(
+        config.node("a"), credentials, spec, FanoutSettings(interceptors=(recorder,))
+    )
+    # Describe and Preview leave together; the signed Query waits for both answers.
+    assert recorder.sent == [
+        ("Describe", ()),
+        ("Preview", ()),
+        ("Query", ("Describe", "Preview")),
+    ]
+    assert result.answer is not None
+    assert result.receipt is not None
+    assert result.receipt.verified  # receipt checked against the pinned ledger key
+    assert result.description is not None
+    assert result.cost_units == 10_000
+
+
+def test_a_node_whose_ledger_key_is_not_the_pinned_one_is_still_flagged(
+    partnership: Partnership,
+) -> None:
+    config = load_partnership(partnership.config)
+    credentials = ClientCredentials.load(config.identity)
+    entry = replace(config.node("a"), ledger_key_fingerprint="0" * 64)
+    spec = QuerySpec(
+        query_id=uuid.uuid4(),
+        dataset="incidents",
+        statistic=Statistic.COUNT,
+        privacy=PrivacyLoss(rho=Decimal("0.01")),
+        purpose="pinning",
+    )
+    result = query_node(entry, credentials, spec, FanoutSettings())
+    assert result.receipt is not None
+    assert not result.receipt.verified
+    assert result.ledger_key_problem is not None
+    assert "pins" in result.ledger_key_problem
 
 
 def test_rates_by_race_over_real_nodes_use_each_nodes_group_population(

@@ -1,0 +1,154 @@
+"""One `npcs query` to one real node: wall time, import time and round trips.
+
+Builds a partnership with one node (a little synthetic `incidents` data), serves it from
+a child process on 127.0.0.1 over real mTLS, writes a partnership.toml and measures,
+interleaved over `--runs`:
+
+- `npcs query count incidents --rho 0.01` as a fresh process (what the analyst waits for);
+- the same command under `python -X importtime`: the imports it loads, summed;
+- `python -X importtime -c "from coordinator.cli import main"` (what every command pays);
+- in this process, warm: `coordinator.fanout.query_node` to the node (the round trips
+  alone, without start-up).
+
+`--baseline-tree DIR` (an unpacked earlier commit, e.g. `git archive REV | tar -x -C DIR`)
+also runs that tree's `npcs query` against the same node in every run, interleaved, so
+machine load hits both alike. Prints medians and writes bench/results/roundtrip.json.
+Not a test. Target (issue 12): one `npcs query` to 1 node <= 0.3 s wall.
+
+    python bench/bench_roundtrip.py [--runs 9] [--baseline-tree DIR]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "proto"))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from bench_fanout import NodeServers, Stopwatch, check_answered, entry_for
+from support_node import PARTNERSHIP, count_spec, make_node_world
+
+from coordinator.client import ClientCredentials
+from coordinator.fanout import FanoutSettings, query_node
+from coordinator.partnership import IdentityFiles, Partnership, save_partnership
+
+ROOT = Path(__file__).resolve().parents[1]
+RESULTS = Path(__file__).with_name("results") / "roundtrip.json"
+TARGET_SECONDS = 0.3
+CLI = [sys.executable, "-c", "from coordinator.cli import main; main()"]
+QUERY_ARGS = ["query", "count", "incidents", "--rho", "0.01", "--purpose", "bench"]
+QUERY_ARGS += ["--format", "json"]
+IMPORT_MAIN = "from coordinator.cli import main"
+
+
+def import_ms(stderr: str) -> float:
+    """Sum of the top-level cumulative times in a `-X importtime` report, in ms."""
+    total_us = 0
+    for line in stderr.splitlines():
+        parts = line.split("|")
+        if not line.startswith("import time:") or len(parts) != 3 or "cumulative" in line:
+            continue
+        if parts[2].startswith("  "):
+            continue  # nested import: already inside its parent's cumulative time
+        total_us += int(parts[1])
+    return total_us / 1000
+
+
+def run(command: list[str], env: dict[str, str], tree: Path = ROOT) -> tuple[float, str]:
+    started = time.perf_counter()
+    env = {**env, "PYTHONPATH": os.pathsep.join([str(tree), str(tree / "proto")])}
+    done = subprocess.run(command, env=env, cwd=tree, capture_output=True, text=True, check=False)
+    wall = time.perf_counter() - started
+    if done.returncode != 0:
+        raise RuntimeError(f"{command[3:]} failed:\n{done.stdout}\n{done.stderr}")
+    return wall, done.stderr
+
+
+def summary(values: list[float]) -> dict[str, float]:
+    return {
+        "median": round(statistics.median(values), 1),
+        "min": round(min(values), 1),
+        "max": round(max(values), 1),
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--runs", type=int, default=9)
+    parser.add_argument("--baseline-tree", type=Path)
+    args = parser.parse_args()
+    runs, baseline = args.runs, args.baseline_tree
+    with tempfile.TemporaryDirectory(prefix="bench-roundtrip-") as scratch:
+        root = Path(scratch)
+        world = make_node_world(root, node_name="n00", children=2_000)
+        identity = IdentityFiles(
+            ca_certificate=world.alice.ca_cert,
+            certificate=world.alice.tls_cert,
+            tls_key=world.alice.tls_key,
+            signing_key=world.alice.signing_key,
+        )
+        with NodeServers([world.node], 1) as addresses:
+            entry = entry_for("n00", world.node, addresses[0])
+            config = root / "partnership.toml"
+            save_partnership(Partnership(PARTNERSHIP, identity, (entry,)), config)
+            env = {**os.environ, "NPCS_CONFIG": str(config), "NPCS_DATA_DIR": str(root / "data")}
+            credentials = ClientCredentials.load(identity)
+            settings = FanoutSettings()
+            run([*CLI, *QUERY_ARGS], env)  # warm: file cache, the node's first plan
+            check_answered([query_node(entry, credentials, count_spec(), settings)])
+            measured: dict[str, list[float]] = {
+                key: [] for key in ("cli_query_ms", "cli_query_imports_ms", "cli_main_imports_ms")
+            }
+            measured["query_node_ms"] = []
+            if baseline is not None:
+                measured["baseline_cli_query_ms"] = []
+                run([*CLI, *QUERY_ARGS], env, baseline)  # warm its file cache too
+            for _ in range(runs):
+                wall, _ = run([*CLI, *QUERY_ARGS], env)
+                measured["cli_query_ms"].append(wall * 1000)
+                if baseline is not None:
+                    wall, _ = run([*CLI, *QUERY_ARGS], env, baseline)
+                    measured["baseline_cli_query_ms"].append(wall * 1000)
+                _, report = run([CLI[0], "-X", "importtime", *CLI[1:], *QUERY_ARGS], env)
+                measured["cli_query_imports_ms"].append(import_ms(report))
+                _, report = run([CLI[0], "-X", "importtime", "-c", IMPORT_MAIN], env)
+                measured["cli_main_imports_ms"].append(import_ms(report))
+                with Stopwatch() as trip:
+                    result = query_node(entry, credentials, count_spec(), settings)
+                check_answered([result])
+                measured["query_node_ms"].append(trip.wall_ms)
+    results: dict[str, Any] = {
+        "benchmark": "one `npcs query count` to 1 node over loopback mTLS",
+        "runs": runs,
+        **{key: summary(values) for key, values in measured.items()},
+        "baseline_tree": str(baseline) if baseline else None,
+        "target_s": TARGET_SECONDS,
+        "meets_target": statistics.median(measured["cli_query_ms"]) <= TARGET_SECONDS * 1000,
+        "cores": os.cpu_count(),
+        "load_average": os.getloadavg()[0],
+        "python": platform.python_version(),
+        "machine": platform.machine(),
+    }
+    RESULTS.parent.mkdir(parents=True, exist_ok=True)
+    RESULTS.write_text(json.dumps(results, indent=2) + "\n", encoding="utf-8")
+    for key in measured:
+        print(f"{key:22s} median {results[key]['median']:7.1f} ms  "
+              f"(min {results[key]['min']:.1f}, max {results[key]['max']:.1f})")  # fmt: skip
+    verdict = "met" if results["meets_target"] else "NOT met"
+    print(f"target npcs query <= {TARGET_SECONDS * 1000:.0f} ms: {verdict}; wrote {RESULTS}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,51 @@
+"""`npcs query` loads only what a query uses (issue 12): checked in a fresh interpreter."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[2]
+
+QUERY_PATH = (
+    "coordinator.cli",
+    "coordinator.cli.query",
+    "coordinator.cli.progress",
+    "coordinator.cli.query_args",
+    "coordinator.session",
+    "coordinator.querying",
+    "coordinator.cli.render",
+)
+"""Every module `npcs query` (without --plot or --dry-run) imports before it asks a node."""
+
+NOT_FOR_A_QUERY = (
+    "tomlkit",  # writing TOML: partnership and CA setup only
+    "polars",
+    "opendp",
+    "pyarrow",
+    "numpy",
+    "matplotlib",
+    "sqlalchemy",
+    "coordinator.charts",
+    "coordinator.demo",
+    "coordinator.ca",
+    "coordinator.audit",
+)
+
+_PROBE = """
+import importlib, json, sys
+for name in {modules!r}:
+    importlib.import_module(name)
+print(json.dumps(sorted(name for name in {unwanted!r} if name in sys.modules)))
+"""
+
+
+def test_the_query_command_path_loads_no_module_a_query_does_not_use() -> None:
+    code = _PROBE.format(modules=QUERY_PATH, unwanted=NOT_FOR_A_QUERY)
+    completed = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=False, cwd=REPO
+    )
+    assert completed.returncode == 0, completed.stderr
+    assert json.loads(completed.stdout) == []
