@@ -33,7 +33,6 @@ from typing import Any
 
 import polars as pl
 
-from coordinator.cli.query_args import build_query
 from coordinator.demo.questions import FIRST_YEAR, LAST_YEAR, QUESTIONS, Question
 from node.layout import NodePaths
 from node.store import DataStore
@@ -43,7 +42,7 @@ from privacy.budget import rho_to_units_ceil
 from privacy.centring import mean_centre
 from privacy.opendp_setup import opendp
 from privacy.plan import _frame_domain, _query_columns, _scan, _shaped_plan, exact_plan, plan_query
-from privacy.query import QuerySpec, Statistic
+from privacy.query import Statistic
 from privacy.schema import PARTNERSHIP_SCHEMA, Schema
 from privacy.validate import QueryLimits, ValidatedQuery, validate_query
 
@@ -68,20 +67,6 @@ Draw = Callable[[], dict[Cell, tuple[float, float]]]
 class Measured:
     half_width: float
     rmse: float
-
-
-def spec_of(question: Question) -> QuerySpec:
-    return build_query(
-        statistic=question.statistic,
-        dataset=question.dataset,
-        column=question.column,
-        by=question.by,
-        where=question.where,
-        date_from=str(FIRST_YEAR),
-        date_to=str(LAST_YEAR),
-        rho=question.rho,
-        purpose=question.purpose,
-    )
 
 
 def value_name(query: ValidatedQuery) -> str:
@@ -285,8 +270,8 @@ def main() -> None:
         for question, store, schema, label in cases:
             workers = store.current("workforce_years")
             old_question = BASELINE_SEPARATIONS if question.key == "separations" else question
-            new = validate_query(spec_of(question), schema, LIMITS)
-            old = validate_query(spec_of(old_question), schema, LIMITS)
+            new = validate_query(question.spec(), schema, LIMITS)
+            old = validate_query(old_question.spec(), schema, LIMITS)
             new_path = store.current(new.dataset.name)
             old_path = store.current(old.dataset.name)
             assert new_path is not None

@@ -20,6 +20,7 @@ from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
+from coordinator.partnership import IdentityFiles
 from kernel.identity import (
     Identity,
     IdentityError,
@@ -87,6 +88,15 @@ class CredentialPaths:
     """A person's credentials folder, as `npcs ca issue` writes it (the client reads it)."""
 
     root: Path
+
+    def identity_files(self) -> IdentityFiles:
+        """These credentials as a partnership registry's `[identity]` section names them."""
+        return IdentityFiles(
+            ca_certificate=self.ca_cert,
+            certificate=self.tls_cert,
+            tls_key=self.tls_key,
+            signing_key=self.signing_key,
+        )
 
     @property
     def tls_key(self) -> Path:

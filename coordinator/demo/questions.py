@@ -7,6 +7,10 @@ exactly what the command line would; `coordinator.demo.showcase` shows the answe
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from privacy.query import QuerySpec
 
 FIRST_YEAR, LAST_YEAR = 2019, 2024
 
@@ -23,6 +27,22 @@ class Question:
     rho: str
     purpose: str
     where: str | None = None
+
+    def spec(self) -> QuerySpec:
+        """The query, parsed exactly as `npcs query` parses its arguments."""
+        from coordinator.cli.query_args import build_query
+
+        return build_query(
+            statistic=self.statistic,
+            dataset=self.dataset,
+            column=self.column,
+            by=self.by,
+            where=self.where,
+            date_from=str(FIRST_YEAR),
+            date_to=str(LAST_YEAR),
+            rho=self.rho,
+            purpose=self.purpose,
+        )
 
     def command_line(self) -> str:
         parts = ["npcs query", self.statistic, self.dataset]

@@ -12,8 +12,8 @@ from coordinator.audit.memory import open_audit_memory
 from coordinator.audit.report import AuditReport
 from coordinator.audit.run import audit_partnership
 from coordinator.demo.processes import DemoError
-from coordinator.demo.questions import FIRST_YEAR, LAST_YEAR, Question
-from coordinator.demo.setup import AUDITOR, PARTNERSHIP, Layout, identity_files
+from coordinator.demo.questions import Question
+from coordinator.demo.setup import AUDITOR, PARTNERSHIP, Layout
 from coordinator.partnership import Partnership
 from coordinator.report import Report
 from coordinator.session import Session
@@ -40,20 +40,9 @@ def ask(session: Session, question: Question) -> Report:
 
     from coordinator.cli.progress import node_progress
     from coordinator.cli.query import query_line
-    from coordinator.cli.query_args import build_query
     from coordinator.querying import run_query
 
-    spec = build_query(
-        statistic=question.statistic,
-        dataset=question.dataset,
-        column=question.column,
-        by=question.by,
-        where=question.where,
-        date_from=str(FIRST_YEAR),
-        date_to=str(LAST_YEAR),
-        rho=question.rho,
-        purpose=question.purpose,
-    )
+    spec = question.spec()
     entries = session.partnership.nodes
     with node_progress(f"asking {len(entries)} node(s)", len(entries), query_line) as on_done:
         run = run_query(session, entries, spec, on_done=on_done)
@@ -78,7 +67,7 @@ class AuditorRun:
 
         self.partnership = Partnership(
             name=partnership.name,
-            identity=identity_files(layout.auditor),
+            identity=layout.auditor.identity_files(),
             nodes=partnership.nodes,
         )
         self.credentials = ClientCredentials.load(self.partnership.identity)

@@ -27,7 +27,7 @@ from coordinator.ca import (
 from coordinator.demo.database_feed import DatabaseFeed, DatabaseFeedError
 from coordinator.demo.processes import DemoError, run_node_cli
 from coordinator.demo.questions import FIRST_YEAR, LAST_YEAR
-from coordinator.partnership import IdentityFiles, NodeEntry, Partnership, save_partnership
+from coordinator.partnership import NodeEntry, Partnership, save_partnership
 from kernel.tomlfile import edit_toml
 from privacy.schema import PARTNERSHIP_SCHEMA
 
@@ -198,15 +198,6 @@ def configure_node(root: Path) -> None:
     edit_toml(root / "node.toml", allow_demo_analyst)
 
 
-def identity_files(paths: CredentialPaths) -> IdentityFiles:
-    return IdentityFiles(
-        ca_certificate=paths.ca_cert,
-        certificate=paths.tls_cert,
-        tls_key=paths.tls_key,
-        signing_key=paths.signing_key,
-    )
-
-
 def write_partnership(
     layout: Layout, addresses: dict[str, str], provisioned: Sequence[ProvisionedNode]
 ) -> Partnership:
@@ -224,7 +215,7 @@ def write_partnership(
         for node in provisioned
     )
     partnership = Partnership(
-        name=PARTNERSHIP, identity=identity_files(layout.analyst), nodes=nodes
+        name=PARTNERSHIP, identity=layout.analyst.identity_files(), nodes=nodes
     )
     save_partnership(partnership, layout.config)
     return partnership

@@ -18,23 +18,13 @@ from coordinator.audit.memory import open_audit_memory
 from coordinator.audit.render import summary_lines
 from coordinator.audit.report import AuditReport
 from coordinator.audit.run import audit_partnership
-from coordinator.ca import CredentialPaths
 from coordinator.cli import cli
 from coordinator.cli.audit import EXIT_AUDIT_FAILED, EXIT_UNREACHABLE
 from coordinator.client import ClientCredentials
 from coordinator.fanout import FanoutSettings, query_node
-from coordinator.partnership import IdentityFiles, NodeEntry, Partnership, save_partnership
+from coordinator.partnership import NodeEntry, Partnership, save_partnership
 from node.server import RunningNode, running_node
 from privacy import tlog
-
-
-def identity_files(paths: CredentialPaths) -> IdentityFiles:
-    return IdentityFiles(
-        ca_certificate=paths.ca_cert,
-        certificate=paths.tls_cert,
-        tls_key=paths.tls_key,
-        signing_key=paths.signing_key,
-    )
 
 
 @dataclass(frozen=True)
@@ -53,7 +43,7 @@ def served(tmp_path: Path) -> Iterator[Served]:
             address=f"127.0.0.1:{server.port}",
             ledger_key_fingerprint=tlog.key_fingerprint(world.ledger_public_key()),
         )
-        alice = ClientCredentials.load(identity_files(world.alice))
+        alice = ClientCredentials.load(world.alice.identity_files())
         for _ in range(2):
             result = query_node(entry, alice, count_spec(rho="0.01"), FanoutSettings())
             assert result.answer is not None, result.problem
@@ -61,10 +51,12 @@ def served(tmp_path: Path) -> Iterator[Served]:
 
 
 def audit(served: Served, *nodes: NodeEntry, state: Path) -> AuditReport:
-    partnership = Partnership(name="demo", identity=identity_files(served.world.alice), nodes=nodes)
+    partnership = Partnership(
+        name="demo", identity=served.world.alice.identity_files(), nodes=nodes
+    )
     return audit_partnership(
         partnership,
-        ClientCredentials.load(identity_files(served.world.auditor)),
+        ClientCredentials.load(served.world.auditor.identity_files()),
         auditor="npcs://demo/auditor/audrey",
         memory=open_audit_memory(state),
     )
@@ -95,7 +87,7 @@ def test_an_unreachable_node_is_unreachable_with_spending_unknown(
 
     config = tmp_path / "partnership.toml"
     save_partnership(
-        Partnership(name="demo", identity=identity_files(served.world.auditor), nodes=(down,)),
+        Partnership(name="demo", identity=served.world.auditor.identity_files(), nodes=(down,)),
         config,
     )
     result = CliRunner().invoke(

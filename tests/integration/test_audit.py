@@ -20,13 +20,11 @@ from support_node import NodeWorld, count_spec, make_node_world
 from coordinator.audit.memory import open_audit_memory
 from coordinator.audit.report import AuditReport
 from coordinator.audit.run import audit_partnership
-from coordinator.ca import CredentialPaths
 from coordinator.cli import cli
 from coordinator.cli.audit import EXIT_AUDIT_FAILED
 from coordinator.client import ClientCredentials
 from coordinator.fanout import FanoutSettings, query_node
 from coordinator.partnership import (
-    IdentityFiles,
     NodeEntry,
     Partnership,
     save_partnership,
@@ -35,15 +33,6 @@ from node.server import running_node
 from privacy import tlog
 
 QUERIES = 3
-
-
-def identity_files(paths: CredentialPaths) -> IdentityFiles:
-    return IdentityFiles(
-        ca_certificate=paths.ca_cert,
-        certificate=paths.tls_cert,
-        tls_key=paths.tls_key,
-        signing_key=paths.signing_key,
-    )
 
 
 @dataclass(frozen=True)
@@ -58,7 +47,7 @@ class Audited:
         return self.partnership.nodes[0]
 
     def charge_queries(self, count: int) -> None:
-        alice = ClientCredentials.load(identity_files(self.world.alice))
+        alice = ClientCredentials.load(self.world.alice.identity_files())
         for _ in range(count):
             result = query_node(self.node, alice, count_spec(rho="0.01"), FanoutSettings())
             assert result.answer is not None, result.problem
@@ -66,7 +55,7 @@ class Audited:
     def audit(self) -> AuditReport:
         return audit_partnership(
             self.partnership,
-            ClientCredentials.load(identity_files(self.world.auditor)),
+            ClientCredentials.load(self.world.auditor.identity_files()),
             auditor="npcs://demo/auditor/audrey",
             memory=open_audit_memory(self.state_file),
         )
@@ -87,7 +76,9 @@ def audited(tmp_path: Path) -> Iterator[Audited]:
             address=f"127.0.0.1:{server.port}",
             ledger_key_fingerprint=tlog.key_fingerprint(world.ledger_public_key()),
         )
-        partnership = Partnership(name="demo", identity=identity_files(world.alice), nodes=(entry,))
+        partnership = Partnership(
+            name="demo", identity=world.alice.identity_files(), nodes=(entry,)
+        )
         config = tmp_path / "partnership.toml"
         save_partnership(partnership, config)
         audited = Audited(world, partnership, config, tmp_path / "audit_checkpoints.sqlite")
@@ -160,7 +151,7 @@ def test_a_node_presenting_another_ledger_key_fails(audited: Audited) -> None:
     )
     report = audit_partnership(
         impostor,
-        ClientCredentials.load(identity_files(audited.world.auditor)),
+        ClientCredentials.load(audited.world.auditor.identity_files()),
         auditor="npcs://demo/auditor/audrey",
         memory=open_audit_memory(audited.state_file),
     )
