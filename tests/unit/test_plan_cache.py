@@ -16,7 +16,8 @@ from support_data import write_snapshot
 
 from node.plan_cache import PlanCache, PlanKey
 from privacy.budget import rho_to_units_ceil
-from privacy.plan import QueryPlan, plan_query
+from privacy.opendp_setup import opendp
+from privacy.plan import QueryPlan, person_distance, plan_query
 from privacy.query import GroupByColumn, PrivacyLoss, QuerySpec
 from privacy.release import Release
 from privacy.validate import QueryLimits, validate_query
@@ -86,7 +87,7 @@ def test_cached_plan_charges_and_releases_exactly_as_planning_afresh(snapshot: P
     assert queried.cost_units == fresh.cost_units == previewed.cost_units
     assert queried.expected == fresh.expected
     assert queried.query == fresh.query
-    d_in = INCIDENTS.max_rows_per_unit
+    d_in = person_distance(opendp())  # one person, as every plan is charged
     assert queried._measurement.map(d_in) == fresh._measurement.map(d_in)
     cached_release = queried.release(node="n", snapshot_id="snap-1")
     fresh_release = fresh.release(node="n", snapshot_id="snap-1")
