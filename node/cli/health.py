@@ -13,6 +13,8 @@ from pathlib import Path
 
 import click
 
+from kernel.clikit import text_or_json_option
+
 LOCAL_HOSTS = {"0.0.0.0": "127.0.0.1", "::": "::1", "": "127.0.0.1"}  # noqa: S104  (bind-any -> loopback)
 
 
@@ -39,14 +41,7 @@ LOCAL_HOSTS = {"0.0.0.0": "127.0.0.1", "::": "::1", "": "127.0.0.1"}  # noqa: S1
 )
 @click.option("--timeout", type=click.FloatRange(min=0.1), default=5.0, show_default=True,
               help="Seconds to wait for an answer.")  # fmt: skip
-@click.option(
-    "--format",
-    "output_format",
-    type=click.Choice(["text", "json"]),
-    default="text",
-    show_default=True,
-    help="Output for people or for scripts.",
-)
+@text_or_json_option
 def command(  # noqa: PLR0917 - click passes every option as an argument
     node_dir: Path | None,
     address: str | None,

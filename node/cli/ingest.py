@@ -8,6 +8,8 @@ from typing import TYPE_CHECKING
 
 import click
 
+from kernel.clikit import text_or_json_option
+
 if TYPE_CHECKING:
     from node.store import IngestResult
 
@@ -16,14 +18,7 @@ if TYPE_CHECKING:
 @click.argument("node_dir", metavar="DIR", type=click.Path(file_okay=False, path_type=Path))
 @click.argument("dataset")
 @click.argument("source", metavar="FILE", type=click.Path(dir_okay=False, path_type=Path))
-@click.option(
-    "--format",
-    "output_format",
-    type=click.Choice(["text", "json"]),
-    default="text",
-    show_default=True,
-    help="Output for people or for scripts.",
-)
+@text_or_json_option
 @click.option(
     "--check",
     is_flag=True,

@@ -8,6 +8,8 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
+from kernel.clikit import text_or_json_option
+
 if TYPE_CHECKING:
     from rich.status import Status
 
@@ -29,14 +31,7 @@ if TYPE_CHECKING:
     is_flag=True,
     help="Read and validate, write the reject reports; change no snapshot.",
 )
-@click.option(
-    "--format",
-    "output_format",
-    type=click.Choice(["text", "json"]),
-    default="text",
-    show_default=True,
-    help="Output for people or for scripts.",
-)
+@text_or_json_option
 def command(
     node_dir: Path,
     datasets: tuple[str, ...],

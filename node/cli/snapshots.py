@@ -12,6 +12,8 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
+from kernel.clikit import text_or_json_option
+
 if TYPE_CHECKING:
     from node.store import DataStore
 
@@ -26,14 +28,7 @@ def command() -> None:
 @command.command("list")
 @click.argument("node_dir", metavar="DIR", type=NODE_DIR)
 @click.argument("dataset", required=False)
-@click.option(
-    "--format",
-    "output_format",
-    type=click.Choice(["text", "json"]),
-    default="text",
-    show_default=True,
-    help="Output for people or for scripts.",
-)
+@text_or_json_option
 def list_snapshots(node_dir: Path, dataset: str | None, output_format: str) -> None:
     """Every snapshot of DATASET (default: every dataset), oldest first; * marks current."""
     store = _store(node_dir)

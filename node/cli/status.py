@@ -8,19 +8,14 @@ from typing import Any
 
 import click
 
+from kernel.clikit import text_or_json_option
+
 
 @click.command("status")
 @click.argument(
     "node_dir", metavar="DIR", type=click.Path(file_okay=False, exists=True, path_type=Path)
 )
-@click.option(
-    "--format",
-    "output_format",
-    type=click.Choice(["text", "json"]),
-    default="text",
-    show_default=True,
-    help="Output for people or for scripts.",
-)
+@text_or_json_option
 def command(node_dir: Path, output_format: str) -> None:
     """Show each dataset's snapshot, the budget, the ledger and the certificate's expiry.
 
