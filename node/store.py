@@ -39,7 +39,7 @@ from node.ingest import (
 from node.layout import NodePaths
 from node.permissions import make_private_dir
 from node.row_validation import count_rejected_rows, count_truncated_rows, validate
-from node.snapshot_checks import VerifiedSnapshots
+from node.snapshot_checks import VerifiedSnapshots, file_sha256
 from privacy.schema import PARTNERSHIP_SCHEMA, Dataset, Schema
 
 if TYPE_CHECKING:
@@ -206,7 +206,7 @@ class DataStore:
         """
         check_domains_declared(self._ingestible(dataset))
         raw = read_export(source)
-        origin = SourceOrigin(source.name, source.stem, {"source_sha256": _sha256(source)})
+        origin = SourceOrigin(source.name, source.stem, {"source_sha256": file_sha256(source)})
         return self.ingest_frame(dataset, raw, origin, threshold=threshold, check_only=check_only)
 
     def ingest_frame(
@@ -349,14 +349,6 @@ def _snapshot_from_manifest(manifest: Mapping[str, Any], path: Path) -> Snapshot
         schema_version=manifest["schema_version"],
         date_ranges={name: (low, high) for name, (low, high) in ranges.items()},
     )
-
-
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def _date_ranges(spec: Dataset, frame: pl.DataFrame) -> dict[str, list[str | None]]:
