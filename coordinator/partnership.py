@@ -92,6 +92,11 @@ class Partnership:
             return self.nodes
         return tuple(self.node(name) for name in dict.fromkeys(names))
 
+    def select_listed(self, names: str | None) -> tuple[NodeEntry, ...]:
+        """`select` for a comma-separated list as `--nodes` takes it (None: all nodes)."""
+        wanted = [name.strip() for name in names.split(",") if name.strip()] if names else None
+        return self.select(wanted)
+
     def with_node(self, entry: NodeEntry, *, replace_existing: bool = False) -> Partnership:
         existing = [n for n in self.nodes if n.name == entry.name]
         if existing and not replace_existing:

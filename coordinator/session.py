@@ -31,9 +31,8 @@ class Session:
     store: ResultsStore
 
     def select_nodes(self, names: str | None) -> tuple[NodeEntry, ...]:
-        wanted = [n.strip() for n in names.split(",") if n.strip()] if names else None
         try:
-            return self.partnership.select(wanted)
+            return self.partnership.select_listed(names)
         except PartnershipError as exc:
             raise InvalidArgumentError(str(exc)) from exc
 

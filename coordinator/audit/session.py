@@ -65,11 +65,10 @@ def open_audit_session(
         partnership = load_partnership(resolve_config_path(config))
         identity = partnership.identity
         if identity_dir is not None:
-            identity = _identity_from_folder(identity_dir)
+            identity = CredentialPaths(identity_dir.resolve()).identity_files()
         auditor = _auditor_uri(identity, partnership.name)
         credentials = ClientCredentials.load(identity)
-        wanted = [name.strip() for name in nodes.split(",") if name.strip()] if nodes else None
-        selected = partnership.select(wanted)
+        selected = partnership.select_listed(nodes)
     except (PartnershipError, IdentityError, KeyFileError) as exc:
         raise SetupError(str(exc)) from exc
     return AuditSession(
@@ -79,16 +78,6 @@ def open_audit_session(
         nodes=selected,
         memory=open_audit_memory(state_file),
         timeout=timeout,
-    )
-
-
-def _identity_from_folder(folder: Path) -> IdentityFiles:
-    paths = CredentialPaths(folder.resolve())
-    return IdentityFiles(
-        ca_certificate=paths.ca_cert,
-        certificate=paths.tls_cert,
-        tls_key=paths.tls_key,
-        signing_key=paths.signing_key,
     )
 
 
