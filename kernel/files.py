@@ -28,12 +28,7 @@ def atomic_write_bytes(path: Path, data: bytes, *, mode: int = PUBLIC_FILE_MODE)
     """Replace (or create) `path` with `data` atomically and durably."""
     temporary = path.with_name(f".{path.name}.{secrets.token_hex(4)}.tmp")
     try:
-        descriptor = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL, mode)
-        os.fchmod(descriptor, mode)
-        with os.fdopen(descriptor, "wb") as handle:
-            handle.write(data)
-            handle.flush()
-            os.fsync(handle.fileno())
+        _write_new_file(temporary, data, mode)
         os.replace(temporary, path)
     finally:
         temporary.unlink(missing_ok=True)
@@ -50,6 +45,12 @@ def create_exclusive(path: Path, data: bytes, *, mode: int = PRIVATE_FILE_MODE) 
 
     Raises FileExistsError when `path` exists, so a key or a ledger is never overwritten.
     """
+    _write_new_file(path, data, mode)
+    fsync_directory(path.parent)
+
+
+def _write_new_file(path: Path, data: bytes, mode: int) -> None:
+    """Create `path` (never an existing one) with exactly `mode`, write `data`, fsync."""
     descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, mode)
     # The umask may have narrowed the mode further, never widened it; pin it exactly.
     os.fchmod(descriptor, mode)
@@ -57,4 +58,3 @@ def create_exclusive(path: Path, data: bytes, *, mode: int = PRIVATE_FILE_MODE) 
         handle.write(data)
         handle.flush()
         os.fsync(handle.fileno())
-    fsync_directory(path.parent)
