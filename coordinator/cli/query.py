@@ -112,6 +112,8 @@ def command(  # noqa: PLR0917 - click passes every option as an argument
         )
     except QueryArgumentError as exc:
         raise click.UsageError(str(exc)) from exc
+    if plot is not None and not dry_run:
+        _require_charts_before_spending()
     session = open_session(config, timeout=timeout, retries=retries)
     entries = session.select_nodes(nodes)
     if dry_run:
@@ -156,3 +158,16 @@ def preview_line(entry: NodeEntry, result: NodePreviewResult) -> str:
     if result.problem is not None:
         return f"{entry.name}: no preview ({result.problem.code})"
     return f"{entry.name}: previewed"
+
+
+def _require_charts_before_spending() -> None:
+    """Refuse `--plot` without matplotlib before any node is asked, so nothing is spent."""
+    from kernel.extras import MissingExtraError, require_extra
+
+    try:
+        require_extra("charts", needed_by="`npcs query --plot`")
+    except MissingExtraError as exc:
+        raise click.ClickException(
+            f"{exc}; nothing was asked of any node (or drop --plot and draw the saved "
+            "result later with `npcs results show --plot`)"
+        ) from exc

@@ -124,3 +124,23 @@ def test_the_health_probe_needs_no_node_extra() -> None:
 
     assert "health" not in NEEDS_NODE_EXTRA
     assert {"serve", "ingest", "status"} <= NEEDS_NODE_EXTRA
+
+
+def test_npcs_query_plot_without_matplotlib_fails_before_any_node_is_asked(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    monkeypatch.setitem(sys.modules, "matplotlib", None)
+    missing_config = tmp_path / "no-partnership.toml"
+    result = CliRunner().invoke(
+        cli,
+        [
+            "query", "count", "incidents", "--rho", "0.01", "--purpose", "trend",
+            "--plot", str(tmp_path / "trend.png"), "--config", str(missing_config),
+        ],
+    )  # fmt: skip
+    assert result.exit_code == 1
+    assert "`npcs query --plot` needs matplotlib" in result.stderr
+    assert "nothing was asked of any node" in result.stderr
+    # The refusal comes before the partnership is even opened (the config does not exist).
+    assert "no-partnership.toml" not in result.output
+    assert not (tmp_path / "trend.png").exists()
