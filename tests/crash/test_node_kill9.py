@@ -4,18 +4,16 @@ the ledger verifies, and every answer a client received is in it, byte for byte.
 from __future__ import annotations
 
 import os
-import selectors
 import signal
 import subprocess
-import sys
 import threading
-import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import grpc
 import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
+from serve_process import start_node, stop_and_close
 from support_node import NodeWorld, count_spec, make_node_world, node_channel, query_request
 
 from npcs.v1 import node_pb2_grpc
@@ -24,37 +22,6 @@ from privacy.ledger.reader import LedgerReader
 ROUNDS = 3
 WORKERS = 4
 ANSWERS_BEFORE_KILL = 4
-READY_TIMEOUT = 60.0
-SERVE = "from node.cli import main; main()"
-
-
-def start_node(world: NodeWorld) -> tuple[subprocess.Popen[str], int]:
-    """Run `npcs-node serve DIR --port 0` and wait for its ready line."""
-    process = subprocess.Popen(
-        [sys.executable, "-c", SERVE, "serve", str(world.node.root), "--port", "0"],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.DEVNULL,
-        text=True,
-    )
-    assert process.stdout is not None
-    selector = selectors.DefaultSelector()
-    selector.register(process.stdout, selectors.EVENT_READ)
-    deadline = time.monotonic() + READY_TIMEOUT
-    try:
-        while time.monotonic() < deadline:
-            if selector.select(timeout=0.5):
-                line = process.stdout.readline()
-                if line.startswith("listening on "):
-                    return process, int(line.rsplit(":", 1)[1])
-                if not line:
-                    break
-        raise AssertionError(f"node did not become ready (exit code {process.poll()})")
-    except BaseException:
-        process.kill()
-        stop_and_close(process)
-        raise
-    finally:
-        selector.close()
 
 
 def run_until_killed(
@@ -90,13 +57,6 @@ def run_until_killed(
             future.result()
     stop_and_close(process)
     return received
-
-
-def stop_and_close(process: subprocess.Popen[str], timeout: float = 120) -> int:
-    code = process.wait(timeout=timeout)
-    if process.stdout is not None:
-        process.stdout.close()
-    return code
 
 
 @pytest.mark.crash
