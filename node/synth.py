@@ -37,7 +37,7 @@ Small (e.g. tribal) jurisdictions of a few thousand children get 0-2 incidents a
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -83,6 +83,11 @@ DATASETS = ingested_datasets(PARTNERSHIP_SCHEMA.dataset_names)
 FATALITY_RATE_PER_100K = 2.73
 NEAR_FATALITIES_PER_FATALITY = 4.0
 REPORTED_CHILDREN_PER_1000 = 42.0
+FAMILY_SIZE_MIX = (0.55, 0.28, 0.12, 0.05)  # children per reported family: 1, 2, 3, 4
+_MEAN_FAMILY_SIZE = float(np.dot(np.arange(1, 5), np.array(FAMILY_SIZE_MIX)))
+FAMILIES_PER_CHUNK = 250_000
+"""`reports` are made (and written) this many families at a time: about 550,000 rows,
+so memory stays flat however large the jurisdiction. Fixed: the rows depend on it."""
 VICTIMS_PER_1000 = 7.4
 CHILDREN_PER_WORKER = 1500
 SMALL_JURISDICTION_MAX_INCIDENTS = 2
@@ -240,9 +245,20 @@ def _apportion(total: int, shares: dict[str, float]) -> dict[str, int]:
 
 def generate(dataset: str, jurisdiction: Jurisdiction, seed: int) -> pl.DataFrame:
     """One dataset's rows, in the schema's column order (recurrence_12m left to ingest)."""
+    return pl.concat(generate_chunks(dataset, jurisdiction, seed))
+
+
+def generate_chunks(dataset: str, jurisdiction: Jurisdiction, seed: int) -> Iterator[pl.DataFrame]:
+    """`generate`'s rows in parts of bounded size (only `reports` is large enough to
+    need more than one), so a file can be written without holding the whole table."""
+    if dataset == "reports":
+        return _report_chunks(jurisdiction, seed)
+    return iter([_generate_whole(dataset, jurisdiction, seed)])
+
+
+def _generate_whole(dataset: str, jurisdiction: Jurisdiction, seed: int) -> pl.DataFrame:
     generators = {
         "incidents": _incidents,
-        "reports": _reports,
         "workforce": _workforce,
         "safety_culture": _safety_culture,
     }
@@ -264,6 +280,11 @@ def ordered_like(frame: pl.DataFrame, schema: Schema, dataset: str) -> pl.DataFr
 def _rng(seed: int, dataset: str) -> np.random.Generator:
     """An independent stream per dataset, so each dataset depends only on the seed."""
     return np.random.default_rng(np.random.SeedSequence([seed, DATASETS.index(dataset)]))
+
+
+def _chunk_rng(seed: int, dataset: str, chunk: int) -> np.random.Generator:
+    """The stream of one later chunk of a dataset generated in chunks."""
+    return np.random.default_rng(np.random.SeedSequence([seed, DATASETS.index(dataset), chunk]))
 
 
 def _normalised(weights: Sequence[float] | FloatArray) -> FloatArray:
@@ -477,13 +498,36 @@ def _incident_columns(
 # reports
 
 
-def _reports(jurisdiction: Jurisdiction, seed: int) -> pl.DataFrame:
-    """Families reported one or more times; every report has a row per child in the family."""
-    rng = _rng(seed, "reports")
-    family_size_mix = np.array([0.55, 0.28, 0.12, 0.05])
-    mean_size = float(np.dot(np.arange(1, 5), family_size_mix))
-    target_rows = REPORTED_CHILDREN_PER_1000 / 1000 * jurisdiction.children * jurisdiction.years
-    families = max(1, round(target_rows / mean_size / 1.38))
+def _report_chunks(jurisdiction: Jurisdiction, seed: int) -> Iterator[pl.DataFrame]:
+    """Families reported one or more times; every report has a row per child in the family.
+
+    Made FAMILIES_PER_CHUNK families at a time (each chunk sorted by date).
+
+    A family's children, and so each child's reports, are all in one chunk: truncation
+    and `prior_victim` are per child, so chunks never need each other. Chunk k > 0 draws
+    from its own seeded stream; a jurisdiction of one chunk gets the rows it always got.
+    """
+    families = max(1, round(_expected_report_rows(jurisdiction) / _MEAN_FAMILY_SIZE / 1.38))
+    reports_before = 0
+    for first_family in range(0, families, FAMILIES_PER_CHUNK):
+        chunk = first_family // FAMILIES_PER_CHUNK
+        rng = _rng(seed, "reports") if chunk == 0 else _chunk_rng(seed, "reports", chunk)
+        count = min(FAMILIES_PER_CHUNK, families - first_family)
+        rows, reports = _report_rows(rng, jurisdiction, count)
+        yield _report_columns(rng, jurisdiction, rows, count, (first_family, reports_before))
+        reports_before += reports
+
+
+def _expected_report_rows(jurisdiction: Jurisdiction) -> float:
+    return REPORTED_CHILDREN_PER_1000 / 1000 * jurisdiction.children * jurisdiction.years
+
+
+def _report_rows(
+    rng: np.random.Generator, jurisdiction: Jurisdiction, families: int
+) -> tuple[dict[str, IntArray], int]:
+    """The report and child structure of `families` families (numbered from 0), and how
+    many family reports they had (child rows of children who aged out are dropped)."""
+    family_size_mix = np.array(FAMILY_SIZE_MIX)
     max_reports = 8  # the reports contribution bound: one row per child per report
     extra = rng.random((families, max_reports - 1)) < np.array([0.30, *[0.40] * 6])
     reports_per_family = 1 + np.cumprod(extra, axis=1).sum(axis=1)
@@ -512,19 +556,15 @@ def _reports(jurisdiction: Jurisdiction, seed: int) -> pl.DataFrame:
     sibling_caught = (child_in_family == 0) | (rng.random(len(row_report)) < 0.85)
     row_victim = victim[row_family, report_index[row_report]] & sibling_caught
     keep = age <= 215  # children age out of the child-welfare system at 18
-    return _report_columns(
-        rng,
-        jurisdiction,
-        {
-            "report_number": row_report[keep],
-            "family_number": row_family[keep],
-            "child_number": child_number[keep],
-            "day": row_day[keep],
-            "age": age[keep],
-            "victim": row_victim[keep],
-        },
-        families,
-    )
+    columns = {
+        "report_number": row_report[keep],
+        "family_number": row_family[keep],
+        "child_number": child_number[keep],
+        "day": row_day[keep],
+        "age": age[keep],
+        "victim": row_victim[keep],
+    }
+    return columns, len(family_of)
 
 
 def _family_victim_outcomes(rng: np.random.Generator, exists: BoolArray) -> BoolArray:
@@ -544,7 +584,10 @@ def _report_columns(
     jurisdiction: Jurisdiction,
     rows: dict[str, IntArray | BoolArray],
     families: int,
+    first_numbers: tuple[int, int] = (0, 0),
 ) -> pl.DataFrame:
+    """The chunk's columns; family and report numbers start at `first_numbers`."""
+    first_family, first_report = first_numbers
     n = len(rows["day"])
     family = np.asarray(rows["family_number"])
     report = np.asarray(rows["report_number"])
@@ -558,9 +601,9 @@ def _report_columns(
     maltreatment = _maltreatment(rng, n, neglect=0.62)
     frame = pl.DataFrame(
         {
-            "report_id": _ids("R", report, 9),
-            "child_id": _ids("C", np.asarray(rows["child_number"]), 9),
-            "family_id": _ids("F", family, 9),
+            "report_id": _ids("R", report + first_report, 9),
+            "child_id": _ids("C", np.asarray(rows["child_number"]) + first_family * 4, 9),
+            "family_id": _ids("F", family + first_family, 9),
             "report_date": _dates(np.asarray(rows["day"])),
             "report_source": _codes(REPORT_SOURCES, source),
             **maltreatment,

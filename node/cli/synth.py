@@ -167,7 +167,8 @@ def synthesise(
 
     from node.settings import load_settings
     from node.store import DataStore, node_schema
-    from node.synth import DATASETS, Jurisdiction, generate
+    from node.synth import DATASETS, Jurisdiction
+    from node.synth_output import write_parquet
 
     settings = load_settings(paths.root)
     store = DataStore(paths, node_schema(settings))
@@ -186,9 +187,8 @@ def synthesise(
         task = progress.add_task("synthesising", total=len(chosen) * 2)
         for dataset in chosen:
             progress.update(task, description=f"generating {dataset}")
-            frame = generate(dataset, jurisdiction, seed)
             source = Path(scratch) / f"synth-{dataset}-seed{seed}.parquet"
-            frame.write_parquet(source)
+            write_parquet(dataset, jurisdiction, seed, source)
             progress.update(task, advance=1, description=f"ingesting {dataset}")
             result = store.ingest(dataset, source)
             if result.snapshot is None:
@@ -209,7 +209,8 @@ def export_csv(
 ) -> dict[str, dict[str, object]]:
     """Generate each dataset to FOLDER/DATASET.csv (schema column names); load nothing."""
     from node.settings import load_settings
-    from node.synth import DATASETS, Jurisdiction, generate
+    from node.synth import DATASETS, Jurisdiction
+    from node.synth_output import write_csv
 
     settings = load_settings(paths.root)
     jurisdiction = Jurisdiction(
@@ -221,10 +222,9 @@ def export_csv(
     folder.mkdir(parents=True, exist_ok=True)
     exported: dict[str, dict[str, object]] = {}
     for dataset in datasets or DATASETS:
-        frame = generate(dataset, jurisdiction, seed)
         target = folder / f"{dataset}.csv"
-        frame.write_csv(target)
-        exported[dataset] = {"rows": frame.height, "file": str(target)}
+        rows = write_csv(dataset, jurisdiction, seed, target)
+        exported[dataset] = {"rows": rows, "file": str(target)}
     return exported
 
 

@@ -4,15 +4,21 @@ from __future__ import annotations
 
 import hashlib
 import io
+from pathlib import Path
 
 import polars as pl
+import pyarrow.parquet as pq
 import pytest
 
 from node.row_validation import recurrence_12m, validate
-from node.synth import DATASETS, Jurisdiction, default_counties, generate
+from node.synth import DATASETS, Jurisdiction, default_counties, generate, generate_chunks
+from node.synth_output import write_csv, write_parquet
 from privacy.schema import PARTNERSHIP_SCHEMA
 
 YEARS = (2019, 2024)
+PINNED_REPORTS_SHA256 = "855b08ee4bc713535f31ea56aac31244a37b0c8c8ea97f5448bc68dcf362d3e4"
+"""Parquet (polars 1.36.1) of `reports`, 200,000 children, seed 3, as main made it before
+reports were generated in chunks."""
 N_YEARS = YEARS[1] - YEARS[0] + 1
 
 
@@ -170,3 +176,43 @@ def test_invalid_jurisdictions_are_refused_with_a_clear_message() -> None:
         Jurisdiction(children=10, first_year=2021, last_year=2020, counties=("c001",))
     with pytest.raises(ValueError, match="unknown dataset"):
         generate("cases", jurisdiction(10), seed=1)
+
+
+def test_reports_in_many_chunks_are_one_valid_table_written_chunk_by_chunk(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Chunks never split a child (no truncation across them), ids never repeat across
+    them, and the streamed Parquet and CSV files hold exactly `generate`'s rows."""
+    import node.synth
+
+    monkeypatch.setattr(node.synth, "FAMILIES_PER_CHUNK", 700)
+    place = jurisdiction(30_000)
+    chunks = list(generate_chunks("reports", place, seed=3))
+    assert len(chunks) >= 5
+    whole = generate("reports", place, seed=3)
+    assert whole.equals(pl.concat(chunks))
+    families = [set(chunk["family_id"]) for chunk in chunks]
+    assert sum(len(f) for f in families) == len(set().union(*families))
+    reports = whole.select("report_id", "family_id").unique()
+    assert reports["report_id"].n_unique() == reports.height  # one family per report id
+
+    schema = PARTNERSHIP_SCHEMA.with_local_domains({"county": default_counties(30_000)})
+    valid, rejects = validate(schema.dataset("reports"), whole)
+    assert rejects.height == 0, rejects.head()
+    assert valid.height == whole.height
+
+    assert write_parquet("reports", place, 3, tmp_path / "r.parquet") == whole.height
+    written = pl.read_parquet(tmp_path / "r.parquet")
+    assert written.equals(whole)
+    assert pq.ParquetFile(tmp_path / "r.parquet").num_row_groups == len(chunks)
+    assert write_csv("reports", place, 3, tmp_path / "r.csv") == whole.height
+    csv = pl.read_csv(tmp_path / "r.csv", infer_schema=False)
+    assert csv.height == whole.height
+    assert csv["report_id"].to_list() == whole["report_id"].to_list()
+
+
+def test_a_jurisdiction_of_one_chunk_gets_the_rows_it_always_got() -> None:
+    """Chunking changed nothing below FAMILIES_PER_CHUNK families (seeded rows pinned)."""
+    rows = generate("reports", jurisdiction(200_000), seed=3)
+    assert len(list(generate_chunks("reports", jurisdiction(200_000), seed=3))) == 1
+    assert parquet_sha256(rows) == PINNED_REPORTS_SHA256
