@@ -26,8 +26,8 @@ class IngestError(ValueError):
     """A file-level problem a user can fix: unreadable file, wrong columns, unknown dataset."""
 
 
-def read_export(source: Path) -> pl.DataFrame:
-    """The file's rows: CSV as text only (every cell is parsed later), Parquet as typed."""
+def scan_export(source: Path) -> pl.LazyFrame:
+    """The file's rows, lazily: CSV as text only (every cell is parsed later), Parquet typed."""
     import polars as pl
 
     if not source.is_file():
@@ -35,13 +35,25 @@ def read_export(source: Path) -> pl.DataFrame:
     suffix = source.suffix.lower()
     try:
         if suffix == ".csv":
-            # Everything as text: each column is parsed and checked later, cell by cell.
-            return pl.read_csv(source, infer_schema=False)
-        if suffix in (".parquet", ".pq"):
-            return pl.read_parquet(source)
+            lazy = pl.scan_csv(source, infer_schema=False)
+        elif suffix in (".parquet", ".pq"):
+            lazy = pl.scan_parquet(source)
+        else:
+            raise IngestError(f"{source}: unsupported file type {suffix!r}; use .csv or .parquet.")
+        lazy.collect_schema()  # reads the header or footer: a broken file fails here
     except (pl.exceptions.PolarsError, OSError) as error:
         raise IngestError(f"could not read {source} as {suffix[1:]}: {error}") from None
-    raise IngestError(f"{source}: unsupported file type {suffix!r}; use .csv or .parquet.")
+    return lazy
+
+
+def count_rows(lazy: pl.LazyFrame, source_name: str) -> int:
+    """How many data rows the export has (Parquet: from its footer; CSV: one read)."""
+    import polars as pl
+
+    try:
+        return int(lazy.select(pl.len()).collect(engine="streaming").item())
+    except (pl.exceptions.PolarsError, OSError) as error:
+        raise IngestError(f"could not read {source_name}: {error}") from None
 
 
 def check_export_columns(spec: Dataset, columns: list[str], source_name: str) -> None:

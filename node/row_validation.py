@@ -24,7 +24,10 @@ DERIVED_COLUMNS: Mapping[str, frozenset[str]] = {"reports": frozenset({"recurren
 IDENTIFIER_RULE = "surrounding whitespace removed, Unicode NFC, then lower case"
 """How ingest canonicalises identifier columns (documented in the deploy guide)."""
 
-_ROW = "__row"
+ROW_NUMBER = "__row"
+"""The 1-based data row of the file, added by `validate` unless the frame has it already
+(rows read in buckets keep their number in the whole file: node/ingest_buckets.py)."""
+_ROW = ROW_NUMBER
 _ROW_OUT = REJECT_REPORT_COLUMNS[0]
 _DOMAIN_VALUES_SHOWN = 12
 _VICTIM_DISPOSITIONS = ("substantiated", "indicated")
@@ -46,7 +49,8 @@ def validate(spec: Dataset, raw: pl.DataFrame) -> tuple[pl.DataFrame, pl.DataFra
 
     derived = DERIVED_COLUMNS.get(spec.name, frozenset())
     present = [c for c in spec.columns if c.name in raw.columns]
-    work = raw.with_row_index(_ROW, offset=1).with_columns(
+    numbered = raw if _ROW in raw.columns else raw.with_row_index(_ROW, offset=1)
+    work = numbered.with_columns(
         series for c in present for series in _parse_column(c, raw.get_column(c.name))
     )
     rules = {
@@ -91,7 +95,9 @@ def _parse_column(column: Column, raw: pl.Series) -> tuple[pl.Series, pl.Series]
         _parse(column, raw.dtype).alias(_parsed(name)),
         _present(name, raw.dtype).alias(_present_name(name)),
     )
-    distinct = raw.unique() if raw.dtype == pl.String else None
+    # Identifiers are nearly all distinct: their lookup table would be as long as the column.
+    few_values = raw.dtype == pl.String and column.kind is not ColumnKind.IDENTIFIER
+    distinct = raw.unique() if few_values else None
     if distinct is None or distinct.len() * 8 > raw.len():
         table = raw.to_frame().select(expressions)
         return table.get_column(_parsed(name)), table.get_column(_present_name(name))
@@ -141,7 +147,7 @@ def _as_text(name: str, dtype: pl.DataType) -> pl.Expr:
 def _parse(column: Column, dtype: pl.DataType) -> pl.Expr:
     """The cell converted to the column's stable dtype, or null where it cannot be."""
     parsers = {
-        ColumnKind.IDENTIFIER: _parse_identifier,
+        ColumnKind.IDENTIFIER: canonical_identifier,
         ColumnKind.CATEGORICAL: _parse_text,
         ColumnKind.BOOLEAN: _parse_boolean,
         ColumnKind.INTEGER: _parse_integer,
@@ -155,7 +161,7 @@ def _parse_text(name: str, dtype: pl.DataType) -> pl.Expr:
     return _as_text(name, dtype)
 
 
-def _parse_identifier(name: str, dtype: pl.DataType) -> pl.Expr:
+def canonical_identifier(name: str, dtype: pl.DataType) -> pl.Expr:
     """The canonical identifier (IDENTIFIER_RULE): trimmed, Unicode NFC, lower case.
 
     One child exported as "KZ" in one system and " kz" in another is one privacy unit:

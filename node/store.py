@@ -18,28 +18,29 @@ the local operator may see it (`npcs-node status`), nothing may publish it.
 
 from __future__ import annotations
 
-import hashlib
-import io
 import json
-from collections.abc import Mapping
+import os
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from kernel.files import PRIVATE_FILE_MODE, atomic_write_bytes, atomic_write_text
+from kernel.files import PRIVATE_FILE_MODE, atomic_write_text, fsync_directory
 from node.derived import DERIVED_DATASETS
 from node.ingest import (
     IngestError,
     check_domains_declared,
     check_export_columns,
-    read_export,
+    count_rows,
+    scan_export,
     write_reject_report,
 )
+from node.ingest_buckets import person_buckets
 from node.layout import NodePaths
-from node.permissions import make_private_dir
 from node.row_validation import count_rejected_rows, count_truncated_rows, validate
 from node.snapshot_checks import VerifiedSnapshots, file_sha256
+from node.snapshot_file import SnapshotFile
 from privacy.schema import PARTNERSHIP_SCHEMA, Dataset, Schema
 
 if TYPE_CHECKING:
@@ -202,12 +203,21 @@ class DataStore:
         """Validate a CSV or Parquet file and store the valid rows as the new current snapshot.
 
         Raises IngestError for file-level problems (the current snapshot stays as it is).
-        Rows that fail validation are listed in a reject report under `rejects/`.
+        Rows that fail validation are listed in a reject report under `rejects/`. A large
+        file is read and validated in buckets of persons (node/ingest_buckets.py).
         """
-        check_domains_declared(self._ingestible(dataset))
-        raw = read_export(source)
+        spec = self._ingestible(dataset)
+        check_domains_declared(spec)
+        lazy = scan_export(source)
+        check_export_columns(spec, lazy.collect_schema().names(), source.name)
+        rows = count_rows(lazy, source.name)
+        if rows == 0:
+            raise IngestError(f"{source.name} has no data rows; the current snapshot is unchanged.")
         origin = SourceOrigin(source.name, source.stem, {"source_sha256": file_sha256(source)})
-        return self.ingest_frame(dataset, raw, origin, threshold=threshold, check_only=check_only)
+        with person_buckets(lazy, spec, rows, self._paths.data_dir) as parts:
+            return self._ingest_parts(
+                spec, parts, rows, origin, threshold=threshold, check_only=check_only
+            )
 
     def ingest_frame(
         self,
@@ -218,7 +228,7 @@ class DataStore:
         threshold: RejectThreshold | None = None,
         check_only: bool = False,
     ) -> IngestResult:
-        """Validate rows read elsewhere (a file, a database) and store the valid ones.
+        """Validate rows read elsewhere (a database) and store the valid ones.
 
         `threshold` (None: any number of rejects) decides whether too many rejected rows
         keep the current snapshot; `check_only` validates and writes the reject report
@@ -229,49 +239,81 @@ class DataStore:
         check_export_columns(spec, raw.columns, origin.name)
         if raw.height == 0:
             raise IngestError(f"{origin.name} has no data rows; the current snapshot is unchanged.")
-        valid, rejects = validate(spec, raw)
-        report = write_reject_report(self._paths.rejects_dir, spec.name, origin.stem, rejects)
-        rejected = count_rejected_rows(rejects)
-        truncated = count_truncated_rows(rejects)
-        problem = None
-        if valid.height == 0:
-            problem = (
-                f"every row of {origin.name} was rejected; the current snapshot is "
-                "unchanged. See the reject report."
+        return self._ingest_parts(
+            spec, iter([raw]), raw.height, origin, threshold=threshold, check_only=check_only
+        )
+
+    def _ingest_parts(
+        self,
+        spec: Dataset,
+        parts: Iterator[pl.DataFrame],
+        rows: int,
+        origin: SourceOrigin,
+        *,
+        threshold: RejectThreshold | None,
+        check_only: bool,
+    ) -> IngestResult:
+        """Validate each part (parts never split a person), write its valid rows (and the
+        derived datasets' rows) on, then store the snapshots or keep the current ones."""
+        import polars as pl
+
+        files = {spec.name: SnapshotFile(self._snapshots_dir(spec.name), spec)}
+        for name in self._derived_names(spec.name):
+            files[name] = SnapshotFile(self._snapshots_dir(name), self._dataset(name))
+        try:
+            reject_parts = []
+            for part in parts:
+                valid, part_rejects = validate(spec, part)
+                del part
+                reject_parts.append(part_rejects)
+                files[spec.name].write(valid)
+                for name in files.keys() - {spec.name}:
+                    files[name].write(_derivation(name)(valid))
+            rejects = pl.concat(reject_parts)
+            report = write_reject_report(self._paths.rejects_dir, spec.name, origin.stem, rejects)
+            rejected = count_rejected_rows(rejects)
+            accepted = files[spec.name].rows
+            problem = None
+            if accepted == 0:
+                problem = (
+                    f"every row of {origin.name} was rejected; the current snapshot is "
+                    "unchanged. See the reject report."
+                )
+            elif threshold is not None and threshold.exceeded(rejected, rows):
+                problem = threshold.explain(rejected, rows)
+            if problem is not None or check_only:
+                return IngestResult(
+                    snapshot=None,
+                    accepted=accepted,
+                    rejected=rejected,
+                    reject_report=report,
+                    problem=problem,
+                    checked_only=check_only,
+                )
+            snapshot = self._store_snapshot(spec, files.pop(spec.name), origin, rejected)
+            derived = tuple(
+                self._store_snapshot(self._dataset(name), files.pop(name), origin, 0)
+                for name in list(files)
             )
-        elif threshold is not None and threshold.exceeded(rejected, raw.height):
-            problem = threshold.explain(rejected, raw.height)
-        if problem is not None or check_only:
             return IngestResult(
-                snapshot=None,
-                accepted=valid.height,
+                snapshot=snapshot,
+                accepted=accepted,
                 rejected=rejected,
                 reject_report=report,
-                problem=problem,
-                checked_only=check_only,
+                derived=derived,
+                truncated=count_truncated_rows(rejects),
             )
-        snapshot = self._store_snapshot(spec, valid, origin, rejected)
-        return IngestResult(
-            snapshot=snapshot,
-            accepted=valid.height,
-            rejected=rejected,
-            reject_report=report,
-            derived=self._store_derived(spec.name, valid, origin),
-            truncated=truncated,
-        )
+        finally:
+            for file in files.values():
+                file.discard()
 
-    def _store_derived(
-        self, dataset: str, valid: pl.DataFrame, origin: SourceOrigin
-    ) -> tuple[Snapshot, ...]:
-        """Derive and store the datasets computed from `dataset`'s valid rows."""
-        from node.worker_years import derive_worker_years
-
-        derivations = {"workforce_years": derive_worker_years}
-        return tuple(
-            self._store_snapshot(self._dataset(name), derivations[name](valid), origin, 0)
+    def _derived_names(self, dataset: str) -> list[str]:
+        """The datasets computed from `dataset`'s valid rows (e.g. workforce_years)."""
+        return [
+            name
             for name, parent in DERIVED_DATASETS.items()
             if parent == dataset and name in self._schema.dataset_names
-        )
+        ]
 
     # -- internals ---------------------------------------------------------------------
 
@@ -292,42 +334,51 @@ class DataStore:
             known = ", ".join(self._schema.dataset_names)
             raise IngestError(f"unknown dataset {dataset!r}; use one of: {known}.") from None
 
+    def _snapshots_dir(self, dataset: str) -> Path:
+        return self.dataset_dir(dataset) / SNAPSHOTS_DIR
+
     def _store_snapshot(
-        self, spec: Dataset, frame: pl.DataFrame, origin: SourceOrigin, rejected: int
+        self, spec: Dataset, file: SnapshotFile, origin: SourceOrigin, rejected: int
     ) -> Snapshot:
-        folder = self.dataset_dir(spec.name) / SNAPSHOTS_DIR
-        make_private_dir(folder)
+        """Name the written file by its content, give it a manifest, make it current."""
+        folder = self._snapshots_dir(spec.name)
         created = datetime.now(UTC)
-        # The id names the content, so the Parquet bytes are made before the file is.
-        buffer = io.BytesIO()
-        frame.write_parquet(buffer, compression="zstd", statistics=True)
-        data = buffer.getvalue()
-        digest = hashlib.sha256(data).hexdigest()
+        digest = file.finish()
         snapshot_id = f"{created:%Y%m%dT%H%M%S}-{digest[:8]}"
         parquet_path = folder / f"{snapshot_id}.parquet"
         manifest_path = parquet_path.with_suffix(".json")
         if manifest_path.exists():  # the same content in the same second: reuse it
+            file.discard()
             _switch_current(self.dataset_dir(spec.name), snapshot_id)
             return self.snapshot(spec.name, snapshot_id)
         # Person-level rows, and a manifest with private date ranges: for this node only.
-        atomic_write_bytes(parquet_path, data, mode=PRIVATE_FILE_MODE)
+        os.replace(file.path, parquet_path)
+        fsync_directory(folder)
         manifest = {
             "id": snapshot_id,
             "dataset": spec.name,
-            "rows": frame.height,
+            "rows": file.rows,
             "rejected": rejected,
             "source": origin.name,
             **origin.details,
             "sha256": digest,
             "created_at": created.isoformat(timespec="seconds").replace("+00:00", "Z"),
             "schema_version": self._schema.version,
-            "local_only": {"date_ranges": _date_ranges(spec, frame)},
+            "local_only": {"date_ranges": file.date_ranges()},
             "local_only_note": "local_only describes private data: never publish it.",
         }
         manifest_text = json.dumps(manifest, indent=2, sort_keys=True) + "\n"
         atomic_write_text(manifest_path, manifest_text, mode=PRIVATE_FILE_MODE)
         _switch_current(self.dataset_dir(spec.name), snapshot_id)
         return _snapshot_from_manifest(manifest, parquet_path)
+
+
+def _derivation(name: str) -> Callable[[pl.DataFrame], pl.DataFrame]:
+    """How a derived dataset (node/derived.py) is computed from its parent's valid rows."""
+    from node.worker_years import derive_worker_years
+
+    derivations = {"workforce_years": derive_worker_years}
+    return derivations[name]
 
 
 def _switch_current(dataset_dir: Path, snapshot_id: str) -> None:
@@ -349,11 +400,3 @@ def _snapshot_from_manifest(manifest: Mapping[str, Any], path: Path) -> Snapshot
         schema_version=manifest["schema_version"],
         date_ranges={name: (low, high) for name, (low, high) in ranges.items()},
     )
-
-
-def _date_ranges(spec: Dataset, frame: pl.DataFrame) -> dict[str, list[str | None]]:
-    ranges: dict[str, list[str | None]] = {}
-    for name in spec.date_columns:
-        low, high = frame[name].min(), frame[name].max()
-        ranges[name] = [None if low is None else str(low), None if high is None else str(high)]
-    return ranges

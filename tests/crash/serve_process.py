@@ -3,10 +3,12 @@ and reap it (after SIGKILL or SIGTERM) without leaking its pipe."""
 
 from __future__ import annotations
 
+import os
 import selectors
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 from support_node import NodeWorld
 
@@ -14,14 +16,16 @@ READY_TIMEOUT = 60.0
 SERVE = "from node.cli import main; main()"
 
 
-def start_node(world: NodeWorld) -> tuple[subprocess.Popen[str], int]:
-    """Run `npcs-node serve DIR --port 0` and wait for its ready line."""
-    process = subprocess.Popen(
-        [sys.executable, "-c", SERVE, "serve", str(world.node.root), "--port", "0"],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.DEVNULL,
-        text=True,
-    )
+def start_node(world: NodeWorld, log: Path | None = None) -> tuple[subprocess.Popen[str], int]:
+    """Run `npcs-node serve DIR --port 0` and wait for its ready line (its log appended
+    to `log`, if given)."""
+    with log.open("ab") if log else open(os.devnull, "wb") as stderr:
+        process = subprocess.Popen(
+            [sys.executable, "-c", SERVE, "serve", str(world.node.root), "--port", "0"],
+            stdout=subprocess.PIPE,
+            stderr=stderr,
+            text=True,
+        )
     assert process.stdout is not None
     selector = selectors.DefaultSelector()
     selector.register(process.stdout, selectors.EVENT_READ)

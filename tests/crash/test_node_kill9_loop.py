@@ -174,6 +174,11 @@ def run_client(
     return client
 
 
+def node_log(world: NodeWorld) -> Path:
+    """Where every life of the node appends its log (shown when a call failed oddly)."""
+    return world.root / "node.log"
+
+
 def enough_answers(record: LoopRecord, wanted: int) -> bool:
     return record.answers_this_life >= wanted
 
@@ -187,7 +192,7 @@ def kill_at_random_moments(
     start_seconds = []
     for _ in range(KILLS):
         starting = time.monotonic()
-        process, port = start_node(world)
+        process, port = start_node(world, log=node_log(world))
         start_seconds.append(time.monotonic() - starting)
         with record.changed:
             record.answers_this_life = 0
@@ -241,7 +246,7 @@ def test_kill9_loop_over_concurrent_queries_loses_nothing_and_charges_nothing_un
         thread.start()
 
     start_seconds = kill_at_random_moments(world, life, record, random.Random(SEED))
-    process, port = start_node(world)
+    process, port = start_node(world, log=node_log(world))
     try:
         life.begin(port, final=True)
         for thread in clients:
@@ -269,7 +274,9 @@ def test_kill9_loop_over_concurrent_queries_loses_nothing_and_charges_nothing_un
         f"{time.monotonic() - started:.1f} s wall, node start-up "
         f"{statistics.median(start_seconds):.2f} s median, {max(start_seconds):.2f} s max"
     )
-    assert record.unexpected == []
+    log_lines = node_log(world).read_text().splitlines()
+    errors = [line for line in log_lines if '"level": "error"' in line]
+    assert record.unexpected == [], errors
     assert record.mismatches == []
     assert record.pending == set()  # every query ended in an answer or a refusal
     assert lost == []
