@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -257,6 +257,9 @@ class DataStore:
         derived datasets' rows) on, then store the snapshots or keep the current ones."""
         import polars as pl
 
+        from node.worker_years import derive_worker_years
+
+        derivations = {"workforce_years": derive_worker_years}
         files = {spec.name: SnapshotFile(self._snapshots_dir(spec.name), spec)}
         for name in self._derived_names(spec.name):
             files[name] = SnapshotFile(self._snapshots_dir(name), self._dataset(name))
@@ -268,7 +271,7 @@ class DataStore:
                 reject_parts.append(part_rejects)
                 files[spec.name].write(valid)
                 for name in files.keys() - {spec.name}:
-                    files[name].write(_derivation(name)(valid))
+                    files[name].write(derivations[name](valid))
             rejects = pl.concat(reject_parts)
             report = write_reject_report(self._paths.rejects_dir, spec.name, origin.stem, rejects)
             rejected = count_rejected_rows(rejects)
@@ -344,10 +347,10 @@ class DataStore:
         folder = self._snapshots_dir(spec.name)
         created = datetime.now(UTC)
         digest = file.finish()
-        snapshot_id = f"{created:%Y%m%dT%H%M%S}-{digest[:8]}"
+        snapshot_id = f"{created:%Y%m%dT%H%M%S%f}-{digest[:8]}"  # sorts in ingest order
         parquet_path = folder / f"{snapshot_id}.parquet"
         manifest_path = parquet_path.with_suffix(".json")
-        if manifest_path.exists():  # the same content in the same second: reuse it
+        if manifest_path.exists():  # the same content in the same microsecond: reuse it
             file.discard()
             _switch_current(self.dataset_dir(spec.name), snapshot_id)
             return self.snapshot(spec.name, snapshot_id)
@@ -371,14 +374,6 @@ class DataStore:
         atomic_write_text(manifest_path, manifest_text, mode=PRIVATE_FILE_MODE)
         _switch_current(self.dataset_dir(spec.name), snapshot_id)
         return _snapshot_from_manifest(manifest, parquet_path)
-
-
-def _derivation(name: str) -> Callable[[pl.DataFrame], pl.DataFrame]:
-    """How a derived dataset (node/derived.py) is computed from its parent's valid rows."""
-    from node.worker_years import derive_worker_years
-
-    derivations = {"workforce_years": derive_worker_years}
-    return derivations[name]
 
 
 def _switch_current(dataset_dir: Path, snapshot_id: str) -> None:
