@@ -72,7 +72,8 @@ print(json.dumps({"accepted": result.accepted, "rejected": result.rejected,
 
 
 def run_step(script: str, *args: str) -> dict[str, Any]:
-    """Run one step in a child process: its wall seconds, peak RSS (MB) and stdout."""
+    """Run one step in a child process: its wall and CPU seconds (user + system: on a
+    shared machine the steadier figure), peak RSS (MB) and stdout."""
     started = time.perf_counter()
     process = subprocess.Popen(
         [sys.executable, "-c", script, *args], stdout=subprocess.PIPE, text=True
@@ -85,7 +86,12 @@ def run_step(script: str, *args: str) -> dict[str, Any]:
     process.stdout.close()
     if process.returncode != 0:
         raise SystemExit(f"step failed with exit code {process.returncode}: {args}")
-    return {"seconds": round(wall, 2), "peak_rss_mb": round(usage.ru_maxrss / 1024), "out": output}
+    return {
+        "seconds": round(wall, 2),
+        "cpu_seconds": round(usage.ru_utime + usage.ru_stime, 2),
+        "peak_rss_mb": round(usage.ru_maxrss / 1024),
+        "out": output,
+    }
 
 
 def measure(tree: Path, rows: int, scratch: Path, run: int) -> dict[str, Any]:
@@ -141,7 +147,7 @@ def main() -> None:
                     **{
                         f"{step}_{key}": median_of(measured, step, key)
                         for step in ("synth", "ingest")
-                        for key in ("seconds", "peak_rss_mb")
+                        for key in ("seconds", "cpu_seconds", "peak_rss_mb")
                     },
                     "runs": len(measured),
                 }
