@@ -230,6 +230,7 @@ def check_every_entry_is_fetchable(world: NodeWorld, port: int, record: LoopReco
     return problems
 
 
+@pytest.mark.timeout(120 + 12 * KILLS)  # a restart takes 2-8 s on a loaded machine
 def test_kill9_loop_over_concurrent_queries_loses_nothing_and_charges_nothing_undelivered(
     tmp_path: Path,
 ) -> None:
