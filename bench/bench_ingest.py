@@ -16,7 +16,7 @@ and the ratios this/baseline are printed. The baseline ingests the file the base
 own synth wrote. Writes bench/results/ingest.json. Not a test.
 
     python bench/bench_ingest.py [--rows 1000000 10000000 50000000] [--baseline-tree DIR]
-        [--baseline-max-rows 10000000] [--runs 1]
+        [--baseline-max-rows 10000000] [--runs 1] [--out bench/results/ingest.json]
 """
 
 from __future__ import annotations
@@ -118,6 +118,7 @@ def main() -> None:
     parser.add_argument("--rows", type=int, nargs="+", default=[1_000_000, 10_000_000])
     parser.add_argument("--runs", type=int, default=1)
     parser.add_argument("--baseline-tree", type=Path)
+    parser.add_argument("--out", type=Path, default=RESULTS, help="results file")
     parser.add_argument(
         "--baseline-max-rows",
         type=int,
@@ -164,9 +165,9 @@ def main() -> None:
         "machine": f"{platform.machine()}, {os.cpu_count()} cores, {platform.python_version()}",
         "sizes": sizes,
     }
-    RESULTS.parent.mkdir(exist_ok=True)
-    RESULTS.write_text(json.dumps(result, indent=2) + "\n", encoding="utf-8")
-    print(f"wrote {RESULTS}")
+    args.out.parent.mkdir(exist_ok=True)
+    args.out.write_text(json.dumps(result, indent=2) + "\n", encoding="utf-8")
+    print(f"wrote {args.out}")
 
 
 if __name__ == "__main__":
