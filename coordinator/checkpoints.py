@@ -125,9 +125,9 @@ class LedgerDiscontinuity:
     def message(self) -> str:
         """What to tell the analyst: the node, what is wrong, and what to do."""
         return (
-            f"node {self.node} cannot be trusted: {self.detail}. Its answer is withheld "
-            "(the node may have charged it); tell the partnership's auditor "
-            f"(`npcs audit --nodes {self.node}`) and do not use this node until they clear it"
+            f"node {self.node} cannot be trusted: {self.detail}. Tell the partnership's "
+            f"auditor (`npcs audit --nodes {self.node}`) and do not use this node until "
+            "they clear it"
         )
 
 

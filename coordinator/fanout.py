@@ -184,11 +184,16 @@ def _withheld(
     attempts: int = 0,
 ) -> NodeQueryResult:
     """The result of a node whose ledger went back: no answer, the reason why."""
+    what = (
+        "its answer is withheld (the node has charged it)"
+        if cost_units is not None
+        else "it was not asked the query (nothing was charged)"
+    )
     return NodeQueryResult(
         entry=entry,
         description=description,
         cost_units=cost_units,
-        problem=NodeProblem(LEDGER_UNTRUSTED, untrusted.message()),
+        problem=NodeProblem(LEDGER_UNTRUSTED, f"{untrusted.message()}; {what}"),
         attempts=attempts,
         untrusted=untrusted,
     )

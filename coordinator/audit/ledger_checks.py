@@ -151,6 +151,7 @@ def check_remembered(  # noqa: PLR0917 - the checks share all of these
             f"the first {remembered.size} entries differ from the ledger signed {when}: "
             "the ledger was rewritten or forked"
         )
+        return
     untrusted = check_continuity(remembered.node, remembered, checkpoint, consistency, key)
     if untrusted is not None:
-        findings.fail(f"{untrusted.detail} ({when})")
+        findings.fail(untrusted.detail)

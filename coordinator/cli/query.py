@@ -139,10 +139,12 @@ def command(  # noqa: PLR0917 - click passes every option as an argument
         click.echo(f"WARNING: {warning}", err=True)
     report = run.report
     show_report(report, output_format, rates=rate, plot=plot, y_scale=y_scale)
-    for status in report.nodes:
-        if status.node in report.untrusted_nodes:
-            click.echo(f"REFUSED: {status.reason}", err=True)
     if report.untrusted_nodes:
+        click.echo(
+            f"REFUSED: {', '.join(report.untrusted_nodes)}: the ledger went back on the "
+            "checkpoint you remember (see above); no answer of theirs is used",
+            err=True,
+        )
         raise SystemExit(EXIT_LEDGER_UNTRUSTED)
     if not report.all_answered:
         raise SystemExit(EXIT_PARTIAL)
