@@ -240,6 +240,16 @@ class CheckpointStore:
                     regressions.append(regression)
         return regressions
 
+    def forget(self, partnership: str, node: str) -> RememberedCheckpoint | None:
+        """Drop the node's remembered checkpoint (after a recorded ledger reset the
+        auditor cleared), so its next verified checkpoint starts a new memory."""
+        with transaction(self.path) as connection:
+            row = connection.execute(_SELECT_ONE, (partnership, node)).fetchone()
+            connection.execute(
+                "DELETE FROM checkpoints WHERE partnership = ? AND node = ?", (partnership, node)
+            )
+        return None if row is None else _from_row(row)
+
     def latest(self, partnership: str, node: str) -> RememberedCheckpoint | None:
         with transaction(self.path) as connection:
             row = connection.execute(_SELECT_ONE, (partnership, node)).fetchone()

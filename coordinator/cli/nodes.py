@@ -31,9 +31,23 @@ proof that it only grew)."""
 @click.option("--nodes", help="Comma-separated node names (default: all).")
 @click.option("--format", "output_format", type=click.Choice(["table", "json"]), default="table")
 @click.option("--timeout", type=float, default=10.0, show_default=True, help="Seconds per node.")
+@click.option(
+    "--forget-checkpoint",
+    "forget",
+    metavar="NODE",
+    multiple=True,
+    help="Forget the checkpoint remembered for NODE first, so its current ledger is "
+    "accepted as new: only after the auditor cleared a recorded `npcs-node ledger reset`.",
+)
 @click.option("--config", envvar="NPCS_CONFIG", type=click.Path(path_type=Path))
 @user_errors()
-def command(nodes: str | None, output_format: str, timeout: float, config: Path | None) -> None:
+def command(
+    nodes: str | None,
+    output_format: str,
+    timeout: float,
+    forget: tuple[str, ...],
+    config: Path | None,
+) -> None:
     """Show each node: reachable or not (and why), schema, datasets, budget, checkpoint.
 
     Exits 5 when some node's ledger went back on the checkpoint remembered from it
@@ -46,6 +60,8 @@ def command(nodes: str | None, output_format: str, timeout: float, config: Path 
 
     session = open_session(config, timeout=timeout)
     entries = session.select_nodes(nodes)
+    for name in forget:
+        _forget(session, name)
     remembered = session.store.checkpoints.remembered(session.partnership.name)
     described = fan_out(
         entries,
@@ -163,6 +179,25 @@ def _remember(
     warnings = {regression.node: regression.warning() for regression in regressions}
     for row, seen in verified:
         row["ledger_warning"] = warnings.get(seen.node)
+
+
+def _forget(session: Session, name: str) -> None:
+    """Forget NODE's remembered checkpoint, saying on stderr what was forgotten."""
+    if name not in {entry.name for entry in session.partnership.nodes}:
+        raise click.BadParameter(
+            f"{name!r} is not a node of partnership {session.partnership.name!r}",
+            param_hint="--forget-checkpoint",
+        )
+    forgotten = session.store.checkpoints.forget(session.partnership.name, name)
+    if forgotten is None:
+        click.echo(f"no checkpoint was remembered for node {name}", err=True)
+        return
+    click.echo(
+        f"forgot node {name}'s checkpoint of {forgotten.size} entries (root "
+        f"{forgotten.root.hex()}, seen {forgotten.seen_at}): keep this line as your record; "
+        "its current ledger is remembered as new",
+        err=True,
+    )
 
 
 def _ledger_key_problem(row: dict[str, object]) -> bool:

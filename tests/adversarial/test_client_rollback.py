@@ -35,6 +35,7 @@ from coordinator.cli.nodes import EXIT_LEDGER_UNTRUSTED as NODES_EXIT_UNTRUSTED
 from coordinator.cli.query import EXIT_LEDGER_UNTRUSTED as QUERY_EXIT_UNTRUSTED
 from coordinator.client import ClientCredentials, NodeClient, pinned_ledger_key
 from coordinator.partnership import NodeEntry, Partnership, save_partnership
+from node.cli import cli as node_cli
 from node.layout import NodePaths
 from node.server import ServerOptions, running_node
 from privacy import tlog
@@ -96,6 +97,9 @@ class Clients:
 
     def nodes(self) -> Result:
         return self._run("nodes")
+
+    def nodes_forgetting(self, node: str) -> Result:
+        return self._run("nodes", "--forget-checkpoint", node)
 
     def audit(self) -> Result:
         return self._run(
@@ -243,3 +247,27 @@ def test_a_forked_answer_is_caught_on_the_query_itself(tmp_path: Path) -> None:
     assert untrusted is not None
     assert untrusted.kind == "forked"
     assert "rewritten or forked" in untrusted.message()
+
+
+def test_after_a_recorded_reset_the_analyst_accepts_the_new_ledger_only_on_purpose(
+    tmp_path: Path,
+) -> None:
+    clients = Clients.build(tmp_path)
+    with clients.serving():
+        for _ in range(2):
+            assert clients.query().exit_code == 0
+    reset = CliRunner().invoke(
+        node_cli, ["ledger", "reset", str(clients.paths.root), "--i-understand-this-is-recorded"]
+    )
+    assert reset.exit_code == 0, reset.output
+    with clients.serving():
+        assert _refused(clients.query(), QUERY_EXIT_UNTRUSTED, "shrank")
+        forgotten = clients.nodes_forgetting(NODE_NAME)
+        assert forgotten.exit_code == 0, forgotten.output
+        assert f"forgot node {NODE_NAME}'s checkpoint of 2 entries" in forgotten.output
+        accepted = clients.query()
+        assert accepted.exit_code == 0, accepted.output
+        assert clients.nodes().exit_code == 0
+        unknown = clients.nodes_forgetting("county-z")
+    assert unknown.exit_code == 2
+    assert "'county-z' is not a node of partnership 'demo'" in unknown.output
