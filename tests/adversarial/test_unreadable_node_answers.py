@@ -45,7 +45,9 @@ def byzantine_node(world: NodeWorld, real_address: str, broken: str) -> Iterator
     )
 
     def handler(method: str, service: str = SERVICE_NAME) -> grpc.RpcMethodHandler[bytes, bytes]:
-        forward = channel.unary_unary(f"/{service}/{method}")
+        forward = channel.unary_unary(
+            f"/{service}/{method}", request_serializer=None, response_deserializer=None
+        )
 
         def handle(raw: bytes, _context: grpc.ServicerContext) -> bytes:
             return UNREADABLE[method] if method == broken else bytes(forward(raw))
