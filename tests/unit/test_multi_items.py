@@ -94,13 +94,13 @@ def released(result: Release, name: str) -> dict[tuple[str, ...], float]:
     }
 
 
-def truth(path: Path, items: tuple[str, ...], statistic: str) -> dict[tuple[str, str], float]:
+def truth(path: Path, items: tuple[str, ...], statistic: str) -> dict[tuple[str, ...], float]:
     """Exact per-year, per-item counts of true flags (or means of known values), read
     straight from the snapshot."""
     data = pl.read_parquet(path).with_columns(
         year=pl.col("incident_date").dt.year().cast(pl.String)
     )
-    exact: dict[tuple[str, str], float] = {}
+    exact: dict[tuple[str, ...], float] = {}
     for (year,), group in data.group_by("year"):
         for item in items:
             column = group[item]
