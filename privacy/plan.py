@@ -351,9 +351,9 @@ def exact_plan(query: ValidatedQuery, parquet_path: Path) -> pl.LazyFrame:
 
 def _exact_expr(query: ValidatedQuery, output: _Output) -> pl.Expr:
     measured = output.measured(query)
-    if output.role == "__count" and measured is not None and _counts_rows(query):
-        return pl.col(measured.name).sum().alias(output.column)  # a flag item: its true rows
-    if output.role == "__count" and measured is not None:
+    if _counts_rows(query) and output.item is not None:  # a flag item: its true rows
+        return pl.col(query.items[output.item].name).sum().alias(output.column)
+    if output.role == "__count" and measured is not None and not _counts_rows(query):
         return pl.col(measured.name).count().alias(output.column)
     if output.role == "__count":
         # No cast: a cast inside the aggregation costs Polars its fast group-by path.
@@ -556,13 +556,12 @@ def _aggregation_expr(
     """The OpenDP aggregate of one output; `scale` None: relative to the global scale."""
     # Returns Any: the `.dp` expression namespace is registered by OpenDP at runtime.
     statistic = query.statistic
-    measured = output.measured(query)
-    counts_rows = statistic is Statistic.COUNT or statistic is Statistic.HISTOGRAM
-    if counts_rows and measured is not None:  # a flag item: the rows where it is true
-        flag: Any = pl.col(measured.name).filter(pl.col(measured.name))
-        return flag.dp.len(signed=True).alias(output.column)
-    if counts_rows:
+    if _counts_rows(query) and output.item is not None:  # a flag item: its true rows
+        flag: Any = pl.col(query.items[output.item].name)
+        return flag.filter(flag).dp.len(signed=True).alias(output.column)
+    if _counts_rows(query):
         return dp.len(signed=True).alias(output.column)
+    measured = output.measured(query)
     assert measured is not None
     assert measured.lower is not None
     assert measured.upper is not None
