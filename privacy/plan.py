@@ -28,6 +28,11 @@ How a query is turned into a measurement (node-only module; imports polars and O
   largest scale meeting the requested accuracy) computed directly; then the final
   measurement is built at that scale. No `resolve()` search.
 * **Cost.** `measurement.map(d_in)` of the final measurement, rounded up to micro-rho.
+* **Multi-item queries** (query.items): the aggregation holds every item's aggregates
+  side by side (privacy/item_columns.py names them), so all items are one measurement
+  with one privacy map (OpenDP composes them) and one charge; each item's values are
+  then packaged as a one-column answer would be and released as its own cell, keyed
+  by the item's name after the group keys (docs/privacy-model.md, section 5.2).
 
 Released values carry OpenDP's distribution, scale and 95% half-width. Means are noisy
 sum / max(noisy count, 1), clipped to the column bounds, with an interval from the sum

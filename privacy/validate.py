@@ -8,7 +8,8 @@ nothing about any record. Every refusal is a `QueryValidationError` naming the o
 field with a dotted path (``"filters[2].values"``, ``"privacy.rho"``) and saying what to
 do. The result, `ValidatedQuery`, carries everything the planner needs: the dataset,
 the public group keys (schema domains and the time buckets of the query's date range),
-the normalised filters, histogram edges and the requested privacy loss.
+the normalised filters, histogram edges, the items of a multi-item query and the
+requested privacy loss.
 
 Pure: standard library and pydantic only (the coordinator may validate before sending).
 """
