@@ -559,22 +559,15 @@ def test_a_multi_item_count_is_one_release_and_one_ledger_entry_per_node(
 ) -> None:
     items = tuple(name for name, _ in IMPROVEMENT_OPPORTUNITIES)
     before = {n: partnership.ledger_size(n) for n in "ab"}
-    result = partnership.run(
-        "query",
-        "count",
-        "incidents",
-        "--items",
-        "io_*",
-        *YEARS,
-        "--rho",
-        "0.3",
-        "--purpose",
-        "improvement opportunities",
-        "--nodes",
-        "a,b",
-        "--format",
-        "json",
-    )
+    arguments = ("query", "count", "incidents", "--items", "io_*", *YEARS, "--rho", "0.3")
+    asked = (*arguments, "--purpose", "improvement opportunities", "--nodes", "a,b")
+    preview = json.loads(partnership.run(*asked, "--dry-run", "--format", "json").stdout)
+    expected = {(row["source"], row["name"]) for row in preview["expected"]}
+    assert expected == {
+        (source, f"{item}:count") for source in ("a", "b", PARTNERSHIP_SOURCE) for item in items
+    }
+    assert {n: partnership.ledger_size(n) for n in "ab"} == before  # a preview is free
+    result = partnership.run(*asked, "--format", "json")
     assert result.exit_code == 0, result.output
     report = Report.model_validate_json(result.stdout)
     assert report.group_columns == ("incident_date:year", ITEM_GROUP_COLUMN)

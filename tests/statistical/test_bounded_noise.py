@@ -322,3 +322,82 @@ def test_multi_item_count_intervals_cover_95_percent(
     assert 0.95 <= claimed <= 0.96
     assert abs(statistics.fmean(hits) - claimed) <= _coverage_band(len(hits), claimed)
     assert abs(statistics.fmean(hits) - 0.95) <= 0.015
+
+
+# --- a multi-item mean per survey wave (two Likert items, one measurement) -------------
+
+LIKERT = ("psych_safety", "intent_to_stay")
+
+
+@pytest.fixture(scope="module")
+def two_item_survey(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    rows: list[dict[str, Any]] = [
+        {
+            "respondent_id": f"r{index}",
+            "wave_date": date(2021, 3 if index % 2 else 9, 1),
+            "psych_safety": 1 + index % 5,
+            "intent_to_stay": None if index % 7 == 0 else 1 + (index * 3) % 5,
+        }
+        for index in range(120)
+    ]
+    dataset = SCHEMA.dataset("safety_culture")
+    return write_snapshot(tmp_path_factory.mktemp("likert") / "s.parquet", dataset, rows)
+
+
+def _likert_truth(path: Path) -> dict[tuple[str, str], tuple[float, float]]:
+    """(centred sum, count of known values) per quarter and item, from the snapshot."""
+    import polars as pl
+
+    data = pl.read_parquet(path)
+    truth: dict[tuple[str, str], tuple[float, float]] = {}
+    for quarter, month in (("2021-Q1", 3), ("2021-Q2", None), ("2021-Q3", 9)):
+        wave = data.filter(pl.col("wave_date").dt.month() == month) if month else data.clear()
+        for item in LIKERT:
+            known = wave[item].drop_nulls()
+            truth[(quarter, item)] = (float((known - 3).sum()), float(len(known)))
+    return truth
+
+
+@pytest.fixture(scope="module")
+def likert_releases(two_item_survey: Path) -> list[Release]:
+    spec = QuerySpec(
+        query_id=uuid.uuid4(),
+        dataset="safety_culture",
+        statistic="mean",
+        items=LIKERT,
+        group_by=(GroupByTime(column="wave_date", bucket=TimeBucket.QUARTER),),
+        filters=(
+            DateRangeFilter(column="wave_date", start=date(2021, 1, 1), end=date(2021, 9, 30)),
+        ),
+        privacy=PrivacyLoss(rho=Decimal("0.1")),
+        purpose="multi-item noise test",
+    )
+    built = plan_query(validate_query(spec, SCHEMA, LIMITS), SCHEMA, two_item_survey)
+    return [built.unreleased_copy().release(node="n", snapshot_id="s") for _ in range(RELEASES)]
+
+
+def test_multi_item_mean_parts_match_their_scales_and_cover_95_percent(
+    likert_releases: list[Release], two_item_survey: Path
+) -> None:
+    truth = _likert_truth(two_item_survey)
+    for index, name in ((0, CENTRED_SUM), (1, "count")):
+        estimates = [
+            (cell.estimates[index], truth[(cell.key[0], cell.key[1])][index])
+            for release in likert_releases
+            for cell in release.cells
+        ]
+        assert {e.name for e, _ in estimates} == {name}
+        (scale,) = {e.scale for e, _ in estimates}
+        _check_noise([e.value - true for e, true in estimates], scale)
+        hits = [e.ci_low <= true <= e.ci_high for e, true in estimates]
+        claimed = statistics.fmean(_exact_integer_coverage(e) for e, _ in estimates)
+        assert claimed >= 0.95
+        assert abs(statistics.fmean(hits) - claimed) <= _coverage_band(len(hits), claimed)
+    means = [
+        cell.estimates[2].ci_low <= 3 + total / count <= cell.estimates[2].ci_high
+        for release in likert_releases
+        for cell in release.cells
+        for total, count in [truth[(cell.key[0], cell.key[1])]]
+        if count
+    ]
+    assert statistics.fmean(means) >= 0.95 - _coverage_band(len(means))
