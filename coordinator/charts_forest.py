@@ -4,9 +4,9 @@ Two panels, the rate ratio to the reference group and the disproportionality ind
 a log axis (ratios are symmetric there: 0.5 and 2 are equally far from 1) with a line at
 1, no disparity. One block of rows per group: each node's estimate and interval, then the
 partnership's as a larger diamond. An interval that runs off the axis (the noisy
-reference count too close to zero) ends in an arrow; a hidden (suppressed) or undefined
-estimate gets an "S" or "n/a" mark instead of a point. matplotlib is the charts extra,
-imported only here, when a chart is drawn.
+reference count too close to zero) ends in an arrow, as does one reaching 0; a hidden
+(suppressed) or undefined estimate gets an "S" or "n/a" mark instead of a point.
+matplotlib is the charts extra, imported only here, when a chart is drawn.
 """
 
 from __future__ import annotations
@@ -73,7 +73,8 @@ def write_forest_chart(result: DisparityResult, path: Path) -> Path:
 def _caption(result: DisparityResult) -> str:
     return (
         f"Filters: {result.filters}.  Purpose: {result.purpose}.  Result {result.result_id[:8]}.  "
-        "Diamond: partnership (pooled counts).  Arrow: interval runs off the axis.  "
+        "Diamond: partnership (pooled counts).  Arrow: interval runs off the axis (an "
+        "estimate of 0 has no point).  "
         "S: suppressed (publication rule)."
     )
 
@@ -85,11 +86,11 @@ def _bounds(row: DisparityRow, field: str) -> tuple[float | None, float | None, 
 
 
 def _limits(rows: Sequence[DisparityRow], field: str) -> tuple[float, float]:
-    """An x range around 1 holding every finite, positive estimate and bound."""
-    values = [v for row in rows for v in _bounds(row, field) if v is not None and v > 0]
+    """An x range around 1 holding every positive estimate (intervals may run off it)."""
+    values = [v for row in rows for v in _bounds(row, field)[:1] if v is not None and v > 0]
     low = min([0.5, *values])
     high = max([2.0, *values])
-    return max(low / 1.3, 1e-3), min(high * 1.3, 1e3)
+    return max(low / 1.5, 0.01), min(high * 1.5, 100.0)
 
 
 def _draw_panel(
@@ -114,32 +115,39 @@ def _draw_panel(
             ticks.append(position)
             name = "PARTNERSHIP" if source == PARTNERSHIP_SOURCE else source
             labels.append(f"{group}: {name}")
-            if row is not None:
-                _draw_row(axis, row, field, position, (low_limit, high_limit))
+            _draw_row(axis, row, field, position, (low_limit, high_limit))
         position -= 0.6
     axis.set_yticks(ticks, labels, fontsize="small")
     axis.grid(axis="x", which="major", linewidth=0.3)
 
 
 def _draw_row(
-    axis: Axes, row: DisparityRow, field: str, position: float, limits: tuple[float, float]
+    axis: Axes, row: DisparityRow | None, field: str, position: float, limits: tuple[float, float]
 ) -> None:
-    estimate, low, high = _bounds(row, field)
-    pooled = row.source == PARTNERSHIP_SOURCE
-    if row.suppressed or estimate is None or estimate <= 0:
-        mark = "S" if row.suppressed else "n/a"
+    """One estimate and its interval; a bound past the axis ends in an arrow.
+
+    An estimate of 0 (the group's noisy count came out at or below 0) sits at the left
+    edge as "<"; a suppressed one shows "S", a missing one (no population) "n/a".
+    """
+    if row is None or row.suppressed or _bounds(row, field)[0] is None:
+        mark = "S" if row is not None and row.suppressed else "n/a"
         axis.text(1.0, position, f" {mark}", va="center", fontsize="small")
         return
-    left = max(low or limits[0], limits[0])
-    right = min(high, limits[1]) if high is not None else limits[1]
+    estimate, low, high = _bounds(row, field)
+    pooled = row.source == PARTNERSHIP_SOURCE
     colour = "black" if pooled else "tab:blue"
+    left = max(low or 0.0, limits[0])
+    right = limits[1] if high is None else min(high, limits[1])
     axis.plot([left, right], [position, position], color=colour, linewidth=2 if pooled else 1)
-    if high is None or high > limits[1]:
+    if left <= limits[0]:
+        axis.plot([limits[0]], [position], marker="<", color=colour)
+    if right >= limits[1]:
         axis.plot([limits[1]], [position], marker=">", color=colour)
-    axis.plot(
-        [estimate],
-        [position],
-        marker="D" if pooled else "o",
-        markersize=8 if pooled else 5,
-        color=colour,
-    )
+    if estimate is not None and estimate > limits[0]:
+        axis.plot(
+            [estimate],
+            [position],
+            marker="D" if pooled else "o",
+            markersize=8 if pooled else 5,
+            color=colour,
+        )
