@@ -72,7 +72,7 @@ def test_demo_succeeds_and_prints_the_showcase_tables(
         "Share of incidents that were sleep-related",
         "CPS recurrence of maltreatment within 12 months",
         "Racial disparity among victims",
-        "disproportionality index",
+        "1 (reference)",
         "Caseworker separations per year",
         "mean psychological safety",
         "Result: every ledger checks out",
