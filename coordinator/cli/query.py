@@ -48,6 +48,11 @@ STATISTICS = ("count", "sum", "mean", "quantiles", "histogram", *MEASURES)
 @click.option("--nodes", help="Comma-separated node names (default: all).")
 @click.option("--quantiles", help="Probabilities for the quantiles statistic, e.g. 0.5,0.9.")
 @click.option(
+    "--items",
+    help="Several flags to count, or bounded items to average, in one query (one charge): "
+    "names or globs, e.g. 'io_*' or mal_neglect,mal_physical_abuse.",
+)
+@click.option(
     "--format", "output_format", type=click.Choice(["table", "csv", "json"]), default="table"
 )
 @click.option("--rate", is_flag=True, help="Show counts per 100,000 children as well.")
@@ -80,6 +85,7 @@ def command(  # noqa: PLR0917 - click passes every option as an argument
     purpose: str,
     nodes: str | None,
     quantiles: str | None,
+    items: str | None,
     output_format: str,
     rate: bool,
     of: str | None,
@@ -104,6 +110,8 @@ def command(  # noqa: PLR0917 - click passes every option as an argument
           --from 2022 --to 2022 --accuracy 2 --purpose "age profile" --dry-run
       npcs query share incidents --of sleep_related --by incident_type --from 2019 \\
           --to 2024 --rho 0.5 --purpose "sleep-related share of fatalities"
+      npcs query count incidents --items 'io_*' --by incident_date:year \\
+          --from 2019 --to 2023 --rho 0.5 --purpose "improvement opportunities"
     """
     from coordinator.cli.progress import node_progress
     from coordinator.cli.query_args import QueryArgumentError, build_query
@@ -126,6 +134,7 @@ def command(  # noqa: PLR0917 - click passes every option as an argument
             rho=rho,
             accuracy=accuracy,
             quantiles=quantiles,
+            items=items,
             purpose=purpose,
         )
     except QueryArgumentError as exc:

@@ -238,6 +238,7 @@ class DemoRun:
     def show_tables(self) -> None:
         from coordinator.demo.showcase import (
             cause_table,
+            improvement_table,
             incidents_by_year_tables,
             psych_safety_table,
             racial_disparity_table,
@@ -251,6 +252,7 @@ class DemoRun:
             *incidents_by_year_tables(reports["incidents_by_year"]),
             cause_table(reports["fatality_causes"]),
             sleep_table(reports["sleep_related"]),
+            improvement_table(reports["improvement_opportunities"]),
             recurrence_table(reports["recurrence"]),
             racial_disparity_table(reports["victims_by_race"]),
             separations_table(reports["separations"]),
