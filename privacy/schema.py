@@ -86,6 +86,14 @@ DECLARABLE_PERIODS = frozenset({TimeBucket.MONTH, TimeBucket.QUARTER, TimeBucket
 """Calendar buckets a per-period contribution bound may be declared for."""
 
 
+class UnitKind(StrEnum):
+    """The kind of person a dataset's privacy unit is: each kind has one privacy budget at
+    a node, shared by every dataset whose rows describe that kind of person."""
+
+    CHILD = "child"
+    STAFF = "staff"
+
+
 class PeriodBound(BaseModel):
     """At most `max_rows` rows of one privacy unit fall in any one `period` bucket of the
     dataset's `contribution_period` column (Tumult's MaxRowsPerGroupPerID, with the
@@ -105,6 +113,10 @@ class Dataset(BaseModel):
     name: str
     description: str
     privacy_unit: str = Field(description="The column identifying the person protected by DP.")
+    unit_kind: UnitKind = Field(
+        description="The kind of person `privacy_unit` identifies; datasets of one kind share "
+        "one privacy budget at a node (a child in `incidents` is also in `reports`)."
+    )
     max_rows_per_unit: Annotated[int, Field(ge=1)] = Field(
         description="Total contribution bound: the most rows one privacy unit may have. "
         "Ingest keeps at most this many rows per unit; every query truncates to it again "
@@ -178,6 +190,10 @@ class Schema(BaseModel):
     @property
     def dataset_names(self) -> tuple[str, ...]:
         return tuple(dataset.name for dataset in self.datasets)
+
+    def unit_kind_of_dataset(self) -> dict[str, str]:
+        """Each dataset's privacy-unit kind, by dataset name."""
+        return {dataset.name: dataset.unit_kind.value for dataset in self.datasets}
 
     def with_local_domains(self, domains: dict[str, tuple[str, ...]]) -> Schema:
         """This schema with node-declared domains (e.g. county codes) filled in."""
@@ -333,6 +349,7 @@ INCIDENTS = Dataset(
     description="Critical incidents: child fatalities and near fatalities reviewed by the "
     "jurisdiction, one row per child per incident.",
     privacy_unit="child_id",
+    unit_kind=UnitKind.CHILD,
     max_rows_per_unit=2,
     # A near fatality and a later fatality of the same child can fall in one year, so
     # a year bound below the total of 2 would cut real cases.
@@ -387,6 +404,7 @@ REPORTS = Dataset(
     name="reports",
     description="CPS screened-in reports, one row per child per report (NCANDS Child File).",
     privacy_unit="child_id",
+    unit_kind=UnitKind.CHILD,
     max_rows_per_unit=8,
     # Screened-in reports of one child come at least two weeks apart: at most 2 in a
     # calendar month; more than 4 in a year is rare (0.04% of rows in the synthetic
@@ -428,6 +446,7 @@ WORKFORCE = Dataset(
     name="workforce",
     description="Child-welfare workforce, one row per worker per month.",
     privacy_unit="worker_id",
+    unit_kind=UnitKind.STAFF,
     max_rows_per_unit=96,
     # One row per worker per month, by construction of the export.
     contribution_period="month",
@@ -461,6 +480,7 @@ WORKFORCE_YEARS = Dataset(
     "calendar year with at least one monthly row. Answers retention questions (workers "
     "and separations per year, turnover) with one row per person per year.",
     privacy_unit="worker_id",
+    unit_kind=UnitKind.STAFF,
     # 96 monthly rows in a row touch at most 9 calendar years; ingest keeps a worker's
     # first 9 years.
     max_rows_per_unit=9,
@@ -501,6 +521,7 @@ SAFETY_CULTURE = Dataset(
     name="safety_culture",
     description="Safety-culture survey, one row per respondent per wave.",
     privacy_unit="respondent_id",
+    unit_kind=UnitKind.STAFF,
     max_rows_per_unit=16,
     # One row per respondent per wave; the partnership surveys at most once a quarter
     # (waves in March and September).
