@@ -19,7 +19,7 @@ from __future__ import annotations
 import json
 from datetime import date
 from enum import StrEnum
-from typing import Annotated
+from typing import Annotated, Any
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
@@ -133,6 +133,17 @@ class Dataset(BaseModel):
         "the total bound (ingest keeps the earliest rows; queries truncate again).",
     )
     columns: tuple[Column, ...]
+
+    @model_validator(mode="before")
+    @classmethod
+    def _unit_kind_of_an_older_schema(cls, data: Any) -> Any:
+        """A schema published before unit kinds (an older node's `Describe`) names none:
+        take the kind of the partnership dataset of the same name."""
+        if isinstance(data, dict) and "unit_kind" not in data:
+            known = _PARTNERSHIP_UNIT_KINDS.get(str(data.get("name")))
+            if known is not None:
+                return {**data, "unit_kind": known}
+        return data
 
     @model_validator(mode="after")
     def _check_bounds(self) -> Dataset:
@@ -541,8 +552,14 @@ SAFETY_CULTURE = Dataset(
     ),
 )
 
+_PARTNERSHIP_UNIT_KINDS: dict[str, UnitKind] = {}
+"""Filled below from PARTNERSHIP_SCHEMA, for schemas that predate `unit_kind`."""
+
 PARTNERSHIP_SCHEMA = Schema(
     version=SCHEMA_VERSION,
     datasets=(INCIDENTS, REPORTS, WORKFORCE, WORKFORCE_YEARS, SAFETY_CULTURE),
 )
 """The schema every node publishes, before node-declared domains (counties) are added."""
+_PARTNERSHIP_UNIT_KINDS.update(
+    (dataset.name, dataset.unit_kind) for dataset in PARTNERSHIP_SCHEMA.datasets
+)

@@ -4,6 +4,7 @@ transaction; node.toml sets it per unit kind, and older per-dataset settings mig
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -15,7 +16,7 @@ from node.settings import BudgetSettings, SettingsError, load_settings
 from privacy.ledger.entry import ChargeRequest
 from privacy.ledger.writer import Ledger
 from privacy.policy import BudgetExceeded, BudgetPolicy
-from privacy.schema import PARTNERSHIP_SCHEMA, UnitKind
+from privacy.schema import PARTNERSHIP_SCHEMA, Schema, UnitKind
 
 ORIGIN = "npcs/test/node-a/ledger"
 
@@ -129,3 +130,11 @@ def test_an_unknown_unit_kind_is_refused_with_did_you_mean(tmp_path: Path) -> No
     )
     with pytest.raises(SettingsError, match="did you mean 'child'"):
         load_settings(tmp_path)
+
+
+def test_a_schema_published_before_unit_kinds_still_parses_with_the_partnerships_kinds() -> None:
+    older = json.loads(PARTNERSHIP_SCHEMA.to_json())
+    for dataset in older["datasets"]:
+        del dataset["unit_kind"]
+    parsed = Schema.from_json(json.dumps(older))
+    assert parsed.unit_kind_of_dataset() == PARTNERSHIP_SCHEMA.unit_kind_of_dataset()
