@@ -147,7 +147,7 @@ class QueryEngine:
     def ledger_public_key_pem(self) -> str:
         return public_key_pem(self._ledger.public_key).decode()
 
-    def describe(self, caller: Identity) -> NodeDescription:
+    def describe(self, caller: Identity, *, unit_kind_epsilon: bool = False) -> NodeDescription:
         analyst = caller.name if caller.role == "analyst" else None
         with self._health.watching("describe"):
             remaining = (
@@ -158,7 +158,9 @@ class QueryEngine:
                 if analyst is not None
                 else {}
             )
-            unit_kind_budgets = published_unit_kind_budgets(self._ledger, analyst)
+            unit_kind_budgets = published_unit_kind_budgets(
+                self._ledger, analyst, with_epsilon=unit_kind_epsilon
+            )
             checkpoint = self._ledger.snapshot_reader.latest_checkpoint()
         return NodeDescription(
             node_name=self._settings.name,

@@ -30,9 +30,13 @@ def published_policy(
     )
 
 
-def published_unit_kind_budgets(ledger: Ledger, analyst: str | None) -> tuple[UnitKindBudget, ...]:
+def published_unit_kind_budgets(
+    ledger: Ledger, analyst: str | None, *, with_epsilon: bool
+) -> tuple[UnitKindBudget, ...]:
     """Every unit kind with a budget or a charge, as of the last commit; what is left is
-    the caller's (within an analyst's cap) when `analyst` is set."""
+    the caller's (within an analyst's cap) when `analyst` is set. Epsilons only
+    `with_epsilon` (each is an OpenDP conversion of several ms; a query's Describe skips
+    them)."""
     policy = ledger.policy
     spent = ledger.snapshot_reader.spent_by_dataset()
     left = {
@@ -50,5 +54,7 @@ def published_unit_kind_budgets(ledger: Ledger, analyst: str | None) -> tuple[Un
             spent_epsilon=row.spent_epsilon,
             total_epsilon=row.total_epsilon,
         )
-        for row in spending_per_unit_kind(policy, spent, ledger.delta, remaining_for=left)
+        for row in spending_per_unit_kind(
+            policy, spent, ledger.delta, remaining_for=left, with_epsilon=with_epsilon
+        )
     )

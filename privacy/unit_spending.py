@@ -36,9 +36,16 @@ def spending_per_unit_kind(
     spent_by_dataset: Mapping[str, int],
     delta: str,
     remaining_for: Mapping[str, int] | None = None,
+    *,
+    with_epsilon: bool = True,
 ) -> tuple[UnitKindSpending, ...]:
     """Every unit kind with a budget or a charge, sorted by name. `remaining_for`
-    overrides what is left per kind (e.g. within an analyst's cap)."""
+    overrides what is left per kind (e.g. within an analyst's cap); without
+    `with_epsilon` the epsilons are "" (each is an OpenDP conversion of several ms)."""
+
+    def epsilon(units: int) -> str:
+        return epsilon_for_rho_units(units, delta) if with_epsilon else ""
+
     rows = []
     for kind, spent in sorted(policy.spent_by_unit_kind(spent_by_dataset).items()):
         total = policy.total_units_per_unit_kind.get(kind)
@@ -50,8 +57,8 @@ def spending_per_unit_kind(
                 total_units=total,
                 spent_units=spent,
                 remaining_units=(remaining_for or {}).get(kind, left),
-                spent_epsilon=epsilon_for_rho_units(spent, delta),
-                total_epsilon=epsilon_for_rho_units(total or 0, delta),
+                spent_epsilon=epsilon(spent),
+                total_epsilon=epsilon(total or 0),
                 delta=delta,
             )
         )

@@ -68,7 +68,7 @@ def check_unit_kind_spending(
                 total_rho=total,
                 charges=charges.get(kind, 0),
                 spent_epsilon=(
-                    figure.spent_epsilon
+                    figure.spent_epsilon or None
                     if figure is not None and figure.spent_units == used
                     else None
                 ),

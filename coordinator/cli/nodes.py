@@ -66,7 +66,11 @@ def command(
     described = fan_out(
         entries,
         lambda entry: describe_node(
-            entry, session.credentials, session.settings, remembered.get(entry.name)
+            entry,
+            session.credentials,
+            session.settings,
+            remembered.get(entry.name),
+            unit_kind_epsilon=True,
         ),
     )
     rows = [
@@ -134,8 +138,8 @@ def node_row(
                     "total_rho": budget.total_rho or None,
                     "spent_rho": format_rho(budget.spent_units),
                     "remaining_rho": format_rho(budget.remaining_units),
-                    "spent_epsilon": budget.spent_epsilon,
-                    "total_epsilon": budget.total_epsilon,
+                    "spent_epsilon": budget.spent_epsilon or None,
+                    "total_epsilon": budget.total_epsilon or None,
                     "delta": description.policy.delta,
                 }
                 for budget in description.unit_kind_budgets
@@ -231,11 +235,14 @@ def _unit_kind_line(kind: str, budget: dict[str, object]) -> str:
     """'  child (incidents, reports): spent rho 0.5 of 10 (eps 3.1 at delta 1e-9), ...'"""
     datasets = budget["datasets"]
     assert isinstance(datasets, list)
-    epsilon = float(str(budget["spent_epsilon"] or 0))
+    epsilon = (
+        f" (eps {float(str(budget['spent_epsilon'])):.4g} at delta {budget['delta']})"
+        if budget["spent_epsilon"]
+        else ""
+    )
     return (
         f"  {kind} ({', '.join(datasets)}): spent rho {budget['spent_rho']} of "
-        f"{budget['total_rho'] or 'no budget'} (eps {epsilon:.4g} at delta {budget['delta']}), "
-        f"remaining rho {budget['remaining_rho']}"
+        f"{budget['total_rho'] or 'no budget'}{epsilon}, remaining rho {budget['remaining_rho']}"
     )
 
 

@@ -63,6 +63,7 @@ def test_an_old_ledger_verifies_and_is_audited_per_unit_kind_after_the_upgrade(
             memory=open_audit_memory(tmp_path / "audit.sqlite"),
         )
         description, problem = describe_node(node, alice, FanoutSettings())
+        with_epsilon, _ = describe_node(node, alice, FanoutSettings(), unit_kind_epsilon=True)
 
     audited = report.nodes[0]
     assert report.ok, audited.problems
@@ -81,5 +82,10 @@ def test_an_old_ledger_verifies_and_is_audited_per_unit_kind_after_the_upgrade(
     assert budgets["child"].spent_units == 375_000
     assert budgets["child"].remaining_units == 625_000
     assert description.remaining_units["incidents"] == 625_000  # shared with reports
+    assert budgets["child"].spent_epsilon == ""  # a query's Describe skips the conversion
+    assert with_epsilon is not None
+    (child_budget,) = (b for b in with_epsilon.unit_kind_budgets if b.unit_kind == "child")
+    assert child_budget.spent_epsilon == epsilon_for_rho_units(375_000, "1e-9")
+    assert child_budget.total_epsilon == epsilon_for_rho_units(1_000_000, "1e-9")
     verified = CliRunner().invoke(node_cli, ["ledger", "verify", str(world.node.root)])
     assert verified.exit_code == 0, verified.output

@@ -224,10 +224,12 @@ class PreviewResponse(_message.Message):
     def __init__(self, cost_units: _Optional[int] = ..., cost_rho: _Optional[str] = ..., expected: _Optional[_Iterable[_Union[ExpectedValue, _Mapping]]] = ..., remaining_units: _Optional[int] = ...) -> None: ...
 
 class DescribeRequest(_message.Message):
-    __slots__ = ("remembered_size",)
+    __slots__ = ("remembered_size", "unit_kind_epsilon")
     REMEMBERED_SIZE_FIELD_NUMBER: _ClassVar[int]
+    UNIT_KIND_EPSILON_FIELD_NUMBER: _ClassVar[int]
     remembered_size: int
-    def __init__(self, remembered_size: _Optional[int] = ...) -> None: ...
+    unit_kind_epsilon: bool
+    def __init__(self, remembered_size: _Optional[int] = ..., unit_kind_epsilon: _Optional[bool] = ...) -> None: ...
 
 class Policy(_message.Message):
     __slots__ = ("datasets", "total_rho_per_dataset", "max_rho_per_query", "analyst_cap_rho", "delta", "total_rho_per_unit_kind")
