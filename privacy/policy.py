@@ -132,10 +132,6 @@ class BudgetPolicy:
     def unit_kind_total(self, unit_kind: str) -> int:
         return self.total_units_per_unit_kind.get(unit_kind, 0)
 
-    def unit_kind_spent(self, unit_kind: str, spent_by_dataset: Mapping[str, int]) -> int:
-        """What `unit_kind`'s budget has spent: the sum of its datasets' spending."""
-        return sum(spent_by_dataset.get(name, 0) for name in self.datasets_of(unit_kind))
-
     def spent_by_kind_of(self, dataset: str, dataset_spent: Callable[[str], int]) -> int:
         """What the budget of `dataset`'s unit kind has spent: `dataset_spent` of every
         dataset of that kind (0 if `dataset` is of no known kind)."""
