@@ -109,7 +109,7 @@ def partnership(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Partnershi
     )
     assert init.exit_code == 0, init.output
     with ExitStack() as stack:
-        poor_budget = {"total_rho_per_dataset": {"incidents": "0.001"}, "max_rho_per_query": "1"}
+        poor_budget = {"total_rho_per_unit_kind": {"child": "0.001"}, "max_rho_per_query": "1"}
         for name, paths in nodes.items():
             overrides: dict[str, Any] = {"budget": poor_budget} if name == "poor" else {}
             running = stack.enter_context(running_node(paths.root, **overrides))
@@ -388,11 +388,17 @@ def test_nodes_command_shows_reachability_budget_and_checkpoint(partnership: Par
     assert rows["down"]["problem"]["code"] == "UNREACHABLE"
     assert rows["a"]["reachable"] is True
     assert "incidents" in rows["a"]["remaining_rho"]
+    child = rows["a"]["budget_per_unit_kind"]["child"]
+    assert child["datasets"] == ["incidents", "reports"]
+    assert child["remaining_rho"] == rows["a"]["remaining_rho"]["incidents"]
+    assert float(child["spent_epsilon"]) >= 0
+    assert rows["poor"]["budget_per_unit_kind"]["child"]["total_rho"] == "0.001"
     assert rows["a"]["ledger_key_pinned"] is True
     assert rows["a"]["checkpoint"] is None or rows["a"]["checkpoint"]["signature_verified"]
     table = partnership.run("nodes", "--nodes", "a,down", "--timeout", "5")
     assert "UNREACHABLE" in table.stdout
     assert "remaining rho" in table.stdout
+    assert "child (incidents, reports): spent rho " in table.stdout
 
 
 def test_schema_with_node_info_shows_each_nodes_domains_and_populations(

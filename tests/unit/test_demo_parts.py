@@ -59,9 +59,9 @@ incidents = "10"
     assert settings["child_population"] == {"2019": 3000}
     assert settings["budget"]["analyst_caps"] == {"ana.b": "2"}
     assert settings["budget"]["delta"] == "1e-9"
-    totals = settings["budget"]["total_rho_per_dataset"]
-    assert set(totals) == {"incidents", "reports", "workforce", "workforce_years", "safety_culture"}
-    assert set(totals.values()) == {NODE_BUDGET_RHO}
+    assert "total_rho_per_dataset" not in settings["budget"]
+    totals = settings["budget"]["total_rho_per_unit_kind"]
+    assert totals == {"child": NODE_BUDGET_RHO, "staff": NODE_BUDGET_RHO}
     assert max(float(q.rho) for q in QUESTIONS) <= float(settings["budget"]["max_rho_per_query"])
 
 
