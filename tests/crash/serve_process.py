@@ -38,7 +38,8 @@ def start_node(world: NodeWorld, log: Path | None = None) -> tuple[subprocess.Po
                     return process, int(line.rsplit(":", 1)[1])
                 if not line:
                     break
-        raise AssertionError(f"node did not become ready (exit code {process.poll()})")
+        tail = log.read_text(errors="replace")[-2000:] if log else ""
+        raise AssertionError(f"node did not become ready (exit code {process.poll()})\n{tail}")
     except BaseException:
         process.kill()
         stop_and_close(process)
