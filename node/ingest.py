@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import io
 import secrets
+from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -54,6 +55,27 @@ def count_rows(lazy: pl.LazyFrame, source_name: str) -> int:
         return int(lazy.select(pl.len()).collect(engine="streaming").item())
     except (pl.exceptions.PolarsError, OSError) as error:
         raise IngestError(f"could not read {source_name}: {error}") from None
+
+
+def export_batches(source: Path, rows_per_batch: int) -> Iterator[pl.DataFrame]:
+    """The file's rows in batches of about `rows_per_batch`, read as `scan_export` reads
+    them (CSV as text), never more than a batch or two in memory at once."""
+    import polars as pl
+
+    try:
+        if source.suffix.lower() == ".csv":
+            reader = pl.read_csv_batched(source, infer_schema_length=0, batch_size=rows_per_batch)
+            while batches := reader.next_batches(1):
+                yield from batches
+            return
+        import pyarrow.parquet as pq
+
+        for batch in pq.ParquetFile(source).iter_batches(batch_size=rows_per_batch):
+            frame = pl.from_arrow(batch)
+            assert isinstance(frame, pl.DataFrame)
+            yield frame
+    except (pl.exceptions.PolarsError, OSError, ValueError) as error:
+        raise IngestError(f"could not read {source}: {error}") from None
 
 
 def check_export_columns(spec: Dataset, columns: list[str], source_name: str) -> None:

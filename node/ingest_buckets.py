@@ -4,13 +4,15 @@ Every ingest check is a function of one row (parsing, domains, bounds) or of one
 rows (truncation to the contribution bounds, `recurrence_12m`, `workforce_years`). So the
 rows can be validated in groups that never split a person: the bucket of a row is a hash
 of its canonical privacy-unit id (`IDENTIFIER_RULE`, so `KZ` and ` kz` share a bucket),
-modulo the number of buckets. One streaming pass of polars (a partitioned `sink_parquet`)
-splits the export into one Parquet file per bucket, each row keeping its 1-based row
-number in the whole file (the reject report's `row`); then each bucket is read, validated
-and written on by itself and its file deleted. Peak memory is about one bucket.
+modulo the number of buckets. One pass over the export in batches (pyarrow's Parquet
+batches, polars' batched CSV reader) appends each batch's rows to one Parquet file per
+bucket, each row keeping its 1-based row number in the whole file (the reject report's
+`row`); then each bucket is read, validated and written on by itself and its file
+deleted. Peak memory is about one bucket. (polars' partitioned `sink_parquet` buffered
+about the whole table at 10M rows, so it is not used.)
 
 The bucket files hold raw case records: they live in a private (0700) scratch folder
-inside the node folder, are made 0600, and the folder is removed when ingest ends.
+inside the node folder, are created 0600, and the folder is removed when ingest ends.
 """
 
 from __future__ import annotations
@@ -22,10 +24,10 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from kernel.files import PRIVATE_FILE_MODE
-from node.ingest import IngestError
+from node.ingest import IngestError, export_batches
 from node.permissions import make_private_dir
 from node.row_validation import ROW_NUMBER, canonical_identifier
+from node.snapshot_file import SnapshotFile
 from privacy.schema import Dataset
 
 if TYPE_CHECKING:
@@ -33,6 +35,8 @@ if TYPE_CHECKING:
 
 BUCKET_ROWS = 1_000_000
 """Rows per bucket (about): an export up to this size is validated in one piece."""
+BATCH_ROWS = 200_000
+"""Rows read from the export at a time while it is split into buckets."""
 SCRATCH_PREFIX = ".ingest-scratch-"
 _BUCKET = "__bucket"
 _HASH_SEED = 20_240
@@ -40,32 +44,37 @@ _HASH_SEED = 20_240
 
 @contextmanager
 def person_buckets(
-    lazy: pl.LazyFrame, spec: Dataset, rows: int, scratch_parent: Path
+    source: Path, lazy: pl.LazyFrame, spec: Dataset, rows: int, scratch_parent: Path
 ) -> Iterator[Iterator[pl.DataFrame]]:
     """The export's rows with their row numbers, one bucket of persons at a time."""
-    import polars as pl
 
-    numbered = lazy.with_row_index(ROW_NUMBER, offset=1)
     buckets = -(-rows // BUCKET_ROWS)
     if buckets <= 1:
-        yield iter([_collect(numbered)])
+        yield iter([_collect(lazy.with_row_index(ROW_NUMBER, offset=1))])
         return
     scratch = scratch_parent / f"{SCRATCH_PREFIX}{secrets.token_hex(4)}"
     make_private_dir(scratch)
+    files: dict[int, SnapshotFile] = {}
     try:
         unit = spec.privacy_unit
         bucket = canonical_identifier(unit, lazy.collect_schema()[unit]).hash(_HASH_SEED) % buckets
-        try:
-            numbered.sink_parquet(
-                pl.PartitionByKey(scratch, by={_BUCKET: bucket}, include_key=False), mkdir=True
+        first_row = 1
+        for batch in export_batches(source, BATCH_ROWS):
+            numbered = batch.with_row_index(ROW_NUMBER, offset=first_row)
+            first_row += batch.height
+            split = numbered.with_columns(bucket.alias(_BUCKET)).partition_by(
+                _BUCKET, as_dict=True, include_key=False
             )
-        except (pl.exceptions.PolarsError, OSError) as error:
-            raise IngestError(f"could not read the export: {error}") from None
-        files = sorted(scratch.rglob("*.parquet"))
-        for path in files:
-            path.chmod(PRIVATE_FILE_MODE)
-        yield _read_and_delete(files)
+            for (key,), part in split.items():
+                if key not in files:
+                    files[key] = SnapshotFile(scratch)
+                files[key].write(part)
+        for file in files.values():
+            file.finish()
+        yield _read_and_delete([files[key].path for key in sorted(files)])
     finally:
+        for file in files.values():
+            file.discard()
         shutil.rmtree(scratch, ignore_errors=True)
 
 

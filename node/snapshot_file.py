@@ -1,10 +1,11 @@
-"""A snapshot's Parquet file written part by part, before its name (its sha256) is known.
+"""A private Parquet file written part by part (a snapshot, before its name is known).
 
 Ingest validates an export in buckets (node/ingest_buckets.py) and appends each bucket's
 valid rows here as one or more row groups (pyarrow's `ParquetWriter`, zstd, with
 statistics), into a private (0600) temporary file in the snapshots folder. `finish`
-fsyncs it and hashes the bytes on disk; the store then renames it to `<id>.parquet`
-and fsyncs the folder (`kernel.files.fsync_directory`), or `discard`s it. The min/max
+fsyncs it; the store hashes the bytes on disk, renames the file to `<id>.parquet` and
+fsyncs the folder (`kernel.files.fsync_directory`), or `discard`s it. Ingest's bucket
+files (node/ingest_buckets.py) are written the same way. The min/max
 of each date column is kept as the parts go by, for the manifest's local-only ranges.
 """
 
@@ -12,14 +13,13 @@ from __future__ import annotations
 
 import os
 import secrets
+from collections.abc import Sequence
 from datetime import date
 from pathlib import Path
 from typing import TYPE_CHECKING, BinaryIO
 
 from kernel.files import PRIVATE_FILE_MODE
 from node.permissions import make_private_dir
-from node.snapshot_checks import file_sha256
-from privacy.schema import Dataset
 
 if TYPE_CHECKING:
     import polars as pl
@@ -29,14 +29,14 @@ if TYPE_CHECKING:
 class SnapshotFile:
     """An unnamed snapshot being written: `write` parts, then `finish` or `discard`."""
 
-    def __init__(self, folder: Path, spec: Dataset) -> None:
+    def __init__(self, folder: Path, date_columns: Sequence[str] = ()) -> None:
         make_private_dir(folder)
         self.path = folder / f".incoming-{secrets.token_hex(6)}.parquet.tmp"
         descriptor = os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, PRIVATE_FILE_MODE)
         os.fchmod(descriptor, PRIVATE_FILE_MODE)  # whatever the umask
         self._handle: BinaryIO | None = os.fdopen(descriptor, "wb")
         self._writer: pq.ParquetWriter | None = None
-        self._date_columns = spec.date_columns
+        self._date_columns = tuple(date_columns)
         self._ranges: dict[str, tuple[date | None, date | None]] = {}
         self.rows = 0
 
@@ -61,8 +61,8 @@ class SnapshotFile:
             ranges[name] = [None if low is None else str(low), None if high is None else str(high)]
         return ranges
 
-    def finish(self) -> str:
-        """Close and fsync the file; the sha256 of its bytes."""
+    def finish(self) -> None:
+        """Close the file and fsync it."""
         assert self._handle is not None, "finish after finish or discard"
         if self._writer is not None:
             self._writer.close()
@@ -70,7 +70,6 @@ class SnapshotFile:
         os.fsync(self._handle.fileno())
         self._handle.close()
         self._handle = None
-        return file_sha256(self.path)
 
     def discard(self) -> None:
         """Delete the file (whatever state it is in)."""

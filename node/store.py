@@ -214,7 +214,7 @@ class DataStore:
         if rows == 0:
             raise IngestError(f"{source.name} has no data rows; the current snapshot is unchanged.")
         origin = SourceOrigin(source.name, source.stem, {"source_sha256": file_sha256(source)})
-        with person_buckets(lazy, spec, rows, self._paths.data_dir) as parts:
+        with person_buckets(source, lazy, spec, rows, self._paths.data_dir) as parts:
             return self._ingest_parts(
                 spec, parts, rows, origin, threshold=threshold, check_only=check_only
             )
@@ -260,9 +260,10 @@ class DataStore:
         from node.worker_years import derive_worker_years
 
         derivations = {"workforce_years": derive_worker_years}
-        files = {spec.name: SnapshotFile(self._snapshots_dir(spec.name), spec)}
+        files = {spec.name: SnapshotFile(self._snapshots_dir(spec.name), spec.date_columns)}
         for name in self._derived_names(spec.name):
-            files[name] = SnapshotFile(self._snapshots_dir(name), self._dataset(name))
+            dates = self._dataset(name).date_columns
+            files[name] = SnapshotFile(self._snapshots_dir(name), dates)
         try:
             reject_parts = []
             for part in parts:
@@ -346,7 +347,8 @@ class DataStore:
         """Name the written file by its content, give it a manifest, make it current."""
         folder = self._snapshots_dir(spec.name)
         created = datetime.now(UTC)
-        digest = file.finish()
+        file.finish()
+        digest = file_sha256(file.path)
         snapshot_id = f"{created:%Y%m%dT%H%M%S%f}-{digest[:8]}"  # sorts in ingest order
         parquet_path = folder / f"{snapshot_id}.parquet"
         manifest_path = parquet_path.with_suffix(".json")
