@@ -110,9 +110,13 @@ class QueryEngine:
         self._clock = clock
         self._health = LedgerHealth(ledger)
         self.plans = PlanCache()  # Preview's plan, reused by its Query (node.plan_cache)
-        self.run_self_check()
+        self._health.start()
 
     # -- health (see node.health)
+
+    def stop_background_checks(self) -> None:
+        """Stop the ledger's background re-verification (before the ledger closes)."""
+        self._health.stop()
 
     def run_self_check(self) -> bool:
         """Run the ledger's full self-check; while it fails no query is answered."""

@@ -9,7 +9,8 @@ server reflection, so `grpcurl` and `grpc_health_probe` work. Revoked certificat
 refused on every service, health and reflection included (`RevocationInterceptor`).
 
 `running_node(root)` is the one way to run a node: it opens the node folder, runs the
-ledger self-check, starts the server and stops it with a grace period on exit (in-flight
+ledger's start-up check (the full re-verification goes on in the background), starts the
+server and stops it with a grace period on exit (in-flight
 queries finish; their charges are committed before they return).
 """
 
@@ -133,7 +134,9 @@ def build_engine(root: Path, settings: NodeSettings, stack: ExitStack) -> QueryE
     schema = node_schema(settings)
     ledger = open_node_ledger(root, settings)
     stack.callback(ledger.close)
-    return QueryEngine(settings, paths, schema, DataStore(paths, schema), ledger)
+    engine = QueryEngine(settings, paths, schema, DataStore(paths, schema), ledger)
+    stack.callback(engine.stop_background_checks)
+    return engine
 
 
 def create_server(

@@ -128,6 +128,12 @@ ENTRY_COLUMNS = (
 assert tuple(item.name for item in fields(LedgerEntry)) == ENTRY_COLUMNS
 
 
+def spent_total_keys(entry: LedgerEntry) -> tuple[tuple[str, str], ...]:
+    """The running totals, as (scope, name), that an entry's cost is added to: the one
+    rule the writer, the self-check and the verified-through mark share."""
+    return (("dataset", entry.dataset), ("analyst", entry.analyst))
+
+
 def canonical_json(fields: dict[str, Any]) -> bytes:
     encoded = {
         key: base64.b64encode(value).decode() if isinstance(value, bytes) else value

@@ -69,6 +69,13 @@ CREATE TABLE IF NOT EXISTS spent_totals (
     units INTEGER NOT NULL,
     PRIMARY KEY (scope, name)
 ) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS verified_mark (
+    id INTEGER PRIMARY KEY CHECK (id = 1),
+    size INTEGER NOT NULL,
+    root BLOB NOT NULL,
+    totals TEXT NOT NULL,
+    signature BLOB NOT NULL
+);
 """
 
 # Built from the constant column list, never from input.
