@@ -75,9 +75,7 @@ class LedgerHealth:
                 return  # the ledger was closed under the pass
             report = SelfCheckReport(ok=False, problems=[str(exc)])
         if report.ok:
-            log.info(
-                "ledger re-verified", extra={"event": "ledger_verified", "size": report.size}
-            )
+            log.info("ledger re-verified", extra={"event": "ledger_verified", "size": report.size})
             return
         self._fatal = True
         log.error("ledger re-verification failed", extra={"event": "ledger_fault"})
