@@ -23,7 +23,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 from privacy import tlog
 from privacy.ledger.entry import LedgerEntry, spent_total_keys
 from privacy.ledger.signature_batch import SignatureChecks
-from privacy.ledger.sqlschema import SELECT_ENTRY, entry_from_row, is_busy
+from privacy.ledger.sqlschema import SELECT_ENTRY, entry_and_leaf_data, is_busy
 from privacy.signed_note import ed25519_key_hash
 from privacy.tlog import Checkpoint, SignedCheckpoint, raw_public_key
 
@@ -237,7 +237,8 @@ class Audit:
         if chunk.start == 0 and 0 in chunk.checkpoints:
             self._compare_root()
         for row in chunk.rows:
-            if not self.add_entry(entry_from_row(row), bytes(row[-1])):
+            entry, leaf_data = entry_and_leaf_data(row)
+            if not self.add_entry(entry, tlog.leaf_hash(leaf_data), bytes(row[-1])):
                 return False
         if self.frontier.size < chunk.stop:
             self.state.entry_problem(self.frontier.size, f"entry {self.frontier.size} is missing")
@@ -249,7 +250,7 @@ class Audit:
             )
         return True
 
-    def add_entry(self, entry: LedgerEntry, stored_leaf: bytes) -> bool:
+    def add_entry(self, entry: LedgerEntry, leaf: bytes, stored_leaf: bytes) -> bool:
         """Fold in the next entry; False when the sequence breaks (stop reading)."""
         seq = self.frontier.size
         if entry.seq != seq:
@@ -257,7 +258,6 @@ class Audit:
                 seq, f"entry {seq} is missing (next stored entry is {entry.seq})"
             )
             return False
-        leaf = entry.leaf_hash()
         if leaf != stored_leaf:
             self.state.entry_problem(
                 seq, f"entry {seq} ({entry.query_id}) does not match its leaf hash"

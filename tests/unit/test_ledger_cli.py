@@ -110,6 +110,17 @@ def test_show_as_json_lists_remaining_after_each_entry(node_dir: Path) -> None:
     ]
 
 
+def test_show_last_reads_only_the_tail_and_keeps_the_remaining_budget(node_dir: Path) -> None:
+    code, output = run("show", str(node_dir), "--last", "2", "--format", "json")
+    assert code == 0, output
+    rows = json.loads(output)
+    assert [(row["seq"], row["remaining_rho"]) for row in rows] == [(4, "0.375"), (5, "1.875")]
+    code, table = run("show", str(node_dir), "--last", "1")
+    assert code == 0, table
+    assert "incidents: spent rho 0.625 of 1, remaining rho 0.375" in table
+    assert "reports: spent rho 0.125 of 2, remaining rho 1.875" in table
+
+
 def test_verify_passes_with_a_one_line_summary(node_dir: Path) -> None:
     code, output = run("verify", str(node_dir))
     assert code == 0, output
