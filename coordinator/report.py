@@ -24,7 +24,7 @@ from coordinator.query_text import filters_text, spec_from_report_query
 from coordinator.suppression import Suppression, apply_suppression, without_hidden_points
 from coordinator.trend import Point, bucket_position, weighted_slope
 from privacy.population import PopulationTable
-from privacy.query import GroupByTime, QuerySpec, Statistic
+from privacy.query import ITEM_GROUP_COLUMN, GroupByTime, QuerySpec, Statistic
 from privacy.release import Estimate, Release
 
 REPORT_FORMAT: Literal["npcs.result.v1"] = "npcs.result.v1"
@@ -169,10 +169,13 @@ def time_group_index(spec: QuerySpec) -> int | None:
 
 
 def group_column_labels(spec: QuerySpec) -> tuple[str, ...]:
-    return tuple(
+    """The key columns of the query's cells: its group-bys, then the item of a multi-item
+    query (each item is its own cell, so it is pooled on its own)."""
+    labels = tuple(
         f"{g.column}:{g.bucket.value}" if isinstance(g, GroupByTime) else g.column
         for g in spec.group_by
     )
+    return (*labels, ITEM_GROUP_COLUMN) if spec.items else labels
 
 
 def build_report(

@@ -47,6 +47,11 @@ STATISTICS = ("count", "sum", "mean", "quantiles", "histogram")
 @click.option("--nodes", help="Comma-separated node names (default: all).")
 @click.option("--quantiles", help="Probabilities for the quantiles statistic, e.g. 0.5,0.9.")
 @click.option(
+    "--items",
+    help="Several flags to count, or bounded items to average, in one query (one charge): "
+    "names or globs, e.g. 'io_*' or mal_neglect,mal_physical_abuse.",
+)
+@click.option(
     "--format", "output_format", type=click.Choice(["table", "csv", "json"]), default="table"
 )
 @click.option("--rate", is_flag=True, help="Show counts per 100,000 children as well.")
@@ -72,6 +77,7 @@ def command(  # noqa: PLR0917 - click passes every option as an argument
     purpose: str,
     nodes: str | None,
     quantiles: str | None,
+    items: str | None,
     output_format: str,
     rate: bool,
     plot: Path | None,
@@ -89,6 +95,8 @@ def command(  # noqa: PLR0917 - click passes every option as an argument
           --rho 0.05 --purpose "annual fatality trend" --plot trend.png
       npcs query mean incidents child_age_months --where incident_type=fatality \\
           --from 2022 --to 2022 --accuracy 2 --purpose "age profile" --dry-run
+      npcs query count incidents --items 'io_*' --by incident_date:year \
+          --from 2019 --to 2023 --rho 0.5 --purpose "improvement opportunities"
     """
     from coordinator.cli.progress import node_progress
     from coordinator.cli.query_args import QueryArgumentError, build_query
@@ -108,6 +116,7 @@ def command(  # noqa: PLR0917 - click passes every option as an argument
             rho=rho,
             accuracy=accuracy,
             quantiles=quantiles,
+            items=items,
             purpose=purpose,
         )
     except QueryArgumentError as exc:
