@@ -12,12 +12,14 @@ from __future__ import annotations
 
 import functools
 import sqlite3
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 from support_ledger import charge_request
 
 from kernel.keyfiles import generate_ed25519_key
+from privacy.ledger.charging import new_entry
 from privacy.ledger.verified_mark import load_mark
 from privacy.ledger.writer import Ledger
 from privacy.policy import BudgetPolicy
@@ -180,3 +182,50 @@ def test_a_ledger_from_before_the_mark_is_migrated_and_verifies(tmp_path: Path) 
         _charge(upgraded, 6)
         assert upgraded.self_check().ok
         assert _mark_size(upgraded) == 7
+
+
+def _filled(path: Path, entries: int) -> Ledger:
+    """A ledger of `entries` charges, appended in one transaction (fast to build)."""
+    ledger = Ledger.open(path, origin=ORIGIN, signing_key=generate_ed25519_key(), policy=POLICY)
+    with ledger._write_transaction():
+        for number in range(entries):
+            request = charge_request(f"q{number}", f'{{"n":{number}}}'.encode())
+            ledger._append(
+                new_entry(request, seq=number, delta="1e-9", answer=b"a", epsilon="1", failure=None)
+            )
+    return ledger
+
+
+def _sqlite_steps(ledger: Ledger, action: Callable[[], object]) -> int:
+    """SQLite virtual-machine steps `action` runs on the ledger's own connection."""
+    steps = [0]
+
+    def count() -> int:
+        steps[0] += 1
+        return 0
+
+    ledger._conn.set_progress_handler(count, 1)
+    try:
+        action()
+    finally:
+        ledger._conn.set_progress_handler(None, 1)
+    return steps[0]
+
+
+def test_the_start_up_check_does_not_grow_with_the_ledger(tmp_path: Path) -> None:
+    # Same number of right-edge subtrees (two set bits), 32 times the entries.
+    small = _filled(tmp_path / "small.sqlite", 96)
+    large = _filled(tmp_path / "large.sqlite", 3072)
+    try:
+        small_steps = _sqlite_steps(small, small.startup_check)
+        large_steps = _sqlite_steps(large, large.startup_check)
+        assert small.startup_check().ok
+        assert large.startup_check().ok
+        assert large_steps < 2 * small_steps, (small_steps, large_steps)
+        # The full check, for contrast, grows with the entries.
+        full_small = _sqlite_steps(small, lambda: small.verify(small.public_key))
+        full_large = _sqlite_steps(large, lambda: large.verify(large.public_key))
+        assert full_large > 10 * full_small
+    finally:
+        small.close()
+        large.close()
