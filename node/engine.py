@@ -11,8 +11,9 @@ Order matters for privacy and for auditability:
 4. `Ledger.charge_and_release` checks the budget, runs the release and records the
    charge in one transaction; the answer is returned only after the commit.
 
-Health (`node.health`): the start-up self-check decides whether the node answers at all,
-and any ledger fault seen while serving turns the engine unhealthy until restart.
+Health (`node.health`): the start-up check decides whether the node answers at all; a
+failed background re-verification, or any ledger fault seen while serving, turns the
+engine unhealthy until restart.
 """
 
 from __future__ import annotations

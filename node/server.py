@@ -4,7 +4,8 @@ mTLS only (`require_client_auth=True`, no insecure port), 4 MiB messages, a boun
 thread pool and `maximum_concurrent_rpcs` (excess calls get RESOURCE_EXHAUSTED; both,
 and the shutdown grace period, from node.toml's `[server]`), keepalive settings shared
 with clients (`npcs.transport`), the standard `grpc.health.v1` service (SERVING, or
-NOT_SERVING once the ledger fails its start-up self-check or faults while serving) and
+NOT_SERVING once the ledger fails its start-up check or its background re-verification,
+or faults while serving) and
 server reflection, so `grpcurl` and `grpc_health_probe` work. Revoked certificates are
 refused on every service, health and reflection included (`RevocationInterceptor`).
 

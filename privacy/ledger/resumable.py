@@ -196,7 +196,7 @@ def run_pass(
     path: Path,
     public_key: Ed25519PublicKey,
     record: Callable[[VerifiedMark], None],
-    should_stop: Callable[[], bool] = lambda: False,
+    should_stop: Callable[[], bool] | None = None,
 ) -> SelfCheckReport:
     """Verify chunk after chunk from the mark to the end on a connection of its own,
     calling `record` with each new mark; stop at the first problem (or when asked)."""
@@ -209,7 +209,7 @@ def run_pass(
                     ok=False, problems=step.problems, first_bad_entry=step.first_bad_entry
                 )
             record(step.mark)
-            if step.done or should_stop():
+            if step.done or (should_stop is not None and should_stop()):
                 return SelfCheckReport(
                     ok=True, problems=[], size=step.mark.size, root=step.mark.root
                 )

@@ -354,7 +354,9 @@ class Ledger(WriteTransactions):
             report = self._retry_busy(lambda: startup_check(self._conn, self._public_key))
         return with_high_water(report, self._high_water, self, self._public_key)
 
-    def continue_verification(self, should_stop: Callable[[], bool] = bool) -> SelfCheckReport:
+    def continue_verification(
+        self, should_stop: Callable[[], bool] | None = None
+    ) -> SelfCheckReport:
         """Re-verify every entry after the verified-through mark (each entry, tree node,
         checkpoint root and signature; the totals at the end), moving the mark on."""
         return run_pass(self._path, self._public_key, self._record_mark, should_stop)
