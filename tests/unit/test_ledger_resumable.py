@@ -25,7 +25,7 @@ from privacy.ledger.writer import Ledger
 from privacy.policy import BudgetPolicy
 
 ORIGIN = "npcs/test/node-a/ledger"
-POLICY = BudgetPolicy({"incidents": 10**9}, 10**6)
+POLICY = BudgetPolicy({"child": 10**9}, 10**6)
 
 
 def _charge(ledger: Ledger, number: int) -> None:
