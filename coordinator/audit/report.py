@@ -48,6 +48,9 @@ class NodeAudit(_Frozen):
     spending_known: bool = False
     """False when the audit stopped before summing the charges: spending is unknown."""
     ledger_key_fingerprint: str = ""
+    accepted_reset: str | None = None
+    """`npcs audit --accept-reset`: which remembered checkpoint the node's new ledger
+    replaced (its genesis entry names it), as a record."""
 
 
 class AuditReport(_Frozen):
