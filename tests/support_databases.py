@@ -15,7 +15,7 @@ from __future__ import annotations
 import io
 import os
 import secrets
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any, NoReturn
 
@@ -64,6 +64,19 @@ def scratch_name(prefix: str) -> str:
     return f"{prefix}_{secrets.token_hex(4)}"
 
 
+@contextmanager
+def _scratch(
+    execute: Callable[[str], object], kind: str, *, drop_options: str = ""
+) -> Iterator[str]:
+    """A fresh `kind` (SCHEMA, DATABASE) with a random name, dropped afterwards."""
+    name = scratch_name("npcs_test")
+    execute(f"CREATE {kind} {name}")
+    try:
+        yield name
+    finally:
+        execute(f"DROP {kind} {name}{drop_options}")
+
+
 # -- PostgreSQL -------------------------------------------------------------------------
 
 
@@ -91,13 +104,11 @@ def postgres_connection(url: str = POSTGRES_URL) -> Iterator[Any]:
 @contextmanager
 def postgres_schema() -> Iterator[str]:
     """A fresh schema, dropped with everything in it afterwards."""
-    name = scratch_name("npcs_test")
-    with postgres_connection() as connection:
-        connection.execute(f"CREATE SCHEMA {name}")
-        try:
-            yield name
-        finally:
-            connection.execute(f"DROP SCHEMA {name} CASCADE")
+    with (
+        postgres_connection() as connection,
+        _scratch(connection.execute, "SCHEMA", drop_options=" CASCADE") as name,
+    ):
+        yield name
 
 
 def load_postgres_table(schema: str, table: str, frame: pl.DataFrame) -> None:
@@ -141,13 +152,11 @@ def mariadb_connection(url: str = MARIADB_URL, database: str | None = None) -> I
 @contextmanager
 def mariadb_database() -> Iterator[str]:
     """A fresh database, dropped afterwards."""
-    name = scratch_name("npcs_test")
-    with mariadb_connection() as connection:
-        connection.cursor().execute(f"CREATE DATABASE {name}")
-        try:
-            yield name
-        finally:
-            connection.cursor().execute(f"DROP DATABASE {name}")
+    with (
+        mariadb_connection() as connection,
+        _scratch(connection.cursor().execute, "DATABASE") as name,
+    ):
+        yield name
 
 
 @contextmanager
