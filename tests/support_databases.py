@@ -65,6 +65,37 @@ def scratch_name(prefix: str) -> str:
 
 
 @contextmanager
+def _connection(
+    kind: str,
+    url: str,
+    connect: Callable[..., Any],
+    failure: type[Exception],
+    *,
+    port: int,
+    database_keyword: str,
+    database: str | None = None,
+) -> Iterator[Any]:
+    """A driver's autocommit connection to `url` (on `port` when the url names none; to
+    `database` when given, else the url's, passed as the driver's `database_keyword`),
+    closed afterwards; the test skips (or fails) when it cannot connect."""
+    parsed = make_url(url)
+    try:
+        connection = connect(
+            host=parsed.host,
+            port=parsed.port or port,
+            user=parsed.username,
+            password=parsed.password or "",
+            connect_timeout=5,
+            autocommit=True,
+            **{database_keyword: database or parsed.database},
+        )
+    except failure as error:
+        unavailable(kind, url, error)
+    with connection:
+        yield connection
+
+
+@contextmanager
 def _scratch(
     execute: Callable[[str], object], kind: str, *, drop_options: str = ""
 ) -> Iterator[str]:
@@ -84,20 +115,14 @@ def _scratch(
 def postgres_connection(url: str = POSTGRES_URL) -> Iterator[Any]:
     import psycopg
 
-    parsed = make_url(url)
-    try:
-        connection = psycopg.connect(
-            host=parsed.host,
-            port=parsed.port or 5432,
-            user=parsed.username,
-            password=parsed.password,
-            dbname=parsed.database,
-            connect_timeout=5,
-            autocommit=True,
-        )
-    except psycopg.OperationalError as error:
-        unavailable("PostgreSQL", url, error)
-    with connection:
+    with _connection(
+        "PostgreSQL",
+        url,
+        psycopg.connect,
+        psycopg.OperationalError,
+        port=5432,
+        database_keyword="dbname",
+    ) as connection:
         yield connection
 
 
@@ -132,20 +157,15 @@ def load_postgres_table(schema: str, table: str, frame: pl.DataFrame) -> None:
 def mariadb_connection(url: str = MARIADB_URL, database: str | None = None) -> Iterator[Any]:
     import pymysql
 
-    parsed = make_url(url)
-    try:
-        connection = pymysql.connect(
-            host=parsed.host,
-            port=parsed.port or 3306,
-            user=parsed.username,
-            password=parsed.password or "",
-            database=database or parsed.database,
-            connect_timeout=5,
-            autocommit=True,
-        )
-    except pymysql.MySQLError as error:
-        unavailable("MariaDB", url, error)
-    with connection:
+    with _connection(
+        "MariaDB",
+        url,
+        pymysql.connect,
+        pymysql.MySQLError,
+        port=3306,
+        database_keyword="database",
+        database=database,
+    ) as connection:
         yield connection
 
 
