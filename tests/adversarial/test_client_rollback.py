@@ -95,6 +95,12 @@ class Clients:
     def query(self) -> Result:
         return self._run("query", "count", "incidents", "--rho", "0.01", "--purpose", "loop")
 
+    def answer_queries(self, count: int) -> None:
+        """`count` queries, each answered (so charged), while the node serves."""
+        for _ in range(count):
+            answered = self.query()
+            assert answered.exit_code == 0, answered.output
+
     def nodes(self) -> Result:
         return self._run("nodes")
 
@@ -192,9 +198,7 @@ def _one_round(root: Path, attack: Attack) -> dict[str, bool]:
         assert clients.query().exit_code == 0
     attack.before_seen(clients.paths, backup)
     with clients.serving():
-        for _ in range(2):
-            answered = clients.query()
-            assert answered.exit_code == 0, answered.output
+        clients.answer_queries(2)
         assert clients.nodes().exit_code == 0
         audited = clients.audit()
         assert audited.exit_code == 0, audited.output
@@ -270,8 +274,7 @@ def test_after_a_recorded_reset_the_analyst_accepts_the_new_ledger_only_on_purpo
 ) -> None:
     clients = Clients.build(tmp_path)
     with clients.serving():
-        for _ in range(2):
-            assert clients.query().exit_code == 0
+        clients.answer_queries(2)
     clients.reset_ledger()
     with clients.serving():
         assert _refused(clients.query(), QUERY_EXIT_UNTRUSTED, "shrank")
@@ -291,8 +294,7 @@ def test_the_auditor_accepts_a_reset_that_names_the_remembered_checkpoint(
 ) -> None:
     clients = Clients.build(tmp_path)
     with clients.serving():
-        for _ in range(2):
-            assert clients.query().exit_code == 0
+        clients.answer_queries(2)
         assert clients.audit().exit_code == 0
     old = clients.audit_remembers()
     assert old is not None
@@ -320,12 +322,11 @@ def test_the_auditor_accepts_a_reset_that_names_the_remembered_checkpoint(
 def test_the_auditor_refuses_a_reset_that_names_another_checkpoint(tmp_path: Path) -> None:
     clients = Clients.build(tmp_path)
     with clients.serving():
-        for _ in range(2):
-            assert clients.query().exit_code == 0
+        clients.answer_queries(2)
         assert clients.audit().exit_code == 0
         not_reset = clients.audit("--accept-reset", NODE_NAME)
         assert _refused(not_reset, EXIT_AUDIT_FAILED, "does not start with a genesis entry")
-        assert clients.query().exit_code == 0  # entry 2: after the audit, named by the reset
+        clients.answer_queries(1)  # entry 2: after the audit, named by the reset
     remembered = clients.audit_remembers()
     clients.reset_ledger()
     with clients.serving():
