@@ -20,7 +20,14 @@ from coordinator.audit.ledger_checks import (
     rewrite_message,
     signed_checkpoint,
 )
-from coordinator.audit.report import AuditReport, DatasetSpending, NodeAudit, NodeVerdict
+from coordinator.audit.report import (
+    AuditReport,
+    DatasetSpending,
+    NodeAudit,
+    NodeVerdict,
+    UnitKindSpending,
+)
+from coordinator.audit.unit_kind_checks import check_unit_kind_spending
 from coordinator.checkpoints import CheckpointStore, RememberedCheckpoint
 from coordinator.client import ClientCredentials, NodeClient, pinned_ledger_key
 from coordinator.errors import NodeCallError
@@ -42,6 +49,7 @@ class _Facts:
     signed_requests_verified: int = 0
     spending: tuple[DatasetSpending, ...] = ()
     spending_known: bool = False
+    unit_kind_spending: tuple[UnitKindSpending, ...] = ()
     unreachable: str | None = None
     """Why the node could not be contacted (then nothing about it is known)."""
     accepted_reset: str | None = None
@@ -113,6 +121,7 @@ def audit_node(
         signed_requests_verified=facts.signed_requests_verified,
         spending=facts.spending,
         spending_known=facts.spending_known,
+        unit_kind_spending=facts.unit_kind_spending,
         ledger_key_fingerprint=entry.ledger_key_fingerprint,
         accepted_reset=facts.accepted_reset if not findings.problems else None,
     )
@@ -135,7 +144,7 @@ def _run_checks(
     *,
     replacing: RememberedCheckpoint | None = None,
 ) -> None:
-    description = client.describe()
+    description = client.describe(unit_kind_epsilon=True)
     if not client.serving():
         findings.fail(
             "the node reports NOT_SERVING: its ledger failed the node's own start-up "
@@ -165,6 +174,7 @@ def _run_checks(
         facts.accepted_reset = check_accepted_reset(entries, checkpoint, replacing, key, findings)
     facts.signed_requests_verified = check_charges(entries, entry.name, findings)
     facts.spending = check_spending(entries, description.policy, findings)
+    facts.unit_kind_spending = check_unit_kind_spending(entries, description, findings)
     facts.spending_known = True
 
 
