@@ -16,6 +16,7 @@ two-slot marker (one fdatasync); then charges/s with 1 and 8 writer processes.
 Prints the results and writes them to bench/results/ledger.json. Not a test.
 
     python bench/bench_ledger.py [--sizes 10000,100000] [--samples 1000] [--dir DIR]
+    python bench/bench_ledger.py --start-up-only --sizes 1000000 --repeats 1
 """
 
 from __future__ import annotations
@@ -57,6 +58,7 @@ from support_ledger import charge_request
 
 ORIGIN = "npcs/bench/node-a/ledger"
 RESULTS = Path(__file__).with_name("results") / "ledger.json"
+START_UP_RESULTS = RESULTS.with_name("ledger-start-up.json")
 POLICY = BudgetPolicy({"child": 10**15}, 10**9)
 COST_UNITS = 10_000
 
@@ -161,7 +163,8 @@ def alternated(
     return {"before_s": before_s, "after_s": after_s, "before_over_after": before_s / after_s}
 
 
-def measure_size(path: Path, key: Ed25519PrivateKey, size: int, repeats: int) -> dict[str, Any]:
+def start_up_figures(path: Path, key: Ed25519PrivateKey, repeats: int) -> dict[str, float]:
+    """Open + start-up check against open + the full self-check, alternated."""
     marker = HighWaterFile(path.with_name("ledger.high-water"))
 
     def opened() -> Ledger:
@@ -177,11 +180,16 @@ def measure_size(path: Path, key: Ed25519PrivateKey, size: int, repeats: int) ->
 
     with opened() as ledger:
         marker.save(HighWaterMark.of(ledger.latest_checkpoint()).sign(key))
+    print(f"  start-up ({repeats} alternated) ...", flush=True)
+    return alternated(start_up_before, start_up_after, repeats)
+
+
+def measure_size(path: Path, key: Ed25519PrivateKey, size: int, repeats: int) -> dict[str, Any]:
+    with Ledger.open(path, origin=ORIGIN, signing_key=key, policy=POLICY) as ledger:
         ledger._conn.execute("DELETE FROM verified_mark")
         background_s = timed(ledger.continue_verification)
     figures: dict[str, Any] = {"entries": size, "background_pass_s": background_s}
-    print(f"  start-up ({repeats} alternated) ...", flush=True)
-    figures["start_up"] = alternated(start_up_before, start_up_after, repeats)
+    figures["start_up"] = start_up_figures(path, key, repeats)
 
     reader = LedgerReader.open_existing(path)
     public_key = key.public_key()
@@ -281,6 +289,25 @@ def throughput(path: Path, key_pem: bytes, processes: int, per_process: int, tag
     return processes * per_process / (time.perf_counter() - started)
 
 
+def start_up_only(sizes: list[int], repeats: int, folder: Path | None) -> None:
+    """The start-up figures alone, for sizes where the other figures take too long."""
+    figures: dict[str, Any] = {}
+    with tempfile.TemporaryDirectory(dir=folder, prefix="bench-ledger-") as temporary:
+        key = generate_ed25519_key()
+        path = Path(temporary) / "ledger.sqlite"
+        for size in sizes:
+            with Ledger.open(path, origin=ORIGIN, signing_key=key, policy=POLICY) as ledger:
+                print(f"populating the ledger to {size:,} entries ...", flush=True)
+                populate(ledger, size)
+            figures[str(size)] = start_up_figures(path, key, repeats)
+            print(json.dumps(figures[str(size)], indent=2), flush=True)
+    START_UP_RESULTS.parent.mkdir(exist_ok=True)
+    START_UP_RESULTS.write_text(
+        json.dumps({"start_up": figures, "cpu_cores": os.cpu_count()}, indent=2) + "\n"
+    )
+    print(f"wrote {START_UP_RESULTS}")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--sizes", default="10000,100000", help="ledger sizes, ascending")
@@ -288,8 +315,16 @@ def main() -> None:
     parser.add_argument("--samples", type=int, default=1000, help="charges per latency figure")
     parser.add_argument("--writes", type=int, default=1000, help="charges per throughput run")
     parser.add_argument("--dir", type=Path, default=None, help="where to put the ledger files")
+    parser.add_argument(
+        "--start-up-only",
+        action="store_true",
+        help=f"measure only the start-up check (e.g. at 1000000) and write {START_UP_RESULTS.name}",
+    )
     args = parser.parse_args()
     sizes = sorted(int(size) for size in args.sizes.split(","))
+    if args.start_up_only:
+        start_up_only(sizes, args.repeats, args.dir)
+        return
 
     with tempfile.TemporaryDirectory(dir=args.dir, prefix="bench-ledger-") as temporary:
         directory = Path(temporary)
