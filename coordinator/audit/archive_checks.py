@@ -45,7 +45,6 @@ class ArchiveRefused(Exception):  # noqa: N818 - the refusal's reason, for the r
 class ArchivedHistory:
     """What the archived ledger established: its size and root, and what it spent."""
 
-    path: Path
     size: int
     root: bytes
     spending: tuple[DatasetSpending, ...]
@@ -84,7 +83,7 @@ def accept_with_archive(
     bridge = (
         f"the archived ledger {path} ({history.size} entries, root {history.root.hex()}, "
         f"holding the checkpoint of {reset.previous.checkpoint.size} entries this ledger's "
-        "genesis entry names)"
+        f"genesis entry names; {history.signed_requests_verified} signed requests verified)"
     )
     record = accepted_line(remembered, checkpoint.size, checkpoint.root, archive=bridge)
     return record, history
@@ -120,7 +119,7 @@ def check_archived_ledger(
         problems=[f"archived ledger: {problem}" for problem in charges.problems],
         warnings=[f"archived ledger: {warning}" for warning in charges.warnings],
     )
-    return ArchivedHistory(path, size, root, spending, unit_kinds, verified), findings
+    return ArchivedHistory(size, root, spending, unit_kinds, verified), findings
 
 
 def _verified_entries(
