@@ -12,8 +12,10 @@ nothing is replaced. Real node servers over mTLS on 127.0.0.1, the real CLI, rea
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from pathlib import Path
 
+import pytest
 from click.testing import Result
 from support_clients import Clients
 from support_node import NODE_NAME
@@ -26,6 +28,7 @@ from support_rollback import (
     ledger_under_another_key,
     put_back,
     remove_high_water_marker,
+    truncate_by_sql,
 )
 
 from coordinator.cli.audit import EXIT_AUDIT_FAILED
@@ -133,9 +136,31 @@ def test_a_tampered_older_or_unrelated_archive_is_refused_and_nothing_replaced(
     assert "--archived-ledger needs exactly one --accept-reset NODE" in lone.output
 
 
-def test_an_archive_rewritten_before_the_reset_with_the_nodes_own_key_is_refused(
-    tmp_path: Path,
+def _fork_with_the_nodes_key(clients: Clients, backup: Path) -> None:
+    put_back(backup, clients.paths)
+    assert forge_entries(clients.paths, 2) == 3, "the fork grows past the remembered size"
+
+
+def _truncate(clients: Clients, _backup: Path) -> None:
+    truncate_by_sql(clients.paths)
+
+
+@pytest.mark.parametrize(
+    ("rollback", "reasons"),
+    [
+        (
+            _fork_with_the_nodes_key,
+            ("the first 2 entries of the archived ledger", "rewritten before the reset"),
+        ),
+        (_truncate, ("stops at 0 entries, before the remembered", "entries were lost")),
+    ],
+    ids=["forked", "truncated"],
+)
+def test_an_archive_rolled_back_before_the_reset_is_refused(
+    tmp_path: Path, rollback: Callable[[Clients, Path], None], reasons: tuple[str, str]
 ) -> None:
+    """Root rolls the ledger back and removes the marker, then resets: the genesis names
+    the rolled-back ledger's checkpoint, which its archive holds and verifies."""
     clients = Clients.build(tmp_path)
     backup = tmp_path / "backup.sqlite"
     with clients.serving():
@@ -144,14 +169,13 @@ def test_an_archive_rewritten_before_the_reset_with_the_nodes_own_key_is_refused
         clients.answer_queries(1)
         assert clients.audit().exit_code == 0
     remembered = clients.audit_remembers()
-    put_back(backup, clients.paths)
-    assert forge_entries(clients.paths, 2) == 3, "the fork grows past the remembered size"
+    rollback(clients, backup)
     remove_high_water_marker(clients.paths)
-    clients.reset_ledger()  # names the fork's checkpoint, which its archive holds
-    forked = tmp_path / "forked.sqlite"
-    copy_ledger_file(archived_ledger(clients.paths), forked)
+    clients.reset_ledger()
+    archive = tmp_path / "archive.sqlite"
+    copy_ledger_file(archived_ledger(clients.paths), archive)
     with clients.serving():
-        refused = clients.audit("--accept-reset", NODE_NAME, "--archived-ledger", str(forked))
-    _refused(refused, "the first 2 entries of the archived ledger")
-    assert "the ledger was rewritten before the reset" in refused.output
+        refused = clients.audit("--accept-reset", NODE_NAME, "--archived-ledger", str(archive))
+    for reason in reasons:
+        _refused(refused, reason)
     assert clients.audit_remembers() == remembered
