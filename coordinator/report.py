@@ -17,6 +17,7 @@ from pydantic import BaseModel, ConfigDict, model_validator
 
 from coordinator.denominators import NodePopulations, cell_denominator, rate_notes
 from coordinator.display import clamp_for_display, upgrade_stored_row
+from coordinator.errors import LEDGER_UNTRUSTED
 from coordinator.measures import column_bounds, discrete_names, never_negative
 from coordinator.pooling import PooledValue, noise_variance, pool_cell, z_value
 from coordinator.quantiles import monotone_quantiles
@@ -152,6 +153,11 @@ class Report(FrozenModel):
     @property
     def all_answered(self) -> bool:
         return all(status.answered for status in self.nodes)
+
+    @property
+    def untrusted_nodes(self) -> tuple[str, ...]:
+        """Nodes whose answer was withheld: their ledger went back on the remembered one."""
+        return tuple(s.node for s in self.nodes if s.code == LEDGER_UNTRUSTED)
 
     @property
     def unverified_nodes(self) -> tuple[str, ...]:

@@ -2,7 +2,9 @@
 
 Exit codes (docs/analyst-guide.md): 0 every node answered with a verified receipt;
 3 some nodes did not answer (their reasons are shown, the others' answers too);
-4 every node answered but a ledger receipt did not verify; 1 usage or set-up errors.
+4 every node answered but a ledger receipt did not verify; 5 some node's ledger went
+back on the checkpoint remembered from it (shrank, forked, or no proof that it only
+grew): its answer is withheld; 1 usage or set-up errors.
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ if TYPE_CHECKING:
 
 EXIT_PARTIAL = 3
 EXIT_UNVERIFIED = 4
+EXIT_LEDGER_UNTRUSTED = 5
 STATISTICS = ("count", "sum", "mean", "quantiles", "histogram")
 
 
@@ -145,6 +148,13 @@ def command(  # noqa: PLR0917 - click passes every option as an argument
         click.echo(f"WARNING: {warning}", err=True)
     report = run.report
     show_report(report, output_format, rates=rate, plot=plot, y_scale=y_scale)
+    if report.untrusted_nodes:
+        click.echo(
+            f"REFUSED: {', '.join(report.untrusted_nodes)}: the ledger went back on the "
+            "checkpoint you remember (see above); no answer of theirs is used",
+            err=True,
+        )
+        raise SystemExit(EXIT_LEDGER_UNTRUSTED)
     if not report.all_answered:
         raise SystemExit(EXIT_PARTIAL)
     if report.unverified_nodes:
