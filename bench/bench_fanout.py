@@ -39,8 +39,6 @@ from multiprocessing.connection import Connection
 from pathlib import Path
 from typing import Any
 
-from kernel.keyfiles import load_ed25519_public_key
-
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "proto"))
@@ -61,7 +59,7 @@ from coordinator.partnership import IdentityFiles, NodeEntry, Partnership
 from coordinator.querying import run_query
 from coordinator.results import ResultsStore
 from coordinator.session import Session
-from kernel.keyfiles import certificate_pem
+from kernel.keyfiles import certificate_pem, load_ed25519_public_key
 from node.layout import NodePaths
 from node.provision import init_node_folder, install_certificate
 from privacy import tlog
