@@ -4,7 +4,8 @@ Builds a partnership with one node (a little synthetic `incidents` data), serves
 a child process on 127.0.0.1 over real mTLS, writes a partnership.toml and measures,
 interleaved over `--runs`:
 
-- `npcs query count incidents --rho 0.01` as a fresh process (what the analyst waits for);
+- `npcs query count incidents --rho 0.01` as a fresh process (what the analyst waits for),
+  wall and CPU time (CPU is steadier than wall on a loaded machine);
 - the same command under `python -X importtime`: the imports it loads, summed;
 - `python -X importtime -c "from coordinator.cli import main"` (what every command pays);
 - in this process, warm: `coordinator.fanout.query_node` to the node (the round trips
@@ -12,7 +13,8 @@ interleaved over `--runs`:
 
 `--baseline-tree DIR` (an unpacked earlier commit, e.g. `git archive REV | tar -x -C DIR`)
 also runs that tree's `npcs query` against the same node in every run, interleaved, so
-machine load hits both alike. Prints medians and writes bench/results/roundtrip.json.
+machine load hits both alike. Both trees are byte-compiled first, as an installed package
+is (see `compile_tree`). Prints medians and writes bench/results/roundtrip.json.
 Not a test. Target (issue 12): one `npcs query` to 1 node <= 0.3 s wall.
 
     python bench/bench_roundtrip.py [--runs 9] [--baseline-tree DIR]
@@ -21,9 +23,11 @@ Not a test. Target (issue 12): one `npcs query` to 1 node <= 0.3 s wall.
 from __future__ import annotations
 
 import argparse
+import compileall
 import json
 import os
 import platform
+import resource
 import statistics
 import subprocess
 import sys
@@ -66,14 +70,31 @@ def import_ms(stderr: str) -> float:
     return total_us / 1000
 
 
-def run(command: list[str], env: dict[str, str], tree: Path = ROOT) -> tuple[float, str]:
-    started = time.perf_counter()
+PACKAGES = ("coordinator", "kernel", "privacy", "node", "proto")
+
+
+def compile_tree(tree: Path) -> None:
+    """Write the tree's bytecode, as installing the package does: with
+    PYTHONDONTWRITEBYTECODE set (as on the development machine) every run would
+    otherwise compile the project's modules from source, which no installed `npcs` does."""
+    for package in PACKAGES:
+        compileall.compile_dir(tree / package, quiet=1)
+
+
+def run(command: list[str], env: dict[str, str], tree: Path = ROOT) -> tuple[float, float, str]:
+    """Wall and CPU time (user + system) of `command` as a fresh process, and its stderr."""
+    started, cpu_before = time.perf_counter(), _children_cpu()
     env = {**env, "PYTHONPATH": os.pathsep.join([str(tree), str(tree / "proto")])}
     done = subprocess.run(command, env=env, cwd=tree, capture_output=True, text=True, check=False)
-    wall = time.perf_counter() - started
+    wall, cpu = time.perf_counter() - started, _children_cpu() - cpu_before
     if done.returncode != 0:
         raise RuntimeError(f"{command[3:]} failed:\n{done.stdout}\n{done.stderr}")
-    return wall, done.stderr
+    return wall, cpu, done.stderr
+
+
+def _children_cpu() -> float:
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
 
 
 def summary(values: list[float]) -> dict[str, float]:
@@ -106,24 +127,31 @@ def main() -> None:
             env = {**os.environ, "NPCS_CONFIG": str(config), "NPCS_DATA_DIR": str(root / "data")}
             credentials = ClientCredentials.load(identity)
             settings = FanoutSettings()
+            compile_tree(ROOT)
+            if baseline is not None:
+                compile_tree(baseline)
             run([*CLI, *QUERY_ARGS], env)  # warm: file cache, the node's first plan
             check_answered([query_node(entry, credentials, count_spec(), settings)])
             measured: dict[str, list[float]] = {
                 key: [] for key in ("cli_query_ms", "cli_query_imports_ms", "cli_main_imports_ms")
             }
+            measured["cli_query_cpu_ms"] = []
             measured["query_node_ms"] = []
             if baseline is not None:
                 measured["baseline_cli_query_ms"] = []
+                measured["baseline_cli_query_cpu_ms"] = []
                 run([*CLI, *QUERY_ARGS], env, baseline)  # warm its file cache too
             for _ in range(runs):
-                wall, _ = run([*CLI, *QUERY_ARGS], env)
+                wall, cpu, _ = run([*CLI, *QUERY_ARGS], env)
                 measured["cli_query_ms"].append(wall * 1000)
+                measured["cli_query_cpu_ms"].append(cpu * 1000)
                 if baseline is not None:
-                    wall, _ = run([*CLI, *QUERY_ARGS], env, baseline)
+                    wall, cpu, _ = run([*CLI, *QUERY_ARGS], env, baseline)
                     measured["baseline_cli_query_ms"].append(wall * 1000)
-                _, report = run([CLI[0], "-X", "importtime", *CLI[1:], *QUERY_ARGS], env)
+                    measured["baseline_cli_query_cpu_ms"].append(cpu * 1000)
+                _, _, report = run([CLI[0], "-X", "importtime", *CLI[1:], *QUERY_ARGS], env)
                 measured["cli_query_imports_ms"].append(import_ms(report))
-                _, report = run([CLI[0], "-X", "importtime", "-c", IMPORT_MAIN], env)
+                _, _, report = run([CLI[0], "-X", "importtime", "-c", IMPORT_MAIN], env)
                 measured["cli_main_imports_ms"].append(import_ms(report))
                 with Stopwatch() as trip:
                     result = query_node(entry, credentials, count_spec(), settings)

@@ -22,7 +22,8 @@ QUERY_PATH = (
 
 NOT_FOR_A_QUERY = (
     "tomlkit",  # writing TOML: partnership and CA setup only
-    "cryptography.x509",  # certificates are parsed by gRPC's TLS, never by a query (~40 ms)
+    "cryptography.x509",
+    "difflib",  # did-you-mean: only for a mistyped name  # certificates are parsed by gRPC's TLS, never by a query (~40 ms)
     "polars",
     "opendp",
     "pyarrow",
