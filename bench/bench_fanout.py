@@ -43,6 +43,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "proto"))
 
+from coordinator_cpu import cpu_breakdown
 from support_node import (
     PARTNERSHIP,
     NodeWorld,
@@ -215,6 +216,7 @@ def one_round(
         raise RuntimeError(f"run_query: only {answered} of {len(entries)} nodes answered")
     return {
         **replay_round(session, entries, spec),
+        **cpu_breakdown(credentials, entries, spec),
         "slowest_node_ms": max(per_node.values()),
         "median_node_ms": statistics.median(per_node.values()),
         "serial_sum_ms": sum(per_node.values()),
@@ -260,7 +262,7 @@ def check_replayed(results: Sequence[NodeQueryResult]) -> None:
 
 
 def summarize(rounds: list[dict[str, float]], cores: int, nodes: int) -> dict[str, Any]:
-    median = {key: round(statistics.median(r[key] for r in rounds), 1) for key in rounds[0]}
+    median = {key: round(statistics.median(r[key] for r in rounds), 2) for key in rounds[0]}
     wall, fan, slowest, serial = (
         median["run_query_ms"],
         median["fan_out_ms"],
@@ -382,6 +384,8 @@ def main() -> None:
         f"{summary['replay_run_query_coordinator_cpu_per_node_ms']:.2f} ms run_query "
         "(target <= 1)"
     )
+    steps = {k[13:]: v for k, v in med.items() if k.startswith("cpu_per_node_")}
+    print(f"coordinator CPU per node (replay, one node at a time): {steps}")
     print(
         f"cpu floor (serial / {min(cores, args.nodes)} cores) {summary['cpu_floor_ms']:.1f} ms; "
         f"wall - floor {summary['run_query_minus_cpu_floor_ms']:.1f} ms; wrote {RESULTS}"

@@ -33,6 +33,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections import defaultdict
 from pathlib import Path
 from typing import Any
 
@@ -105,6 +106,17 @@ def summary(values: list[float]) -> dict[str, float]:
     }
 
 
+def time_command(
+    measured: dict[str, list[float]], env: dict[str, str], tree: Path, prefix: str = ""
+) -> None:
+    """`npcs query` from `tree`: wall and CPU time, then its imports (`-X importtime`)."""
+    wall, cpu, _ = run([*CLI, *QUERY_ARGS], env, tree)
+    measured[f"{prefix}cli_query_ms"].append(wall * 1000)
+    measured[f"{prefix}cli_query_cpu_ms"].append(cpu * 1000)
+    _, _, report = run([CLI[0], "-X", "importtime", *CLI[1:], *QUERY_ARGS], env, tree)
+    measured[f"{prefix}cli_query_imports_ms"].append(import_ms(report))
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--runs", type=int, default=9)
@@ -132,25 +144,13 @@ def main() -> None:
                 compile_tree(baseline)
             run([*CLI, *QUERY_ARGS], env)  # warm: file cache, the node's first plan
             check_answered([query_node(entry, credentials, count_spec(), settings)])
-            measured: dict[str, list[float]] = {
-                key: [] for key in ("cli_query_ms", "cli_query_imports_ms", "cli_main_imports_ms")
-            }
-            measured["cli_query_cpu_ms"] = []
-            measured["query_node_ms"] = []
+            measured: dict[str, list[float]] = defaultdict(list)
             if baseline is not None:
-                measured["baseline_cli_query_ms"] = []
-                measured["baseline_cli_query_cpu_ms"] = []
                 run([*CLI, *QUERY_ARGS], env, baseline)  # warm its file cache too
             for _ in range(runs):
-                wall, cpu, _ = run([*CLI, *QUERY_ARGS], env)
-                measured["cli_query_ms"].append(wall * 1000)
-                measured["cli_query_cpu_ms"].append(cpu * 1000)
+                time_command(measured, env, ROOT)
                 if baseline is not None:
-                    wall, cpu, _ = run([*CLI, *QUERY_ARGS], env, baseline)
-                    measured["baseline_cli_query_ms"].append(wall * 1000)
-                    measured["baseline_cli_query_cpu_ms"].append(cpu * 1000)
-                _, _, report = run([CLI[0], "-X", "importtime", *CLI[1:], *QUERY_ARGS], env)
-                measured["cli_query_imports_ms"].append(import_ms(report))
+                    time_command(measured, env, baseline, prefix="baseline_")
                 _, _, report = run([CLI[0], "-X", "importtime", "-c", IMPORT_MAIN], env)
                 measured["cli_main_imports_ms"].append(import_ms(report))
                 with Stopwatch() as trip:
@@ -172,7 +172,7 @@ def main() -> None:
     RESULTS.parent.mkdir(parents=True, exist_ok=True)
     RESULTS.write_text(json.dumps(results, indent=2) + "\n", encoding="utf-8")
     for key in measured:
-        print(f"{key:22s} median {results[key]['median']:7.1f} ms  "
+        print(f"{key:29s} median {results[key]['median']:7.1f} ms  "
               f"(min {results[key]['min']:.1f}, max {results[key]['max']:.1f})")  # fmt: skip
     verdict = "met" if results["meets_target"] else "NOT met"
     print(f"target npcs query <= {TARGET_SECONDS * 1000:.0f} ms: {verdict}; wrote {RESULTS}")
