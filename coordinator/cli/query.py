@@ -16,6 +16,7 @@ import click
 
 from coordinator.cli.chart_options import y_scale_option
 from coordinator.cli.errors import user_errors
+from coordinator.cli.measures import MEASURES, measure_grouping, show_measure
 
 if TYPE_CHECKING:
     from coordinator.charts import YScale
@@ -25,7 +26,7 @@ if TYPE_CHECKING:
 EXIT_PARTIAL = 3
 EXIT_UNVERIFIED = 4
 EXIT_LEDGER_UNTRUSTED = 5
-STATISTICS = ("count", "sum", "mean", "quantiles", "histogram")
+STATISTICS = ("count", "sum", "mean", "quantiles", "histogram", *MEASURES)
 
 
 @click.command("query")
@@ -58,6 +59,13 @@ STATISTICS = ("count", "sum", "mean", "quantiles", "histogram")
     "--format", "output_format", type=click.Choice(["table", "csv", "json"]), default="table"
 )
 @click.option("--rate", is_flag=True, help="Show counts per 100,000 children as well.")
+@click.option(
+    "--of",
+    "of",
+    help="share: COLUMN[=VALUE] whose share to show; disparity: the "
+    "group column (default race_ethnicity).",
+)
+@click.option("--reference", help="disparity: reference group (default white, else the largest).")
 @click.option("--plot", type=click.Path(dir_okay=False, path_type=Path), help="Chart file.")
 @y_scale_option
 @click.option("--dry-run", is_flag=True, help="Preview cost and accuracy; charge nothing.")
@@ -83,6 +91,8 @@ def command(  # noqa: PLR0917 - click passes every option as an argument
     items: str | None,
     output_format: str,
     rate: bool,
+    of: str | None,
+    reference: str | None,
     plot: Path | None,
     y_scale: YScale,
     dry_run: bool,
@@ -92,19 +102,27 @@ def command(  # noqa: PLR0917 - click passes every option as an argument
 ) -> None:
     """Ask STATISTIC of DATASET [COLUMN] at every node, with pooled partnership totals.
 
+    `share` and `disparity` ask a count and show it as shares (of --of's values) or as
+    rate ratios and disproportionality indices by race/ethnicity (docs/analyst-guide.md).
+
     \b
     Examples:
       npcs query count incidents --by incident_date:year --from 2019 --to 2023 \\
           --rho 0.05 --purpose "annual fatality trend" --plot trend.png
       npcs query mean incidents child_age_months --where incident_type=fatality \\
           --from 2022 --to 2022 --accuracy 2 --purpose "age profile" --dry-run
-      npcs query count incidents --items 'io_*' --by incident_date:year \
+      npcs query share incidents --of sleep_related --by incident_type --from 2019 \\
+          --to 2024 --rho 0.5 --purpose "sleep-related share of fatalities"
+      npcs query count incidents --items 'io_*' --by incident_date:year \\
           --from 2019 --to 2023 --rho 0.5 --purpose "improvement opportunities"
     """
     from coordinator.cli.progress import node_progress
     from coordinator.cli.query_args import QueryArgumentError, build_query
     from coordinator.session import open_session
 
+    measure = statistic if statistic in MEASURES else None
+    if measure is not None:
+        statistic, by = "count", measure_grouping(measure, by, of, plot)
     try:
         spec = build_query(
             statistic=statistic,
@@ -147,7 +165,12 @@ def command(  # noqa: PLR0917 - click passes every option as an argument
     for warning in run.warnings:
         click.echo(f"WARNING: {warning}", err=True)
     report = run.report
-    show_report(report, output_format, rates=rate, plot=plot, y_scale=y_scale)
+    if measure is not None:
+        show_measure(
+            report, measure, of=of, reference=reference, output_format=output_format, plot=plot
+        )
+    else:
+        show_report(report, output_format, rates=rate, plot=plot, y_scale=y_scale)
     if report.untrusted_nodes:
         click.echo(
             f"REFUSED: {', '.join(report.untrusted_nodes)}: the ledger went back on the "
