@@ -3,8 +3,9 @@
 Builds one partnership CA and 38 node folders with a little synthetic `incidents` data,
 serves them from a few child processes on 127.0.0.1 (in-process `running_node` servers,
 so the coordinator in this process has its own interpreter lock), and times a count
-query the way `npcs query` runs it (`coordinator.querying.run_query`: Describe, Preview,
-signed Query per node, receipts checked, report pooled and stored) two ways, interleaved:
+query the way `npcs query` runs it (`coordinator.querying.run_query`: Preview with the
+node's description, signed Query per node, receipts checked, report pooled and stored)
+two ways, interleaved:
 
 - sequentially, one node at a time (`coordinator.fanout.query_node`): each node's own
   time; the slowest is the baseline ("slowest node"), their sum the serial cost;
@@ -342,7 +343,7 @@ def main() -> None:
 
     summary = summarize(rounds, cores, args.nodes)
     result: dict[str, Any] = {
-        "benchmark": "fan-out of one signed count query (Describe, Preview, Query) to N nodes",
+        "benchmark": "fan-out of one signed count query (Preview, Query) to N nodes",
         "nodes": args.nodes,
         "server_processes": args.processes,
         "children_per_node": args.children,

@@ -112,7 +112,7 @@ def query_node(
     """Preview with the node's description, then a signed Query (retried with the same
     query_id).
 
-    A node whose Describe cannot show its ledger extends `remembered` is not asked the
+    A node whose description cannot show its ledger extends `remembered` is not asked the
     Query (nothing is charged); one whose answer cannot show it has its answer withheld.
     """
     remembered_size = remembered.size if remembered is not None else 0
