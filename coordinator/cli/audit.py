@@ -49,7 +49,8 @@ EXIT_UNREACHABLE = 3
     multiple=True,
     help="Accept NODE's new ledger after a recorded `npcs-node ledger reset`: only when "
     "its genesis entry names exactly the checkpoint remembered for NODE (origin, size, "
-    "root, signed by its pinned key) and the new ledger passes the audit, that checkpoint "
+    "root, signed by its pinned key; or a later one that --archived-ledger bridges) and "
+    "the new ledger passes the audit, that checkpoint "
     "is replaced by the new ledger's; otherwise NODE fails and nothing is replaced.",
 )
 @click.option(
