@@ -1,0 +1,184 @@
+"""The fast route: the exact aggregate in plain Polars, the noise from OpenDP's measurement.
+
+The full route (privacy/plan.py) hands OpenDP one plan: filter, derived keys, identifier
+truncation to the query's contribution bounds, group-by onto the public key cells, noisy
+aggregate. OpenDP computes the aggregate inside its bundled Polars engine and adds the
+noise there. On a snapshot whose every person is already within the dataset's declared
+bounds (verified at ingest and recorded in the sha256-checked manifest, node/bounds_record.py)
+the truncation keeps every row, so the same aggregate can be computed in Python's Polars
+on its fast path and handed to OpenDP's own measurement at the same scale:
+
+* counts: `pl.len()` per public cell (a mean's denominator: `count()` of known values);
+* sums: nulls filled as the plan fills them, values clipped to the plan's bounds (a
+  mean's sum centred first), summed in 64-bit integers (exact);
+* quantiles: OpenDP's candidate scores |(den - num) * min(#(x < c), L) - num * min(#(x > c), L)|
+  per cell, with OpenDP's (num, den) for p and size limit L = the plan's max_length;
+* empty public cells: 0 (no rows), all-zero scores for a quantile.
+
+Noise: the integer Gaussian (`make_gaussian` on the vector of cells) and the Gumbel
+report-noisy-min (`make_noisy_max(negate=True)` on each cell's score vector), at the
+scale OpenDP's full measurement reports for that column. The charge is not computed
+here: it stays the full measurement's privacy map (the plan is built either way).
+docs/privacy-model.md ("The fast route") argues why the aggregate equals the
+transformation whose stability OpenDP charges; tests/property/test_fast_route.py checks it.
+
+Only queries with a fast form (privacy/query_route.py, from the public query alone) take
+this route; others use the full one.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import polars as pl
+
+from privacy.centring import centred_bounds, mean_centre
+from privacy.opendp_setup import opendp
+from privacy.plan import (
+    PUBLIC_MAX_ROWS,
+    key_frame,
+    keyed_rows,
+    quantile_candidates,
+    query_columns,
+    score_alpha_fraction,
+    sum_bounds,
+)
+from privacy.query import Statistic
+from privacy.snapshot_types import snapshot_dtype
+from privacy.validate import ValidatedQuery
+
+_CELL = "__cell"
+_BELOW = "__below"
+_EQUAL = "__equal"
+
+
+def exact_aggregate(query: ValidatedQuery, data: pl.LazyFrame) -> pl.DataFrame:
+    """The aggregate the full plan's transformation computes, one row per public cell.
+
+    Key columns as the full plan names them, then `__count` / `__sum` (Int64, 0 in empty
+    cells) or, for quantiles, `__q{i}` (each cell's list of candidate scores).
+    `data` must satisfy the query's contribution bounds (no truncation happens here).
+    """
+    if query.statistic is Statistic.QUANTILES:
+        return _score_frame(query, data)
+    rows, key_columns = keyed_rows(query, data)
+    aggregations = _aggregations(query)
+    names = [aggregation.meta.output_name() for aggregation in aggregations]
+    if not key_columns:
+        frame = rows.select(aggregations)
+    else:
+        grouped = rows.group_by(key_columns).agg(aggregations)
+        frame = key_frame(query, key_columns).join(grouped, how="left", on=key_columns)
+    return frame.with_columns(pl.col(names).fill_null(0).cast(pl.Int64)).collect()
+
+
+def fast_release_frame(
+    query: ValidatedQuery, parquet_path: Path, scales: Mapping[str, float]
+) -> pl.DataFrame:
+    """Exact aggregate of the snapshot plus OpenDP's noise at `scales` (per output column),
+    in the shape the full route's measurement returns."""
+    data = pl.scan_parquet(parquet_path).select([c.name for c in query_columns(query)])
+    return add_noise(query, exact_aggregate(query, data), scales)
+
+
+def add_noise(
+    query: ValidatedQuery, exact: pl.DataFrame, scales: Mapping[str, float]
+) -> pl.DataFrame:
+    """Each output column through OpenDP's measurement at its scale (one draw per cell)."""
+    dp = opendp()
+    noisy = []
+    for column, scale in scales.items():
+        values = exact[column].to_list()
+        if query.statistic is Statistic.QUANTILES:
+            released: list[Any] = _noisy_candidates(dp, query, values, scale)
+        else:
+            gaussian = dp.m.make_gaussian(
+                dp.vector_domain(dp.atom_domain(T="i64")), dp.l2_distance(T="i64"), scale
+            )
+            released = list(gaussian(values)) if values else []
+        noisy.append(pl.Series(column, released))
+    return exact.with_columns(noisy)
+
+
+def _noisy_candidates(
+    dp: Any, query: ValidatedQuery, score_lists: list[list[int]], scale: float
+) -> list[int | float]:
+    assert query.measured is not None
+    candidates = quantile_candidates(query.measured)
+    noisy_min = dp.m.make_noisy_max(
+        dp.vector_domain(dp.atom_domain(T="u64")),
+        dp.linf_distance(T="u64", monotonic=False),
+        dp.zero_concentrated_divergence(),
+        scale=scale,
+        negate=True,
+    )
+    return [candidates[noisy_min(scores)] for scores in score_lists]
+
+
+def _aggregations(query: ValidatedQuery) -> list[pl.Expr]:
+    statistic = query.statistic
+    if statistic is Statistic.COUNT or statistic is Statistic.HISTOGRAM:
+        return [pl.len().alias("__count")]
+    measured = query.measured
+    assert measured is not None
+    column = pl.col(measured.name)
+    if statistic is Statistic.SUM:
+        low, high = sum_bounds(measured)
+        return [column.fill_null(0).clip(low, high).sum().alias("__sum")]
+    centre = mean_centre(measured)
+    low, high = centred_bounds(measured)
+    centred = (column.fill_null(centre) - centre).clip(low, high)
+    return [centred.sum().alias("__sum"), column.count().alias("__count")]
+
+
+def _score_frame(query: ValidatedQuery, data: pl.LazyFrame) -> pl.DataFrame:
+    """Per public cell, OpenDP's score of every candidate for every requested quantile.
+
+    Each row is reduced to (cell, number of candidates below its value, whether it equals
+    the next candidate), counted by Polars; the scores follow from cumulative sums.
+    """
+    measured = query.measured
+    assert measured is not None
+    candidates = quantile_candidates(measured)
+    rows, key_columns = keyed_rows(query, data)
+    value = pl.col(measured.name)
+    grid = pl.lit(pl.Series(candidates, dtype=snapshot_dtype(measured)))
+    below = grid.search_sorted(value, side="left")
+    equal = (below < len(candidates)) & (grid.gather(below.clip(0, len(candidates) - 1)) == value)
+    located = rows.select(*key_columns, below.alias(_BELOW), equal.alias(_EQUAL))
+    if key_columns:
+        cells = key_frame(query, key_columns).with_row_index(_CELL)
+        located = located.join(cells, on=key_columns, how="inner").drop(key_columns)
+        keys = cells.collect()
+    else:
+        located = located.with_columns(pl.lit(0, dtype=pl.UInt32).alias(_CELL))
+        keys = pl.DataFrame({_CELL: pl.Series([0], dtype=pl.UInt32)})
+    counted = located.group_by(_CELL, _BELOW, _EQUAL).len().collect()
+    shape = (keys.height, len(candidates) + 1)
+    strictly_between, equal_to = np.zeros(shape, dtype=np.int64), np.zeros(shape, dtype=np.int64)
+    for target, flag in ((strictly_between, False), (equal_to, True)):
+        part = counted.filter(pl.col(_EQUAL) == flag)
+        np.add.at(target, (part[_CELL].to_numpy(), part[_BELOW].to_numpy()), part["len"].to_numpy())
+    through = np.cumsum(strictly_between + equal_to, axis=1)  # rows <= candidate j's slot
+    total = through[:, -1:]
+    at_most_before = np.concatenate([np.zeros((shape[0], 1), np.int64), through[:, :-2]], axis=1)
+    less = np.minimum(at_most_before + strictly_between[:, :-1], PUBLIC_MAX_ROWS).astype(np.uint64)
+    greater = np.minimum(total - through[:, :-1], PUBLIC_MAX_ROWS).astype(np.uint64)
+    scores = {}
+    for index, probability in enumerate(query.spec.quantiles):
+        numerator, denominator = score_alpha_fraction(probability)
+        # No overflow in u64: OpenDP picks den so that den * PUBLIC_MAX_ROWS fits.
+        weighted_less = np.uint64(denominator - numerator) * less
+        weighted_greater = np.uint64(numerator) * greater
+        difference = np.where(
+            weighted_less >= weighted_greater,
+            weighted_less - weighted_greater,
+            weighted_greater - weighted_less,
+        )
+        scores[f"__q{index}"] = difference.tolist()
+    return keys.drop(_CELL).with_columns(
+        pl.Series(name, values, dtype=pl.List(pl.UInt64)) for name, values in scores.items()
+    )
