@@ -42,6 +42,7 @@ from kernel.signing import (
     admit_signed_request,
     signed_request_to_bytes,
 )
+from node.bounds_record import route_for
 from node.health import LedgerHealth
 from node.layout import NodePaths
 from node.node_ledger import budget_policy
@@ -286,8 +287,7 @@ class QueryEngine:
             snapshot = self._store.verified_current(spec.dataset)
         except SnapshotIntegrityError as exc:
             log.error(
-                "snapshot integrity",
-                extra={"event": "snapshot_integrity", "dataset": spec.dataset},
+                "snapshot integrity", extra={"event": "snapshot_integrity", "dataset": spec.dataset}
             )
             raise DatasetUnavailableError(
                 f"node {self._settings.name!r} will not answer on {spec.dataset!r}: its data "
@@ -297,7 +297,8 @@ class QueryEngine:
             raise DatasetUnavailableError(
                 f"node {self._settings.name!r} has no {spec.dataset!r} data loaded yet"
             )
-        build = partial(plan_query, validated, self._schema, snapshot.path)
+        route = route_for(self._settings.query_route, snapshot.verified_bounds, validated.dataset)
+        build = partial(plan_query, validated, self._schema, snapshot.path, route)
         return self.plans.plan(PlanKey(spec.query_hash(), snapshot.snapshot_id), build), snapshot
 
     @cached_property

@@ -28,6 +28,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from kernel.files import PRIVATE_FILE_MODE, atomic_write_bytes, atomic_write_text
+from node.bounds_record import MANIFEST_KEY as BOUNDS_KEY
+from node.bounds_record import verified_bounds
 from node.derived import DERIVED_DATASETS
 from node.ingest import (
     IngestError,
@@ -71,6 +73,9 @@ class Snapshot:
     schema_version: str
     date_ranges: Mapping[str, tuple[str | None, str | None]] = field(default_factory=dict)
     """LOCAL ONLY: min/max of each date column. Private: never publish it."""
+    verified_bounds: Mapping[str, Any] | None = None
+    """The contribution bounds every person was verified to satisfy at ingest (None: not
+    verified; node/bounds_record.py)."""
 
     def scan(self) -> pl.LazyFrame:
         """A lazy scan of the snapshot (what OpenDP must be handed, never a DataFrame)."""
@@ -322,6 +327,7 @@ class DataStore:
             "created_at": created.isoformat(timespec="seconds").replace("+00:00", "Z"),
             "schema_version": self._schema.version,
             "local_only": {"date_ranges": _date_ranges(spec, frame)},
+            BOUNDS_KEY: verified_bounds(spec, frame),
             "local_only_note": "local_only describes private data: never publish it.",
         }
         manifest_text = json.dumps(manifest, indent=2, sort_keys=True) + "\n"
@@ -348,6 +354,7 @@ def _snapshot_from_manifest(manifest: Mapping[str, Any], path: Path) -> Snapshot
         sha256=manifest["sha256"],
         schema_version=manifest["schema_version"],
         date_ranges={name: (low, high) for name, (low, high) in ranges.items()},
+        verified_bounds=manifest.get(BOUNDS_KEY),
     )
 
 
