@@ -392,7 +392,7 @@ def _shaped_plan(
     """
     frame, key_columns = keyed_rows(query, frame)
     if truncate:
-        frame = _truncated(query, frame)
+        frame = truncated_rows(query, frame)
     if not key_columns:
         return frame.select(aggregations)
     grouped = frame.group_by(key_columns).agg(aggregations)
@@ -420,7 +420,7 @@ def keyed_rows(query: ValidatedQuery, frame: pl.LazyFrame) -> tuple[pl.LazyFrame
     return frame, key_columns
 
 
-def _truncated(query: ValidatedQuery, frame: pl.LazyFrame) -> pl.LazyFrame:
+def truncated_rows(query: ValidatedQuery, frame: pl.LazyFrame) -> pl.LazyFrame:
     """Keep at most the query's contribution bounds of rows per person (first in file order).
 
     OpenDP reads each filter as an identifier truncation and derives its bounds from it.
