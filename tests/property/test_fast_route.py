@@ -22,9 +22,8 @@ import polars as pl
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from support_data import TEST_COUNTIES
+from support_data import TEST_COUNTIES, write_snapshot
 from support_data import TEST_SCHEMA as SCHEMA
-from support_data import write_snapshot
 
 from node.bounds_record import verified_bounds
 from node.truncation import truncate_to_bounds
