@@ -116,6 +116,10 @@ QUERIES: dict[str, Callable[[], QuerySpec]] = {
         statistic="count", group_by=(GroupByColumn(column="primary_cause"),)
     ),
     "sum of child_age_months": lambda: _spec(statistic="sum", column="child_age_months"),
+    "mean of child_age_months": lambda: _spec(statistic="mean", column="child_age_months"),
+    "median of child_age_months": lambda: _spec(
+        statistic="quantiles", column="child_age_months", quantiles=(0.5,)
+    ),
 }
 
 
