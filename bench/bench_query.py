@@ -4,10 +4,13 @@ Builds an incidents-like Parquet snapshot (1M rows by default; `--rows 10000000`
 10M), then for each query measures:
 
 * planning: validate + plan_query (OpenDP build at scale 1, then at the final scale);
-* DP release: the measurement over `pl.scan_parquet` plus packaging the Release;
+* DP release, both routes: the full route (OpenDP's measurement over `pl.scan_parquet`)
+  and the fast route (privacy/fast_release.py), each plus packaging the Release;
 * baseline: the same plan without privacy (`privacy.plan.exact_plan`: same filter,
   key columns, group-by and every public key cell, exact aggregates) in Python Polars;
 * DP fixed cost: the DP release over an empty snapshot of the same schema.
+
+* peak memory of one run of each (what it adds to the process's resident memory).
 
 Prints a table and writes bench/results/query.json. Targets (DESIGN.md section 10):
 planning <= 5 ms, DP / baseline <= 1.3x.
@@ -19,6 +22,7 @@ from __future__ import annotations
 
 import argparse
 import functools
+import gc
 import json
 import statistics
 import tempfile
@@ -43,6 +47,7 @@ from privacy.query import (
     QuerySpec,
     TimeBucket,
 )
+from privacy.query_route import QueryRoute
 from privacy.release import Release
 from privacy.schema import PARTNERSHIP_SCHEMA, ColumnKind
 from privacy.validate import QueryLimits, ValidatedQuery, validate_query
@@ -129,55 +134,89 @@ def _timed(action: Callable[[], object]) -> float:
     return time.perf_counter() - started
 
 
-def _release_ms(query: ValidatedQuery, path: Path, repeats: int) -> float:
-    """Median time of the release alone (each run plans afresh: a plan releases once)."""
-    times = []
-    for _ in range(repeats):
-        plan = plan_query(query, SCHEMA, path)
-        times.append(_timed(functools.partial(plan.release, node="b", snapshot_id="b")))
+def _status_kb(field: str) -> int:
+    with open("/proc/self/status", encoding="ascii") as status:
+        for line in status:
+            if line.startswith(field + ":"):
+                return int(line.split()[1])
+    raise RuntimeError(f"no {field} in /proc/self/status")
+
+
+def _peak_mb(action: Callable[[], object]) -> float:
+    """Peak resident memory the action adds over what the process held before it
+    (Linux: `clear_refs` 5 resets VmHWM, the peak, to the current RSS)."""
+    gc.collect()
+    with open("/proc/self/clear_refs", "w", encoding="ascii") as clear:
+        clear.write("5")
+    before = _status_kb("VmRSS")
+    action()
+    return (_status_kb("VmHWM") - before) / 1024
+
+
+def _releaser(query: ValidatedQuery, path: Path, route: QueryRoute) -> Callable[[], Release]:
+    """A fresh plan's release (a plan releases once), planned before the clock starts."""
+    plan = plan_query(query, SCHEMA, path, route)
+    return functools.partial(plan.release, node="bench", snapshot_id="bench")
+
+
+def _release_ms(query: ValidatedQuery, path: Path, route: QueryRoute, repeats: int) -> float:
+    """Median time of the release alone."""
+    times = [_timed(_releaser(query, path, route)) for _ in range(repeats)]
     return statistics.median(times) * 1e3
 
 
-def _release(query: ValidatedQuery, path: Path) -> Release:
-    return plan_query(query, SCHEMA, path).release(node="bench", snapshot_id="bench")
-
-
 def measure(path: Path, empty: Path, repeats: int) -> list[dict[str, Any]]:
-    """DP release vs the same plan without privacy, alternated run by run.
+    """Both DP routes vs the same plan without privacy, alternated run by run.
 
     The baseline is `exact_plan`: the measurement's own filter, key columns, group-by
-    and left join onto every public key cell, with exact aggregates. `dp_fixed_ms` is
+    and left join onto every public key cell, with exact aggregates. `*_fixed_ms` is
     the DP release over an empty snapshot (same schema): the data-independent part
-    (drawing noise for every cell, OpenDP's plan set-up, packaging).
+    (noise for every cell, plan set-up, packaging the release). Peak memory: what each
+    run adds to the process's resident memory at its peak, median of the runs.
     """
     rows = []
     for name, make_spec in QUERIES.items():
         query = validate_query(make_spec(), SCHEMA, LIMITS)
+        baseline = exact_plan(query, path).collect
         for _ in range(2):  # warm up file cache, plugin and OpenDP
-            _release(query, path)
-            exact_plan(query, path).collect()
-        planning, dp_times, base_times = [], [], []
+            for route in QueryRoute:
+                _releaser(query, path, route)()
+            baseline()
+        planning: list[float] = []
+        times: dict[str, list[float]] = {"opendp": [], "fast": [], "polars": []}
+        peaks: dict[str, list[float]] = {"opendp": [], "fast": [], "polars": []}
         for _ in range(repeats):
-            spec = make_spec()
             started = time.perf_counter()
-            plan = plan_query(validate_query(spec, SCHEMA, LIMITS), SCHEMA, path)
+            plan_query(validate_query(make_spec(), SCHEMA, LIMITS), SCHEMA, path)
             planning.append(time.perf_counter() - started)
-            # alternate the two so drift in machine load hits both alike
-            dp_times.append(_timed(functools.partial(plan.release, node="b", snapshot_id="b")))
-            base_times.append(_timed(exact_plan(query, path).collect))
-        dp_ms = statistics.median(dp_times) * 1e3
-        base_ms = statistics.median(base_times) * 1e3
-        fixed_ms = _release_ms(query, empty, repeats)
+            # alternate the three so drift in machine load hits them alike
+            for route in QueryRoute:
+                times[route.value].append(_timed(_releaser(query, path, route)))
+            times["polars"].append(_timed(baseline))
+        for _ in range(max(1, repeats // 3)):
+            for route in QueryRoute:
+                peaks[route.value].append(_peak_mb(_releaser(query, path, route)))
+            peaks["polars"].append(_peak_mb(baseline))
+        ms = {key: statistics.median(values) * 1e3 for key, values in times.items()}
+        mb = {key: statistics.median(values) for key, values in peaks.items()}
+        fixed = {route.value: _release_ms(query, empty, route, repeats) for route in QueryRoute}
         rows.append(
             {
                 "query": name,
                 "cells": len(query.cell_keys()),
                 "planning_ms": round(statistics.median(planning) * 1e3, 3),
-                "dp_ms": round(dp_ms, 2),
-                "baseline_ms": round(base_ms, 2),
-                "ratio": round(dp_ms / base_ms, 3),
-                "dp_fixed_ms": round(fixed_ms, 2),
-                "ratio_without_fixed": round((dp_ms - fixed_ms) / base_ms, 3),
+                "dp_ms": round(ms["opendp"], 2),
+                "fast_ms": round(ms["fast"], 2),
+                "baseline_ms": round(ms["polars"], 2),
+                "ratio": round(ms["opendp"] / ms["polars"], 3),
+                "fast_ratio": round(ms["fast"] / ms["polars"], 3),
+                "dp_fixed_ms": round(fixed["opendp"], 2),
+                "fast_fixed_ms": round(fixed["fast"], 2),
+                "fast_ratio_without_fixed": round((ms["fast"] - fixed["fast"]) / ms["polars"], 3),
+                "dp_peak_mb": round(mb["opendp"], 1),
+                "fast_peak_mb": round(mb["fast"], 1),
+                "baseline_peak_mb": round(mb["polars"], 1),
+                "fast_memory_ratio": round(mb["fast"] / max(mb["polars"], 1.0), 3),
             }
         )
     return rows
@@ -186,28 +225,26 @@ def measure(path: Path, empty: Path, repeats: int) -> list[dict[str, Any]]:
 NOTES = (
     "baseline = privacy.plan.exact_plan: the measurement's own filter, key columns, group-by "
     "and left join onto every public key cell, exact aggregates, in Python Polars. "
-    "dp_fixed_ms = the DP release over an empty snapshot: noise for every cell (OpenDP draws "
-    "one discrete Gaussian per cell in the aggregation and one per cell for the fill of empty "
-    "cells), plan set-up and packaging. The rest of the gap is inside OpenDP's engine: the "
-    "noise expression inside the aggregation makes Polars take its general group-by path "
-    "(group row indices materialised) instead of the fast path the plain len()/sum() gets, "
-    "OpenDP adds its own null fill and clip to sums, and OpenDP's Polars is compiled into the "
-    "OpenDP library and allocates through the C library's malloc (see "
-    "node.native_memory.tune_native_allocator)."
+    "dp = the full route (OpenDP's engine runs the whole plan, identifier truncation "
+    "included); fast = the fast route (privacy/fast_release.py: exact aggregate in Python "
+    "Polars, OpenDP's measurement adds the noise at the same scale; same charge). "
+    "*_fixed_ms = the release over an empty snapshot: noise for every cell, plan set-up, "
+    "packaging. Peak memory = what one run adds to the process's resident memory at its "
+    "peak (VmHWM after resetting it); fast_memory_ratio divides by max(baseline, 1 MB)."
 )
 
 
 def _print_run(rows: int, results: list[dict[str, Any]]) -> None:
     print(f"\n{rows:,} rows")
     print(
-        f"{'query':28} {'plan ms':>8} {'DP ms':>9} {'polars ms':>10} {'ratio':>6} "
-        f"{'DP fixed ms':>12} {'ratio w/o fixed':>16}"
+        f"{'query':28} {'plan ms':>8} {'full DP ms':>11} {'fast DP ms':>11} {'polars ms':>10} "
+        f"{'full/pl':>8} {'fast/pl':>8} {'fast MB':>8} {'polars MB':>10}"
     )
     for row in results:
         print(
-            f"{row['query']:28} {row['planning_ms']:8.2f} {row['dp_ms']:9.1f} "
-            f"{row['baseline_ms']:10.1f} {row['ratio']:6.2f} {row['dp_fixed_ms']:12.1f} "
-            f"{row['ratio_without_fixed']:16.2f}"
+            f"{row['query']:28} {row['planning_ms']:8.2f} {row['dp_ms']:11.1f} "
+            f"{row['fast_ms']:11.1f} {row['baseline_ms']:10.1f} {row['ratio']:8.2f} "
+            f"{row['fast_ratio']:8.2f} {row['fast_peak_mb']:8.1f} {row['baseline_peak_mb']:10.1f}"
         )
 
 

@@ -137,30 +137,33 @@ def _aggregations(query: ValidatedQuery) -> list[pl.Expr]:
 def _score_frame(query: ValidatedQuery, data: pl.LazyFrame) -> pl.DataFrame:
     """Per public cell, OpenDP's score of every candidate for every requested quantile.
 
-    Each row is reduced to (cell, number of candidates below its value, whether it equals
-    the next candidate), counted by Polars; the scores follow from cumulative sums.
+    Polars counts the rows of each (cell, value); each value is then placed among the
+    candidates (how many lie below it, whether it equals the next one) and the scores
+    follow from cumulative sums over the candidates.
     """
     measured = query.measured
     assert measured is not None
     candidates = quantile_candidates(measured)
     rows, key_columns = keyed_rows(query, data)
-    value = pl.col(measured.name)
-    grid = pl.lit(pl.Series(candidates, dtype=snapshot_dtype(measured)))
-    below = grid.search_sorted(value, side="left")
-    equal = (below < len(candidates)) & (grid.gather(below.clip(0, len(candidates) - 1)) == value)
-    located = rows.select(*key_columns, below.alias(_BELOW), equal.alias(_EQUAL))
     if key_columns:
         cells = key_frame(query, key_columns).with_row_index(_CELL)
-        located = located.join(cells, on=key_columns, how="inner").drop(key_columns)
         keys = cells.collect()
-    else:
-        located = located.with_columns(pl.lit(0, dtype=pl.UInt32).alias(_CELL))
+        counted = rows.group_by(*key_columns, measured.name).len()
+        in_cells = counted.join(cells, on=key_columns, how="inner")
+        values = in_cells.select(_CELL, measured.name, "len").collect()
+    else:  # one cell; grouping by the value alone keeps Polars on its fast path
         keys = pl.DataFrame({_CELL: pl.Series([0], dtype=pl.UInt32)})
-    counted = located.group_by(_CELL, _BELOW, _EQUAL).len().collect()
+        values = rows.group_by(measured.name).len().collect()
+        values = values.with_columns(pl.lit(0, dtype=pl.UInt32).alias(_CELL))
+    grid = pl.Series(candidates, dtype=snapshot_dtype(measured))
+    below = grid.search_sorted(values[measured.name], side="left")
+    next_candidate = grid.gather(below.clip(0, len(candidates) - 1))
+    equal = (below < len(candidates)) & (next_candidate == values[measured.name])
+    located = values.select(_CELL, "len").with_columns(below.alias(_BELOW), equal.alias(_EQUAL))
     shape = (keys.height, len(candidates) + 1)
     strictly_between, equal_to = np.zeros(shape, dtype=np.int64), np.zeros(shape, dtype=np.int64)
     for target, flag in ((strictly_between, False), (equal_to, True)):
-        part = counted.filter(pl.col(_EQUAL) == flag)
+        part = located.filter(pl.col(_EQUAL) == flag)
         np.add.at(target, (part[_CELL].to_numpy(), part[_BELOW].to_numpy()), part["len"].to_numpy())
     through = np.cumsum(strictly_between + equal_to, axis=1)  # rows <= candidate j's slot
     total = through[:, -1:]
