@@ -19,8 +19,9 @@ Noise: the integer Gaussian (`make_gaussian` on the vector of cells) and the Gum
 report-noisy-min (`make_noisy_max(negate=True)` on each cell's score vector), at the
 scale OpenDP's full measurement reports for that column. The charge is not computed
 here: it stays the full measurement's privacy map (the plan is built either way).
-docs/privacy-model.md ("The fast route") argues why the aggregate equals the
-transformation whose stability OpenDP charges; tests/property/test_fast_route.py checks it.
+docs/privacy-model.md (section 2.1) argues why the aggregate equals the transformation
+whose stability OpenDP charges; tests/property/test_fast_aggregate_equals_opendp.py
+checks it.
 
 Only queries with a fast form (privacy/query_route.py, from the public query alone) take
 this route; others use the full one.

@@ -45,7 +45,7 @@ from privacy.validate import QueryLimits, ValidatedQuery, validate_query
 
 DATASET = SCHEMA.dataset("reports")
 AGE = DATASET.column("child_age_months")
-DISPOSITIONS = DATASET.column("disposition").domain
+DISPOSITIONS = DATASET.column("disposition").domain or ()
 FIRST_DAY = date(2019, 11, 1)
 LIMITS = QueryLimits(max_rho_units_per_query=5_000_000)
 
