@@ -6,13 +6,15 @@ aggregate. OpenDP computes the aggregate inside its bundled Polars engine and ad
 noise there. On a snapshot whose every person is already within the dataset's declared
 bounds (verified at ingest and recorded in the sha256-checked manifest, node/bounds_record.py)
 the truncation keeps every row, so the same aggregate can be computed in Python's Polars
-on its fast path and handed to OpenDP's own measurement at the same scale:
+on its fast path and handed to OpenDP's own measurement at the same scale. The record
+also says every value of a bounded numeric column lies within its public bounds [L, U]
+(ingest rejects others), so the plan's clipping is the identity there and is skipped:
 
 * counts: `pl.len()` per public cell (a mean's denominator: `count()` of known values);
-* sums: nulls filled as the plan fills them, values clipped to the plan's bounds (a
-  mean's sum centred first), summed in 64-bit integers (exact);
-* quantiles: OpenDP's candidate scores |(den - num) * min(#(x < c), L) - num * min(#(x > c), L)|
-  per cell, with OpenDP's (num, den) for p and size limit L = the plan's max_length;
+* sums: nulls filled as the plan fills them (a mean's sum centred first), summed in
+  64-bit integers (exact: |bound| x max_length fits);
+* quantiles: OpenDP's candidate scores |(den - num) min(#(x < c), m) - num min(#(x > c), m)|
+  per cell, with OpenDP's (num, den) for p and size limit m = the plan's max_length;
 * empty public cells: 0 (no rows), all-zero scores for a quantile.
 
 Noise: the integer Gaussian (`make_gaussian` on the vector of cells) and the Gumbel
@@ -36,7 +38,7 @@ from typing import Any
 import numpy as np
 import polars as pl
 
-from privacy.centring import centred_bounds, mean_centre
+from privacy.centring import mean_centre
 from privacy.opendp_setup import opendp
 from privacy.plan import (
     PUBLIC_MAX_ROWS,
@@ -45,7 +47,6 @@ from privacy.plan import (
     quantile_candidates,
     query_columns,
     score_alpha_fraction,
-    sum_bounds,
 )
 from privacy.query import Statistic
 from privacy.snapshot_types import snapshot_dtype
@@ -126,12 +127,13 @@ def _aggregations(query: ValidatedQuery) -> list[pl.Expr]:
     measured = query.measured
     assert measured is not None
     column = pl.col(measured.name)
+    # No clipping: on a verified snapshot every value lies in [L, U], inside the plan's
+    # clipping bounds ([min(L, 0), max(U, 0)]; [L - c, U - c] after centring), where
+    # OpenDP's clamp is the identity (module docstring).
     if statistic is Statistic.SUM:
-        low, high = sum_bounds(measured)
-        return [column.fill_null(0).clip(low, high).sum().alias("__sum")]
+        return [column.fill_null(0).sum().alias("__sum")]
     centre = mean_centre(measured)
-    low, high = centred_bounds(measured)
-    centred = (column.fill_null(centre) - centre).clip(low, high)
+    centred = column.fill_null(centre) - centre
     return [centred.sum().alias("__sum"), column.count().alias("__count")]
 
 

@@ -11,14 +11,16 @@ from __future__ import annotations
 import dataclasses
 import sys
 from collections.abc import Callable
+from datetime import date
 from pathlib import Path
 
+import polars as pl
 import pytest
 
 sys.path.insert(0, str(Path(__file__).parents[2] / "bench"))
 from bench_query import LIMITS, QUERIES, SCHEMA, build_snapshot
 
-from node.bounds_record import declared_bounds, route_for
+from node.bounds_record import declared_bounds, route_for, verified_bounds
 from privacy.budget import rho_to_units_ceil
 from privacy.opendp_setup import opendp
 from privacy.plan import person_distance, plan_query
@@ -90,3 +92,21 @@ def test_the_fast_route_needs_the_manifest_to_record_the_declared_bounds() -> No
         update={"max_rows_per_period": (PeriodBound(period="year", max_rows=1),)}
     )
     assert route_for(QueryRoute.FAST, recorded, tighter) is QueryRoute.OPENDP
+
+
+def _reports_rows(days: int, age: int = 10) -> pl.DataFrame:
+    return pl.DataFrame(
+        [
+            {"child_id": "c", "report_date": date(2020, 1, day), "child_age_months": age}
+            for day in range(1, days + 1)
+        ]
+    )
+
+
+def test_the_manifest_records_only_bounds_every_row_satisfies() -> None:
+    reports = SCHEMA.dataset("reports")  # at most 2 rows a month, 4 a year, 8 in total
+    assert verified_bounds(reports, _reports_rows(2)) == declared_bounds(reports)
+    assert verified_bounds(reports, _reports_rows(3)) is None  # 3 in one month
+    assert verified_bounds(reports, _reports_rows(2, age=216)) is None  # above [0, 215]
+    assert verified_bounds(reports, _reports_rows(2, age=-1)) is None
+    assert declared_bounds(reports)["value_bounds"]["child_age_months"] == [0, 215]
