@@ -25,6 +25,8 @@ import functools
 import gc
 import json
 import statistics
+import subprocess
+import sys
 import tempfile
 import time
 import uuid
@@ -153,6 +155,23 @@ def _peak_mb(action: Callable[[], object]) -> float:
     return (_status_kb("VmHWM") - before) / 1024
 
 
+def _peak_in_child(name: str, variant: str, path: Path) -> float:
+    """`_peak_mb` of one run in a fresh process (imports done, nothing run yet): in this
+    process, memory freed by earlier runs stays with the allocators and hides the peak."""
+    command = [sys.executable, __file__, "--peak-of", name, variant, str(path)]
+    done = subprocess.run(command, capture_output=True, text=True, check=True)
+    return float(done.stdout.strip().splitlines()[-1])
+
+
+def _print_child_peak(name: str, variant: str, path: Path) -> None:
+    query = validate_query(QUERIES[name](), SCHEMA, LIMITS)
+    if variant == "polars":
+        action: Callable[[], object] = exact_plan(query, path).collect
+    else:
+        action = _releaser(query, path, QueryRoute(variant))
+    print(_peak_mb(action))
+
+
 def _releaser(query: ValidatedQuery, path: Path, route: QueryRoute) -> Callable[[], Release]:
     """A fresh plan's release (a plan releases once), planned before the clock starts."""
     plan = plan_query(query, SCHEMA, path, route)
@@ -165,14 +184,14 @@ def _release_ms(query: ValidatedQuery, path: Path, route: QueryRoute, repeats: i
     return statistics.median(times) * 1e3
 
 
-def measure(path: Path, empty: Path, repeats: int) -> list[dict[str, Any]]:
+def measure(path: Path, empty: Path, repeats: int, peak_runs: int) -> list[dict[str, Any]]:
     """Both DP routes vs the same plan without privacy, alternated run by run.
 
     The baseline is `exact_plan`: the measurement's own filter, key columns, group-by
     and left join onto every public key cell, with exact aggregates. `*_fixed_ms` is
     the DP release over an empty snapshot (same schema): the data-independent part
-    (noise for every cell, plan set-up, packaging the release). Peak memory: what each
-    run adds to the process's resident memory at its peak, median of the runs.
+    (noise for every cell, plan set-up, packaging the release). Peak memory: what one
+    run adds to a fresh process's resident memory at its peak, median of `peak_runs`.
     """
     rows = []
     for name, make_spec in QUERIES.items():
@@ -193,10 +212,9 @@ def measure(path: Path, empty: Path, repeats: int) -> list[dict[str, Any]]:
             for route in QueryRoute:
                 times[route.value].append(_timed(_releaser(query, path, route)))
             times["polars"].append(_timed(baseline))
-        for _ in range(max(1, repeats // 3)):
-            for route in QueryRoute:
-                peaks[route.value].append(_peak_mb(_releaser(query, path, route)))
-            peaks["polars"].append(_peak_mb(baseline))
+        for _ in range(peak_runs):
+            for variant, runs in peaks.items():
+                runs.append(_peak_in_child(name, variant, path))
         ms = {key: statistics.median(values) * 1e3 for key, values in times.items()}
         mb = {key: statistics.median(values) for key, values in peaks.items()}
         fixed = {route.value: _release_ms(query, empty, route, repeats) for route in QueryRoute}
@@ -229,8 +247,9 @@ NOTES = (
     "included); fast = the fast route (privacy/fast_release.py: exact aggregate in Python "
     "Polars, OpenDP's measurement adds the noise at the same scale; same charge). "
     "*_fixed_ms = the release over an empty snapshot: noise for every cell, plan set-up, "
-    "packaging. Peak memory = what one run adds to the process's resident memory at its "
-    "peak (VmHWM after resetting it); fast_memory_ratio divides by max(baseline, 1 MB)."
+    "packaging. Peak memory = what one run adds to a fresh process's resident memory at "
+    "its peak (VmHWM after resetting it, imports and planning done before); "
+    "fast_memory_ratio divides by max(baseline, 1 MB)."
 )
 
 
@@ -252,6 +271,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rows", type=int, nargs="+", default=[1_000_000])
     parser.add_argument("--repeats", type=int, default=15)
+    parser.add_argument("--peak-runs", type=int, default=3, help="fresh processes per figure")
+    parser.add_argument("--peak-of", nargs=3, help=argparse.SUPPRESS)
     parser.add_argument(
         "--default-allocator",
         action="store_true",
@@ -260,6 +281,9 @@ def main() -> None:
     args = parser.parse_args()
     if not args.default_allocator:
         tune_native_allocator()  # as `npcs-node serve` does at start-up
+    if args.peak_of:  # a child of _peak_in_child
+        _print_child_peak(args.peak_of[0], args.peak_of[1], Path(args.peak_of[2]))
+        return
     report: dict[str, Any] = {
         "targets": {"planning_ms": 5.0, "ratio": 1.3},
         "allocator_tuned": not args.default_allocator,
@@ -272,7 +296,7 @@ def main() -> None:
         for rows in args.rows:
             path = Path(folder) / f"incidents_{rows}.parquet"
             build_snapshot(path, rows)
-            results = measure(path, empty, args.repeats)
+            results = measure(path, empty, args.repeats, args.peak_runs)
             report["runs"].append({"rows": rows, "results": results})
             _print_run(rows, results)
     RESULTS.parent.mkdir(parents=True, exist_ok=True)
