@@ -166,7 +166,7 @@ def _peak_in_child(name: str, variant: str, path: Path) -> float:
 def _print_child_peak(name: str, variant: str, path: Path) -> None:
     query = validate_query(QUERIES[name](), SCHEMA, LIMITS)
     if variant == "polars":
-        action: Callable[[], object] = exact_plan(query, path).collect
+        action = _baseline_run(query, path)
     else:
         action = _releaser(query, path, QueryRoute(variant))
     print(_peak_mb(action))
@@ -176,6 +176,11 @@ def _releaser(query: ValidatedQuery, path: Path, route: QueryRoute) -> Callable[
     """A fresh plan's release (a plan releases once), planned before the clock starts."""
     plan = plan_query(query, SCHEMA, path, route)
     return functools.partial(plan.release, node="bench", snapshot_id="bench")
+
+
+def _baseline_run(query: ValidatedQuery, path: Path) -> Callable[[], object]:
+    """The same plan without privacy, built before the clock starts."""
+    return exact_plan(query, path).collect
 
 
 def _release_ms(query: ValidatedQuery, path: Path, route: QueryRoute, repeats: int) -> float:
@@ -196,25 +201,29 @@ def measure(path: Path, empty: Path, repeats: int, peak_runs: int) -> list[dict[
     rows = []
     for name, make_spec in QUERIES.items():
         query = validate_query(make_spec(), SCHEMA, LIMITS)
-        baseline = exact_plan(query, path).collect
+        runs: dict[str, Callable[[], Callable[[], object]]] = {
+            "opendp": functools.partial(_releaser, query, path, QueryRoute.OPENDP),
+            "fast": functools.partial(_releaser, query, path, QueryRoute.FAST),
+            "polars": functools.partial(_baseline_run, query, path),
+        }
         for _ in range(2):  # warm up file cache, plugin and OpenDP
-            for route in QueryRoute:
-                _releaser(query, path, route)()
-            baseline()
+            for make_run in runs.values():
+                make_run()()
         planning: list[float] = []
-        times: dict[str, list[float]] = {"opendp": [], "fast": [], "polars": []}
-        peaks: dict[str, list[float]] = {"opendp": [], "fast": [], "polars": []}
-        for _ in range(repeats):
+        times: dict[str, list[float]] = {variant: [] for variant in runs}
+        peaks: dict[str, list[float]] = {variant: [] for variant in runs}
+        order = list(runs)
+        for repeat in range(repeats):
             started = time.perf_counter()
             plan_query(validate_query(make_spec(), SCHEMA, LIMITS), SCHEMA, path)
             planning.append(time.perf_counter() - started)
-            # alternate the three so drift in machine load hits them alike
-            for route in QueryRoute:
-                times[route.value].append(_timed(_releaser(query, path, route)))
-            times["polars"].append(_timed(baseline))
+            # alternate the three, each in turn first, so drift in machine load and the
+            # memory state one run leaves to the next hit them alike
+            for variant in order[repeat % 3 :] + order[: repeat % 3]:
+                times[variant].append(_timed(runs[variant]()))
         for _ in range(peak_runs):
-            for variant, runs in peaks.items():
-                runs.append(_peak_in_child(name, variant, path))
+            for variant, peak_list in peaks.items():
+                peak_list.append(_peak_in_child(name, variant, path))
         ms = {key: statistics.median(values) * 1e3 for key, values in times.items()}
         mb = {key: statistics.median(values) for key, values in peaks.items()}
         fixed = {route.value: _release_ms(query, empty, route, repeats) for route in QueryRoute}
