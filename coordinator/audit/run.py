@@ -19,7 +19,14 @@ from coordinator.audit.ledger_checks import (
     rewrite_message,
     signed_checkpoint,
 )
-from coordinator.audit.report import AuditReport, DatasetSpending, NodeAudit, NodeVerdict
+from coordinator.audit.report import (
+    AuditReport,
+    DatasetSpending,
+    NodeAudit,
+    NodeVerdict,
+    UnitKindSpending,
+)
+from coordinator.audit.unit_kind_checks import check_unit_kind_spending
 from coordinator.checkpoints import CheckpointStore, RememberedCheckpoint
 from coordinator.client import ClientCredentials, NodeClient, pinned_ledger_key
 from coordinator.errors import NodeCallError
@@ -41,6 +48,7 @@ class _Facts:
     signed_requests_verified: int = 0
     spending: tuple[DatasetSpending, ...] = ()
     spending_known: bool = False
+    unit_kind_spending: tuple[UnitKindSpending, ...] = ()
     unreachable: str | None = None
     """Why the node could not be contacted (then nothing about it is known)."""
 
@@ -75,8 +83,13 @@ def audit_node(
                 facts.unreachable = reason
             else:
                 findings.fail(reason)
-        except (StopAudit, WireError):
+        except StopAudit:
             pass
+        except WireError as exc:
+            findings.fail(
+                f"the node's answer cannot be read ({exc}): it is broken or not an npcs "
+                "node; ask its operator"
+            )
     checkpoint = facts.checkpoint
     audit = NodeAudit(
         node=entry.name,
@@ -92,6 +105,7 @@ def audit_node(
         signed_requests_verified=facts.signed_requests_verified,
         spending=facts.spending,
         spending_known=facts.spending_known,
+        unit_kind_spending=facts.unit_kind_spending,
         ledger_key_fingerprint=entry.ledger_key_fingerprint,
     )
     passed = audit.result == "OK"
@@ -111,7 +125,7 @@ def _run_checks(
     findings: Findings,
     facts: _Facts,
 ) -> None:
-    description = client.describe()
+    description = client.describe(unit_kind_epsilon=True)
     if not client.serving():
         findings.fail(
             "the node reports NOT_SERVING: its ledger failed the node's own start-up "
@@ -127,7 +141,8 @@ def _run_checks(
         key = pinned_ledger_key(description, entry)
     except ValueError as exc:
         raise findings.stop(str(exc)) from exc
-    checkpoint = signed_checkpoint(client.get_checkpoint(), key, entry, findings)
+    published, consistency = client.get_checkpoint(remembered.size if remembered else 0)
+    checkpoint = signed_checkpoint(published, key, entry, findings)
     facts.checkpoint = checkpoint
     entries = fetch_entries(client, checkpoint.size, findings)
     facts.entries = len(entries)
@@ -135,9 +150,10 @@ def _run_checks(
     if tree.root() != checkpoint.root:
         findings.fail(rewrite_message(client, tree, checkpoint, entries))
     if remembered is not None:
-        check_remembered(client, tree, checkpoint, remembered, key, findings)
+        check_remembered(tree, checkpoint, consistency, remembered, key, findings)
     facts.signed_requests_verified = check_charges(entries, entry.name, findings)
     facts.spending = check_spending(entries, description.policy, findings)
+    facts.unit_kind_spending = check_unit_kind_spending(entries, description, findings)
     facts.spending_known = True
 
 

@@ -2,7 +2,9 @@
 
 Exit codes (docs/analyst-guide.md): 0 every node answered with a verified receipt;
 3 some nodes did not answer (their reasons are shown, the others' answers too);
-4 every node answered but a ledger receipt did not verify; 1 usage or set-up errors.
+4 every node answered but a ledger receipt did not verify; 5 some node's ledger went
+back on the checkpoint remembered from it (shrank, forked, or no proof that it only
+grew): its answer is withheld; 1 usage or set-up errors.
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ import click
 
 from coordinator.cli.chart_options import y_scale_option
 from coordinator.cli.errors import user_errors
+from coordinator.cli.measures import MEASURES, measure_grouping, show_measure
 
 if TYPE_CHECKING:
     from coordinator.charts import YScale
@@ -22,7 +25,8 @@ if TYPE_CHECKING:
 
 EXIT_PARTIAL = 3
 EXIT_UNVERIFIED = 4
-STATISTICS = ("count", "sum", "mean", "quantiles", "histogram")
+EXIT_LEDGER_UNTRUSTED = 5
+STATISTICS = ("count", "sum", "mean", "quantiles", "histogram", *MEASURES)
 
 
 @click.command("query")
@@ -47,9 +51,21 @@ STATISTICS = ("count", "sum", "mean", "quantiles", "histogram")
 @click.option("--nodes", help="Comma-separated node names (default: all).")
 @click.option("--quantiles", help="Probabilities for the quantiles statistic, e.g. 0.5,0.9.")
 @click.option(
+    "--items",
+    help="Several flags to count, or bounded items to average, in one query (one charge): "
+    "names or globs, e.g. 'io_*' or mal_neglect,mal_physical_abuse.",
+)
+@click.option(
     "--format", "output_format", type=click.Choice(["table", "csv", "json"]), default="table"
 )
 @click.option("--rate", is_flag=True, help="Show counts per 100,000 children as well.")
+@click.option(
+    "--of",
+    "of",
+    help="share: COLUMN[=VALUE] whose share to show; disparity: the "
+    "group column (default race_ethnicity).",
+)
+@click.option("--reference", help="disparity: reference group (default white, else the largest).")
 @click.option("--plot", type=click.Path(dir_okay=False, path_type=Path), help="Chart file.")
 @y_scale_option
 @click.option("--dry-run", is_flag=True, help="Preview cost and accuracy; charge nothing.")
@@ -72,8 +88,11 @@ def command(  # noqa: PLR0917 - click passes every option as an argument
     purpose: str,
     nodes: str | None,
     quantiles: str | None,
+    items: str | None,
     output_format: str,
     rate: bool,
+    of: str | None,
+    reference: str | None,
     plot: Path | None,
     y_scale: YScale,
     dry_run: bool,
@@ -83,17 +102,27 @@ def command(  # noqa: PLR0917 - click passes every option as an argument
 ) -> None:
     """Ask STATISTIC of DATASET [COLUMN] at every node, with pooled partnership totals.
 
+    `share` and `disparity` ask a count and show it as shares (of --of's values) or as
+    rate ratios and disproportionality indices by race/ethnicity (docs/analyst-guide.md).
+
     \b
     Examples:
       npcs query count incidents --by incident_date:year --from 2019 --to 2023 \\
           --rho 0.05 --purpose "annual fatality trend" --plot trend.png
       npcs query mean incidents child_age_months --where incident_type=fatality \\
           --from 2022 --to 2022 --accuracy 2 --purpose "age profile" --dry-run
+      npcs query share incidents --of sleep_related --by incident_type --from 2019 \\
+          --to 2024 --rho 0.5 --purpose "sleep-related share of fatalities"
+      npcs query count incidents --items 'io_*' --by incident_date:year \\
+          --from 2019 --to 2023 --rho 0.5 --purpose "improvement opportunities"
     """
     from coordinator.cli.progress import node_progress
     from coordinator.cli.query_args import QueryArgumentError, build_query
     from coordinator.session import open_session
 
+    measure = statistic if statistic in MEASURES else None
+    if measure is not None:
+        statistic, by = "count", measure_grouping(measure, by, of, plot)
     try:
         spec = build_query(
             statistic=statistic,
@@ -108,6 +137,7 @@ def command(  # noqa: PLR0917 - click passes every option as an argument
             rho=rho,
             accuracy=accuracy,
             quantiles=quantiles,
+            items=items,
             purpose=purpose,
         )
     except QueryArgumentError as exc:
@@ -135,7 +165,19 @@ def command(  # noqa: PLR0917 - click passes every option as an argument
     for warning in run.warnings:
         click.echo(f"WARNING: {warning}", err=True)
     report = run.report
-    show_report(report, output_format, rates=rate, plot=plot, y_scale=y_scale)
+    if measure is not None:
+        show_measure(
+            report, measure, of=of, reference=reference, output_format=output_format, plot=plot
+        )
+    else:
+        show_report(report, output_format, rates=rate, plot=plot, y_scale=y_scale)
+    if report.untrusted_nodes:
+        click.echo(
+            f"REFUSED: {', '.join(report.untrusted_nodes)}: the ledger went back on the "
+            "checkpoint you remember (see above); no answer of theirs is used",
+            err=True,
+        )
+        raise SystemExit(EXIT_LEDGER_UNTRUSTED)
     if not report.all_answered:
         raise SystemExit(EXIT_PARTIAL)
     if report.unverified_nodes:

@@ -79,6 +79,13 @@ def test_a_query_without_a_fast_form_takes_the_full_route(snapshot: Path) -> Non
     assert has_fast_form(query)
     assert not has_fast_form(float_query)
     assert plan_query(query, SCHEMA, snapshot, QueryRoute.FAST).route is QueryRoute.FAST
+    items = ("io_policy", "io_practice")
+    multi_item = validate_query(
+        QUERIES["count by primary_cause"]().model_copy(update={"items": items}), SCHEMA, LIMITS
+    )
+    plan = plan_query(multi_item, SCHEMA, snapshot, QueryRoute.FAST)
+    assert plan.route is QueryRoute.OPENDP
+    assert len(plan.release(node="n", snapshot_id="s").cells) == len(multi_item.cell_keys())
 
 
 def test_the_fast_route_needs_the_manifest_to_record_the_declared_bounds() -> None:
