@@ -49,12 +49,9 @@ from privacy.plan import (
     score_alpha_fraction,
 )
 from privacy.query import Statistic
-from privacy.snapshot_types import snapshot_dtype
 from privacy.validate import ValidatedQuery
 
 _CELL = "__cell"
-_BELOW = "__below"
-_EQUAL = "__equal"
 
 
 def exact_aggregate(query: ValidatedQuery, data: pl.LazyFrame) -> pl.DataFrame:
@@ -102,7 +99,11 @@ def add_noise(
             )
             released = list(gaussian(values)) if values else []
         noisy.append(pl.Series(column, released))
-    return exact.with_columns(noisy)
+    # Eager column swaps: no query-engine run for a frame of a few cells.
+    frame = exact.clone()
+    for series in noisy:
+        frame.replace_column(frame.get_column_index(series.name), series)
+    return frame
 
 
 def _noisy_candidates(
@@ -158,16 +159,16 @@ def _score_frame(query: ValidatedQuery, data: pl.LazyFrame) -> pl.DataFrame:
         keys = pl.DataFrame({_CELL: pl.Series([0], dtype=pl.UInt32)})
         values = rows.group_by(measured.name).len().collect()
         values = values.with_columns(pl.lit(0, dtype=pl.UInt32).alias(_CELL))
-    grid = pl.Series(candidates, dtype=snapshot_dtype(measured))
-    below = grid.search_sorted(values[measured.name], side="left")
-    next_candidate = grid.gather(below.clip(0, len(candidates) - 1))
-    equal = (below < len(candidates)) & (next_candidate == values[measured.name])
-    located = values.select(_CELL, "len").with_columns(below.alias(_BELOW), equal.alias(_EQUAL))
+    # numpy from here: a few small arrays, no query-engine runs
+    grid = np.asarray(candidates)
+    value = values[measured.name].to_numpy()
+    cell, counts = values[_CELL].to_numpy().astype(np.int64), values["len"].to_numpy()
+    below = np.searchsorted(grid, value, side="left")  # candidates below the value
+    equal = (below < len(grid)) & (grid[np.minimum(below, len(grid) - 1)] == value)
     shape = (keys.height, len(candidates) + 1)
     strictly_between, equal_to = np.zeros(shape, dtype=np.int64), np.zeros(shape, dtype=np.int64)
-    for target, flag in ((strictly_between, False), (equal_to, True)):
-        part = located.filter(pl.col(_EQUAL) == flag)
-        np.add.at(target, (part[_CELL].to_numpy(), part[_BELOW].to_numpy()), part["len"].to_numpy())
+    np.add.at(strictly_between, (cell[~equal], below[~equal]), counts[~equal])
+    np.add.at(equal_to, (cell[equal], below[equal]), counts[equal])
     through = np.cumsum(strictly_between + equal_to, axis=1)  # rows <= candidate j's slot
     total = through[:, -1:]
     at_most_before = np.concatenate([np.zeros((shape[0], 1), np.int64), through[:, :-2]], axis=1)
