@@ -66,6 +66,14 @@ class NodeAudit(_Frozen):
     unit_kind_spending: tuple[UnitKindSpending, ...] = ()
     """Per privacy-unit kind (empty for a node that publishes no per-person budgets)."""
     ledger_key_fingerprint: str = ""
+    accepted_reset: str | None = None
+    """`npcs audit --accept-reset`: which remembered checkpoint the node's new ledger
+    replaced (its genesis entry names it), as a record."""
+    spent_before_reset: tuple[DatasetSpending, ...] = ()
+    """`--accept-reset` with `--archived-ledger`: what the archived ledger spent (per
+    dataset, against today's policy totals)."""
+    unit_kind_spent_before_reset: tuple[UnitKindSpending, ...] = ()
+    """The same per privacy-unit kind."""
 
 
 class AuditReport(_Frozen):
