@@ -18,7 +18,6 @@ engine unhealthy until restart.
 
 from __future__ import annotations
 
-import json
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -57,7 +56,7 @@ from privacy import tlog
 from privacy.budget import format_rho
 from privacy.ledger.entry import ChargeOutcome, ChargeRequest, LedgerEntry
 from privacy.ledger.writer import Ledger
-from privacy.plan import ExpectedAccuracy, QueryPlan, plan_query
+from privacy.plan import QueryPlan, plan_query
 from privacy.query import QuerySpec
 from privacy.schema import Schema
 from privacy.validate import QueryLimits, ValidatedQuery, validate_query
@@ -238,7 +237,7 @@ class QueryEngine:
             query_hash=spec.query_hash(),
             purpose=spec.purpose,
             cost_units=plan.cost_units,
-            mechanism_summary=_mechanism_summary(plan.expected),
+            mechanism_summary=plan.mechanism_summary(),
             opendp_version=self.opendp_version,
             snapshot_id=snapshot.snapshot_id,
             signed_request=signed_request_to_bytes(signed),
@@ -391,12 +390,3 @@ def entry_wire_bytes_bound(entry: LedgerEntry) -> int:
     (no longer than the leaf data, which holds them all, bytes in base64), the leaf data
     itself, the leaf hash, and protobuf tags and lengths."""
     return 2 * len(entry.canonical_bytes()) + 256
-
-
-def _mechanism_summary(expected: tuple[ExpectedAccuracy, ...]) -> str:
-    """Distribution and scale per released value (the same for every cell)."""
-    rows = [
-        {"name": value.name, "distribution": value.distribution.value, "scale": value.scale}
-        for value in expected
-    ]
-    return json.dumps(rows, sort_keys=True, separators=(",", ":"))

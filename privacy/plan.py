@@ -59,6 +59,7 @@ from __future__ import annotations
 import dataclasses
 import functools
 import itertools
+import json
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
@@ -177,6 +178,15 @@ class QueryPlan:
     @property
     def rho(self) -> float:
         return self.cost_units / 1_000_000
+
+    def mechanism_summary(self) -> str:
+        """Distribution and scale per released value (the same for every cell), as JSON
+        for the ledger entry."""
+        rows = [
+            {"name": value.name, "distribution": value.distribution.value, "scale": value.scale}
+            for value in self.expected
+        ]
+        return json.dumps(rows, sort_keys=True, separators=(",", ":"))
 
     def unreleased_copy(self) -> QueryPlan:
         """The same measurement, cost and accuracy, not yet released (for a plan cache:
