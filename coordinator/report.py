@@ -17,10 +17,12 @@ from pydantic import BaseModel, ConfigDict, model_validator
 
 from coordinator.denominators import NodePopulations, cell_denominator, rate_notes
 from coordinator.display import clamp_for_display, upgrade_stored_row
+from coordinator.intervals import IntervalKind
 from coordinator.measures import column_bounds, discrete_names, never_negative
 from coordinator.pooling import PooledValue, noise_variance, pool_cell, z_value
 from coordinator.quantiles import monotone_quantiles
 from coordinator.query_text import filters_text, spec_from_report_query
+from coordinator.small_area import SmallAreaRow
 from coordinator.suppression import Suppression, apply_suppression, without_hidden_points
 from coordinator.trend import Point, bucket_position, weighted_slope
 from privacy.population import PopulationTable
@@ -140,6 +142,10 @@ class Report(FrozenModel):
     trends: tuple[TrendRow, ...]
     rate_notes: tuple[str, ...] = ()
     """Where a count has no rate and why (coordinator/denominators.py)."""
+    interval: IntervalKind = "dp"
+    """What the intervals cover: "dp" the noise, "dp+poisson" also Poisson variation."""
+    small_area: tuple[SmallAreaRow, ...] = ()
+    """`--small-area`: node rates shrunk toward the partnership's (coordinator/small_area.py)."""
 
     @model_validator(mode="before")
     @classmethod

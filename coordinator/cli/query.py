@@ -14,10 +14,16 @@ import click
 
 from coordinator.cli.chart_options import y_scale_option
 from coordinator.cli.errors import user_errors
+from coordinator.cli.interval_options import (
+    check_post_processing,
+    interval_option,
+    small_area_option,
+)
 
 if TYPE_CHECKING:
     from coordinator.charts import YScale
     from coordinator.fanout import NodePreviewResult, NodeQueryResult
+    from coordinator.intervals import IntervalKind
     from coordinator.partnership import NodeEntry
 
 EXIT_PARTIAL = 3
@@ -50,6 +56,8 @@ STATISTICS = ("count", "sum", "mean", "quantiles", "histogram")
     "--format", "output_format", type=click.Choice(["table", "csv", "json"]), default="table"
 )
 @click.option("--rate", is_flag=True, help="Show counts per 100,000 children as well.")
+@interval_option
+@small_area_option
 @click.option("--plot", type=click.Path(dir_okay=False, path_type=Path), help="Chart file.")
 @y_scale_option
 @click.option("--dry-run", is_flag=True, help="Preview cost and accuracy; charge nothing.")
@@ -74,6 +82,8 @@ def command(  # noqa: PLR0917 - click passes every option as an argument
     quantiles: str | None,
     output_format: str,
     rate: bool,
+    interval: IntervalKind,
+    small_area: bool,
     plot: Path | None,
     y_scale: YScale,
     dry_run: bool,
@@ -89,6 +99,8 @@ def command(  # noqa: PLR0917 - click passes every option as an argument
           --rho 0.05 --purpose "annual fatality trend" --plot trend.png
       npcs query mean incidents child_age_months --where incident_type=fatality \\
           --from 2022 --to 2022 --accuracy 2 --purpose "age profile" --dry-run
+      npcs query count incidents --where incident_type=fatality --from 2023 --to 2023 \\
+          --rho 0.05 --purpose "fatality rates" --small-area --interval dp+poisson
     """
     from coordinator.cli.progress import node_progress
     from coordinator.cli.query_args import QueryArgumentError, build_query
@@ -112,6 +124,7 @@ def command(  # noqa: PLR0917 - click passes every option as an argument
         )
     except QueryArgumentError as exc:
         raise click.UsageError(str(exc)) from exc
+    check_post_processing(statistic, interval, small_area)
     if plot is not None and not dry_run:
         _require_charts_before_spending()
     session = open_session(config, timeout=timeout, retries=retries)
@@ -135,7 +148,15 @@ def command(  # noqa: PLR0917 - click passes every option as an argument
     for warning in run.warnings:
         click.echo(f"WARNING: {warning}", err=True)
     report = run.report
-    show_report(report, output_format, rates=rate, plot=plot, y_scale=y_scale)
+    show_report(
+        report,
+        output_format,
+        rates=rate,
+        plot=plot,
+        y_scale=y_scale,
+        interval=interval,
+        small_area=small_area,
+    )
     if not report.all_answered:
         raise SystemExit(EXIT_PARTIAL)
     if report.unverified_nodes:
