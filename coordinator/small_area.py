@@ -10,20 +10,22 @@ Model, for node i with population n_i, released count y_i = X_i + noise (noise v
 s_i^2) and rate r_i = y_i / n_i: X_i ~ Poisson(n_i theta_i), and the underlying rates
 theta_i vary between nodes with mean mu and variance tau^2. Then
     E[r_i] = mu,    Var(r_i) = tau^2 + v_i,    v_i = mu / n_i + s_i^2 / n_i^2
-(Poisson and DP noise, both known given mu). Moments, with N = sum n_i:
-* mu: the partnership rate m = sum y_i / N;
-* tau^2: sum n_i (r_i - m)^2 has expectation
-  tau^2 (N - sum n_i^2 / N) + sum (m + s_i^2 / n_i)(1 - n_i / N), solved for tau^2 and
-  floored at 0 (no evidence of between-node variation: every node gets m);
-* the weight on the node's own rate: B_i = tau^2 / (tau^2 + v_i), so a small node
-  (large v_i) is shrunk more than a large one;
-* the small-area rate B_i r_i + (1 - B_i) m, with variance B_i v_i + (1 - B_i)^2 Var(m);
-  its interval is that of a gamma distribution with the same mean and variance (rates
-  are positive and skewed when events are rare).
+(Poisson and DP noise, both known given mu). Moments:
+* mu: the partnership rate m = sum y_i / sum n_i (what every node is pulled toward);
+* tau^2: DerSimonian-Laird's moment estimate with weights 1 / v_i (noisy small nodes
+  count little), floored at 0 (no evidence of variation: every node gets m);
+* the pull toward m: S_i = v_i / (tau^2 + v_i), larger for a small node (large v_i),
+  so small nodes are shrunk more; the small-area rate is r_i - S_i (r_i - m);
+* its variance, after Morris (1983, JASA 78:47), which adds what estimating m and
+  tau^2 costs: v_i (1 - (k - 1) / k * S_i) + 2 / (k - 3) * (S_i (r_i - m))^2, k >= 4
+  nodes. The interval is a gamma's with that mean and variance (rates are positive and
+  skewed when events are rare), or the normal one floored at 0 where that skew is
+  beyond a gamma's.
 
-The interval treats tau^2 as known, so it can under-cover when few nodes inform it;
-tests/statistical/test_small_area_coverage.py measures it. A cell any of whose nodes is
-suppressed gets no small-area values: they depend on every node's count.
+tests/statistical/test_small_area_coverage.py measures the coverage of the underlying
+rates by simulation: 94-96% averaged over nodes (empirical Bayes intervals are
+calibrated on average: small nodes over-cover, the largest ones reach 85-92%). A cell
+any of whose nodes is suppressed gets no small-area values: they depend on every count.
 """
 
 from __future__ import annotations
@@ -43,6 +45,8 @@ if TYPE_CHECKING:
     from coordinator.report import Report, ValueRow
 
 SMALL_AREA_STATISTICS = frozenset({"count", "histogram"})
+MIN_NODES = 4
+"""Morris's variance correction needs k - 3 > 0 nodes."""
 
 
 class SmallAreaRow(BaseModel):
@@ -78,18 +82,20 @@ class ShrunkRate:
     weight_on_own_rate: float
 
 
+def within_variance(node: NodeCount, pooled_rate: float) -> float:
+    """v_i: the variance of a node's rate around its underlying rate (Poisson + DP noise)."""
+    return pooled_rate / node.population + node.noise_variance / node.population**2
+
+
 def between_node_variance(nodes: Sequence[NodeCount], pooled_rate: float) -> float:
-    """Moment estimate of tau^2 (module docstring), floored at 0."""
-    total = math.fsum(node.population for node in nodes)
-    spread = math.fsum(
-        node.population * (node.count / node.population - pooled_rate) ** 2 for node in nodes
-    )
-    expected_within = math.fsum(
-        (pooled_rate + node.noise_variance / node.population) * (1 - node.population / total)
-        for node in nodes
-    )
-    scale = total - math.fsum(node.population**2 for node in nodes) / total
-    return max(0.0, (spread - expected_within) / scale)
+    """DerSimonian-Laird moment estimate of tau^2 (module docstring), floored at 0."""
+    weights = [1 / within_variance(node, pooled_rate) for node in nodes]
+    rates = [node.count / node.population for node in nodes]
+    total = math.fsum(weights)
+    centre = math.fsum(w * r for w, r in zip(weights, rates, strict=True)) / total
+    spread = math.fsum(w * (r - centre) ** 2 for w, r in zip(weights, rates, strict=True))
+    scale = total - math.fsum(w * w for w in weights) / total
+    return max(0.0, (spread - (len(nodes) - 1)) / scale)
 
 
 def shrink(nodes: Sequence[NodeCount], confidence: float = 0.95) -> list[ShrunkRate] | None:
@@ -98,33 +104,33 @@ def shrink(nodes: Sequence[NodeCount], confidence: float = 0.95) -> list[ShrunkR
     Undefined with fewer than two nodes, or when the partnership's count is not positive
     (there is no positive rate to shrink toward).
     """
-    if len(nodes) < 2 or any(node.population <= 0 for node in nodes):
+    if len(nodes) < MIN_NODES or any(node.population <= 0 for node in nodes):
         return None
     total = math.fsum(node.population for node in nodes)
     pooled_rate = math.fsum(node.count for node in nodes) / total
     if pooled_rate <= 0:
         return None
     tau2 = between_node_variance(nodes, pooled_rate)
-    pooled_variance = math.fsum(
-        node.population * pooled_rate + node.noise_variance + node.population**2 * tau2
-        for node in nodes
-    ) / (total**2)
+    k = len(nodes)
     tail = (1 - confidence) / 2
     shrunk: list[ShrunkRate] = []
     for node in nodes:
-        within = pooled_rate / node.population + node.noise_variance / node.population**2
-        weight = tau2 / (tau2 + within)
-        rate = weight * node.count / node.population + (1 - weight) * pooled_rate
-        variance = weight * within + (1 - weight) ** 2 * pooled_variance
+        own = node.count / node.population
+        within = within_variance(node, pooled_rate)
+        pull = within / (tau2 + within)
+        rate = own - pull * (own - pooled_rate)
+        correction = 2 / (k - 3) * (pull * (own - pooled_rate)) ** 2
+        variance = within * (1 - (k - 1) / k * pull) + correction
         low, high = _positive_interval(rate, variance, tail)
-        shrunk.append(ShrunkRate(max(rate, 0.0), low, high, weight))
+        shrunk.append(ShrunkRate(max(rate, 0.0), low, high, 1 - pull))
     return shrunk
 
 
 def _positive_interval(mean: float, variance: float, tail: float) -> tuple[float, float]:
     """The central interval of the gamma with this mean and variance (mean > 0)."""
-    if mean <= 0:  # a node's very negative noisy count outweighed the pull: 0 is the floor
-        return 0.0, NormalDist().inv_cdf(1 - tail) * math.sqrt(variance)
+    z = NormalDist().inv_cdf(1 - tail)
+    if mean - z * math.sqrt(variance) <= 0:  # too skewed to match a gamma: normal, floored
+        return 0.0, max(mean, 0.0) + z * math.sqrt(variance)
     shape = mean * mean / variance
     scale = variance / mean
     return gamma_quantile(shape, tail, scale), gamma_quantile(shape, 1 - tail, scale)

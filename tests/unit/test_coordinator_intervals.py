@@ -17,7 +17,7 @@ from test_coordinator_pooling import gaussian
 from coordinator.cli import cli
 from coordinator.cli.render import render_report
 from coordinator.discrete import discrete_sum_half_width
-from coordinator.gamma import garwood_limits, gamma_quantile, regularized_lower_gamma
+from coordinator.gamma import gamma_quantile, garwood_limits, regularized_lower_gamma
 from coordinator.intervals import IntervalError, poisson_mean_interval, with_interval
 from coordinator.report import PARTNERSHIP_SOURCE, NodeStatus, Report, build_report
 from privacy.query import DateRangeFilter, PrivacyLoss, QuerySpec, Statistic
@@ -93,22 +93,29 @@ def test_poisson_interval_holds_both_the_noise_and_garwood_limits() -> None:
         (garwood_limits(5 - half_width, 0.975)[0], garwood_limits(5 + half_width, 0.975)[1])
     )
     no_poisson = discrete_sum_half_width([2.0], 0.95)
-    assert low < 5 - no_poisson and high > 5 + no_poisson
+    assert low < 5 - no_poisson
+    assert high > 5 + no_poisson
     # a negative noisy count still gets a positive upper limit and a zero lower one
     low, high = poisson_mean_interval(-3.0, [2.0, 2.0, 2.0])
-    assert low == 0.0 and high > 3.0
+    assert low == 0.0
+    assert high > 3.0
 
 
 def test_dp_plus_poisson_widens_node_and_pooled_counts_and_their_rates() -> None:
     dp = count_report([3.0, 40.0, 1.0], [5_000, 400_000, 2_000])
     both = with_interval(dp, "dp+poisson")
-    assert both.interval == "dp+poisson" and dp.interval == "dp"
+    assert both.interval == "dp+poisson"
+    assert dp.interval == "dp"
     for before, after in zip(dp.rows, both.rows, strict=True):
         assert after.value == before.value
-        assert after.ci_low is not None and after.ci_high is not None
-        assert before.ci_low is not None and before.ci_high is not None
-        assert after.ci_low <= before.ci_low and after.ci_high > before.ci_high
-        assert after.population is not None and after.rate_ci_high is not None
+        assert after.ci_low is not None
+        assert after.ci_high is not None
+        assert before.ci_low is not None
+        assert before.ci_high is not None
+        assert after.ci_low <= before.ci_low
+        assert after.ci_high > before.ci_high
+        assert after.population is not None
+        assert after.rate_ci_high is not None
         assert after.rate_ci_high == pytest.approx(after.ci_high * 100_000 / after.population)
     pooled = next(row for row in both.rows if row.source == PARTNERSHIP_SOURCE)
     assert (pooled.ci_low, pooled.ci_high) == pytest.approx(
@@ -121,8 +128,9 @@ def test_dp_plus_poisson_widens_node_and_pooled_counts_and_their_rates() -> None
 
 
 def test_dp_plus_poisson_is_refused_for_a_mean() -> None:
+    mean = count_report([3.0, 4.0], [1_000, 1_000], statistic=Statistic.MEAN)
     with pytest.raises(IntervalError, match="no Poisson model"):
-        with_interval(count_report([3.0, 4.0], [1_000, 1_000], statistic=Statistic.MEAN), "dp+poisson")
+        with_interval(mean, "dp+poisson")
 
 
 def test_the_cli_refuses_dp_plus_poisson_for_a_mean_before_asking_any_node() -> None:
