@@ -11,6 +11,11 @@ also recomputes the root of every prefix from the entries themselves):
 - a ledger whose first `size` entries no longer hash to the remembered root **forked**
   (history rewritten, or two ledgers under one key).
 
+Every client sends the size it remembers and the node answers with an RFC 6962
+consistency proof from it; `check_continuity` is the one rule for that proof: a
+checkpoint that shrank, forked (even one that has grown past the remembered size) or
+comes without a proof makes the client refuse the node's answer.
+
 The store is one SQLite table, per partnership and node: an analyst's lives in the
 results store's file, an auditor's in its own file (`coordinator.audit.memory`).
 """
@@ -21,12 +26,15 @@ import sqlite3
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 from coordinator.errors import CheckpointStoreError
 from coordinator.local_store import create_schema, transaction
-from kernel.messages import PublishedCheckpoint
+from kernel.messages import ConsistencyFromRemembered, PublishedCheckpoint
 from privacy import tlog
+
+if TYPE_CHECKING:
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS checkpoints (
@@ -103,6 +111,82 @@ def ledger_regression(
     return None
 
 
+Discontinuity = Literal["unsigned", "shrank", "forked", "unproven"]
+
+
+@dataclass(frozen=True)
+class LedgerDiscontinuity:
+    """A node's checkpoint that cannot be shown to extend the remembered one."""
+
+    node: str
+    kind: Discontinuity
+    detail: str
+
+    def message(self) -> str:
+        """What to tell the analyst: the node, what is wrong, and what to do."""
+        return (
+            f"node {self.node} cannot be trusted: {self.detail}. Tell the partnership's "
+            f"auditor (`npcs audit --nodes {self.node}`) and do not use this node until "
+            "they clear it"
+        )
+
+
+def check_continuity(
+    node: str,
+    remembered: RememberedCheckpoint | None,
+    checkpoint: PublishedCheckpoint | None,
+    consistency: ConsistencyFromRemembered | None,
+    key: Ed25519PublicKey,
+) -> LedgerDiscontinuity | None:
+    """Is `checkpoint` signed by the node's pinned ledger `key`, and does the node's
+    `consistency` proof show it extends the `remembered` checkpoint? None when it does."""
+    if checkpoint is not None and not checkpoint.signed.verify(key):
+        return LedgerDiscontinuity(
+            node,
+            "unsigned",
+            f"its checkpoint of {checkpoint.size} entries is not signed by its pinned ledger key",
+        )
+    if remembered is None or remembered.size == 0:
+        return None
+    return _growth_problem(node, remembered, checkpoint, consistency)
+
+
+def _growth_problem(
+    node: str,
+    remembered: RememberedCheckpoint,
+    checkpoint: PublishedCheckpoint | None,
+    consistency: ConsistencyFromRemembered | None,
+) -> LedgerDiscontinuity | None:
+    seen = f"the checkpoint of {remembered.size} entries remembered from {remembered.seen_at}"
+    if checkpoint is None:
+        return LedgerDiscontinuity(
+            node, "unproven", f"it sent no checkpoint to compare with {seen}"
+        )
+    if checkpoint.size < remembered.size:
+        return LedgerDiscontinuity(
+            node,
+            "shrank",
+            f"its ledger shrank to {checkpoint.size} entries from {seen}: entries were "
+            "removed (truncated, an older copy restored, or the ledger deleted)",
+        )
+    if consistency is None or consistency.old_size != remembered.size:
+        return LedgerDiscontinuity(
+            node,
+            "unproven",
+            f"it sent no consistency proof from {seen}, so it cannot show its ledger only grew",
+        )
+    if not tlog.verify_consistency(
+        remembered.size, checkpoint.size, remembered.root, checkpoint.root, consistency.proof
+    ):
+        return LedgerDiscontinuity(
+            node,
+            "forked",
+            f"its ledger of {checkpoint.size} entries does not extend {seen} (the "
+            "consistency proof does not verify): its history was rewritten or forked",
+        )
+    return None
+
+
 @dataclass(frozen=True)
 class LedgerRegression:
     """A checkpoint that went back on the remembered one (which is kept)."""
@@ -155,6 +239,16 @@ class CheckpointStore:
                 if regression is not None:
                     regressions.append(regression)
         return regressions
+
+    def forget(self, partnership: str, node: str) -> RememberedCheckpoint | None:
+        """Drop the node's remembered checkpoint (after a recorded ledger reset the
+        auditor cleared), so its next verified checkpoint starts a new memory."""
+        with transaction(self.path) as connection:
+            row = connection.execute(_SELECT_ONE, (partnership, node)).fetchone()
+            connection.execute(
+                "DELETE FROM checkpoints WHERE partnership = ? AND node = ?", (partnership, node)
+            )
+        return None if row is None else _from_row(row)
 
     def latest(self, partnership: str, node: str) -> RememberedCheckpoint | None:
         with transaction(self.path) as connection:

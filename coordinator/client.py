@@ -6,6 +6,10 @@ and the cost the analyst authorises (taken from Preview), so a node can prove ea
 charge was asked for. Answers come with a ledger receipt, verified here against the
 node's ledger key whose fingerprint is pinned in partnership.toml. Auditors use the
 same client for the ledger itself: its entries and consistency proofs.
+
+Describe, Query and GetCheckpoint send `remembered_size`, the size of the node's
+checkpoint the caller remembers (`coordinator.checkpoints`); the node answers with a
+consistency proof from it, which `coordinator.checkpoints.check_continuity` checks.
 """
 
 from __future__ import annotations
@@ -20,11 +24,18 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from coordinator.errors import NodeCallError, explain_rpc_error
 from coordinator.partnership import IdentityFiles, NodeEntry
 from kernel.keyfiles import load_ed25519_private_key, public_key_from_pem, read_file
-from kernel.messages import NodeDescription, PreviewResult, PublishedCheckpoint, QueryAnswer
+from kernel.messages import (
+    ConsistencyFromRemembered,
+    NodeDescription,
+    PreviewResult,
+    PublishedCheckpoint,
+    QueryAnswer,
+)
 from kernel.signing import new_envelope, sign_request
 from npcs.errors import WireError
 from npcs.serde_ledger import (
     checkpoint_from_proto,
+    consistency_from_proto,
     ledger_entry_from_proto,
     query_response_from_proto,
 )
@@ -149,8 +160,8 @@ class NodeClient:
             ) from error
         return bool(response.status == health_pb2.HealthCheckResponse.SERVING)
 
-    def describe(self) -> NodeDescription:
-        response = self._call("Describe", pb.DescribeRequest())
+    def describe(self, remembered_size: int = 0) -> NodeDescription:
+        response = self._call("Describe", pb.DescribeRequest(remembered_size=remembered_size))
         assert isinstance(response, pb.DescribeResponse)
         return describe_from_proto(response)
 
@@ -159,10 +170,14 @@ class NodeClient:
         assert isinstance(response, pb.PreviewResponse)
         return preview_from_proto(response)
 
-    def describe_and_preview(self, spec: QuerySpec) -> tuple[NodeDescription, PreviewResult]:
+    def describe_and_preview(
+        self, spec: QuerySpec, remembered_size: int = 0
+    ) -> tuple[NodeDescription, PreviewResult]:
         """Describe and Preview in one round trip: neither depends on the other, so both
         are sent at once on the channel before either answer is awaited."""
-        describing = self._stub.Describe.future(pb.DescribeRequest(), timeout=self.timeout)
+        describing = self._stub.Describe.future(
+            pb.DescribeRequest(remembered_size=remembered_size), timeout=self.timeout
+        )
         previewing = self._stub.Preview.future(
             pb.PreviewRequest(query=query_to_proto(spec)), timeout=self.timeout
         )
@@ -175,7 +190,7 @@ class NodeClient:
         assert isinstance(previewed, pb.PreviewResponse)
         return describe_from_proto(described), preview_from_proto(previewed)
 
-    def query(self, spec: QuerySpec, cost_units: int) -> QueryAnswer:
+    def query(self, spec: QuerySpec, cost_units: int, remembered_size: int = 0) -> QueryAnswer:
         """One signed Query. A retry calls this again with the same spec (same query_id):
         a fresh signature, but the node answers from its ledger without a new charge."""
         canonical = normalize_spec(spec)
@@ -186,14 +201,23 @@ class NodeClient:
             cost_rho_units=cost_units,
         )
         signed = sign_request(envelope, self._credentials.signing_key)
-        response = self._call("Query", query_request_to_proto(canonical, signed))
+        request = query_request_to_proto(canonical, signed)
+        request.remembered_size = remembered_size
+        response = self._call("Query", request)
         assert isinstance(response, pb.QueryResponse)
         return query_response_from_proto(response)
 
-    def get_checkpoint(self) -> PublishedCheckpoint:
-        response = self._call("GetCheckpoint", pb.GetCheckpointRequest())
+    def get_checkpoint(
+        self, remembered_size: int = 0
+    ) -> tuple[PublishedCheckpoint, ConsistencyFromRemembered | None]:
+        """The latest signed checkpoint, with the proof that it extends the tree of
+        `remembered_size` entries (None when the node gave none)."""
+        response = self._call(
+            "GetCheckpoint", pb.GetCheckpointRequest(remembered_size=remembered_size)
+        )
         assert isinstance(response, pb.GetCheckpointResponse)
-        return checkpoint_from_proto(response.checkpoint)
+        consistency = response.consistency if response.HasField("consistency") else None
+        return checkpoint_from_proto(response.checkpoint), consistency_from_proto(consistency)
 
     def get_ledger(self, start: int, end: int) -> tuple[list[LedgerEntry], PublishedCheckpoint]:
         """Entries from `start` (a page: the node may serve fewer than `end - start`).

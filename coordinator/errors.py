@@ -18,6 +18,10 @@ if TYPE_CHECKING:
 RETRYABLE_CODES = frozenset({"UNAVAILABLE", "DEADLINE_EXCEEDED", "UNREACHABLE", "TLS"})
 """Failures a retry with the same query_id may fix (the node never double-charges)."""
 
+LEDGER_UNTRUSTED = "LEDGER_UNTRUSTED"
+"""The code of a node whose answer was withheld because its ledger shrank, forked or
+could not prove it only grew (`coordinator.checkpoints.check_continuity`)."""
+
 
 @dataclass(frozen=True)
 class NodeProblem:

@@ -4,6 +4,10 @@ One thread per node (calls are I/O bound and nodes are few: tens, not thousands)
 with its own deadline per call. A query to one node is two sequential round trips:
 Describe (ledger key, public populations) and Preview (the exact cost, which the analyst
 then signs), sent together, then the signed Query.
+Each call sends the size of the node's checkpoint the analyst remembers; a node whose
+answer comes without a verified consistency proof from it (its ledger shrank or forked)
+is refused (`coordinator.checkpoints.check_continuity`): problem code LEDGER_UNTRUSTED,
+and its answer is withheld.
 A Query that fails in a way a retry may fix (unreachable, deadline) is retried with the
 same query_id: if the node had recorded it, it answers from its ledger, byte-identical
 and without a new charge.
@@ -20,6 +24,11 @@ from typing import Any, TypeVar
 import grpc
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
+from coordinator.checkpoints import (
+    LedgerDiscontinuity,
+    RememberedCheckpoint,
+    check_continuity,
+)
 from coordinator.client import (
     ClientCredentials,
     NodeClient,
@@ -27,7 +36,7 @@ from coordinator.client import (
     check_receipt,
     pinned_ledger_key,
 )
-from coordinator.errors import NodeCallError, NodeProblem
+from coordinator.errors import LEDGER_UNTRUSTED, NodeCallError, NodeProblem
 from coordinator.partnership import NodeEntry
 from kernel.messages import NodeDescription, PreviewResult, QueryAnswer
 from privacy.query import QuerySpec
@@ -59,6 +68,8 @@ class NodeQueryResult:
     problem: NodeProblem | None = None
     attempts: int = 0
     ledger_key_problem: str | None = None
+    untrusted: LedgerDiscontinuity | None = None
+    """Why the node's answer was withheld: its ledger went back on the remembered one."""
 
 
 @dataclass(frozen=True)
@@ -96,21 +107,37 @@ def query_node(
     credentials: ClientCredentials,
     spec: QuerySpec,
     settings: FanoutSettings,
+    remembered: RememberedCheckpoint | None = None,
 ) -> NodeQueryResult:
-    """Describe and Preview at once, then a signed Query (retried with the same query_id)."""
+    """Describe and Preview at once, then a signed Query (retried with the same query_id).
+
+    A node whose Describe cannot show its ledger extends `remembered` is not asked the
+    Query (nothing is charged); one whose answer cannot show it has its answer withheld.
+    """
+    remembered_size = remembered.size if remembered is not None else 0
     with NodeClient(
         entry, credentials, timeout=settings.timeout, interceptors=settings.interceptors
     ) as client:
         try:
-            description, preview = client.describe_and_preview(spec)
+            description, preview = client.describe_and_preview(spec, remembered_size)
         except NodeCallError as failure:
             return NodeQueryResult(entry=entry, problem=failure.problem, attempts=1)
         ledger_key, key_problem = _ledger_key(description, entry)
+        if ledger_key is not None:
+            untrusted = check_continuity(
+                entry.name,
+                remembered,
+                description.latest_checkpoint,
+                description.consistency,
+                ledger_key,
+            )
+            if untrusted is not None:
+                return _withheld(entry, untrusted, description=description)
         attempts = 0
         while True:
             attempts += 1
             try:
-                answer = client.query(spec, preview.cost_units)
+                answer = client.query(spec, preview.cost_units, remembered_size)
             except NodeCallError as failure:
                 if failure.problem.retryable and attempts <= settings.retries:
                     time.sleep(RETRY_BACKOFF_SECONDS * attempts)
@@ -125,6 +152,18 @@ def query_node(
     receipt = check_receipt(answer, entry=entry, ledger_key=ledger_key, query_id=str(spec.query_id))
     if key_problem and not receipt.verified:
         receipt = ReceiptCheck(False, key_problem)
+    if ledger_key is not None:
+        untrusted = check_continuity(
+            entry.name, remembered, answer.checkpoint, answer.consistency, ledger_key
+        )
+        if untrusted is not None:
+            return _withheld(
+                entry,
+                untrusted,
+                description=description,
+                cost_units=answer.release().cost_units,
+                attempts=attempts,
+            )
     return NodeQueryResult(
         entry=entry,
         answer=answer,
@@ -133,6 +172,30 @@ def query_node(
         cost_units=answer.release().cost_units,
         attempts=attempts,
         ledger_key_problem=key_problem,
+    )
+
+
+def _withheld(
+    entry: NodeEntry,
+    untrusted: LedgerDiscontinuity,
+    *,
+    description: NodeDescription,
+    cost_units: int | None = None,
+    attempts: int = 0,
+) -> NodeQueryResult:
+    """The result of a node whose ledger went back: no answer, the reason why."""
+    what = (
+        "its answer is withheld (the node has charged it)"
+        if cost_units is not None
+        else "it was not asked the query (nothing was charged)"
+    )
+    return NodeQueryResult(
+        entry=entry,
+        description=description,
+        cost_units=cost_units,
+        problem=NodeProblem(LEDGER_UNTRUSTED, f"{untrusted.message()}; {what}"),
+        attempts=attempts,
+        untrusted=untrusted,
     )
 
 
@@ -161,12 +224,17 @@ def preview_node(
 
 
 def describe_node(
-    entry: NodeEntry, credentials: ClientCredentials, settings: FanoutSettings
+    entry: NodeEntry,
+    credentials: ClientCredentials,
+    settings: FanoutSettings,
+    remembered: RememberedCheckpoint | None = None,
 ) -> tuple[NodeDescription | None, NodeProblem | None]:
+    """The node's description, with its proof of growth from `remembered` (unchecked:
+    the caller checks it with the node's pinned ledger key)."""
     with NodeClient(
         entry, credentials, timeout=settings.timeout, interceptors=settings.interceptors
     ) as client:
         try:
-            return client.describe(), None
+            return client.describe(remembered.size if remembered is not None else 0), None
         except NodeCallError as failure:
             return None, failure.problem

@@ -10,7 +10,7 @@ from the query and the public schema, never from the data.
 from __future__ import annotations
 
 from privacy.centring import CENTRED_SUM
-from privacy.query import QuerySpec
+from privacy.query import QuerySpec, Statistic
 from privacy.schema import PARTNERSHIP_SCHEMA, Column, ColumnKind
 
 COUNT = "count"
@@ -23,11 +23,18 @@ def is_count_name(name: str) -> bool:
 
 
 def measured_column(spec: QuerySpec) -> Column | None:
-    """The public schema's column the query measures, None for counts or unknown names."""
-    if spec.column is None:
+    """The public schema's column the query measures, None for counts or unknown names.
+
+    A multi-item mean measures its items, which share their kind and bounds (validation
+    requires it), so its first item stands for all of them.
+    """
+    name = spec.column
+    if name is None and spec.items and spec.statistic is Statistic.MEAN:
+        name = spec.items[0]
+    if name is None:
         return None
     try:
-        return PARTNERSHIP_SCHEMA.dataset(spec.dataset).column(spec.column)
+        return PARTNERSHIP_SCHEMA.dataset(spec.dataset).column(name)
     except KeyError:
         return None
 

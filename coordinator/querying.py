@@ -49,9 +49,12 @@ def run_query(
     *,
     on_done: Callable[[NodeEntry, NodeQueryResult], None] | None = None,
 ) -> QueryRun:
+    remembered = session.store.checkpoints.remembered(session.partnership.name)
     results = fan_out(
         entries,
-        lambda entry: query_node(entry, session.credentials, spec, session.settings),
+        lambda entry: query_node(
+            entry, session.credentials, spec, session.settings, remembered.get(entry.name)
+        ),
         on_done,
     )
     releases: dict[str, Release] = {}

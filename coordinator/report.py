@@ -17,6 +17,7 @@ from pydantic import BaseModel, ConfigDict, model_validator
 
 from coordinator.denominators import NodePopulations, cell_denominator, rate_notes
 from coordinator.display import clamp_for_display, upgrade_stored_row
+from coordinator.errors import LEDGER_UNTRUSTED
 from coordinator.intervals import IntervalKind
 from coordinator.measures import column_bounds, discrete_names, never_negative
 from coordinator.pooling import PooledValue, noise_variance, pool_cell, z_value
@@ -26,7 +27,7 @@ from coordinator.small_area import SmallAreaRow
 from coordinator.suppression import Suppression, apply_suppression, without_hidden_points
 from coordinator.trend import Point, bucket_position, weighted_slope
 from privacy.population import PopulationTable
-from privacy.query import GroupByTime, QuerySpec, Statistic
+from privacy.query import ITEM_GROUP_COLUMN, GroupByTime, QuerySpec, Statistic
 from privacy.release import Estimate, Release
 
 REPORT_FORMAT: Literal["npcs.result.v1"] = "npcs.result.v1"
@@ -142,10 +143,8 @@ class Report(FrozenModel):
     trends: tuple[TrendRow, ...]
     rate_notes: tuple[str, ...] = ()
     """Where a count has no rate and why (coordinator/denominators.py)."""
-    interval: IntervalKind = "dp"
-    """What the intervals cover: "dp" the noise, "dp+poisson" also Poisson variation."""
-    small_area: tuple[SmallAreaRow, ...] = ()
-    """`--small-area`: node rates shrunk toward the partnership's (coordinator/small_area.py)."""
+    interval: IntervalKind = "dp"  # what intervals cover (coordinator/intervals.py)
+    small_area: tuple[SmallAreaRow, ...] = ()  # --small-area (coordinator/small_area.py)
 
     @model_validator(mode="before")
     @classmethod
@@ -158,6 +157,11 @@ class Report(FrozenModel):
     @property
     def all_answered(self) -> bool:
         return all(status.answered for status in self.nodes)
+
+    @property
+    def untrusted_nodes(self) -> tuple[str, ...]:
+        """Nodes whose answer was withheld: their ledger went back on the remembered one."""
+        return tuple(s.node for s in self.nodes if s.code == LEDGER_UNTRUSTED)
 
     @property
     def unverified_nodes(self) -> tuple[str, ...]:
@@ -175,10 +179,13 @@ def time_group_index(spec: QuerySpec) -> int | None:
 
 
 def group_column_labels(spec: QuerySpec) -> tuple[str, ...]:
-    return tuple(
+    """The key columns of the query's cells: its group-bys, then the item of a multi-item
+    query (each item is its own cell, so it is pooled on its own)."""
+    labels = tuple(
         f"{g.column}:{g.bucket.value}" if isinstance(g, GroupByTime) else g.column
         for g in spec.group_by
     )
+    return (*labels, ITEM_GROUP_COLUMN) if spec.items else labels
 
 
 def build_report(

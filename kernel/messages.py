@@ -64,6 +64,15 @@ class PublishedCheckpoint:
 
 
 @dataclass(frozen=True)
+class ConsistencyFromRemembered:
+    """A node's RFC 6962 proof that the checkpoint it sent with it extends the tree of
+    `old_size` entries the client remembers (`coordinator.checkpoints` checks it)."""
+
+    old_size: int
+    proof: tuple[bytes, ...]
+
+
+@dataclass(frozen=True)
 class QueryAnswer:
     """A node's answer as the client received it: release bytes and the ledger receipt.
 
@@ -78,6 +87,8 @@ class QueryAnswer:
     checkpoint: PublishedCheckpoint
     replayed: bool
     leaf_data: bytes
+    consistency: ConsistencyFromRemembered | None = None
+    """From the size the client remembered to `checkpoint` (None: none asked or given)."""
 
     def release(self) -> Release:
         return Release.from_bytes(self.release_bytes)
@@ -149,6 +160,8 @@ class NodeDescription:
     opendp_version: str
     group_populations: PopulationTable | None = None
     """Public child population by year and group, with its source (privacy.population)."""
+    consistency: ConsistencyFromRemembered | None = None
+    """From the size the client remembered to `latest_checkpoint` (None: none given)."""
 
 
 @dataclass(frozen=True)

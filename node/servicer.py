@@ -42,6 +42,7 @@ from npcs.serde_node import describe_to_proto
 from npcs.serde_query import preview_request_from_proto, preview_to_proto, query_request_from_proto
 from npcs.transport import MAX_MESSAGE_BYTES, SERVICE_NAME
 from npcs.v1 import node_pb2 as pb
+from privacy import tlog
 from privacy.ledger.errors import LedgerBusy, LedgerFault, QueryIdConflict, ReleaseFailed
 from privacy.policy import BudgetExceeded
 from privacy.validate import QueryValidationError
@@ -166,8 +167,14 @@ class NodeServicer:
 
     # -- methods
 
-    def _describe(self, _request: pb.DescribeRequest, peer: Peer) -> pb.DescribeResponse:
-        return describe_to_proto(self._engine.describe(peer.identity))
+    def _describe(self, request: pb.DescribeRequest, peer: Peer) -> pb.DescribeResponse:
+        description = self._engine.describe(peer.identity)
+        response = describe_to_proto(description)
+        if description.latest_checkpoint is not None:
+            self._prove_growth(
+                request.remembered_size, description.latest_checkpoint.signed, response
+            )
+        return response
 
     def _preview(self, request: pb.PreviewRequest, peer: Peer) -> pb.PreviewResponse:
         spec = preview_request_from_proto(request)
@@ -176,16 +183,48 @@ class NodeServicer:
     def _query(self, request: pb.QueryRequest, peer: Peer) -> pb.QueryResponse:
         call = query_request_from_proto(request)
         outcome = self._engine.answer(call.spec, peer, call.signed)
-        return query_response_to_proto(
+        response = query_response_to_proto(
             outcome.answer, outcome.receipt, self._engine.ledger_key_fingerprint
         )
+        self._prove_growth(request.remembered_size, outcome.receipt.checkpoint, response.receipt)
+        return response
 
     def _get_checkpoint(
-        self, _request: pb.GetCheckpointRequest, _peer: Peer
+        self, request: pb.GetCheckpointRequest, _peer: Peer
     ) -> pb.GetCheckpointResponse:
         checkpoint = self._engine.latest_checkpoint()
-        return pb.GetCheckpointResponse(
+        response = pb.GetCheckpointResponse(
             checkpoint=checkpoint_to_proto(checkpoint, self._engine.ledger_key_fingerprint)
+        )
+        self._prove_growth(request.remembered_size, checkpoint, response)
+        return response
+
+    def _prove_growth(
+        self,
+        remembered_size: int,
+        checkpoint: tlog.SignedCheckpoint,
+        response: pb.Receipt | pb.DescribeResponse | pb.GetCheckpointResponse,
+    ) -> None:
+        """Set `response.consistency`: the proof that `checkpoint` extends the tree of
+        `remembered_size` entries the caller remembers. Left unset when the caller
+        remembers none, or more than the checkpoint holds, or the proof cannot be made:
+        the caller then refuses the answer (its ledger shrank or cannot show it grew).
+        Never fails the call: a Query's answer is already charged."""
+        size = checkpoint.checkpoint.size
+        if not 0 < remembered_size <= size:
+            return
+        proof: tuple[bytes, ...] = ()
+        if remembered_size < size:
+            try:
+                proof, _ = self._engine.consistency_proof(remembered_size, size)
+            except (LedgerRangeError, LedgerFault) as exc:
+                log.warning(
+                    "no consistency proof for a caller",
+                    extra={"event": "growth_proof_missing", "error_type": type(exc).__name__},
+                )
+                return
+        response.consistency.CopyFrom(
+            pb.ConsistencyFromRemembered(old_size=remembered_size, proof=list(proof))
         )
 
     def _get_ledger(self, request: pb.GetLedgerRequest, _peer: Peer) -> pb.GetLedgerResponse:

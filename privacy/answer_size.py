@@ -2,7 +2,9 @@
 
 A node charges before it replies, so an answer too large to send would be charged and
 never delivered. Validation therefore bounds the bytes of `Release.to_bytes()` before
-any charge: every cell (group key) carries the same estimates, and every estimate is a
+any charge: every cell (group key, and item of a multi-item query: the item's name is
+then one more key dimension, and the cells count every item) carries the same
+estimates, and every estimate is a
 JSON object whose numbers are Python float reprs (at most 24 characters each). The
 bound uses only public facts (the released key labels, the statistic, the number of
 quantiles) and is never smaller than the real release; `tests/unit/test_answer_size.py`

@@ -28,6 +28,11 @@ How a query is turned into a measurement (node-only module; imports polars and O
   largest scale meeting the requested accuracy) computed directly; then the final
   measurement is built at that scale. No `resolve()` search.
 * **Cost.** `measurement.map(d_in)` of the final measurement, rounded up to micro-rho.
+* **Multi-item queries** (query.items): the aggregation holds every item's aggregates
+  side by side (privacy/item_columns.py names them), so all items are one measurement
+  with one privacy map (OpenDP composes them) and one charge; each item's values are
+  then packaged as a one-column answer would be and released as its own cell, keyed
+  by the item's name after the group keys (docs/privacy-model.md, section 5.2).
 
 Released values carry OpenDP's distribution, scale and 95% half-width. Means are noisy
 sum / max(noisy count, 1), clipped to the column bounds, with an interval from the sum
@@ -69,6 +74,7 @@ from privacy.accuracy import CONFIDENCE, half_width_for, scale_for_half_width
 from privacy.bounds import query_bounds
 from privacy.budget import format_rho, rho_to_units_ceil
 from privacy.centring import CENTRED_SUM, SUM_SHARE_OF_MEAN_RHO, centred_bounds, mean_centre
+from privacy.item_columns import item_output_column, item_view, output_role
 from privacy.opendp_setup import opendp, opendp_version
 from privacy.query import Statistic, TimeBucket
 from privacy.release import Cell, Estimate, NoiseDistribution, Release
@@ -139,6 +145,17 @@ class _Output:
 
     column: str
     name: str
+    item: int | None = None
+    """Multi-item queries: the index of the item (in query.items) this column measures."""
+
+    @property
+    def role(self) -> str:
+        """The aggregate ("__count", "__sum", "__q0", ...), whichever item it is for."""
+        return output_role(self.column)
+
+    def measured(self, query: ValidatedQuery) -> Column | None:
+        """The column this output aggregates (none for a plain row count)."""
+        return query.measured if self.item is None else query.items[self.item]
 
 
 @dataclass(frozen=True)
@@ -254,6 +271,7 @@ def _query_columns(query: ValidatedQuery) -> tuple[Column, ...]:
     used.update(group.column for group in query.groups)
     if query.measured is not None:
         used.add(query.measured.name)
+    used.update(item.name for item in query.items)
     return tuple(column for column in query.dataset.columns if column.name in used)
 
 
@@ -337,15 +355,17 @@ def exact_plan(query: ValidatedQuery, parquet_path: Path) -> pl.LazyFrame:
 
 
 def _exact_expr(query: ValidatedQuery, output: _Output) -> pl.Expr:
-    measured = query.measured
-    if output.column == "__count" and measured is not None and not _counts_rows(query):
+    measured = output.measured(query)
+    if _counts_rows(query) and output.item is not None:  # a flag item: its true rows
+        return pl.col(query.items[output.item].name).sum().alias(output.column)
+    if output.role == "__count" and measured is not None and not _counts_rows(query):
         return pl.col(measured.name).count().alias(output.column)
-    if output.column == "__count":
+    if output.role == "__count":
         # No cast: a cast inside the aggregation costs Polars its fast group-by path.
         return pl.len().alias(output.column)
     assert measured is not None
     column = pl.col(measured.name)
-    if output.column == "__sum" and query.statistic is Statistic.MEAN:
+    if output.role == "__sum" and query.statistic is Statistic.MEAN:
         centre = mean_centre(measured)
         return (column.fill_null(centre) - centre).sum().alias(output.column)
     if output.column == "__sum":
@@ -512,6 +532,16 @@ def _bound(column: Column, bound: float) -> int | float:
 
 
 def _outputs(query: ValidatedQuery) -> tuple[_Output, ...]:
+    if query.items:
+        return tuple(
+            _Output(item_output_column(single.column, index), single.name, index)
+            for index in range(len(query.items))
+            for single in _single_outputs(query)
+        )
+    return _single_outputs(query)
+
+
+def _single_outputs(query: ValidatedQuery) -> tuple[_Output, ...]:
     statistic = query.statistic
     if statistic is Statistic.COUNT or statistic is Statistic.HISTOGRAM:
         return (_Output("__count", "count"),)
@@ -531,16 +561,19 @@ def _aggregation_expr(
     """The OpenDP aggregate of one output; `scale` None: relative to the global scale."""
     # Returns Any: the `.dp` expression namespace is registered by OpenDP at runtime.
     statistic = query.statistic
-    if statistic is Statistic.COUNT or statistic is Statistic.HISTOGRAM:
+    if _counts_rows(query) and output.item is not None:  # a flag item: its true rows
+        flag: Any = pl.col(query.items[output.item].name)
+        return flag.filter(flag).dp.len(signed=True).alias(output.column)
+    if _counts_rows(query):
         return dp.len(signed=True).alias(output.column)
-    measured = query.measured
+    measured = output.measured(query)
     assert measured is not None
     assert measured.lower is not None
     assert measured.upper is not None
     column: Any = pl.col(measured.name)
-    if output.column == "__count":  # the denominator of a mean: known values only
+    if output.role == "__count":  # the denominator of a mean: known values only
         return column.dp.count(signed=True, scale=scale).alias(output.column)
-    if output.column == "__sum" and statistic is Statistic.MEAN:
+    if output.role == "__sum" and statistic is Statistic.MEAN:
         # A missing value is filled with the centre: it adds 0 to the centred sum.
         centre = mean_centre(measured)
         centred = column.fill_null(centre) - centre
@@ -584,15 +617,19 @@ def quantile_candidates(column: Column) -> tuple[int | float, ...]:
 def _scales(dp: ModuleType, query: ValidatedQuery, unit: Any, unit_rho: float) -> _Scales:
     """The scales for the requested rho or accuracy; a mean at a given rho splits it."""
     if query.statistic is Statistic.MEAN and query.requested_rho is not None:
-        return _mean_scales(dp, float(query.requested_rho), unit, unit_rho)
+        return _mean_scales(dp, query, float(query.requested_rho), unit, unit_rho)
     return _Scales(_global_scale(dp, query, unit, unit_rho))
 
 
-def _mean_scales(dp: ModuleType, rho: float, unit: Any, unit_rho: float) -> _Scales:
+def _mean_scales(
+    dp: ModuleType, query: ValidatedQuery, rho: float, unit: Any, unit_rho: float
+) -> _Scales:
     """Absolute sum and count scales giving the sum SUM_SHARE_OF_MEAN_RHO of rho.
 
     At relative scale 1 each output costs the same (its own sensitivity is the noise
-    scale), so each costs unit_rho / 2 there, and rho falls with the scale squared.
+    scale), so each costs unit_rho / 2 there, and rho falls with the scale squared. With
+    k items each of the 2k outputs costs unit_rho / (2k) at scale 1 and each item gets
+    rho / k, so the same scales result: every item's mean is as accurate as the others.
     """
     unit_scales = dict(
         zip(
@@ -603,8 +640,9 @@ def _mean_scales(dp: ModuleType, rho: float, unit: Any, unit_rho: float) -> _Sca
     )
     shares = {"__sum": SUM_SHARE_OF_MEAN_RHO, "__count": 1 - SUM_SHARE_OF_MEAN_RHO}
     absolute = {
-        column: float(unit_scales[column]) * math.sqrt(unit_rho / 2 / (share * rho))
-        for column, share in shares.items()
+        output.column: float(unit_scales[output.column])
+        * math.sqrt(unit_rho / 2 / (shares[output.role] * rho))
+        for output in _outputs(query)
     }
     return _Scales(1.0, absolute).times(_SCALE_SAFETY)
 
@@ -722,9 +760,22 @@ def _check_accuracy(noise: Mapping[str, _Noise], accuracy: float) -> None:
 
 
 def _expected(query: ValidatedQuery, noise: Mapping[str, _Noise]) -> tuple[ExpectedAccuracy, ...]:
-    measured = query.measured
+    """Each value's expected accuracy; a multi-item query's names are "ITEM:VALUE"."""
+    if not query.items:
+        return _expected_values(query, noise, query.measured)
+    return tuple(
+        replace(value, name=f"{item.name}:{value.name}")
+        for index, item in enumerate(query.items)
+        for value in _expected_values(query, item_view(noise, index), item)
+    )
+
+
+def _expected_values(
+    query: ValidatedQuery, noise: Mapping[str, _Noise], measured: Column | None
+) -> tuple[ExpectedAccuracy, ...]:
+    """The values of one cell of one column; `noise` keyed by the plain output names."""
     expected: list[ExpectedAccuracy] = []
-    for output in _outputs(query):
+    for output in _single_outputs(query):
         column_noise = noise[output.column]
         if query.statistic is Statistic.HISTOGRAM:
             expected.extend(
@@ -792,10 +843,33 @@ def _cells(
         label = tuple(labels[value] for labels, value in zip(labels_by_dimension, key, strict=True))
         if histogram:
             estimates = _histogram_estimates(query, key, by_key, noise, suppress_below)
+        elif query.items:
+            cells.extend(_item_cells(query, label, _row(by_key, key), noise, suppress_below))
+            continue
         else:
-            estimates = _estimates(query, _row(by_key, key), noise, suppress_below)
+            cell_row = _row(by_key, key)
+            estimates = _estimates(query, cell_row, noise, suppress_below, query.measured)
         cells.append(Cell(key=label, estimates=estimates))
     return tuple(cells)
+
+
+def _item_cells(
+    query: ValidatedQuery,
+    label: tuple[str, ...],
+    row: Mapping[str, Any],
+    noise: Mapping[str, _Noise],
+    suppress_below: float | None,
+) -> list[Cell]:
+    """One cell per item, keyed by the group key and then the item's name."""
+    return [
+        Cell(
+            key=(*label, item.name),
+            estimates=_estimates(
+                query, item_view(row, index), item_view(noise, index), suppress_below, item
+            ),
+        )
+        for index, item in enumerate(query.items)
+    ]
 
 
 def _row(
@@ -828,13 +902,14 @@ def _estimates(
     row: Mapping[str, Any],
     noise: Mapping[str, _Noise],
     suppress_below: float | None,
+    measured: Column | None,
 ) -> tuple[Estimate, ...]:
+    """The values of one cell of one column; `row` and `noise` keyed by plain names."""
     statistic = query.statistic
     if statistic is Statistic.COUNT:
         return (_additive_estimate("count", row["__count"], noise["__count"], suppress_below),)
     if statistic is Statistic.SUM:
         return (_additive_estimate("sum", row["__sum"], noise["__sum"], None),)
-    measured = query.measured
     assert measured is not None
     assert measured.lower is not None
     assert measured.upper is not None

@@ -1,6 +1,7 @@
 """The query specification: what an analyst may ask a node.
 
 Queries are structured values, never SQL. A query names one statistic over one dataset,
+optional items (several flags counted, or several bounded items averaged, at once),
 optional group-by columns (categorical, or time buckets of a date column), filters, the
 privacy loss to spend (rho) or a target accuracy, and a purpose. Group keys always come
 from public information: the schema's domains and the time buckets of the query's own
@@ -23,6 +24,8 @@ from uuid import UUID
 from pydantic import BaseModel, ConfigDict, Field
 
 MAX_PURPOSE_CHARS = 500
+ITEM_GROUP_COLUMN = "item"
+"""The key column of a multi-item release: which item a cell is about (its last key)."""
 
 
 class Statistic(StrEnum):
@@ -118,6 +121,11 @@ class QuerySpec(_Frozen):
     """Probabilities in (0, 1) for the quantiles statistic."""
     bins: tuple[float, ...] = ()
     """Histogram bin edges (increasing); empty means edges from the column's bounds."""
+    items: tuple[str, ...] = ()
+    """Multi-item query: the columns counted (boolean flags, count) or averaged (bounded
+    numeric items, mean) in one release, one charge; the measured `column` stays empty.
+    Each item is released as its own cell, keyed by ITEM_GROUP_COLUMN after the group
+    keys. Empty for an ordinary query."""
     group_by: tuple[GroupBy, ...] = ()
     filters: tuple[Filter, ...] = ()
     privacy: PrivacyLoss
@@ -126,6 +134,9 @@ class QuerySpec(_Frozen):
     def canonical_bytes(self) -> bytes:
         """Deterministic bytes of the whole query: hashed, signed and kept in the ledger."""
         body = self.model_dump(mode="json")
+        if not self.items:
+            # Queries without items keep the bytes (and hashes) they had before items existed.
+            del body["items"]
         return json.dumps(body, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode()
 
     def query_hash(self) -> str:

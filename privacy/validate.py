@@ -8,7 +8,8 @@ nothing about any record. Every refusal is a `QueryValidationError` naming the o
 field with a dotted path (``"filters[2].values"``, ``"privacy.rho"``) and saying what to
 do. The result, `ValidatedQuery`, carries everything the planner needs: the dataset,
 the public group keys (schema domains and the time buckets of the query's date range),
-the normalised filters, histogram edges and the requested privacy loss.
+the normalised filters, histogram edges, the items of a multi-item query and the
+requested privacy loss.
 
 Pure: standard library and pydantic only (the coordinator may validate before sending).
 """
@@ -24,6 +25,7 @@ from itertools import pairwise, product
 from privacy.answer_size import estimates_per_cell, release_bytes_bound
 from privacy.budget import MAX_RHO_UNITS, BudgetValueError, format_rho, rho_to_units_ceil
 from privacy.query import (
+    ITEM_GROUP_COLUMN,
     DateRangeFilter,
     GroupByColumn,
     GroupByTime,
@@ -39,6 +41,8 @@ from privacy.timebuckets import bucket_count, buckets_between
 MAX_GROUP_BY = 4
 """Deepest group-by a query may ask for (cells are limited separately)."""
 MAX_QUANTILES = 32
+MAX_ITEMS = 64
+"""Most items one multi-item query may count or average."""
 DEFAULT_HISTOGRAM_BINS = 10
 """Default histogram: at most this many equal-width bins across the column's bounds."""
 MAX_HISTOGRAM_EDGES = 1001
@@ -127,6 +131,9 @@ class ValidatedQuery:
     accuracy: float | None
     max_rho_units: int
     cells: int
+    """Released cells: group keys x histogram bins x items."""
+    items: tuple[Column, ...] = ()
+    """Multi-item query: the flags counted or the bounded items averaged, in query order."""
 
     @property
     def statistic(self) -> Statistic:
@@ -134,7 +141,9 @@ class ValidatedQuery:
 
     @property
     def group_columns(self) -> tuple[str, ...]:
-        return tuple(group.output_name for group in self.groups)
+        """The release's key columns: the group-bys, then the item for a multi-item query."""
+        names = tuple(group.output_name for group in self.groups)
+        return (*names, ITEM_GROUP_COLUMN) if self.items else names
 
     def cell_keys(self) -> tuple[tuple[KeyValue, ...], ...]:
         """Every group key, in release order (cartesian product of the dimensions)."""
@@ -144,13 +153,14 @@ class ValidatedQuery:
 def validate_query(spec: QuerySpec, schema: Schema, limits: QueryLimits) -> ValidatedQuery:
     """Check `spec` against the public schema and `limits`; never reads data."""
     dataset = _dataset(spec, schema)
-    measured = _measured_column(spec, dataset)
+    items = _items(spec, dataset)
+    measured = None if items else _measured_column(spec, dataset)
     _check_quantiles(spec)
     bin_edges = _bin_edges(spec, measured)
     filters = _filters(spec, dataset, limits)
     groups = _groups(spec, dataset, filters)
-    cells = _count_cells(groups, bin_edges, limits)
-    _check_release_size(spec, groups, cells, limits)
+    cells = _count_cells(groups, bin_edges, len(items), limits)
+    _check_release_size(spec, groups, items, cells, limits)
     rho, rho_units, accuracy = _privacy(spec, limits)
     _check_purpose(spec.purpose, limits)
     return ValidatedQuery(
@@ -165,6 +175,7 @@ def validate_query(spec: QuerySpec, schema: Schema, limits: QueryLimits) -> Vali
         accuracy=accuracy,
         max_rho_units=limits.max_rho_units_per_query,
         cells=cells,
+        items=items,
     )
 
 
@@ -217,6 +228,58 @@ def _measured_column(spec: QuerySpec, dataset: Dataset) -> Column | None:
             f"with bounds; {column.name!r} is {column.kind.value}",
         )
     return column
+
+
+def _items(spec: QuerySpec, dataset: Dataset) -> tuple[Column, ...]:
+    """The items of a multi-item query: flags to count, or bounded items to average."""
+    if not spec.items:
+        return ()
+    if spec.statistic not in (Statistic.COUNT, Statistic.MEAN):
+        raise QueryValidationError(
+            "items",
+            f"items apply to count (boolean flags) or mean (bounded numeric items), not "
+            f"{spec.statistic.value!r}; ask one column at a time",
+        )
+    if spec.column is not None:
+        raise QueryValidationError(
+            "column", "a multi-item query measures its items; leave the column empty"
+        )
+    if len(spec.items) > MAX_ITEMS:
+        raise QueryValidationError(
+            "items", f"at most {MAX_ITEMS} items per query, got {len(spec.items)}"
+        )
+    items: list[Column] = []
+    for index, name in enumerate(spec.items):
+        field = f"items[{index}]"
+        if name in spec.items[:index]:
+            raise QueryValidationError(field, f"{name!r} is listed twice")
+        column = _column(dataset, name, field)
+        if spec.statistic is Statistic.COUNT and column.kind is not ColumnKind.BOOLEAN:
+            raise QueryValidationError(
+                field,
+                f"a multi-item count counts boolean flags; {name!r} is {column.kind.value} "
+                "(average numeric items with mean)",
+            )
+        if spec.statistic is Statistic.MEAN:
+            _check_mean_item(column, items[0] if items else column, field)
+        items.append(column)
+    return tuple(items)
+
+
+def _check_mean_item(column: Column, first: Column, field: str) -> None:
+    if not column.is_numeric or column.lower is None or column.upper is None:
+        raise QueryValidationError(
+            field,
+            f"a multi-item mean averages bounded numeric items; {column.name!r} is "
+            f"{column.kind.value}",
+        )
+    if (column.lower, column.upper) != (first.lower, first.upper):
+        raise QueryValidationError(
+            field,
+            f"items of one mean share their bounds; {column.name!r} is "
+            f"[{column.lower:g}, {column.upper:g}] but {first.name!r} is "
+            f"[{first.lower:g}, {first.upper:g}]; ask them in separate queries",
+        )
 
 
 def _check_quantiles(spec: QuerySpec) -> None:
@@ -414,6 +477,8 @@ def _groups(
             groups.append(_time_keys(group, column, field, filters))
         if spec.column is not None and group.column == spec.column:
             raise QueryValidationError(f"{field}.column", "cannot group by the measured column")
+        if group.column in spec.items:
+            raise QueryValidationError(f"{field}.column", "cannot group by one of the items")
     names = [group.output_name for group in groups]
     for index, name in enumerate(names):
         if name in names[:index]:
@@ -472,33 +537,42 @@ MAX_TIME_BUCKETS = 100_000
 
 
 def _count_cells(
-    groups: tuple[GroupKeys, ...], bin_edges: tuple[float, ...], limits: QueryLimits
+    groups: tuple[GroupKeys, ...], bin_edges: tuple[float, ...], items: int, limits: QueryLimits
 ) -> int:
     cells = 1
-    for size in [len(group.values) for group in groups] + [max(len(bin_edges) - 1, 1)]:
+    sizes = [len(group.values) for group in groups] + [max(len(bin_edges) - 1, 1), max(items, 1)]
+    for size in sizes:
         cells *= size
         if cells > limits.max_cells:
             break
     if cells > limits.max_cells:
         raise QueryValidationError(
             "group_by",
-            f"the query asks for more than {limits.max_cells} cells (group keys x bins); "
+            f"the query asks for more than {limits.max_cells} cells (group keys x bins x "
+            "items); "
             "group by fewer columns, narrow the date range or use coarser buckets",
         )
     return cells
 
 
 def _check_release_size(
-    spec: QuerySpec, groups: tuple[GroupKeys, ...], cells: int, limits: QueryLimits
+    spec: QuerySpec,
+    groups: tuple[GroupKeys, ...],
+    items: tuple[Column, ...],
+    cells: int,
+    limits: QueryLimits,
 ) -> None:
     per_cell = estimates_per_cell(spec.statistic, len(spec.quantiles))
-    bound = release_bytes_bound([group.labels for group in groups], cells, per_cell)
+    labels = [group.labels for group in groups]
+    if items:
+        labels.append(tuple(item.name for item in items))
+    bound = release_bytes_bound(labels, cells, per_cell)
     if bound > limits.max_release_bytes:
         raise QueryValidationError(
             "group_by",
             f"the answer could be up to {bound:,} bytes ({cells:,} cells x {per_cell} "
             f"values), over this node's limit of {limits.max_release_bytes:,} bytes per "
-            "answer; ask for fewer quantiles, group by fewer columns, narrow the date "
+            "answer; ask for fewer quantiles or items, group by fewer columns, narrow the date "
             "range or use coarser buckets",
         )
 

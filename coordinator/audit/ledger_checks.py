@@ -2,7 +2,8 @@
 
 The entries must hash to the root the node signed; the checkpoint remembered from the
 last audit must be a prefix of today's ledger (`coordinator.checkpoints` decides whether
-it shrank or forked; the node's consistency proof must verify as well).
+it shrank or forked; the consistency proof the node sent with its checkpoint must verify
+as well).
 """
 
 from __future__ import annotations
@@ -12,11 +13,11 @@ from collections.abc import Sequence
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
 from coordinator.audit.findings import Findings
-from coordinator.checkpoints import RememberedCheckpoint, ledger_regression
+from coordinator.checkpoints import RememberedCheckpoint, check_continuity, ledger_regression
 from coordinator.client import NodeClient, UnreadableEntryError
 from coordinator.errors import NodeCallError
 from coordinator.partnership import NodeEntry
-from kernel.messages import PublishedCheckpoint
+from kernel.messages import ConsistencyFromRemembered, PublishedCheckpoint
 from privacy import tlog
 from privacy.ledger.entry import LedgerEntry
 
@@ -111,14 +112,15 @@ def _first_changed_entry(
 
 
 def check_remembered(  # noqa: PLR0917 - the checks share all of these
-    client: NodeClient,
     tree: tlog.InMemoryTree,
     checkpoint: PublishedCheckpoint,
+    consistency: ConsistencyFromRemembered | None,
     remembered: RememberedCheckpoint,
     key: Ed25519PublicKey,
     findings: Findings,
 ) -> None:
-    """Today's ledger must extend the checkpoint remembered from the last audit."""
+    """Today's ledger must extend the checkpoint remembered from the last audit, and the
+    node's `consistency` proof (sent with its checkpoint) must show it."""
     when = f"at the audit of {remembered.seen_at}"
     if not remembered.signed.verify(key):
         findings.warn(
@@ -149,11 +151,7 @@ def check_remembered(  # noqa: PLR0917 - the checks share all of these
             f"the first {remembered.size} entries differ from the ledger signed {when}: "
             "the ledger was rewritten or forked"
         )
-    proof, _ = client.get_consistency_proof(remembered.size, checkpoint.size)
-    if not tlog.verify_consistency(
-        remembered.size, checkpoint.size, remembered.root, checkpoint.root, proof
-    ):
-        findings.fail(
-            f"the node's consistency proof from size {remembered.size} ({when}) to "
-            f"{checkpoint.size} does not verify: its signed history forked"
-        )
+        return
+    untrusted = check_continuity(remembered.node, remembered, checkpoint, consistency, key)
+    if untrusted is not None:
+        findings.fail(untrusted.detail)

@@ -75,8 +75,13 @@ def audit_node(
                 facts.unreachable = reason
             else:
                 findings.fail(reason)
-        except (StopAudit, WireError):
+        except StopAudit:
             pass
+        except WireError as exc:
+            findings.fail(
+                f"the node's answer cannot be read ({exc}): it is broken or not an npcs "
+                "node; ask its operator"
+            )
     checkpoint = facts.checkpoint
     audit = NodeAudit(
         node=entry.name,
@@ -127,7 +132,8 @@ def _run_checks(
         key = pinned_ledger_key(description, entry)
     except ValueError as exc:
         raise findings.stop(str(exc)) from exc
-    checkpoint = signed_checkpoint(client.get_checkpoint(), key, entry, findings)
+    published, consistency = client.get_checkpoint(remembered.size if remembered else 0)
+    checkpoint = signed_checkpoint(published, key, entry, findings)
     facts.checkpoint = checkpoint
     entries = fetch_entries(client, checkpoint.size, findings)
     facts.entries = len(entries)
@@ -135,7 +141,7 @@ def _run_checks(
     if tree.root() != checkpoint.root:
         findings.fail(rewrite_message(client, tree, checkpoint, entries))
     if remembered is not None:
-        check_remembered(client, tree, checkpoint, remembered, key, findings)
+        check_remembered(tree, checkpoint, consistency, remembered, key, findings)
     facts.signed_requests_verified = check_charges(entries, entry.name, findings)
     facts.spending = check_spending(entries, description.policy, findings)
     facts.spending_known = True

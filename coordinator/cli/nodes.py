@@ -13,6 +13,7 @@ from coordinator.cli.errors import user_errors
 if TYPE_CHECKING:
     from collections.abc import Sequence
 
+    from coordinator.checkpoints import RememberedCheckpoint
     from coordinator.errors import NodeProblem
     from coordinator.partnership import NodeEntry
     from coordinator.session import Session
@@ -21,29 +22,57 @@ if TYPE_CHECKING:
 EXIT_PARTIAL = 3
 EXIT_LEDGER_KEY = 4
 """A node answered with a ledger key (or checkpoint signature) other than the pinned one."""
+EXIT_LEDGER_UNTRUSTED = 5
+"""A node's ledger went back on the checkpoint remembered from it (shrank, forked, or no
+proof that it only grew)."""
 
 
 @click.command("nodes")
 @click.option("--nodes", help="Comma-separated node names (default: all).")
 @click.option("--format", "output_format", type=click.Choice(["table", "json"]), default="table")
 @click.option("--timeout", type=float, default=10.0, show_default=True, help="Seconds per node.")
+@click.option(
+    "--forget-checkpoint",
+    "forget",
+    metavar="NODE",
+    multiple=True,
+    help="Forget the checkpoint remembered for NODE first, so its current ledger is "
+    "accepted as new: only after the auditor cleared a recorded `npcs-node ledger reset`.",
+)
 @click.option("--config", envvar="NPCS_CONFIG", type=click.Path(path_type=Path))
 @user_errors()
-def command(nodes: str | None, output_format: str, timeout: float, config: Path | None) -> None:
+def command(
+    nodes: str | None,
+    output_format: str,
+    timeout: float,
+    forget: tuple[str, ...],
+    config: Path | None,
+) -> None:
     """Show each node: reachable or not (and why), schema, datasets, budget, checkpoint.
 
-    Exits 4 when some node's ledger key is not the pinned one (or its checkpoint
-    signature does not verify), else 3 when some node is unreachable.
+    Exits 5 when some node's ledger went back on the checkpoint remembered from it
+    (shrank, forked, or no proof that it only grew), else 4 when some node's ledger key
+    is not the pinned one (or its checkpoint signature does not verify), else 3 when
+    some node is unreachable.
     """
     from coordinator.fanout import describe_node, fan_out
     from coordinator.session import open_session
 
     session = open_session(config, timeout=timeout)
     entries = session.select_nodes(nodes)
+    for name in forget:
+        _forget(session, name)
+    remembered = session.store.checkpoints.remembered(session.partnership.name)
     described = fan_out(
-        entries, lambda entry: describe_node(entry, session.credentials, session.settings)
+        entries,
+        lambda entry: describe_node(
+            entry, session.credentials, session.settings, remembered.get(entry.name)
+        ),
     )
-    rows = [node_row(entry, *described[entry.name]) for entry in entries]
+    rows = [
+        node_row(entry, *described[entry.name], remembered=remembered.get(entry.name))
+        for entry in entries
+    ]
     _remember(
         session,
         [(entry, described[entry.name][0], row) for entry, row in zip(entries, rows, strict=True)],
@@ -52,6 +81,8 @@ def command(nodes: str | None, output_format: str, timeout: float, config: Path 
         click.echo(json.dumps({"nodes": rows}, indent=2, sort_keys=True))
     else:
         click.echo(_table(rows), nl=False)
+    if any(row.get("ledger_untrusted") for row in rows):
+        raise SystemExit(EXIT_LEDGER_UNTRUSTED)
     if any(_ledger_key_problem(row) for row in rows):
         raise SystemExit(EXIT_LEDGER_KEY)
     if not all(row["reachable"] for row in rows):
@@ -62,8 +93,11 @@ def node_row(
     entry: NodeEntry,
     description: NodeDescription | None,
     problem: NodeProblem | None,
+    *,
+    remembered: RememberedCheckpoint | None = None,
 ) -> dict[str, object]:
     """One node as `npcs nodes --format json` prints it (docs/analyst-guide.md)."""
+    from coordinator.checkpoints import check_continuity
     from coordinator.client import pinned_ledger_key
     from privacy.budget import format_rho
 
@@ -81,6 +115,11 @@ def node_row(
     except ValueError as exc:
         key, key_problem = None, str(exc)
     checkpoint = description.latest_checkpoint
+    untrusted = (
+        None
+        if key is None
+        else check_continuity(entry.name, remembered, checkpoint, description.consistency, key)
+    )
     row.update(
         {
             "schema_version": description.schema.version,
@@ -99,6 +138,9 @@ def node_row(
                 "signature_verified": key is not None and checkpoint.signed.verify(key),
             },
             "opendp_version": description.opendp_version,
+            "ledger_untrusted": None
+            if untrusted is None
+            else {"kind": untrusted.kind, "reason": untrusted.message()},
         }
     )
     return row
@@ -129,6 +171,7 @@ def _remember(
         if description is not None
         and description.latest_checkpoint is not None
         and _signature_verified(row)
+        and not row["ledger_untrusted"]
     ]
     regressions = session.store.checkpoints.remember(
         session.partnership.name, [seen for _, seen in verified]
@@ -136,6 +179,25 @@ def _remember(
     warnings = {regression.node: regression.warning() for regression in regressions}
     for row, seen in verified:
         row["ledger_warning"] = warnings.get(seen.node)
+
+
+def _forget(session: Session, name: str) -> None:
+    """Forget NODE's remembered checkpoint, saying on stderr what was forgotten."""
+    if name not in {entry.name for entry in session.partnership.nodes}:
+        raise click.BadParameter(
+            f"{name!r} is not a node of partnership {session.partnership.name!r}",
+            param_hint="--forget-checkpoint",
+        )
+    forgotten = session.store.checkpoints.forget(session.partnership.name, name)
+    if forgotten is None:
+        click.echo(f"no checkpoint was remembered for node {name}", err=True)
+        return
+    click.echo(
+        f"forgot node {name}'s checkpoint of {forgotten.size} entries (root "
+        f"{forgotten.root.hex()}, seen {forgotten.seen_at}): keep this line as your record; "
+        "its current ledger is remembered as new",
+        err=True,
+    )
 
 
 def _ledger_key_problem(row: dict[str, object]) -> bool:
@@ -179,6 +241,9 @@ def _table(rows: list[dict[str, object]]) -> str:
             lines.append(f"  ledger checkpoint: {checkpoint['size']} entries, {state}")
         if row.get("ledger_key_problem"):
             lines.append(f"  WARNING: {row['ledger_key_problem']}")
+        untrusted = row.get("ledger_untrusted")
+        if isinstance(untrusted, dict):
+            lines.append(f"  REFUSED ({untrusted['kind']}): {untrusted['reason']}")
         if row.get("ledger_warning"):
             lines.append(f"  WARNING: {row['ledger_warning']}")
     return "\n".join(lines) + "\n"

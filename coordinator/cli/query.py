@@ -2,7 +2,9 @@
 
 Exit codes (docs/analyst-guide.md): 0 every node answered with a verified receipt;
 3 some nodes did not answer (their reasons are shown, the others' answers too);
-4 every node answered but a ledger receipt did not verify; 1 usage or set-up errors.
+4 every node answered but a ledger receipt did not verify; 5 some node's ledger went
+back on the checkpoint remembered from it (shrank, forked, or no proof that it only
+grew): its answer is withheld; 1 usage or set-up errors.
 """
 
 from __future__ import annotations
@@ -28,6 +30,7 @@ if TYPE_CHECKING:
 
 EXIT_PARTIAL = 3
 EXIT_UNVERIFIED = 4
+EXIT_LEDGER_UNTRUSTED = 5
 STATISTICS = ("count", "sum", "mean", "quantiles", "histogram")
 
 
@@ -52,6 +55,11 @@ STATISTICS = ("count", "sum", "mean", "quantiles", "histogram")
 @click.option("--purpose", required=True, help="Why you ask (recorded in every ledger).")
 @click.option("--nodes", help="Comma-separated node names (default: all).")
 @click.option("--quantiles", help="Probabilities for the quantiles statistic, e.g. 0.5,0.9.")
+@click.option(
+    "--items",
+    help="Several flags to count, or bounded items to average, in one query (one charge): "
+    "names or globs, e.g. 'io_*' or mal_neglect,mal_physical_abuse.",
+)
 @click.option(
     "--format", "output_format", type=click.Choice(["table", "csv", "json"]), default="table"
 )
@@ -80,6 +88,7 @@ def command(  # noqa: PLR0917 - click passes every option as an argument
     purpose: str,
     nodes: str | None,
     quantiles: str | None,
+    items: str | None,
     output_format: str,
     rate: bool,
     interval: IntervalKind,
@@ -99,6 +108,8 @@ def command(  # noqa: PLR0917 - click passes every option as an argument
           --rho 0.05 --purpose "annual fatality trend" --plot trend.png
       npcs query mean incidents child_age_months --where incident_type=fatality \\
           --from 2022 --to 2022 --accuracy 2 --purpose "age profile" --dry-run
+      npcs query count incidents --items 'io_*' --by incident_date:year \
+          --from 2019 --to 2023 --rho 0.5 --purpose "improvement opportunities"
       npcs query count incidents --where incident_type=fatality --from 2023 --to 2023 \\
           --rho 0.05 --purpose "fatality rates" --small-area --interval dp+poisson
     """
@@ -120,6 +131,7 @@ def command(  # noqa: PLR0917 - click passes every option as an argument
             rho=rho,
             accuracy=accuracy,
             quantiles=quantiles,
+            items=items,
             purpose=purpose,
         )
     except QueryArgumentError as exc:
@@ -157,6 +169,13 @@ def command(  # noqa: PLR0917 - click passes every option as an argument
         interval=interval,
         small_area=small_area,
     )
+    if report.untrusted_nodes:
+        click.echo(
+            f"REFUSED: {', '.join(report.untrusted_nodes)}: the ledger went back on the "
+            "checkpoint you remember (see above); no answer of theirs is used",
+            err=True,
+        )
+        raise SystemExit(EXIT_LEDGER_UNTRUSTED)
     if not report.all_answered:
         raise SystemExit(EXIT_PARTIAL)
     if report.unverified_nodes:

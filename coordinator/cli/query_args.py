@@ -10,6 +10,8 @@ Grammar (docs/analyst-guide.md):
                                                             ends inclusive, one may be empty)
     --from/--to DATE             YYYY, YYYY-MM or YYYY-MM-DD, on the time bucket's column
                                  (or --date-column, or the dataset's main date column)
+    --items   ITEM[,ITEM...]     names or globs of flags to count / items to average
+                                 (coordinator/cli/query_items.py)
 
 Never SQL: each clause becomes one structured filter that the node validates against the
 public schema. Checks here use the partnership schema only to give early, clear errors.
@@ -23,6 +25,7 @@ from datetime import date
 from decimal import Decimal, InvalidOperation
 from uuid import UUID, uuid4
 
+from coordinator.cli.query_items import ItemsArgumentError, parse_items
 from coordinator.suggest import unknown
 from privacy.budget import MAX_RHO_UNITS
 from privacy.query import (
@@ -283,6 +286,7 @@ def build_query(
     rho: str | None = None,
     accuracy: float | None = None,
     quantiles: str | None = None,
+    items: str | None = None,
     purpose: str,
     query_id: UUID | None = None,
 ) -> QuerySpec:
@@ -296,10 +300,13 @@ def build_query(
         raise QueryArgumentError(
             unknown("dataset", dataset, PARTNERSHIP_SCHEMA.dataset_names) + " (see `npcs schema`)"
         )
+    item_names = _items(items, dataset, kind)
+    if item_names and column:
+        raise QueryArgumentError("--items measures its items: leave out COLUMN")
     if kind is Statistic.COUNT and column:
         raise QueryArgumentError("count takes no COLUMN: it counts rows")
-    if kind is not Statistic.COUNT and not column:
-        raise QueryArgumentError(f"{kind.value} needs a COLUMN to measure")
+    if kind is not Statistic.COUNT and not column and not item_names:
+        raise QueryArgumentError(f"{kind.value} needs a COLUMN to measure (or --items)")
     if not purpose.strip():
         raise QueryArgumentError("--purpose must say why you ask (it is kept in every ledger)")
     quantile_values = parse_quantiles(quantiles)
@@ -316,6 +323,7 @@ def build_query(
         statistic=kind,
         column=column or None,
         quantiles=quantile_values,
+        items=item_names,
         group_by=group_by,
         filters=tuple(filters),
         privacy=parse_privacy(rho, accuracy),
@@ -323,6 +331,15 @@ def build_query(
     )
     check_against_public_schema(spec)
     return spec
+
+
+def _items(text: str | None, dataset: str, statistic: Statistic) -> tuple[str, ...]:
+    schema = _dataset(dataset)
+    assert schema is not None
+    try:
+        return parse_items(text, schema, statistic)
+    except ItemsArgumentError as exc:
+        raise QueryArgumentError(str(exc)) from exc
 
 
 def check_against_public_schema(spec: QuerySpec) -> None:

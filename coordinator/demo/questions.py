@@ -23,10 +23,12 @@ class Question:
     statistic: str
     dataset: str
     column: str | None
-    by: str
+    by: str | None
     rho: str
     purpose: str
     where: str | None = None
+    items: str | None = None
+    """`--items`: several flags counted (or items averaged) in one query."""
 
     def spec(self) -> QuerySpec:
         """The query, parsed exactly as `npcs query` parses its arguments."""
@@ -41,6 +43,7 @@ class Question:
             date_from=str(FIRST_YEAR),
             date_to=str(LAST_YEAR),
             rho=self.rho,
+            items=self.items,
             purpose=self.purpose,
         )
 
@@ -48,7 +51,11 @@ class Question:
         parts = ["npcs query", self.statistic, self.dataset]
         if self.column:
             parts.append(self.column)
-        parts += [f"--by {self.by}", f"--from {FIRST_YEAR} --to {LAST_YEAR}"]
+        if self.items:
+            parts.append(f"--items '{self.items}'")
+        if self.by:
+            parts.append(f"--by {self.by}")
+        parts.append(f"--from {FIRST_YEAR} --to {LAST_YEAR}")
         if self.where:
             parts.append(f"--where '{self.where}'")
         parts += [f"--rho {self.rho}", f'--purpose "{self.purpose}"']
@@ -83,6 +90,17 @@ QUESTIONS: tuple[Question, ...] = (
         by="incident_type,sleep_related",
         rho="0.5",
         purpose="demo: share of sleep-related incidents",
+    ),
+    Question(
+        key="improvement_opportunities",
+        statistic="count",
+        dataset="incidents",
+        column=None,
+        by=None,
+        where="incident_type=fatality",
+        items="io_*",
+        rho="0.5",
+        purpose="demo: improvement opportunities found by fatality reviews",
     ),
     Question(
         key="recurrence",

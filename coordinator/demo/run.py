@@ -237,6 +237,7 @@ class DemoRun:
     def show_tables(self) -> None:
         from coordinator.demo.showcase import (
             cause_table,
+            improvement_table,
             incidents_by_year_tables,
             psych_safety_table,
             recurrence_table,
@@ -249,6 +250,7 @@ class DemoRun:
             *incidents_by_year_tables(reports["incidents_by_year"]),
             cause_table(reports["fatality_causes"]),
             sleep_table(reports["sleep_related"]),
+            improvement_table(reports["improvement_opportunities"]),
             recurrence_table(reports["recurrence"]),
             separations_table(reports["separations"]),
             psych_safety_table(reports["psych_safety"]),

@@ -246,6 +246,22 @@ def sleep_table(report: Report) -> Table:
     return table
 
 
+def improvement_table(report: Report) -> Table:
+    """Fatality reviews that found each improvement opportunity: one multi-item query."""
+    table = _per_source_table(
+        report,
+        title=f"Fatality reviews finding each improvement opportunity, {FIRST_YEAR}-{LAST_YEAR} "
+        "(one query, one charge; 95% intervals)",
+        first_column="improvement opportunity",
+        caption="a review can find several opportunities, so the rows do not add up",
+    )
+    items = dict.fromkeys(row.key[-1] for row in report.rows)
+    for item in items:
+        cells = [count_with_margin(row_for(report, source, (item,))) for source in sources(report)]
+        table.add_row(item.removeprefix("io_"), *cells)
+    return table
+
+
 def _per_source_table(report: Report, *, title: str, first_column: str, caption: str) -> Table:
     """A table with one row label column, then a column per node and the partnership."""
     table = Table(title=title, caption=caption)

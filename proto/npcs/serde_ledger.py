@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from pydantic import ValidationError
 
-from kernel.messages import PublishedCheckpoint, QueryAnswer
+from kernel.messages import ConsistencyFromRemembered, PublishedCheckpoint, QueryAnswer
 from npcs.errors import WireError
 from npcs.v1 import node_pb2 as pb
 from privacy.ledger.entry import LedgerEntry, Receipt
@@ -40,6 +40,15 @@ def checkpoint_from_proto(
         signed=SignedCheckpoint(checkpoint, message.signature),
         key_fingerprint=message.key_fingerprint,
     )
+
+
+def consistency_from_proto(
+    message: pb.ConsistencyFromRemembered | None,
+) -> ConsistencyFromRemembered | None:
+    """None for an unset field (the node gave no proof)."""
+    if message is None:
+        return None
+    return ConsistencyFromRemembered(old_size=message.old_size, proof=tuple(message.proof))
 
 
 # ---------------------------------------------------------------------------------
@@ -76,6 +85,9 @@ def query_response_from_proto(message: pb.QueryResponse) -> QueryAnswer:
         checkpoint=checkpoint_from_proto(receipt.checkpoint, path="receipt.checkpoint"),
         replayed=receipt.replayed,
         leaf_data=receipt.leaf_data,
+        consistency=consistency_from_proto(
+            receipt.consistency if receipt.HasField("consistency") else None
+        ),
     )
 
 

@@ -6,7 +6,11 @@ from pydantic import ValidationError
 
 from kernel.messages import NodeDescription, PolicyView
 from npcs.errors import WireError
-from npcs.serde_ledger import checkpoint_from_proto, checkpoint_to_proto
+from npcs.serde_ledger import (
+    checkpoint_from_proto,
+    checkpoint_to_proto,
+    consistency_from_proto,
+)
 from npcs.v1 import node_pb2 as pb
 from privacy.budget import format_rho
 from privacy.population import PopulationFileError, PopulationTable, build_table
@@ -83,6 +87,9 @@ def describe_from_proto(message: pb.DescribeResponse) -> NodeDescription:
         ),
         opendp_version=message.opendp_version,
         group_populations=_populations_from_proto(message),
+        consistency=consistency_from_proto(
+            message.consistency if message.HasField("consistency") else None
+        ),
     )
 
 

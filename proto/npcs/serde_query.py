@@ -74,6 +74,7 @@ def query_to_proto(spec: QuerySpec) -> pb.Query:
         statistic=_STATISTIC_TO_PROTO[spec.statistic],  # type: ignore[arg-type]
         quantiles=list(spec.quantiles),
         bins=list(spec.bins),
+        items=list(spec.items),
         group_by=[_group_by_to_proto(group) for group in spec.group_by],
         filters=[_filter_to_proto(item) for item in spec.filters],
         purpose=spec.purpose,
@@ -157,6 +158,7 @@ def query_from_proto(message: pb.Query, *, path: str = "query") -> QuerySpec:
             column=column,
             quantiles=quantiles,
             bins=bins,
+            items=tuple(message.items),
             group_by=group_by,
             filters=filters,
             privacy=privacy,

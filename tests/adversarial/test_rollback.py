@@ -9,9 +9,6 @@ Real node folders, a real SQLite ledger, the real `npcs-node serve` process.
 from __future__ import annotations
 
 import base64
-import functools
-import shutil
-import sqlite3
 import subprocess
 import sys
 from collections.abc import Callable
@@ -19,29 +16,28 @@ from pathlib import Path
 
 import pytest
 from click.testing import CliRunner, Result
-from support_ledger import charge_request
+from support_rollback import (
+    charge,
+    copy_ledger,
+    delete_ledger,
+    forge_entries,
+    put_back,
+    truncate_by_sql,
+)
 
 from coordinator.audit.charge_checks import check_charges
 from coordinator.audit.findings import Findings
-from kernel.keyfiles import load_ed25519_private_key, load_ed25519_public_key
+from kernel.keyfiles import load_ed25519_public_key
 from node.cli import cli
 from node.high_water import LedgerRolledBack
 from node.layout import NodePaths
-from node.node_ledger import budget_policy, ledger_origin, open_node_ledger
+from node.node_ledger import open_node_ledger
 from node.provision import init_node_folder
-from node.settings import load_settings
 from privacy.ledger.genesis import is_genesis, read_reset
 from privacy.ledger.reader import LedgerReader
-from privacy.ledger.writer import Ledger
 
 ROUNDS = 3
 """Each attack is repeated on a fresh node this many times: detected every time."""
-
-
-def _charge(ledger: Ledger, query_id: str) -> None:
-    ledger.charge_and_release(
-        charge_request(query_id, query_id.encode()), functools.partial(bytes, b"answer")
-    )
 
 
 def _node_with_history(root: Path, size: int) -> NodePaths:
@@ -49,82 +45,30 @@ def _node_with_history(root: Path, size: int) -> NodePaths:
     with open_node_ledger(paths.root) as ledger:
         assert ledger.self_check().ok
         for number in range(size):
-            _charge(ledger, f"q{number}")
+            charge(ledger, f"q{number}")
     return paths
-
-
-def _remove_ledger_files(paths: NodePaths) -> None:
-    for suffix in ("", "-wal", "-shm"):
-        paths.ledger_db.with_name(paths.ledger_db.name + suffix).unlink(missing_ok=True)
-
-
-def _put_back(backup: Path, paths: NodePaths) -> None:
-    """Replace the ledger by `backup`, private as the node requires (root can chmod)."""
-    _remove_ledger_files(paths)
-    shutil.copyfile(backup, paths.ledger_db)
-    paths.ledger_db.chmod(0o600)
-
-
-def _copy_ledger(paths: NodePaths, target: Path) -> None:
-    """A consistent copy, as an operator's backup would make (SQLite backup API)."""
-    with sqlite3.connect(paths.ledger_db) as source, sqlite3.connect(target) as copy:
-        source.backup(copy)
-    source.close()
-    copy.close()
-
-
-def truncate_by_sql(paths: NodePaths) -> None:
-    """Delete the last two entries and everything derived from them; no key needed."""
-    with sqlite3.connect(paths.ledger_db) as db:
-        (size,) = db.execute("SELECT COUNT(*) FROM entries").fetchone()
-        keep = size - 2
-        db.execute("DELETE FROM entries WHERE seq >= ?", (keep,))
-        db.execute("DELETE FROM tree_nodes WHERE ((idx + 1) << level) > ?", (keep,))
-        db.execute("DELETE FROM checkpoints WHERE size > ?", (keep,))
-        db.execute("DELETE FROM spent_totals")
-        for scope in ("dataset", "analyst"):
-            db.execute(
-                "INSERT INTO spent_totals (scope, name, units) "
-                f"SELECT '{scope}', {scope}, SUM(cost_units) FROM entries GROUP BY {scope}"
-            )
-    db.close()
 
 
 def restore_older_copy(paths: NodePaths) -> None:
     """Back the ledger up, spend more, then put the backup back."""
     backup = paths.root.parent / "backup.sqlite"
-    _copy_ledger(paths, backup)
+    copy_ledger(paths, backup)
     with open_node_ledger(paths.root) as ledger:
-        _charge(ledger, "after-backup-1")
-        _charge(ledger, "after-backup-2")
-    _put_back(backup, paths)
-
-
-def delete_ledger(paths: NodePaths) -> None:
-    _remove_ledger_files(paths)
+        charge(ledger, "after-backup-1")
+        charge(ledger, "after-backup-2")
+    put_back(backup, paths)
 
 
 def fork_history(paths: NodePaths) -> None:
     """Rewrite the history from an older copy with the node's own ledger key (root can
     read it) until it is longer than before: every checkpoint is validly signed."""
     backup = paths.root.parent / "backup.sqlite"
-    _copy_ledger(paths, backup)
+    copy_ledger(paths, backup)
     with open_node_ledger(paths.root) as ledger:
-        _charge(ledger, "honest-1")
+        charge(ledger, "honest-1")
         honest_size = ledger.size()
-    _put_back(backup, paths)
-    settings = load_settings(paths.root)
-    forged = Ledger.open(
-        paths.ledger_db,
-        origin=ledger_origin(settings),
-        signing_key=load_ed25519_private_key(paths.ledger_key, "ledger key"),
-        policy=budget_policy(settings.budget),
-        delta=settings.budget.delta,
-    )
-    with forged:
-        for number in range(3):
-            _charge(forged, f"forged-{number}")
-        assert forged.size() > honest_size
+    put_back(backup, paths)
+    assert forge_entries(paths, 3) > honest_size
 
 
 ATTACKS: dict[str, Callable[[NodePaths], None]] = {
@@ -182,7 +126,7 @@ def test_an_intact_ledger_starts_and_the_marker_follows_every_checkpoint(tmp_pat
     assert "\n3\n" in marker
     with open_node_ledger(paths.root) as ledger:
         assert ledger.self_check().ok
-        _charge(ledger, "one-more")
+        charge(ledger, "one-more")
         assert ledger.latest_checkpoint().checkpoint.size == 4
     assert "\n4\n" in paths.ledger_high_water.read_text()
 
@@ -236,7 +180,7 @@ def test_reset_starts_a_recorded_ledger_that_names_the_last_checkpoint(
     with open_node_ledger(paths.root) as ledger:  # the node starts again
         assert ledger.self_check().ok
         (genesis,) = ledger.entries()
-        _charge(ledger, "after-reset")
+        charge(ledger, "after-reset")
     assert is_genesis(genesis)
     reset = read_reset(genesis)
     assert reset.previous.checkpoint.size == signed_size

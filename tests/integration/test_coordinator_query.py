@@ -39,8 +39,16 @@ from kernel.keyfiles import certificate_pem, generate_ed25519_key, public_key_pe
 from node.layout import NodePaths
 from node.provision import init_node_folder, install_certificate
 from node.server import running_node
+from node.settings import load_settings
+from node.store import DataStore, node_schema
+from privacy.budget import rho_to_units_ceil
 from privacy.ledger.reader import LedgerReader
-from privacy.query import PrivacyLoss, QuerySpec, Statistic
+from privacy.opendp_setup import opendp
+from privacy.plan import person_distance, plan_query
+from privacy.query import ITEM_GROUP_COLUMN, PrivacyLoss, QuerySpec, Statistic
+from privacy.release import Release
+from privacy.schema import IMPROVEMENT_OPPORTUNITIES
+from privacy.validate import QueryLimits, validate_query
 
 YEARS = ["--by", "incident_date:year", "--from", str(FIRST_YEAR), "--to", str(LAST_YEAR)]
 
@@ -544,3 +552,49 @@ def test_rates_by_race_over_real_nodes_use_each_nodes_group_population(
     )
     shown = partnership.run("results", "show", report.result_id, "--rate")
     assert "No rate: c: rate left out where the node publishes no population" in shown.stdout
+
+
+def test_a_multi_item_count_is_one_release_and_one_ledger_entry_per_node(
+    partnership: Partnership,
+) -> None:
+    items = tuple(name for name, _ in IMPROVEMENT_OPPORTUNITIES)
+    before = {n: partnership.ledger_size(n) for n in "ab"}
+    arguments = ("query", "count", "incidents", "--items", "io_*", *YEARS, "--rho", "0.3")
+    asked = (*arguments, "--purpose", "improvement opportunities", "--nodes", "a,b")
+    preview = json.loads(partnership.run(*asked, "--dry-run", "--format", "json").stdout)
+    expected = {(row["source"], row["name"]) for row in preview["expected"]}
+    assert expected == {
+        (source, f"{item}:count") for source in ("a", "b", PARTNERSHIP_SOURCE) for item in items
+    }
+    assert {n: partnership.ledger_size(n) for n in "ab"} == before  # a preview is free
+    result = partnership.run(*asked, "--format", "json")
+    assert result.exit_code == 0, result.output
+    report = Report.model_validate_json(result.stdout)
+    assert report.group_columns == ("incident_date:year", ITEM_GROUP_COLUMN)
+    for year in range(FIRST_YEAR, LAST_YEAR + 1):
+        for item in items:
+            rows = {r.source: r for r in report.rows if r.key == (str(year), item)}
+            assert set(rows) == {"a", "b", PARTNERSHIP_SOURCE}
+            assert rows[PARTNERSHIP_SOURCE].unbiased_estimate == pytest.approx(
+                sum(rows[n].unbiased_estimate or 0 for n in "ab")
+            )
+    assert {n: partnership.ledger_size(n) for n in "ab"} == {n: before[n] + 1 for n in "ab"}
+
+    # The charge, recomputed from the query the ledger logged, is OpenDP's map.
+    node = partnership.nodes["a"]
+    with LedgerReader.open_existing(node.ledger_db) as reader:
+        (entry,) = reader.entries(before["a"])
+    logged = QuerySpec.from_canonical_bytes(entry.canonical_query)
+    assert logged.items == items
+    schema = node_schema(load_settings(node.root))
+    snapshot = DataStore(node, schema).current("incidents")
+    assert snapshot is not None
+    limits = QueryLimits(max_rho_units_per_query=entry.cost_units)
+    built = plan_query(validate_query(logged, schema, limits), schema, snapshot.path)
+    assert entry.cost_units == rho_to_units_ceil(built._measurement.map(person_distance(opendp())))
+    assert entry.cost_units <= 300_000
+    years = LAST_YEAR - FIRST_YEAR + 1
+    assert len(Release.from_bytes(entry.answer).cells) == years * len(items)
+
+    shown = partnership.run("results", "show", report.result_id, "--format", "csv")
+    assert f"|{LAST_YEAR}|io_resources|" in shown.stdout.replace(",", "|")

@@ -70,6 +70,7 @@ def test_demo_succeeds_and_prints_the_showcase_tables(
         "Partnership trend (weighted least squares, 95%)",
         "Primary cause of fatalities",
         "Share of incidents that were sleep-related",
+        "Fatality reviews finding each improvement opportunity",
         "CPS recurrence of maltreatment within 12 months",
         "Caseworker separations per year",
         "mean psychological safety",

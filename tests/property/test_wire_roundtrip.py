@@ -66,6 +66,7 @@ specs = st.builds(
     column=st.none() | names,
     quantiles=st.lists(finite, max_size=4).map(tuple),
     bins=st.lists(finite, max_size=4).map(tuple),
+    items=st.lists(names, max_size=3).map(tuple),
     group_by=st.lists(group_bys, max_size=3).map(tuple),
     filters=st.lists(filters, max_size=3).map(tuple),
     privacy=privacy_losses,

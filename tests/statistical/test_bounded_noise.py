@@ -236,3 +236,168 @@ def test_mean_intervals_cover_at_least_95_percent(survey_releases: list[Release]
         if count
     ]
     assert statistics.fmean(hits) >= 0.95 - _coverage_band(len(hits))
+
+
+# --- a multi-item count by year (three flags, one measurement), one child over the bound --
+
+FLAGS = ("io_policy", "io_training", "io_practice")
+
+
+@pytest.fixture(scope="module")
+def flagged_incidents(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    rows: list[dict[str, Any]] = [
+        {
+            "child_id": f"c{index}",
+            "incident_date": date(2020 + index % 2, 6, 1),
+            **{flag: index % (position + 2) == 0 for position, flag in enumerate(FLAGS)},
+        }
+        for index in range(150)
+    ]
+    # Breaks the bound: one child with 30 incidents in 2020, every flag set (ingest
+    # would keep 2; so does the plan: the first 2 in file order).
+    rows += [{"child_id": "c-over", "incident_date": date(2020, 6, 1)} | dict.fromkeys(FLAGS, True)]
+    rows = rows[:1] + rows[-1:] * 29 + rows[1:]
+    dataset = SCHEMA.dataset("incidents")
+    return write_snapshot(tmp_path_factory.mktemp("flags") / "i.parquet", dataset, rows)
+
+
+def _flags_truth(path: Path) -> dict[tuple[str, str], float]:
+    """Exact per-year flag counts from the snapshot, each child cut to its first 2 rows."""
+    import polars as pl
+
+    kept = pl.read_parquet(path).filter(pl.int_range(pl.len()).over("child_id") < 2)
+    by_year = kept.group_by(pl.col("incident_date").dt.year().cast(pl.String).alias("year"))
+    totals = by_year.agg(pl.col(flag).sum() for flag in FLAGS)
+    return {(row["year"], flag): float(row[flag]) for row in totals.to_dicts() for flag in FLAGS}
+
+
+@pytest.fixture(scope="module")
+def flag_releases(flagged_incidents: Path) -> list[Release]:
+    spec = QuerySpec(
+        query_id=uuid.uuid4(),
+        dataset="incidents",
+        statistic="count",
+        items=FLAGS,
+        group_by=(GroupByTime(column="incident_date", bucket=TimeBucket.YEAR),),
+        filters=(
+            DateRangeFilter(column="incident_date", start=date(2020, 1, 1), end=date(2021, 12, 31)),
+        ),
+        privacy=PrivacyLoss(rho=Decimal("0.015")),
+        purpose="multi-item noise test",
+    )
+    built = plan_query(validate_query(spec, SCHEMA, LIMITS), SCHEMA, flagged_incidents)
+    # One measurement, released RELEASES times (each copy draws fresh OpenDP noise).
+    return [built.unreleased_copy().release(node="n", snapshot_id="s") for _ in range(RELEASES)]
+
+
+def test_multi_item_count_noise_matches_its_scale(
+    flag_releases: list[Release], flagged_incidents: Path
+) -> None:
+    truth = _flags_truth(flagged_incidents)
+    assert truth[("2020", "io_policy")] == 75 + 2  # c-over kept 2 of its 30 rows
+    scale = flag_releases[0].cells[0].estimates[0].scale
+    # 3 items, each a count of at most 2 rows per child: rho 0.015 = 3 * 2^2 / (2 scale^2)
+    assert scale == pytest.approx(2 / math.sqrt(2 * 0.015 / 3), rel=1e-6)
+    assert {e.scale for r in flag_releases[:1] for c in r.cells for e in c.estimates} == {scale}
+    errors = [
+        cell.estimates[0].value - truth[(cell.key[0], cell.key[1])]
+        for release in flag_releases
+        for cell in release.cells
+    ]
+    assert len(errors) == RELEASES * 2 * len(FLAGS)
+    _check_noise(errors, scale)
+
+
+def test_multi_item_count_intervals_cover_95_percent(
+    flag_releases: list[Release], flagged_incidents: Path
+) -> None:
+    truth = _flags_truth(flagged_incidents)
+    estimates = [
+        (cell.estimates[0], truth[(cell.key[0], cell.key[1])])
+        for release in flag_releases
+        for cell in release.cells
+    ]
+    hits = [e.ci_low <= true <= e.ci_high for e, true in estimates]
+    claimed = statistics.fmean(_exact_integer_coverage(e) for e, _ in estimates)
+    assert 0.95 <= claimed <= 0.96
+    assert abs(statistics.fmean(hits) - claimed) <= _coverage_band(len(hits), claimed)
+    assert abs(statistics.fmean(hits) - 0.95) <= 0.015
+
+
+# --- a multi-item mean per survey wave (two Likert items, one measurement) -------------
+
+LIKERT = ("psych_safety", "intent_to_stay")
+
+
+@pytest.fixture(scope="module")
+def two_item_survey(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    rows: list[dict[str, Any]] = [
+        {
+            "respondent_id": f"r{index}",
+            "wave_date": date(2021, 3 if index % 2 else 9, 1),
+            "psych_safety": 1 + index % 5,
+            "intent_to_stay": None if index % 7 == 0 else 1 + (index * 3) % 5,
+        }
+        for index in range(120)
+    ]
+    dataset = SCHEMA.dataset("safety_culture")
+    return write_snapshot(tmp_path_factory.mktemp("likert") / "s.parquet", dataset, rows)
+
+
+def _likert_truth(path: Path) -> dict[tuple[str, str], tuple[float, float]]:
+    """(centred sum, count of known values) per quarter and item, from the snapshot."""
+    import polars as pl
+
+    data = pl.read_parquet(path)
+    truth: dict[tuple[str, str], tuple[float, float]] = {}
+    for quarter, month in (("2021-Q1", 3), ("2021-Q2", None), ("2021-Q3", 9)):
+        wave = data.filter(pl.col("wave_date").dt.month() == month) if month else data.clear()
+        for item in LIKERT:
+            known = wave[item].drop_nulls()
+            truth[(quarter, item)] = (float((known - 3).sum()), float(len(known)))
+    return truth
+
+
+@pytest.fixture(scope="module")
+def likert_releases(two_item_survey: Path) -> list[Release]:
+    spec = QuerySpec(
+        query_id=uuid.uuid4(),
+        dataset="safety_culture",
+        statistic="mean",
+        items=LIKERT,
+        group_by=(GroupByTime(column="wave_date", bucket=TimeBucket.QUARTER),),
+        filters=(
+            DateRangeFilter(column="wave_date", start=date(2021, 1, 1), end=date(2021, 9, 30)),
+        ),
+        privacy=PrivacyLoss(rho=Decimal("0.1")),
+        purpose="multi-item noise test",
+    )
+    built = plan_query(validate_query(spec, SCHEMA, LIMITS), SCHEMA, two_item_survey)
+    return [built.unreleased_copy().release(node="n", snapshot_id="s") for _ in range(RELEASES)]
+
+
+def test_multi_item_mean_parts_match_their_scales_and_cover_95_percent(
+    likert_releases: list[Release], two_item_survey: Path
+) -> None:
+    truth = _likert_truth(two_item_survey)
+    for index, name in ((0, CENTRED_SUM), (1, "count")):
+        estimates = [
+            (cell.estimates[index], truth[(cell.key[0], cell.key[1])][index])
+            for release in likert_releases
+            for cell in release.cells
+        ]
+        assert {e.name for e, _ in estimates} == {name}
+        (scale,) = {e.scale for e, _ in estimates}
+        _check_noise([e.value - true for e, true in estimates], scale)
+        hits = [e.ci_low <= true <= e.ci_high for e, true in estimates]
+        claimed = statistics.fmean(_exact_integer_coverage(e) for e, _ in estimates)
+        assert claimed >= 0.95
+        assert abs(statistics.fmean(hits) - claimed) <= _coverage_band(len(hits), claimed)
+    means = [
+        cell.estimates[2].ci_low <= 3 + total / count <= cell.estimates[2].ci_high
+        for release in likert_releases
+        for cell in release.cells
+        for total, count in [truth[(cell.key[0], cell.key[1])]]
+        if count
+    ]
+    assert statistics.fmean(means) >= 0.95 - _coverage_band(len(means))

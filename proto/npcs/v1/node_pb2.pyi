@@ -98,7 +98,7 @@ class Filter(_message.Message):
     def __init__(self, in_set: _Optional[_Union[InSetFilter, _Mapping]] = ..., date_range: _Optional[_Union[DateRangeFilter, _Mapping]] = ..., numeric_range: _Optional[_Union[NumericRangeFilter, _Mapping]] = ...) -> None: ...
 
 class Query(_message.Message):
-    __slots__ = ("query_id", "dataset", "statistic", "column", "quantiles", "bins", "group_by", "filters", "rho", "accuracy", "purpose")
+    __slots__ = ("query_id", "dataset", "statistic", "column", "quantiles", "bins", "group_by", "filters", "rho", "accuracy", "purpose", "items")
     QUERY_ID_FIELD_NUMBER: _ClassVar[int]
     DATASET_FIELD_NUMBER: _ClassVar[int]
     STATISTIC_FIELD_NUMBER: _ClassVar[int]
@@ -110,6 +110,7 @@ class Query(_message.Message):
     RHO_FIELD_NUMBER: _ClassVar[int]
     ACCURACY_FIELD_NUMBER: _ClassVar[int]
     PURPOSE_FIELD_NUMBER: _ClassVar[int]
+    ITEMS_FIELD_NUMBER: _ClassVar[int]
     query_id: str
     dataset: str
     statistic: Statistic
@@ -121,7 +122,8 @@ class Query(_message.Message):
     rho: str
     accuracy: float
     purpose: str
-    def __init__(self, query_id: _Optional[str] = ..., dataset: _Optional[str] = ..., statistic: _Optional[_Union[Statistic, str]] = ..., column: _Optional[str] = ..., quantiles: _Optional[_Iterable[float]] = ..., bins: _Optional[_Iterable[float]] = ..., group_by: _Optional[_Iterable[_Union[GroupBy, _Mapping]]] = ..., filters: _Optional[_Iterable[_Union[Filter, _Mapping]]] = ..., rho: _Optional[str] = ..., accuracy: _Optional[float] = ..., purpose: _Optional[str] = ...) -> None: ...
+    items: _containers.RepeatedScalarFieldContainer[str]
+    def __init__(self, query_id: _Optional[str] = ..., dataset: _Optional[str] = ..., statistic: _Optional[_Union[Statistic, str]] = ..., column: _Optional[str] = ..., quantiles: _Optional[_Iterable[float]] = ..., bins: _Optional[_Iterable[float]] = ..., group_by: _Optional[_Iterable[_Union[GroupBy, _Mapping]]] = ..., filters: _Optional[_Iterable[_Union[Filter, _Mapping]]] = ..., rho: _Optional[str] = ..., accuracy: _Optional[float] = ..., purpose: _Optional[str] = ..., items: _Optional[_Iterable[str]] = ...) -> None: ...
 
 class SignedRequest(_message.Message):
     __slots__ = ("envelope", "signature", "public_key")
@@ -134,12 +136,14 @@ class SignedRequest(_message.Message):
     def __init__(self, envelope: _Optional[bytes] = ..., signature: _Optional[bytes] = ..., public_key: _Optional[bytes] = ...) -> None: ...
 
 class QueryRequest(_message.Message):
-    __slots__ = ("query", "signed")
+    __slots__ = ("query", "signed", "remembered_size")
     QUERY_FIELD_NUMBER: _ClassVar[int]
     SIGNED_FIELD_NUMBER: _ClassVar[int]
+    REMEMBERED_SIZE_FIELD_NUMBER: _ClassVar[int]
     query: Query
     signed: SignedRequest
-    def __init__(self, query: _Optional[_Union[Query, _Mapping]] = ..., signed: _Optional[_Union[SignedRequest, _Mapping]] = ...) -> None: ...
+    remembered_size: int
+    def __init__(self, query: _Optional[_Union[Query, _Mapping]] = ..., signed: _Optional[_Union[SignedRequest, _Mapping]] = ..., remembered_size: _Optional[int] = ...) -> None: ...
 
 class SignedCheckpoint(_message.Message):
     __slots__ = ("origin", "size", "root", "signature", "key_fingerprint")
@@ -156,20 +160,30 @@ class SignedCheckpoint(_message.Message):
     def __init__(self, origin: _Optional[str] = ..., size: _Optional[int] = ..., root: _Optional[bytes] = ..., signature: _Optional[bytes] = ..., key_fingerprint: _Optional[str] = ...) -> None: ...
 
 class Receipt(_message.Message):
-    __slots__ = ("entry_index", "tree_size", "inclusion_proof", "checkpoint", "replayed", "leaf_data")
+    __slots__ = ("entry_index", "tree_size", "inclusion_proof", "checkpoint", "replayed", "leaf_data", "consistency")
     ENTRY_INDEX_FIELD_NUMBER: _ClassVar[int]
     TREE_SIZE_FIELD_NUMBER: _ClassVar[int]
     INCLUSION_PROOF_FIELD_NUMBER: _ClassVar[int]
     CHECKPOINT_FIELD_NUMBER: _ClassVar[int]
     REPLAYED_FIELD_NUMBER: _ClassVar[int]
     LEAF_DATA_FIELD_NUMBER: _ClassVar[int]
+    CONSISTENCY_FIELD_NUMBER: _ClassVar[int]
     entry_index: int
     tree_size: int
     inclusion_proof: _containers.RepeatedScalarFieldContainer[bytes]
     checkpoint: SignedCheckpoint
     replayed: bool
     leaf_data: bytes
-    def __init__(self, entry_index: _Optional[int] = ..., tree_size: _Optional[int] = ..., inclusion_proof: _Optional[_Iterable[bytes]] = ..., checkpoint: _Optional[_Union[SignedCheckpoint, _Mapping]] = ..., replayed: _Optional[bool] = ..., leaf_data: _Optional[bytes] = ...) -> None: ...
+    consistency: ConsistencyFromRemembered
+    def __init__(self, entry_index: _Optional[int] = ..., tree_size: _Optional[int] = ..., inclusion_proof: _Optional[_Iterable[bytes]] = ..., checkpoint: _Optional[_Union[SignedCheckpoint, _Mapping]] = ..., replayed: _Optional[bool] = ..., leaf_data: _Optional[bytes] = ..., consistency: _Optional[_Union[ConsistencyFromRemembered, _Mapping]] = ...) -> None: ...
+
+class ConsistencyFromRemembered(_message.Message):
+    __slots__ = ("old_size", "proof")
+    OLD_SIZE_FIELD_NUMBER: _ClassVar[int]
+    PROOF_FIELD_NUMBER: _ClassVar[int]
+    old_size: int
+    proof: _containers.RepeatedScalarFieldContainer[bytes]
+    def __init__(self, old_size: _Optional[int] = ..., proof: _Optional[_Iterable[bytes]] = ...) -> None: ...
 
 class QueryResponse(_message.Message):
     __slots__ = ("release_json", "receipt")
@@ -210,8 +224,10 @@ class PreviewResponse(_message.Message):
     def __init__(self, cost_units: _Optional[int] = ..., cost_rho: _Optional[str] = ..., expected: _Optional[_Iterable[_Union[ExpectedValue, _Mapping]]] = ..., remaining_units: _Optional[int] = ...) -> None: ...
 
 class DescribeRequest(_message.Message):
-    __slots__ = ()
-    def __init__(self) -> None: ...
+    __slots__ = ("remembered_size",)
+    REMEMBERED_SIZE_FIELD_NUMBER: _ClassVar[int]
+    remembered_size: int
+    def __init__(self, remembered_size: _Optional[int] = ...) -> None: ...
 
 class Policy(_message.Message):
     __slots__ = ("datasets", "total_rho_per_dataset", "max_rho_per_query", "analyst_cap_rho", "delta")
@@ -245,7 +261,7 @@ class DatasetBudget(_message.Message):
     def __init__(self, dataset: _Optional[str] = ..., remaining_units: _Optional[int] = ..., remaining_rho: _Optional[str] = ...) -> None: ...
 
 class DescribeResponse(_message.Message):
-    __slots__ = ("node_name", "partnership", "schema_json", "schema_version", "policy", "remaining", "child_population", "ledger_public_key_pem", "latest_checkpoint", "opendp_version", "group_populations", "population_source")
+    __slots__ = ("node_name", "partnership", "schema_json", "schema_version", "policy", "remaining", "child_population", "ledger_public_key_pem", "latest_checkpoint", "opendp_version", "group_populations", "population_source", "consistency")
     class ChildPopulationEntry(_message.Message):
         __slots__ = ("key", "value")
         KEY_FIELD_NUMBER: _ClassVar[int]
@@ -265,6 +281,7 @@ class DescribeResponse(_message.Message):
     OPENDP_VERSION_FIELD_NUMBER: _ClassVar[int]
     GROUP_POPULATIONS_FIELD_NUMBER: _ClassVar[int]
     POPULATION_SOURCE_FIELD_NUMBER: _ClassVar[int]
+    CONSISTENCY_FIELD_NUMBER: _ClassVar[int]
     node_name: str
     partnership: str
     schema_json: str
@@ -277,7 +294,8 @@ class DescribeResponse(_message.Message):
     opendp_version: str
     group_populations: _containers.RepeatedCompositeFieldContainer[GroupPopulation]
     population_source: str
-    def __init__(self, node_name: _Optional[str] = ..., partnership: _Optional[str] = ..., schema_json: _Optional[str] = ..., schema_version: _Optional[str] = ..., policy: _Optional[_Union[Policy, _Mapping]] = ..., remaining: _Optional[_Iterable[_Union[DatasetBudget, _Mapping]]] = ..., child_population: _Optional[_Mapping[str, int]] = ..., ledger_public_key_pem: _Optional[str] = ..., latest_checkpoint: _Optional[_Union[SignedCheckpoint, _Mapping]] = ..., opendp_version: _Optional[str] = ..., group_populations: _Optional[_Iterable[_Union[GroupPopulation, _Mapping]]] = ..., population_source: _Optional[str] = ...) -> None: ...
+    consistency: ConsistencyFromRemembered
+    def __init__(self, node_name: _Optional[str] = ..., partnership: _Optional[str] = ..., schema_json: _Optional[str] = ..., schema_version: _Optional[str] = ..., policy: _Optional[_Union[Policy, _Mapping]] = ..., remaining: _Optional[_Iterable[_Union[DatasetBudget, _Mapping]]] = ..., child_population: _Optional[_Mapping[str, int]] = ..., ledger_public_key_pem: _Optional[str] = ..., latest_checkpoint: _Optional[_Union[SignedCheckpoint, _Mapping]] = ..., opendp_version: _Optional[str] = ..., group_populations: _Optional[_Iterable[_Union[GroupPopulation, _Mapping]]] = ..., population_source: _Optional[str] = ..., consistency: _Optional[_Union[ConsistencyFromRemembered, _Mapping]] = ...) -> None: ...
 
 class GroupPopulation(_message.Message):
     __slots__ = ("year", "column", "value", "population")
@@ -292,14 +310,18 @@ class GroupPopulation(_message.Message):
     def __init__(self, year: _Optional[str] = ..., column: _Optional[str] = ..., value: _Optional[str] = ..., population: _Optional[int] = ...) -> None: ...
 
 class GetCheckpointRequest(_message.Message):
-    __slots__ = ()
-    def __init__(self) -> None: ...
+    __slots__ = ("remembered_size",)
+    REMEMBERED_SIZE_FIELD_NUMBER: _ClassVar[int]
+    remembered_size: int
+    def __init__(self, remembered_size: _Optional[int] = ...) -> None: ...
 
 class GetCheckpointResponse(_message.Message):
-    __slots__ = ("checkpoint",)
+    __slots__ = ("checkpoint", "consistency")
     CHECKPOINT_FIELD_NUMBER: _ClassVar[int]
+    CONSISTENCY_FIELD_NUMBER: _ClassVar[int]
     checkpoint: SignedCheckpoint
-    def __init__(self, checkpoint: _Optional[_Union[SignedCheckpoint, _Mapping]] = ...) -> None: ...
+    consistency: ConsistencyFromRemembered
+    def __init__(self, checkpoint: _Optional[_Union[SignedCheckpoint, _Mapping]] = ..., consistency: _Optional[_Union[ConsistencyFromRemembered, _Mapping]] = ...) -> None: ...
 
 class GetLedgerRequest(_message.Message):
     __slots__ = ("start", "end")
