@@ -14,6 +14,7 @@ import pytest
 from click.testing import CliRunner
 from test_coordinator_pooling import gaussian
 
+from coordinator.charts import chart_caption
 from coordinator.cli import cli
 from coordinator.cli.render import render_report
 from coordinator.discrete import discrete_sum_half_width
@@ -123,6 +124,8 @@ def test_dp_plus_poisson_widens_node_and_pooled_counts_and_their_rates() -> None
     )
     assert json.loads(render_report(both, "json"))["interval"] == "dp+poisson"
     assert "DP noise + Poisson variation" in render_report(both, "table", rates=True)
+    assert "95% intervals of DP noise + Poisson variation" in chart_caption(both)
+    assert "95% intervals of DP noise." in chart_caption(dp)
     kinds = {line["interval"] for line in csv.DictReader(io.StringIO(render_report(both, "csv")))}
     assert kinds == {"dp+poisson"}
 
