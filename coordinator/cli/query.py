@@ -56,6 +56,12 @@ STATISTICS = ("count", "sum", "mean", "quantiles", "histogram")
 @click.option("--nodes", help="Comma-separated node names (default: all).")
 @click.option("--quantiles", help="Probabilities for the quantiles statistic, e.g. 0.5,0.9.")
 @click.option(
+    "--value-intervals",
+    is_flag=True,
+    help="Quantiles: also release each cell's count (charged; see --dry-run) to turn rank "
+    "errors into value intervals; ask several probabilities, e.g. 0.1,0.25,0.5,0.75,0.9.",
+)
+@click.option(
     "--items",
     help="Several flags to count, or bounded items to average, in one query (one charge): "
     "names or globs, e.g. 'io_*' or mal_neglect,mal_physical_abuse.",
@@ -88,6 +94,7 @@ def command(  # noqa: PLR0917 - click passes every option as an argument
     purpose: str,
     nodes: str | None,
     quantiles: str | None,
+    value_intervals: bool,
     items: str | None,
     output_format: str,
     rate: bool,
@@ -131,6 +138,7 @@ def command(  # noqa: PLR0917 - click passes every option as an argument
             rho=rho,
             accuracy=accuracy,
             quantiles=quantiles,
+            value_intervals=value_intervals,
             items=items,
             purpose=purpose,
         )
