@@ -69,7 +69,7 @@ from privacy.query import QuerySpec
 
 RESULTS = Path(__file__).with_name("results") / "fanout.json"
 TARGET_OVERHEAD_MS = 50.0
-BENCH_BUDGET = {"total_rho_per_dataset": {"incidents": "100000"}, "max_rho_per_query": "1"}
+BENCH_BUDGET = {"total_rho_per_unit_kind": {"child": "100000"}, "max_rho_per_query": "1"}
 
 
 # ---------------------------------------------------------------------------------

@@ -45,7 +45,7 @@ from support_ledger import charge_request
 
 ORIGIN = "npcs/bench/node-a/ledger"
 RESULTS = Path(__file__).with_name("results") / "ledger.json"
-POLICY = BudgetPolicy({"incidents": 10**15}, 10**9)
+POLICY = BudgetPolicy({"child": 10**15}, 10**9)
 COST_UNITS = 10_000
 
 

@@ -86,7 +86,7 @@ def main() -> None:
         started = time.perf_counter()
         world = make_node_world(Path(scratch), datasets=("reports",), children=args.children)
         setup_s = time.perf_counter() - started
-        budget = BudgetSettings(total_rho_per_dataset={"reports": "1000"}, max_rho_per_query="1")
+        budget = BudgetSettings(total_rho_per_unit_kind={"child": "1000"}, max_rho_per_query="1")
         with running_node(world.node.root, budget=budget) as node:
             snapshot = DataStore(world.node, node.engine.schema).current("reports")
             rows = snapshot.rows if snapshot else 0

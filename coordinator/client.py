@@ -160,8 +160,14 @@ class NodeClient:
             ) from error
         return bool(response.status == health_pb2.HealthCheckResponse.SERVING)
 
-    def describe(self, remembered_size: int = 0) -> NodeDescription:
-        response = self._call("Describe", pb.DescribeRequest(remembered_size=remembered_size))
+    def describe(
+        self, remembered_size: int = 0, *, unit_kind_epsilon: bool = False
+    ) -> NodeDescription:
+        """`unit_kind_epsilon`: also the epsilon of each unit kind's budget (slower)."""
+        request = pb.DescribeRequest(
+            remembered_size=remembered_size, unit_kind_epsilon=unit_kind_epsilon
+        )
+        response = self._call("Describe", request)
         assert isinstance(response, pb.DescribeResponse)
         return describe_from_proto(response)
 

@@ -228,13 +228,18 @@ def describe_node(
     credentials: ClientCredentials,
     settings: FanoutSettings,
     remembered: RememberedCheckpoint | None = None,
+    *,
+    unit_kind_epsilon: bool = False,
 ) -> tuple[NodeDescription | None, NodeProblem | None]:
     """The node's description, with its proof of growth from `remembered` (unchecked:
-    the caller checks it with the node's pinned ledger key)."""
+    the caller checks it with the node's pinned ledger key); `unit_kind_epsilon`: with
+    each unit kind's budget in epsilon too."""
     with NodeClient(
         entry, credentials, timeout=settings.timeout, interceptors=settings.interceptors
     ) as client:
         try:
-            return client.describe(remembered.size if remembered is not None else 0), None
+            remembered_size = remembered.size if remembered is not None else 0
+            described = client.describe(remembered_size, unit_kind_epsilon=unit_kind_epsilon)
+            return described, None
         except NodeCallError as failure:
             return None, failure.problem

@@ -10,7 +10,7 @@ cannot be parsed.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
@@ -139,9 +139,29 @@ class PolicyView:
 
     datasets: tuple[str, ...]
     total_rho_per_dataset: Mapping[str, str]
+    """For clients from before per-person budgets: each dataset's unit kind's total (a
+    total shared with the other datasets of that kind, not a budget of its own)."""
     max_rho_per_query: str
     analyst_cap_rho: str | None
     delta: str
+    total_rho_per_unit_kind: Mapping[str, str] = field(default_factory=dict)
+    """One budget per kind of person (child, staff); empty from a node that predates it."""
+
+
+@dataclass(frozen=True)
+class UnitKindBudget:
+    """One privacy-unit kind's budget at a node, as `Describe` publishes it."""
+
+    unit_kind: str
+    datasets: tuple[str, ...]
+    total_rho: str
+    """"" when the node has no budget for this kind."""
+    spent_units: int
+    remaining_units: int
+    """For the caller (within an analyst's cap); node-wide for other roles."""
+    spent_epsilon: str
+    total_epsilon: str
+    """Epsilon at the partnership's delta of the spent and the total rho (OpenDP's map)."""
 
 
 @dataclass(frozen=True)
@@ -162,6 +182,8 @@ class NodeDescription:
     """Public child population by year and group, with its source (privacy.population)."""
     consistency: ConsistencyFromRemembered | None = None
     """From the size the client remembered to `latest_checkpoint` (None: none given)."""
+    unit_kind_budgets: tuple[UnitKindBudget, ...] = ()
+    """Per privacy-unit kind; empty from a node that predates per-person budgets."""
 
 
 @dataclass(frozen=True)
@@ -174,6 +196,13 @@ class BudgetShortfall:
     remaining_units: int
 
     def describe(self) -> str:
+        if self.scope == "unit_kind":
+            return (
+                f"the budget of the people in {self.dataset!r} (one per person, shared with "
+                f"the other datasets about them) has {format_rho(self.remaining_units)} rho "
+                f"left, the query needs {format_rho(self.requested_units)}: ask for less "
+                "(a smaller rho or a looser accuracy)"
+            )
         return (
             f"the {self.scope} budget for {self.dataset!r} has {format_rho(self.remaining_units)} "
             f"rho left, the query needs {format_rho(self.requested_units)}: ask for less "

@@ -30,7 +30,6 @@ from kernel.keyfiles import public_key_pem
 from kernel.messages import (
     ExpectedValue,
     NodeDescription,
-    PolicyView,
     PreviewResult,
     PublishedCheckpoint,
     RequestFieldError,
@@ -50,6 +49,7 @@ from node.populations import load_populations
 from node.settings import NodeSettings
 from node.snapshot_checks import SnapshotIntegrityError
 from node.store import DataStore, Snapshot
+from node.unit_budgets import published_policy, published_unit_kind_budgets
 from npcs.transport import MAX_LEDGER_PAGE_BYTES, MAX_RELEASE_BYTES
 from privacy import tlog
 from privacy.budget import format_rho
@@ -147,8 +147,7 @@ class QueryEngine:
     def ledger_public_key_pem(self) -> str:
         return public_key_pem(self._ledger.public_key).decode()
 
-    def describe(self, caller: Identity) -> NodeDescription:
-        budget = self._settings.budget
+    def describe(self, caller: Identity, *, unit_kind_epsilon: bool = False) -> NodeDescription:
         analyst = caller.name if caller.role == "analyst" else None
         with self._health.watching("describe"):
             remaining = (
@@ -159,18 +158,16 @@ class QueryEngine:
                 if analyst is not None
                 else {}
             )
+            unit_kind_budgets = published_unit_kind_budgets(
+                self._ledger, analyst, with_epsilon=unit_kind_epsilon
+            )
             checkpoint = self._ledger.snapshot_reader.latest_checkpoint()
         return NodeDescription(
             node_name=self._settings.name,
             partnership=self._settings.partnership,
             schema=self._schema,
-            policy=PolicyView(
-                datasets=tuple(self._settings.allowed_datasets),
-                total_rho_per_dataset=dict(budget.total_rho_per_dataset),
-                max_rho_per_query=budget.max_rho_per_query,
-                analyst_cap_rho=budget.analyst_caps.get(analyst) if analyst else None,
-                delta=budget.delta,
-            ),
+            policy=published_policy(self._settings, self._ledger.policy, analyst),
+            unit_kind_budgets=unit_kind_budgets,
             remaining_units=remaining,
             child_population=dict(self._settings.child_population),
             ledger_public_key_pem=self.ledger_public_key_pem,

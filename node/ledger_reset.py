@@ -53,7 +53,10 @@ def reset_ledger(root: Path) -> ResetOutcome:
         archived = _archive(paths)
         reset = LedgerReset(previous, archived.name if archived else "")
         create_private_file(paths.ledger_db)
-        genesis_only = BudgetPolicy({GENESIS_DATASET: 0}, 0)
+        # The genesis entry is its own zero budget: it is about nobody and costs nothing.
+        genesis_only = BudgetPolicy(
+            {GENESIS_DATASET: 0}, 0, unit_kind_of_dataset={GENESIS_DATASET: GENESIS_DATASET}
+        )
         with Ledger.open(
             paths.ledger_db,
             origin=ledger_origin(settings),

@@ -4,8 +4,8 @@ Two kinds of metric:
 - counted while serving: `npcs_queries_total{dataset,status}` (status is the gRPC code
   name) and `npcs_rpc_duration_seconds{method}` (a latency histogram per Node rpc);
 - read from the node folder at each scrape, so they are right after a restart and never
-  drift from what `npcs-node status` shows: `npcs_budget_spent_rho{dataset}`,
-  `npcs_budget_remaining_rho{dataset}`, `npcs_ledger_entries`, `npcs_ledger_size_bytes`,
+  drift from what `npcs-node status` shows: `npcs_budget_spent_rho{unit_kind}`,
+  `npcs_budget_remaining_rho{unit_kind}`, `npcs_ledger_entries`, `npcs_ledger_size_bytes`,
   `npcs_snapshot_age_seconds{dataset}`, `npcs_certificate_expiry_timestamp_seconds`.
 
 Labels take values from small fixed sets only: dataset names of the partnership schema
@@ -94,17 +94,17 @@ class NodeStateCollector(Collector):
             return
         spent = GaugeMetricFamily(
             "npcs_budget_spent_rho",
-            "Privacy budget spent per dataset (zCDP rho).",
-            labels=["dataset"],
+            "Privacy budget spent per privacy-unit kind (zCDP rho).",
+            labels=["unit_kind"],
         )
         remaining = GaugeMetricFamily(
             "npcs_budget_remaining_rho",
-            "Privacy budget left per dataset (zCDP rho).",
-            labels=["dataset"],
+            "Privacy budget left per privacy-unit kind (zCDP rho).",
+            labels=["unit_kind"],
         )
-        for dataset, facts in status["budget"].items():
-            spent.add_metric([dataset], float(Decimal(facts["spent_rho"])))
-            remaining.add_metric([dataset], float(Decimal(facts["remaining_rho"])))
+        for kind, facts in status["budget"].items():
+            spent.add_metric([kind], float(Decimal(facts["spent_rho"])))
+            remaining.add_metric([kind], float(Decimal(facts["remaining_rho"])))
         entries = GaugeMetricFamily("npcs_ledger_entries", "Entries in the node's privacy ledger.")
         checkpoint = status["checkpoint"]
         entries.add_metric([], checkpoint["size"] if checkpoint else 0)

@@ -16,7 +16,7 @@ from privacy.policy import BudgetPolicy
 def budget_policy(budget: BudgetSettings) -> BudgetPolicy:
     """The exact-unit budget policy of the node's settings."""
     return BudgetPolicy.from_rho(
-        budget.total_rho_per_dataset, budget.max_rho_per_query, budget.analyst_caps
+        budget.unit_kind_totals(), budget.max_rho_per_query, budget.analyst_caps
     )
 
 

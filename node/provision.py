@@ -142,7 +142,7 @@ def node_toml(*, name: str, partnership: str, host: str, port: int) -> str:
     defaults = NodeSettings(name=name, partnership=partnership, host=host, port=port)
     budget: BudgetSettings = defaults.budget
     limits: ServerLimits = defaults.server
-    per_dataset = tomlkit.dumps(budget.total_rho_per_dataset).rstrip("\n")
+    per_unit_kind = tomlkit.dumps(budget.unit_kind_totals()).rstrip("\n")
     return f"""\
 # npcs-federation node settings (written by `npcs-node init`).
 # Every value can be overridden by an environment variable NPCS_NODE_<NAME>
@@ -181,9 +181,12 @@ max_rho_per_query = {_toml(budget.max_rho_per_query)}
 # Partnership delta for reporting (epsilon, delta) equivalents.
 delta = {_toml(budget.delta)}
 
-# Total rho each dataset may ever spend. Spent budget never comes back.
-[budget.total_rho_per_dataset]
-{per_dataset}
+# Total rho one person may ever lose at this node, per kind of person: a child (every
+# dataset about children: incidents, reports) and a staff member (workforce,
+# workforce_years, safety_culture). Queries on all datasets of a kind share its budget.
+# Spent budget never comes back.
+[budget.total_rho_per_unit_kind]
+{per_unit_kind}
 
 # Optional per-analyst cap on total rho across datasets, e.g. alice = "2".
 [budget.analyst_caps]

@@ -168,7 +168,9 @@ class NodeServicer:
     # -- methods
 
     def _describe(self, request: pb.DescribeRequest, peer: Peer) -> pb.DescribeResponse:
-        description = self._engine.describe(peer.identity)
+        description = self._engine.describe(
+            peer.identity, unit_kind_epsilon=request.unit_kind_epsilon
+        )
         response = describe_to_proto(description)
         if description.latest_checkpoint is not None:
             self._prove_growth(

@@ -11,7 +11,14 @@ from decimal import Decimal, InvalidOperation
 from pathlib import Path
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
@@ -27,7 +34,7 @@ from node.errors import NodeSetupError
 from node.layout import NodePaths
 from node.reject_threshold import RejectThreshold
 from privacy.budget import BudgetValueError, parse_rho_text, rho_to_units_ceil
-from privacy.schema import PARTNERSHIP_SCHEMA
+from privacy.schema import PARTNERSHIP_SCHEMA, UnitKind
 
 
 class SettingsError(NodeSetupError):
@@ -43,9 +50,16 @@ class BudgetSettings(BaseModel):
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 
-    total_rho_per_dataset: dict[str, str] = Field(
-        default_factory=lambda: dict.fromkeys(PARTNERSHIP_SCHEMA.dataset_names, "10"),
-        description="Total rho each dataset may ever spend (decimal strings, exact).",
+    total_rho_per_unit_kind: dict[str, str] | None = Field(
+        default=None,
+        description="Total rho one person of each privacy-unit kind (child, staff) may ever "
+        "lose at this node, across every dataset about that kind of person (decimal strings, "
+        "exact). Unset: 10 each, or what `total_rho_per_dataset` migrates to.",
+    )
+    total_rho_per_dataset: dict[str, str] | None = Field(
+        default=None,
+        description="Before one budget per person: total rho per dataset. Still read: each "
+        "unit kind gets the largest total among its datasets (see unit_kind_totals).",
     )
     max_rho_per_query: str = Field("1", description="Largest rho one query may spend.")
     analyst_caps: dict[str, str] = Field(
@@ -59,10 +73,10 @@ class BudgetSettings(BaseModel):
     def _rho_is_positive(cls, value: str) -> str:
         return positive_rho_text(value)
 
-    @field_validator("total_rho_per_dataset", "analyst_caps")
+    @field_validator("total_rho_per_unit_kind", "total_rho_per_dataset", "analyst_caps")
     @classmethod
-    def _every_rho_is_positive(cls, values: dict[str, str]) -> dict[str, str]:
-        for key, value in values.items():
+    def _every_rho_is_positive(cls, values: dict[str, str] | None) -> dict[str, str] | None:
+        for key, value in (values or {}).items():
             try:
                 positive_rho_text(value)
             except ValueError as exc:
@@ -71,9 +85,41 @@ class BudgetSettings(BaseModel):
 
     @field_validator("total_rho_per_dataset")
     @classmethod
-    def _datasets_are_known(cls, values: dict[str, str]) -> dict[str, str]:
-        known_datasets(list(values))
+    def _datasets_are_known(cls, values: dict[str, str] | None) -> dict[str, str] | None:
+        known_datasets(list(values or {}))
         return values
+
+    @field_validator("total_rho_per_unit_kind")
+    @classmethod
+    def _unit_kinds_are_known(cls, values: dict[str, str] | None) -> dict[str, str] | None:
+        known = [kind.value for kind in UnitKind]
+        for name in values or {}:
+            if name not in known:
+                close = difflib.get_close_matches(name, known, n=1)
+                hint = f"did you mean {close[0]!r}? " if close else ""
+                raise ValueError(
+                    f"unknown privacy-unit kind {name!r}; {hint}the kinds are: {', '.join(known)}"
+                )
+        return values
+
+    @model_validator(mode="after")
+    def _one_way_to_set_totals(self) -> BudgetSettings:
+        per_dataset = self.total_rho_per_dataset
+        if self.total_rho_per_unit_kind is not None and per_dataset is not None:
+            raise ValueError(
+                "set budget.total_rho_per_unit_kind only: remove budget.total_rho_per_dataset "
+                f"(it would migrate to {_toml_table(migrate_dataset_totals(per_dataset))})"
+            )
+        return self
+
+    def unit_kind_totals(self) -> dict[str, str]:
+        """Total rho per privacy-unit kind: `total_rho_per_unit_kind`; else migrated from
+        the older `total_rho_per_dataset` (`migrate_dataset_totals`); else 10 per kind."""
+        if self.total_rho_per_unit_kind is not None:
+            return dict(self.total_rho_per_unit_kind)
+        if self.total_rho_per_dataset is not None:
+            return migrate_dataset_totals(self.total_rho_per_dataset)
+        return dict.fromkeys((kind.value for kind in UnitKind), DEFAULT_UNIT_KIND_RHO)
 
     @field_validator("delta")
     @classmethod
@@ -227,6 +273,28 @@ def positive_rho_text(value: str) -> str:
     if units <= 0:
         raise ValueError(f'rho must be positive, got {value!r}; write a number like "1"')
     return value
+
+
+DEFAULT_UNIT_KIND_RHO = "10"
+"""Each unit kind's total rho when node.toml sets none."""
+
+
+def migrate_dataset_totals(per_dataset: dict[str, str]) -> dict[str, str]:
+    """The per-unit-kind totals that replace per-dataset totals: each kind gets the largest
+    total among its listed datasets (so every dataset keeps the budget it had, now shared
+    with the other datasets about the same people); a kind with no listed dataset gets no
+    budget. The exact decimal text is kept."""
+    kinds = PARTNERSHIP_SCHEMA.unit_kind_of_dataset()
+    totals: dict[str, str] = {}
+    for dataset, rho in per_dataset.items():
+        kind = kinds[dataset]
+        if kind not in totals or Decimal(rho.strip()) > Decimal(totals[kind].strip()):
+            totals[kind] = rho
+    return totals
+
+
+def _toml_table(values: dict[str, str]) -> str:
+    return "{ " + ", ".join(f'{key} = "{value}"' for key, value in sorted(values.items())) + " }"
 
 
 def known_datasets(names: list[str]) -> list[str]:

@@ -1,5 +1,5 @@
-"""The budget and ledger part of `npcs-node status`: remaining rho per dataset and the
-last signed checkpoint. Reads the ledger without creating or changing it."""
+"""The budget and ledger part of `npcs-node status`: spending per privacy-unit kind (child,
+staff) and the last signed checkpoint. Reads the ledger without creating or changing it."""
 
 from __future__ import annotations
 
@@ -12,10 +12,12 @@ from node.settings import NodeSettings
 from privacy.budget import format_rho
 from privacy.ledger.errors import LedgerError
 from privacy.ledger.reader import LedgerReader
+from privacy.unit_spending import spending_per_unit_kind
 
 
 def gather_ledger_status(node_dir: Path, settings: NodeSettings) -> dict[str, Any]:
-    """Spent, total and remaining budget per dataset, and the latest checkpoint."""
+    """Spent, total and remaining budget per unit kind (rho, and epsilon at the
+    partnership's delta), and the latest checkpoint."""
     policy = budget_policy(settings.budget)
     paths = NodePaths(node_dir)
     file_bytes = paths.ledger_db.stat().st_size if paths.ledger_db.exists() else 0
@@ -35,12 +37,16 @@ def gather_ledger_status(node_dir: Path, settings: NodeSettings) -> dict[str, An
             "root": latest.checkpoint.root.hex(),
         }
     budget = {
-        dataset: {
-            "total_rho": format_rho(policy.dataset_total(dataset)),
-            "spent_rho": format_rho(spent.get(dataset, 0)),
-            "remaining_rho": format_rho(policy.remaining(dataset, spent.get(dataset, 0), None, 0)),
+        row.unit_kind: {
+            "datasets": list(row.datasets),
+            "total_rho": None if row.total_units is None else format_rho(row.total_units),
+            "spent_rho": format_rho(row.spent_units),
+            "remaining_rho": format_rho(row.remaining_units),
+            "spent_epsilon": row.spent_epsilon,
+            "total_epsilon": row.total_epsilon,
+            "delta": row.delta,
         }
-        for dataset in sorted(set(policy.total_units_per_dataset) | set(spent))
+        for row in spending_per_unit_kind(policy, spent, settings.budget.delta)
     }
     return {"budget": budget, "checkpoint": checkpoint, "file_bytes": file_bytes}
 
@@ -48,10 +54,12 @@ def gather_ledger_status(node_dir: Path, settings: NodeSettings) -> dict[str, An
 def format_ledger_status(ledger: dict[str, Any]) -> str:
     if "error" in ledger:
         return f"\nledger: ERROR: {ledger['error']}"
-    lines = ["", "budget (rho)  total / spent / remaining"]
-    for dataset, facts in ledger["budget"].items():
+    lines = ["", "budget per person (rho)  total / spent / remaining  (epsilon spent at delta)"]
+    for kind, facts in ledger["budget"].items():
         lines.append(
-            f"  {dataset}: {facts['total_rho']} / {facts['spent_rho']} / {facts['remaining_rho']}"
+            f"  {kind} ({', '.join(facts['datasets'])}): {facts['total_rho'] or 'no budget'} / "
+            f"{facts['spent_rho']} / {facts['remaining_rho']}  "
+            f"(epsilon {float(facts['spent_epsilon']):.4g} at delta {facts['delta']})"
         )
     checkpoint = ledger["checkpoint"]
     if checkpoint is None:

@@ -37,6 +37,12 @@ def rho_to_units_ceil(rho: float | Fraction | Decimal | str | int) -> int:
     return units
 
 
+def rho_to_units_floor(rho: str) -> int:
+    """Whole units not exceeding decimal `rho`: a configured budget is never rounded up."""
+    units = rho_to_units_ceil(rho)  # validates: finite, non-negative, in range
+    return units if units_to_rho(units) <= _exact(rho) else units - 1
+
+
 def parse_rho_text(text: str) -> Decimal:
     """An exact, finite, non-negative decimal rho from request text, or BudgetValueError."""
     if len(text) > MAX_RHO_TEXT_CHARS:

@@ -19,7 +19,7 @@ from __future__ import annotations
 import json
 from datetime import date
 from enum import StrEnum
-from typing import Annotated
+from typing import Annotated, Any
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
@@ -86,6 +86,14 @@ DECLARABLE_PERIODS = frozenset({TimeBucket.MONTH, TimeBucket.QUARTER, TimeBucket
 """Calendar buckets a per-period contribution bound may be declared for."""
 
 
+class UnitKind(StrEnum):
+    """The kind of person a dataset's privacy unit is: each kind has one privacy budget at
+    a node, shared by every dataset whose rows describe that kind of person."""
+
+    CHILD = "child"
+    STAFF = "staff"
+
+
 class PeriodBound(BaseModel):
     """At most `max_rows` rows of one privacy unit fall in any one `period` bucket of the
     dataset's `contribution_period` column (Tumult's MaxRowsPerGroupPerID, with the
@@ -105,6 +113,10 @@ class Dataset(BaseModel):
     name: str
     description: str
     privacy_unit: str = Field(description="The column identifying the person protected by DP.")
+    unit_kind: UnitKind = Field(
+        description="The kind of person `privacy_unit` identifies; datasets of one kind share "
+        "one privacy budget at a node (a child in `incidents` is also in `reports`)."
+    )
     max_rows_per_unit: Annotated[int, Field(ge=1)] = Field(
         description="Total contribution bound: the most rows one privacy unit may have. "
         "Ingest keeps at most this many rows per unit; every query truncates to it again "
@@ -121,6 +133,17 @@ class Dataset(BaseModel):
         "the total bound (ingest keeps the earliest rows; queries truncate again).",
     )
     columns: tuple[Column, ...]
+
+    @model_validator(mode="before")
+    @classmethod
+    def _unit_kind_of_an_older_schema(cls, data: Any) -> Any:
+        """A schema published before unit kinds (an older node's `Describe`) names none:
+        take the kind of the partnership dataset of the same name."""
+        if isinstance(data, dict) and "unit_kind" not in data:
+            known = _PARTNERSHIP_UNIT_KINDS.get(str(data.get("name")))
+            if known is not None:
+                return {**data, "unit_kind": known}
+        return data
 
     @model_validator(mode="after")
     def _check_bounds(self) -> Dataset:
@@ -178,6 +201,10 @@ class Schema(BaseModel):
     @property
     def dataset_names(self) -> tuple[str, ...]:
         return tuple(dataset.name for dataset in self.datasets)
+
+    def unit_kind_of_dataset(self) -> dict[str, str]:
+        """Each dataset's privacy-unit kind, by dataset name."""
+        return {dataset.name: dataset.unit_kind.value for dataset in self.datasets}
 
     def with_local_domains(self, domains: dict[str, tuple[str, ...]]) -> Schema:
         """This schema with node-declared domains (e.g. county codes) filled in."""
@@ -333,6 +360,7 @@ INCIDENTS = Dataset(
     description="Critical incidents: child fatalities and near fatalities reviewed by the "
     "jurisdiction, one row per child per incident.",
     privacy_unit="child_id",
+    unit_kind=UnitKind.CHILD,
     max_rows_per_unit=2,
     # A near fatality and a later fatality of the same child can fall in one year, so
     # a year bound below the total of 2 would cut real cases.
@@ -387,6 +415,7 @@ REPORTS = Dataset(
     name="reports",
     description="CPS screened-in reports, one row per child per report (NCANDS Child File).",
     privacy_unit="child_id",
+    unit_kind=UnitKind.CHILD,
     max_rows_per_unit=8,
     # Screened-in reports of one child come at least two weeks apart: at most 2 in a
     # calendar month; more than 4 in a year is rare (0.04% of rows in the synthetic
@@ -428,6 +457,7 @@ WORKFORCE = Dataset(
     name="workforce",
     description="Child-welfare workforce, one row per worker per month.",
     privacy_unit="worker_id",
+    unit_kind=UnitKind.STAFF,
     max_rows_per_unit=96,
     # One row per worker per month, by construction of the export.
     contribution_period="month",
@@ -461,6 +491,7 @@ WORKFORCE_YEARS = Dataset(
     "calendar year with at least one monthly row. Answers retention questions (workers "
     "and separations per year, turnover) with one row per person per year.",
     privacy_unit="worker_id",
+    unit_kind=UnitKind.STAFF,
     # 96 monthly rows in a row touch at most 9 calendar years; ingest keeps a worker's
     # first 9 years.
     max_rows_per_unit=9,
@@ -501,6 +532,7 @@ SAFETY_CULTURE = Dataset(
     name="safety_culture",
     description="Safety-culture survey, one row per respondent per wave.",
     privacy_unit="respondent_id",
+    unit_kind=UnitKind.STAFF,
     max_rows_per_unit=16,
     # One row per respondent per wave; the partnership surveys at most once a quarter
     # (waves in March and September).
@@ -520,8 +552,14 @@ SAFETY_CULTURE = Dataset(
     ),
 )
 
+_PARTNERSHIP_UNIT_KINDS: dict[str, UnitKind] = {}
+"""Filled below from PARTNERSHIP_SCHEMA, for schemas that predate `unit_kind`."""
+
 PARTNERSHIP_SCHEMA = Schema(
     version=SCHEMA_VERSION,
     datasets=(INCIDENTS, REPORTS, WORKFORCE, WORKFORCE_YEARS, SAFETY_CULTURE),
 )
 """The schema every node publishes, before node-declared domains (counties) are added."""
+_PARTNERSHIP_UNIT_KINDS.update(
+    (dataset.name, dataset.unit_kind) for dataset in PARTNERSHIP_SCHEMA.datasets
+)

@@ -17,10 +17,9 @@ from coordinator.audit.findings import Findings
 from coordinator.audit.report import DatasetSpending
 from kernel.messages import PolicyView
 from kernel.signing import RequestEnvelope, signed_request_from_bytes, verify_signature
-from privacy.budget import format_rho
+from privacy.budget import format_rho, rho_to_units_floor
 from privacy.ledger.entry import LedgerEntry
 from privacy.ledger.genesis import GenesisFormatError, is_genesis, read_reset
-from privacy.policy import BudgetPolicy
 from privacy.release import Release
 
 
@@ -122,12 +121,15 @@ def check_spending(
         spent[entry.dataset] = spent.get(entry.dataset, 0) + entry.cost_units
         charges[entry.dataset] = charges.get(entry.dataset, 0) + 1
     try:
-        limits = BudgetPolicy.from_rho(policy.total_rho_per_dataset, policy.max_rho_per_query)
+        max_per_query = rho_to_units_floor(policy.max_rho_per_query)
+        totals = {
+            name: rho_to_units_floor(rho) for name, rho in policy.total_rho_per_dataset.items()
+        }
     except ValueError as exc:
         findings.fail(f"the node publishes a budget policy that cannot be read: {exc}")
         return ()
     for entry in entries:
-        if entry.cost_units > limits.max_units_per_query:
+        if entry.cost_units > max_per_query:
             findings.warn(
                 f"entry {entry.seq} (query_id {entry.query_id}) cost rho "
                 f"{format_rho(entry.cost_units)}, above today's per-query maximum "
@@ -139,7 +141,7 @@ def check_spending(
         used = spent.get(dataset, 0)
         if total is None and used:
             findings.fail(f"dataset {dataset!r} spent rho {format_rho(used)} but has no budget")
-        elif total is not None and used > limits.dataset_total(dataset):
+        elif total is not None and used > totals[dataset]:
             findings.fail(
                 f"dataset {dataset!r} spent rho {format_rho(used)} (the sum of its "
                 f"{charges.get(dataset, 0)} charges), more than its policy total {total}"

@@ -5,18 +5,30 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from coordinator.audit.report import AuditReport, NodeAudit
+from coordinator.audit.report import AuditReport, NodeAudit, UnitKindSpending
 
 
 def _spending_text(node: NodeAudit) -> str:
     if not node.spending_known:
         return "unknown (the audit could not sum its charges)"
+    if node.unit_kind_spending:
+        return ", ".join(_unit_kind_text(row) for row in node.unit_kind_spending)
     parts = [
         f"{row.dataset} {row.spent_rho}/{row.total_rho or '-'}"
         for row in node.spending
         if row.charges or row.spent_units
     ]
     return ", ".join(parts) or "nothing spent"
+
+
+def _unit_kind_text(row: UnitKindSpending) -> str:
+    """'child 0.5/10 (eps 3.1 at delta 1e-9)': spent of total per kind of person."""
+    epsilon = (
+        f" (eps {float(row.spent_epsilon):.4g} at delta {row.delta})"
+        if row.spent_epsilon is not None
+        else ""
+    )
+    return f"{row.unit_kind} {row.spent_rho}/{row.total_rho or '-'}{epsilon}"
 
 
 def _history_text(node: NodeAudit) -> str:
@@ -92,7 +104,8 @@ def report_markdown(report: AuditReport) -> str:
         "against its leaf data; the recomputed Merkle root against the signed root; the "
         "checkpoint remembered from the last audit is a prefix (root and consistency "
         "proof); each analyst's signed request; each recorded release; spent rho per "
-        "dataset (sum of charges) within the published policy totals.",
+        "dataset and per privacy-unit kind (child, staff: the sum of the charges on every "
+        "dataset about that kind of person) within the published policy totals.",
     ]
     return "\n".join(lines) + "\n"
 

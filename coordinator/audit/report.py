@@ -26,6 +26,22 @@ class DatasetSpending(_Frozen):
     charges: int
 
 
+class UnitKindSpending(_Frozen):
+    """One privacy-unit kind's spending: the sum of the charges on its datasets."""
+
+    unit_kind: str
+    datasets: tuple[str, ...]
+    spent_units: int
+    spent_rho: str
+    total_rho: str | None
+    """The per-unit-kind total the node publishes (None: no budget for this kind)."""
+    charges: int
+    spent_epsilon: str | None
+    """Epsilon at `delta` of the spent rho, as the node computes it with OpenDP; None when
+    the node's own figure for the spent rho differs from the audit's sum."""
+    delta: str
+
+
 class NodeAudit(_Frozen):
     """What the audit of one node found."""
 
@@ -47,6 +63,8 @@ class NodeAudit(_Frozen):
     spending: tuple[DatasetSpending, ...] = ()
     spending_known: bool = False
     """False when the audit stopped before summing the charges: spending is unknown."""
+    unit_kind_spending: tuple[UnitKindSpending, ...] = ()
+    """Per privacy-unit kind (empty for a node that publishes no per-person budgets)."""
     ledger_key_fingerprint: str = ""
 
 

@@ -19,7 +19,14 @@ from coordinator.audit.ledger_checks import (
     rewrite_message,
     signed_checkpoint,
 )
-from coordinator.audit.report import AuditReport, DatasetSpending, NodeAudit, NodeVerdict
+from coordinator.audit.report import (
+    AuditReport,
+    DatasetSpending,
+    NodeAudit,
+    NodeVerdict,
+    UnitKindSpending,
+)
+from coordinator.audit.unit_kind_checks import check_unit_kind_spending
 from coordinator.checkpoints import CheckpointStore, RememberedCheckpoint
 from coordinator.client import ClientCredentials, NodeClient, pinned_ledger_key
 from coordinator.errors import NodeCallError
@@ -41,6 +48,7 @@ class _Facts:
     signed_requests_verified: int = 0
     spending: tuple[DatasetSpending, ...] = ()
     spending_known: bool = False
+    unit_kind_spending: tuple[UnitKindSpending, ...] = ()
     unreachable: str | None = None
     """Why the node could not be contacted (then nothing about it is known)."""
 
@@ -97,6 +105,7 @@ def audit_node(
         signed_requests_verified=facts.signed_requests_verified,
         spending=facts.spending,
         spending_known=facts.spending_known,
+        unit_kind_spending=facts.unit_kind_spending,
         ledger_key_fingerprint=entry.ledger_key_fingerprint,
     )
     passed = audit.result == "OK"
@@ -116,7 +125,7 @@ def _run_checks(
     findings: Findings,
     facts: _Facts,
 ) -> None:
-    description = client.describe()
+    description = client.describe(unit_kind_epsilon=True)
     if not client.serving():
         findings.fail(
             "the node reports NOT_SERVING: its ledger failed the node's own start-up "
@@ -144,6 +153,7 @@ def _run_checks(
         check_remembered(tree, checkpoint, consistency, remembered, key, findings)
     facts.signed_requests_verified = check_charges(entries, entry.name, findings)
     facts.spending = check_spending(entries, description.policy, findings)
+    facts.unit_kind_spending = check_unit_kind_spending(entries, description, findings)
     facts.spending_known = True
 
 

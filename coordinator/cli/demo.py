@@ -79,6 +79,7 @@ def command(
     click.echo("")
     click.echo(f"Finished in {outcome.seconds:.0f} s. Results in {outcome.workdir / 'results'}:")
     click.echo(f"  trend chart:   {outcome.chart}")
+    click.echo(f"  forest chart:  {outcome.forest_chart}")
     click.echo(f"  audit report:  {outcome.audit_report} (JSON: {outcome.audit_json})")
     click.echo(f"  tables:        {outcome.tables}")
     if outcome.database_note:

@@ -66,7 +66,11 @@ def command(
     described = fan_out(
         entries,
         lambda entry: describe_node(
-            entry, session.credentials, session.settings, remembered.get(entry.name)
+            entry,
+            session.credentials,
+            session.settings,
+            remembered.get(entry.name),
+            unit_kind_epsilon=True,
         ),
     )
     rows = [
@@ -127,6 +131,18 @@ def node_row(
             "remaining_rho": {
                 name: format_rho(units)
                 for name, units in sorted(description.remaining_units.items())
+            },
+            "budget_per_unit_kind": {
+                budget.unit_kind: {
+                    "datasets": list(budget.datasets),
+                    "total_rho": budget.total_rho or None,
+                    "spent_rho": format_rho(budget.spent_units),
+                    "remaining_rho": format_rho(budget.remaining_units),
+                    "spent_epsilon": budget.spent_epsilon or None,
+                    "total_epsilon": budget.total_epsilon or None,
+                    "delta": description.policy.delta,
+                }
+                for budget in description.unit_kind_budgets
             },
             "ledger_key_pinned": key_problem is None,
             "ledger_key_problem": key_problem,
@@ -215,6 +231,21 @@ def _signature_verified(row: dict[str, object]) -> bool:
     return isinstance(checkpoint, dict) and bool(checkpoint.get("signature_verified"))
 
 
+def _unit_kind_line(kind: str, budget: dict[str, object]) -> str:
+    """'  child (incidents, reports): spent rho 0.5 of 10 (eps 3.1 at delta 1e-9), ...'"""
+    datasets = budget["datasets"]
+    assert isinstance(datasets, list)
+    epsilon = (
+        f" (eps {float(str(budget['spent_epsilon'])):.4g} at delta {budget['delta']})"
+        if budget["spent_epsilon"]
+        else ""
+    )
+    return (
+        f"  {kind} ({', '.join(datasets)}): spent rho {budget['spent_rho']} of "
+        f"{budget['total_rho'] or 'no budget'}{epsilon}, remaining rho {budget['remaining_rho']}"
+    )
+
+
 def _table(rows: list[dict[str, object]]) -> str:
     lines: list[str] = []
     for row in rows:
@@ -229,8 +260,13 @@ def _table(rows: list[dict[str, object]]) -> str:
         assert isinstance(remaining, dict)
         datasets = row["datasets"]
         assert isinstance(datasets, list)
-        for dataset in datasets:
-            lines.append(f"  {dataset:<16} remaining rho {remaining.get(dataset, 'n/a')}")
+        per_kind = row["budget_per_unit_kind"]
+        assert isinstance(per_kind, dict)
+        for kind, budget in per_kind.items():
+            lines.append(_unit_kind_line(kind, budget))
+        if not per_kind:  # a node from before per-person budgets
+            for dataset in datasets:
+                lines.append(f"  {dataset:<16} remaining rho {remaining.get(dataset, 'n/a')}")
         checkpoint = row["checkpoint"]
         if isinstance(checkpoint, dict):
             state = (

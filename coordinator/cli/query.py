@@ -21,6 +21,7 @@ from coordinator.cli.interval_options import (
     interval_option,
     small_area_option,
 )
+from coordinator.cli.measures import MEASURES, measure_grouping, show_measure
 
 if TYPE_CHECKING:
     from coordinator.charts import YScale
@@ -31,7 +32,7 @@ if TYPE_CHECKING:
 EXIT_PARTIAL = 3
 EXIT_UNVERIFIED = 4
 EXIT_LEDGER_UNTRUSTED = 5
-STATISTICS = ("count", "sum", "mean", "quantiles", "histogram")
+STATISTICS = ("count", "sum", "mean", "quantiles", "histogram", *MEASURES)
 
 
 @click.command("query")
@@ -72,6 +73,13 @@ STATISTICS = ("count", "sum", "mean", "quantiles", "histogram")
 @click.option("--rate", is_flag=True, help="Show counts per 100,000 children as well.")
 @interval_option
 @small_area_option
+@click.option(
+    "--of",
+    "of",
+    help="share: COLUMN[=VALUE] whose share to show; disparity: the "
+    "group column (default race_ethnicity).",
+)
+@click.option("--reference", help="disparity: reference group (default white, else the largest).")
 @click.option("--plot", type=click.Path(dir_okay=False, path_type=Path), help="Chart file.")
 @y_scale_option
 @click.option("--dry-run", is_flag=True, help="Preview cost and accuracy; charge nothing.")
@@ -100,6 +108,8 @@ def command(  # noqa: PLR0917 - click passes every option as an argument
     rate: bool,
     interval: IntervalKind,
     small_area: bool,
+    of: str | None,
+    reference: str | None,
     plot: Path | None,
     y_scale: YScale,
     dry_run: bool,
@@ -109,13 +119,18 @@ def command(  # noqa: PLR0917 - click passes every option as an argument
 ) -> None:
     """Ask STATISTIC of DATASET [COLUMN] at every node, with pooled partnership totals.
 
+    `share` and `disparity` ask a count and show it as shares (of --of's values) or as
+    rate ratios and disproportionality indices by race/ethnicity (docs/analyst-guide.md).
+
     \b
     Examples:
       npcs query count incidents --by incident_date:year --from 2019 --to 2023 \\
           --rho 0.05 --purpose "annual fatality trend" --plot trend.png
       npcs query mean incidents child_age_months --where incident_type=fatality \\
           --from 2022 --to 2022 --accuracy 2 --purpose "age profile" --dry-run
-      npcs query count incidents --items 'io_*' --by incident_date:year \
+      npcs query share incidents --of sleep_related --by incident_type --from 2019 \\
+          --to 2024 --rho 0.5 --purpose "sleep-related share of fatalities"
+      npcs query count incidents --items 'io_*' --by incident_date:year \\
           --from 2019 --to 2023 --rho 0.5 --purpose "improvement opportunities"
       npcs query count incidents --where incident_type=fatality --from 2023 --to 2023 \\
           --rho 0.05 --purpose "fatality rates" --small-area --interval dp+poisson
@@ -124,6 +139,9 @@ def command(  # noqa: PLR0917 - click passes every option as an argument
     from coordinator.cli.query_args import QueryArgumentError, build_query
     from coordinator.session import open_session
 
+    measure = statistic if statistic in MEASURES else None
+    if measure is not None:
+        statistic, by = "count", measure_grouping(measure, by, of, plot)
     try:
         spec = build_query(
             statistic=statistic,
@@ -144,7 +162,7 @@ def command(  # noqa: PLR0917 - click passes every option as an argument
         )
     except QueryArgumentError as exc:
         raise click.UsageError(str(exc)) from exc
-    check_post_processing(statistic, interval, small_area)
+    check_post_processing(measure or statistic, interval, small_area)
     if plot is not None and not dry_run:
         _require_charts_before_spending()
     session = open_session(config, timeout=timeout, retries=retries)
@@ -168,15 +186,20 @@ def command(  # noqa: PLR0917 - click passes every option as an argument
     for warning in run.warnings:
         click.echo(f"WARNING: {warning}", err=True)
     report = run.report
-    show_report(
-        report,
-        output_format,
-        rates=rate,
-        plot=plot,
-        y_scale=y_scale,
-        interval=interval,
-        small_area=small_area,
-    )
+    if measure is not None:
+        show_measure(
+            report, measure, of=of, reference=reference, output_format=output_format, plot=plot
+        )
+    else:
+        show_report(
+            report,
+            output_format,
+            rates=rate,
+            plot=plot,
+            y_scale=y_scale,
+            interval=interval,
+            small_area=small_area,
+        )
     if report.untrusted_nodes:
         click.echo(
             f"REFUSED: {', '.join(report.untrusted_nodes)}: the ledger went back on the "

@@ -74,7 +74,7 @@ def show_command(  # noqa: PLR0917 - click passes every option as an argument
     """Show a stored result (an id prefix from `npcs results list` is enough)."""
     from coordinator.cli.render import show_report
 
-    store, full_id = _open(result_id)
+    store, full_id = open_store(result_id)
     report = store.report(full_id)
     check_post_processing(report.statistic, interval, small_area)
     show_report(
@@ -98,7 +98,7 @@ def show_command(  # noqa: PLR0917 - click passes every option as an argument
 @user_errors()
 def export_command(result_id: str, out: Path | None) -> None:
     """Everything kept for a result as JSON: the report, each node's release and receipt."""
-    store, full_id = _open(result_id)
+    store, full_id = open_store(result_id)
     report = store.report(full_id)
     body = {
         "format": "npcs.export.v1",
@@ -129,8 +129,18 @@ def _b64(data: bytes) -> str:
     return base64.b64encode(data).decode()
 
 
-def _open(result_id: str) -> tuple[ResultsStore, str]:
+def open_store(result_id: str) -> tuple[ResultsStore, str]:
     from coordinator.results import ResultsStore as Store
 
     store = Store.open_default()
     return store, store.resolve_id(result_id)
+
+
+def _add_measure_commands() -> None:
+    from coordinator.cli.measures import disparity_command, share_command
+
+    command.add_command(share_command)
+    command.add_command(disparity_command)
+
+
+_add_measure_commands()

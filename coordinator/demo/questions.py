@@ -113,6 +113,16 @@ QUESTIONS: tuple[Question, ...] = (
         purpose="demo: CPS recurrence of maltreatment within 12 months",
     ),
     Question(
+        key="victims_by_race",
+        statistic="count",
+        dataset="reports",
+        column=None,
+        by="race_ethnicity",
+        where="disposition=substantiated,indicated",
+        rho="0.5",
+        purpose="demo: racial disparity among victims of maltreatment",
+    ),
+    Question(
         key="separations",
         statistic="count",
         dataset="workforce_years",

@@ -82,6 +82,7 @@ class DemoOptions:
 class DemoOutcome:
     workdir: Path
     chart: Path | None = None
+    forest_chart: Path | None = None
     audit_report: Path | None = None
     audit_json: Path | None = None
     tables: Path | None = None
@@ -240,6 +241,7 @@ class DemoRun:
             improvement_table,
             incidents_by_year_tables,
             psych_safety_table,
+            racial_disparity_table,
             recurrence_table,
             separations_table,
             sleep_table,
@@ -252,6 +254,7 @@ class DemoRun:
             sleep_table(reports["sleep_related"]),
             improvement_table(reports["improvement_opportunities"]),
             recurrence_table(reports["recurrence"]),
+            racial_disparity_table(reports["victims_by_race"]),
             separations_table(reports["separations"]),
             psych_safety_table(reports["psych_safety"]),
         ]
@@ -268,6 +271,18 @@ class DemoRun:
                 self.outcome.reports["incidents_by_year"],
                 self.layout.results / "incident-trend.png",
                 rates=True,
+            )
+        self.write_forest_chart()
+
+    def write_forest_chart(self) -> None:
+        from coordinator.charts_forest import write_forest_chart
+        from coordinator.disparity import compute_disparity
+
+        title = "chart: racial disparity forest chart (`npcs results disparity --plot`)"
+        with self.steps.step(title):
+            self.outcome.forest_chart = write_forest_chart(
+                compute_disparity(self.outcome.reports["victims_by_race"]),
+                self.layout.results / "racial-disparity.png",
             )
 
     def final_audit(self, auditor: AuditorRun) -> None:

@@ -29,12 +29,13 @@ from coordinator.demo.processes import DemoError, run_node_cli
 from coordinator.demo.questions import FIRST_YEAR, LAST_YEAR
 from coordinator.partnership import NodeEntry, Partnership, save_partnership
 from kernel.tomlfile import edit_toml
-from privacy.schema import PARTNERSHIP_SCHEMA
+from privacy.schema import PARTNERSHIP_SCHEMA, UnitKind
 
 PARTNERSHIP = "demo"
 ANALYST = "demo-analyst"
 AUDITOR = "demo-auditor"
 NODE_BUDGET_RHO = "20"
+"""Each privacy-unit kind's (child, staff) total rho at a demo node."""
 NODE_MAX_RHO_PER_QUERY = "2"
 RESULTS_DIR = "results"
 DATASETS = PARTNERSHIP_SCHEMA.dataset_names
@@ -191,9 +192,10 @@ def configure_node(root: Path) -> None:
         settings["allowed_analysts"] = [ANALYST]
         budget = settings.setdefault("budget", {})
         budget["max_rho_per_query"] = NODE_MAX_RHO_PER_QUERY
-        totals = budget.setdefault("total_rho_per_dataset", {})
-        for dataset in (*totals, *DATASETS):
-            totals[dataset] = NODE_BUDGET_RHO
+        budget.pop("total_rho_per_dataset", None)  # replaced by one budget per person
+        totals = budget.setdefault("total_rho_per_unit_kind", {})
+        for kind in UnitKind:
+            totals[kind.value] = NODE_BUDGET_RHO
 
     edit_toml(root / "node.toml", allow_demo_analyst)
 

@@ -1,26 +1,26 @@
 """How the demo shows the answers to its questions (`coordinator.demo.questions`).
 
 Each table is built only from released numbers (post-processing: no privacy cost).
-Shares such as "sleep-related among fatalities" divide two *disjoint* noisy cells, whose
-noises are independent, so their delta-method interval is honest: p = a / (a + b),
-var(p) = (b^2 var(a) + a^2 var(b)) / (a + b)^4.
+Shares such as "sleep-related among fatalities", recurrence and turnover are the share
+statistics of `npcs results share` (coordinator/shares.py, Fieller intervals), and the
+racial-disparity table is `npcs results disparity` (coordinator/disparity.py).
 """
 
 from __future__ import annotations
 
-import math
 from collections.abc import Sequence
-from dataclasses import dataclass
 
 from rich.table import Table
 
+from coordinator.cli.measure_render import disparity_table, percent
 from coordinator.demo.questions import FIRST_YEAR, LAST_YEAR
-from coordinator.pooling import gaussian_interval
+from coordinator.disparity import compute_disparity
 from coordinator.report import PARTNERSHIP_SOURCE, Report, ValueRow
+from coordinator.shares import ShareRow, compute_shares
 from coordinator.trend import Point, bucket_position, weighted_slope
 
 YEARS = tuple(str(year) for year in range(FIRST_YEAR, LAST_YEAR + 1))
-TRUE, FALSE = "true", "false"
+TRUE = "true"
 LIKERT = (1.0, 5.0)
 """Bounds of the survey items: pooled means are clipped to them (post-processing)."""
 MAX_NODE_SHARE_WIDTH = 0.2
@@ -28,12 +28,6 @@ MAX_NODE_SHARE_WIDTH = 0.2
 
 
 # --- numbers ---------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class Noisy:
-    value: float
-    std: float
 
 
 def row_for(report: Report, source: str, key: Sequence[str], name: str = "count") -> ValueRow:
@@ -44,52 +38,13 @@ def row_for(report: Report, source: str, key: Sequence[str], name: str = "count"
     raise LookupError(f"no {name} for {source} {wanted} in the {report.dataset} result")
 
 
-def noisy(row: ValueRow) -> Noisy | None:
-    """The row's unbiased estimate (never the clamped display value) and its noise."""
-    if row.unbiased_estimate is None or row.std is None:
-        return None
-    return Noisy(row.unbiased_estimate, row.std)
-
-
-@dataclass(frozen=True)
-class Share:
-    value: float
-    low: float
-    high: float
-
-
-def share(part: Noisy | None, rest: Noisy | None, factor: float = 1.0) -> Share | None:
-    """part / (part + rest) for independent noisy values, with a delta-method interval.
-
-    None when the noisy total is not clearly positive (within two standard deviations of
-    zero): a share of mostly noise says nothing. Clipping to [0, 1] is post-processing.
-    """
-    if part is None or rest is None:
-        return None
-    total = part.value + rest.value
-    if total <= 2 * math.hypot(part.std, rest.std):
-        return None
-    estimate = part.value / total
-    variance = (rest.value**2 * part.std**2 + part.value**2 * rest.std**2) / total**4
-    low, high = gaussian_interval(estimate, math.sqrt(variance))
-    return Share(
-        _clip(estimate, 0.0, 1.0) * factor,
-        _clip(low, 0.0, 1.0) * factor,
-        _clip(high, 0.0, 1.0) * factor,
-    )
-
-
-def _clip(value: float, low: float, high: float) -> float:
-    return min(max(value, low), high)
-
-
-def sum_noisy(values: Sequence[Noisy | None]) -> Noisy | None:
-    if any(v is None for v in values) or not values:
-        return None
-    present = [v for v in values if v is not None]
-    return Noisy(
-        math.fsum(v.value for v in present), math.sqrt(math.fsum(v.std**2 for v in present))
-    )
+def shares_by(
+    report: Report, of_column: str, part: str | None = None
+) -> dict[tuple[str, tuple[str, ...], str], ShareRow]:
+    """The result's shares (coordinator/shares.py) by (source, other key, part)."""
+    return {
+        (row.source, row.key, row.part): row for row in compute_shares(report, of_column, part).rows
+    }
 
 
 def sources(report: Report) -> list[str]:
@@ -121,13 +76,13 @@ def interval_text(low: float | None, high: float | None, digits: int = 0) -> str
     return f"[{low:,.{digits}f}, {high:,.{digits}f}]"
 
 
-def percent_text(value: Share | None, *, with_interval: bool = True) -> str:
-    if value is None:
+def percent_text(row: ShareRow | None, *, with_interval: bool = True) -> str:
+    """A share as a percentage with its 95% interval; "-" when hidden or undefined."""
+    if row is None or row.share is None:
         return "-"
-    text = f"{100 * value.value:.1f}%"
-    if with_interval:
-        text += f" [{100 * value.low:.1f}, {100 * value.high:.1f}]"
-    return text
+    if not with_interval:
+        return percent(row.share, None, None)
+    return percent(row.share, row.ci_low, row.ci_high)
 
 
 # --- tables ----------------------------------------------------------------------------
@@ -219,14 +174,13 @@ def cause_table(report: Report) -> Table:
     causes = [
         row for row in report.rows if row.source == PARTNERSHIP_SOURCE and row.name == "count"
     ]
-    values = {row.key: noisy(row) for row in causes}
+    shares = shares_by(report, "primary_cause")
     for row in sorted(causes, key=lambda r: -(r.value or 0.0)):
-        rest = sum_noisy([v for key, v in values.items() if key != row.key])
         table.add_row(
             row.key[0],
             count_text(row.value),
             interval_text(row.ci_low, row.ci_high),
-            percent_text(share(values[row.key], rest)),
+            percent_text(shares.get((PARTNERSHIP_SOURCE, (), row.key[0]))),
         )
     return table
 
@@ -236,12 +190,12 @@ def sleep_table(report: Report) -> Table:
     table.add_column("source")
     table.add_column("fatalities", justify="right")
     table.add_column("near fatalities", justify="right")
+    shares = shares_by(report, "sleep_related", TRUE)
     for source in sources(report):
-        cells = []
-        for incident_type in ("fatality", "near_fatality"):
-            part = noisy(row_for(report, source, (incident_type, TRUE)))
-            rest = noisy(row_for(report, source, (incident_type, FALSE)))
-            cells.append(percent_text(share(part, rest)))
+        cells = [
+            percent_text(shares.get((source, (incident_type,), TRUE)))
+            for incident_type in ("fatality", "near_fatality")
+        ]
         table.add_row(label(source), *cells)
     return table
 
@@ -279,20 +233,26 @@ def recurrence_table(report: Report) -> Table:
         first_column="year",
         caption="-: too few victims for a share this privacy budget can resolve",
     )
+    shares = shares_by(report, "recurrence_12m", TRUE)
     for year in YEARS:
         cells = []
         for source in sources(report):
-            part = noisy(row_for(report, source, (year, TRUE)))
-            rest = noisy(row_for(report, source, (year, FALSE)))
-            value = share(part, rest)
+            value = shares.get((source, (year,), TRUE))
             if source == PARTNERSHIP_SOURCE:
                 cells.append(percent_text(value))
-            elif value is not None and value.high - value.low <= MAX_NODE_SHARE_WIDTH:
+            elif _narrow(value):
                 cells.append(percent_text(value, with_interval=False))
             else:
                 cells.append("-")
         table.add_row(year, *cells)
     return table
+
+
+def _narrow(value: ShareRow | None) -> bool:
+    """A node's share is shown (without its interval) only when the interval is narrow."""
+    if value is None or value.ci_low is None or value.ci_high is None:
+        return False
+    return value.ci_high - value.ci_low <= MAX_NODE_SHARE_WIDTH
 
 
 def separations_table(report: Report) -> Table:
@@ -303,14 +263,14 @@ def separations_table(report: Report) -> Table:
         table.add_column(node, justify="right")
     table.add_column("PARTNERSHIP", justify="right")
     table.add_column("annual turnover", justify="right")
+    shares = shares_by(report, "separated", TRUE)
     for year in YEARS:
         cells = [
             count_with_margin(row_for(report, node, (year, TRUE))) for node in report.pooled_nodes
         ]
         separated = row_for(report, PARTNERSHIP_SOURCE, (year, TRUE))
-        stayed = row_for(report, PARTNERSHIP_SOURCE, (year, FALSE))
         # One row per caseworker-year: turnover = separated / (separated + stayed).
-        turnover = share(noisy(separated), noisy(stayed))
+        turnover = shares.get((PARTNERSHIP_SOURCE, (year,), TRUE))
         table.add_row(
             year,
             *cells,
@@ -348,13 +308,17 @@ def _mean_cell(report: Report, source: str, wave: tuple[str, ...]) -> str:
         return "-"
     if row.ci_low is None or row.ci_high is None:
         return "-"
-    low, high = _clip(row.ci_low, *LIKERT), _clip(row.ci_high, *LIKERT)
+    low, high = _on_scale(row.ci_low), _on_scale(row.ci_high)
     if high - low >= LIKERT[1] - LIKERT[0]:
         return "-"
-    value = _clip(row.value, *LIKERT)
+    value = _on_scale(row.value)
     if source == PARTNERSHIP_SOURCE:
         return f"{value:.2f} {interval_text(low, high, 2)}"
     return f"{value:.2f} ±{(high - low) / 2:.2f}"
+
+
+def _on_scale(value: float) -> float:
+    return min(max(value, LIKERT[0]), LIKERT[1])
 
 
 def _wave_keys(report: Report) -> list[tuple[str, ...]]:
@@ -369,3 +333,12 @@ def _wave_keys(report: Report) -> list[tuple[str, ...]]:
     return [
         row.key for row in counts if (row.value or 0.0) > max(2 * (row.std or 0.0), largest / 3)
     ]
+
+
+def racial_disparity_table(report: Report) -> Table:
+    """Victims by race/ethnicity: rate ratio to white children and disproportionality index."""
+    return disparity_table(
+        compute_disparity(report),
+        title=f"Racial disparity among victims, {FIRST_YEAR}-{LAST_YEAR}: rate ratio to white "
+        "children and disproportionality index (95% intervals)",
+    )

@@ -36,7 +36,9 @@ def command() -> None:
 )
 @click.option("--format", "output_format", type=click.Choice(["table", "json"]), default="table")
 def show(node_dir: Path, last: int | None, output_format: str) -> None:
-    """Every charge: time, analyst, dataset, statistic, purpose, cost, remaining budget."""
+    """Every charge: time, analyst, dataset, statistic, purpose, cost, and what is left of
+    the budget of the dataset's unit kind (one per kind of person: child, staff); then
+    each unit kind's spending, in rho and in epsilon at the partnership's delta."""
     from node.node_ledger import budget_policy
     from node.settings import load_settings
     from privacy.budget import format_rho
@@ -48,13 +50,14 @@ def show(node_dir: Path, last: int | None, output_format: str) -> None:
     with _open_reader(node_dir) as reader:
         for entry in reader.iter_entries():
             spent[entry.dataset] = spent.get(entry.dataset, 0) + entry.cost_units
-            remaining = max(policy.dataset_total(entry.dataset) - spent[entry.dataset], 0)
+            remaining = policy.remaining(entry.dataset, lambda name: spent.get(name, 0), None, 0)
             rows.append(
                 {
                     "seq": entry.seq,
                     "time": entry.time,
                     "analyst": entry.analyst,
                     "dataset": entry.dataset,
+                    "unit_kind": policy.unit_kind(entry.dataset),
                     "statistic": entry.statistic,
                     "purpose": entry.purpose,
                     "status": entry.status,
@@ -68,7 +71,31 @@ def show(node_dir: Path, last: int | None, output_format: str) -> None:
     if output_format == "json":
         click.echo(json.dumps(shown, indent=2))
         return
-    _print_table(shown, policy, spent, format_rho)
+    _print_table(shown)
+    for line in unit_kind_lines(policy, spent, settings.budget.delta):
+        click.echo(line)
+
+
+def unit_kind_lines(policy: Any, spent_by_dataset: dict[str, int], delta: str) -> list[str]:
+    """'child (incidents, reports): spent rho 0.5 of 10 (epsilon ...)': one line per kind."""
+    from privacy.budget import format_rho
+    from privacy.text import printable
+    from privacy.unit_spending import spending_per_unit_kind
+
+    lines = []
+    for row in spending_per_unit_kind(policy, spent_by_dataset, delta):
+        total = "no budget" if row.total_units is None else format_rho(row.total_units)
+        who = f"{row.unit_kind} ({', '.join(row.datasets)})"
+        lines.append(
+            f"{printable(who)}: spent rho {format_rho(row.spent_units)} of {total}, "
+            f"remaining rho {format_rho(row.remaining_units)}; epsilon "
+            f"{_short(row.spent_epsilon)} of {_short(row.total_epsilon)} at delta {delta}"
+        )
+    return lines
+
+
+def _short(epsilon: str) -> str:
+    return f"{float(epsilon):.4g}"
 
 
 def describe_cost(entry: LedgerEntry) -> str:
@@ -79,9 +106,7 @@ def describe_cost(entry: LedgerEntry) -> str:
     return f"rho {format_rho(entry.cost_units)} (eps {epsilon:.4g} at delta {entry.delta})"
 
 
-def _print_table(
-    rows: list[dict[str, Any]], policy: Any, spent: dict[str, int], format_rho: Any
-) -> None:
+def _print_table(rows: list[dict[str, Any]]) -> None:
     from rich.console import Console
     from rich.table import Table
     from rich.text import Text
@@ -95,7 +120,7 @@ def _print_table(
     table = Table(title="Privacy-budget ledger")
     for column in ("#", "time", "analyst", "dataset", "statistic", "purpose", "cost", "remaining"):
         table.add_column(column)
-    for row in rows:
+    for row in rows:  # "remaining": of the budget of the dataset's unit kind
         failed = " (release failed)" if row["status"] != "released" else ""
         table.add_row(
             str(row["seq"]),
@@ -105,16 +130,9 @@ def _print_table(
             shown(row["statistic"]),
             shown(row["purpose"]),
             row["cost"] + failed,
-            f"rho {row['remaining_rho']}",
+            f"rho {row['remaining_rho']} ({row['unit_kind'] or 'no unit kind'})",
         )
-    console = Console(width=200)
-    console.print(table)
-    for dataset, total in sorted(policy.total_units_per_dataset.items()):
-        used = spent.get(dataset, 0)
-        console.print(
-            f"{dataset}: spent rho {format_rho(used)} of {format_rho(total)}, "
-            f"remaining rho {format_rho(max(total - used, 0))}"
-        )
+    Console(width=200).print(table)
 
 
 @command.command()

@@ -269,7 +269,7 @@ class Ledger(LedgerReader):
             dataset=charge.dataset,
             analyst=charge.analyst,
             cost_units=charge.cost_units,
-            dataset_spent=self._total("dataset", charge.dataset),
+            dataset_spent=lambda name: self._total("dataset", name),
             analyst_spent=self._total("analyst", charge.analyst),
         )
         return False
@@ -301,7 +301,7 @@ class Ledger(LedgerReader):
             dataset=charge.dataset,
             analyst=charge.analyst,
             cost_units=charge.cost_units,
-            dataset_spent=self._total_in_transaction("dataset", charge.dataset),
+            dataset_spent=lambda name: self._total_in_transaction("dataset", name),
             analyst_spent=self._total_in_transaction("analyst", charge.analyst),
         )
 
@@ -377,13 +377,11 @@ class Ledger(LedgerReader):
     # -- budget views
 
     def remaining_units(self, dataset: str, analyst: str | None = None) -> int:
-        """What is left, as of the last commit (advisory: charging re-checks in its
-        transaction); read on the snapshot reader, so it never waits for a writer."""
+        """What is left for `dataset`'s unit kind, as of the last commit (advisory: charging
+        re-checks in its transaction); read on the snapshot reader, never waiting."""
         reads = self.snapshot_reader
         analyst_spent = reads.spent_units(analyst=analyst) if analyst is not None else 0
-        return self.policy.remaining(
-            dataset, reads.spent_units(dataset=dataset), analyst, analyst_spent
-        )
+        return self.policy.remaining(dataset, reads.spent_units, analyst, analyst_spent)
 
     def self_check(self) -> SelfCheckReport:
         """Start-up check: integrity, recomputed root = last signed checkpoint (signed by

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pydantic import ValidationError
 
-from kernel.messages import NodeDescription, PolicyView
+from kernel.messages import NodeDescription, PolicyView, UnitKindBudget
 from npcs.errors import WireError
 from npcs.serde_ledger import (
     checkpoint_from_proto,
@@ -31,7 +31,20 @@ def describe_to_proto(
             total_rho_per_dataset=dict(policy.total_rho_per_dataset),
             max_rho_per_query=policy.max_rho_per_query,
             delta=policy.delta,
+            total_rho_per_unit_kind=dict(policy.total_rho_per_unit_kind),
         ),
+        unit_kind_budgets=[
+            pb.UnitKindBudget(
+                unit_kind=budget.unit_kind,
+                datasets=list(budget.datasets),
+                total_rho=budget.total_rho,
+                spent_units=budget.spent_units,
+                remaining_units=budget.remaining_units,
+                spent_epsilon=budget.spent_epsilon,
+                total_epsilon=budget.total_epsilon,
+            )
+            for budget in description.unit_kind_budgets
+        ],
         remaining=[
             pb.DatasetBudget(dataset=name, remaining_units=units, remaining_rho=format_rho(units))
             for name, units in sorted(description.remaining_units.items())
@@ -76,6 +89,19 @@ def describe_from_proto(message: pb.DescribeResponse) -> NodeDescription:
                 policy.analyst_cap_rho if policy.HasField("analyst_cap_rho") else None
             ),
             delta=policy.delta,
+            total_rho_per_unit_kind=dict(policy.total_rho_per_unit_kind),
+        ),
+        unit_kind_budgets=tuple(
+            UnitKindBudget(
+                unit_kind=budget.unit_kind,
+                datasets=tuple(budget.datasets),
+                total_rho=budget.total_rho,
+                spent_units=budget.spent_units,
+                remaining_units=budget.remaining_units,
+                spent_epsilon=budget.spent_epsilon,
+                total_epsilon=budget.total_epsilon,
+            )
+            for budget in message.unit_kind_budgets
         ),
         remaining_units={budget.dataset: budget.remaining_units for budget in message.remaining},
         child_population=dict(message.child_population),

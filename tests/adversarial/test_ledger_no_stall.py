@@ -43,7 +43,7 @@ def _request(query_id: str, cost: int = 100_000) -> ChargeRequest:
 
 @pytest.fixture
 def ledger(tmp_path: Path) -> Iterator[Ledger]:
-    policy = BudgetPolicy.from_rho({"incidents": "0.25"}, "0.25", {})
+    policy = BudgetPolicy.from_rho({"child": "0.25"}, "0.25", {})
     opened = Ledger.open(
         tmp_path / "ledger.sqlite", origin=ORIGIN, signing_key=generate_ed25519_key(), policy=policy
     )

@@ -28,13 +28,15 @@ from support_ledger import charge_request
 DATASET = "incidents"
 
 
-def worker_charge(query_id: str, cost_units: int, analyst: str) -> ChargeRequest:
+def worker_charge(
+    query_id: str, cost_units: int, analyst: str, dataset: str = DATASET
+) -> ChargeRequest:
     """The charge this worker records for `query_id` (a count with a unique body)."""
     return charge_request(
         query_id,
-        f'{{"dataset":"{DATASET}","statistic":"count","id":"{query_id}"}}'.encode(),
+        f'{{"dataset":"{dataset}","statistic":"count","id":"{query_id}"}}'.encode(),
         analyst=analyst,
-        dataset=DATASET,
+        dataset=dataset,
         cost_units=cost_units,
         purpose="crash test",
         mechanism_summary='{"count":{"distribution":"gaussian","scale":1.0}}',
@@ -52,6 +54,7 @@ def main() -> None:
     parser.add_argument("--cost", type=int, default=1)
     parser.add_argument("--budget", type=int, default=10**12)
     parser.add_argument("--analyst", default="analyst-a")
+    parser.add_argument("--dataset", default=DATASET, help="A child dataset (one budget).")
     parser.add_argument("--wait-for-go", action="store_true")
     parser.add_argument("--release-before-commit", action="store_true")
     args = parser.parse_args()
@@ -60,7 +63,7 @@ def main() -> None:
         args.ledger,
         origin="npcs/test/node-a/ledger",
         signing_key=load_ed25519_private_key(args.key),
-        policy=BudgetPolicy({DATASET: args.budget}, max_units_per_query=args.budget),
+        policy=BudgetPolicy({"child": args.budget}, max_units_per_query=args.budget),
     )
     if args.wait_for_go:
         print("READY", flush=True)
@@ -73,7 +76,8 @@ def main() -> None:
             time.sleep(0.5)  # the window in which a kill loses the charge
         try:
             outcome = ledger.charge_and_release(
-                worker_charge(query_id, args.cost, args.analyst), functools.partial(bytes, answer)
+                worker_charge(query_id, args.cost, args.analyst, args.dataset),
+                functools.partial(bytes, answer),
             )
         except BudgetExceeded:
             print(f"REFUSED {query_id}", flush=True)

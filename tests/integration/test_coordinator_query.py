@@ -109,7 +109,7 @@ def partnership(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Partnershi
     )
     assert init.exit_code == 0, init.output
     with ExitStack() as stack:
-        poor_budget = {"total_rho_per_dataset": {"incidents": "0.001"}, "max_rho_per_query": "1"}
+        poor_budget = {"total_rho_per_unit_kind": {"child": "0.001"}, "max_rho_per_query": "1"}
         for name, paths in nodes.items():
             overrides: dict[str, Any] = {"budget": poor_budget} if name == "poor" else {}
             running = stack.enter_context(running_node(paths.root, **overrides))
@@ -388,11 +388,17 @@ def test_nodes_command_shows_reachability_budget_and_checkpoint(partnership: Par
     assert rows["down"]["problem"]["code"] == "UNREACHABLE"
     assert rows["a"]["reachable"] is True
     assert "incidents" in rows["a"]["remaining_rho"]
+    child = rows["a"]["budget_per_unit_kind"]["child"]
+    assert child["datasets"] == ["incidents", "reports"]
+    assert child["remaining_rho"] == rows["a"]["remaining_rho"]["incidents"]
+    assert float(child["spent_epsilon"]) >= 0
+    assert rows["poor"]["budget_per_unit_kind"]["child"]["total_rho"] == "0.001"
     assert rows["a"]["ledger_key_pinned"] is True
     assert rows["a"]["checkpoint"] is None or rows["a"]["checkpoint"]["signature_verified"]
     table = partnership.run("nodes", "--nodes", "a,down", "--timeout", "5")
     assert "UNREACHABLE" in table.stdout
     assert "remaining rho" in table.stdout
+    assert "child (incidents, reports): spent rho " in table.stdout
 
 
 def test_schema_with_node_info_shows_each_nodes_domains_and_populations(
@@ -552,6 +558,50 @@ def test_rates_by_race_over_real_nodes_use_each_nodes_group_population(
     )
     shown = partnership.run("results", "show", report.result_id, "--rate")
     assert "No rate: c: rate left out where the node publishes no population" in shown.stdout
+
+
+def test_share_and_disparity_queries_read_one_count_per_node_and_pooled(
+    partnership: Partnership, tmp_path: Path
+) -> None:
+    from coordinator.disparity import DisparityResult
+    from coordinator.shares import SharesResult
+    from node.populations import save_populations
+    from node.synth import group_populations
+
+    shares = partnership.run(
+        "query", "share", "incidents", "--of", "sleep_related", "--by", "incident_type",
+        "--from", "2021", "--to", "2021", "--rho", "0.5",
+        "--purpose", "sleep-related share", "--nodes", "a,b", "--format", "json",
+    )  # fmt: skip
+    assert shares.exit_code == 0, shares.output
+    document = SharesResult.model_validate_json(shares.stdout)
+    assert document.of_column == "sleep_related"
+    assert {row.source for row in document.rows} == {"a", "b", PARTNERSHIP_SOURCE}
+    # The shares read the stored count: the same numbers come back at no cost.
+    again = partnership.run("results", "share", document.result_id, "--of", "sleep_related")
+    assert again.exit_code == 0, again.output
+    assert "PARTNERSHIP" in again.stdout
+    for name in ("a", "b"):
+        save_populations(partnership.nodes[name], group_populations(300_000, 2021, 2021))
+    forest = tmp_path / "forest.png"
+    disparity = partnership.run(
+        "query", "disparity", "incidents", "--from", "2021", "--to", "2021", "--rho", "0.5",
+        "--purpose", "disparity", "--nodes", "a,b", "--format", "json", "--plot", str(forest),
+    )  # fmt: skip
+    assert disparity.exit_code == 0, disparity.output
+    result = DisparityResult.model_validate_json(disparity.stdout)
+    assert result.reference == "white"
+    pooled_white = next(
+        row for row in result.rows if row.source == PARTNERSHIP_SOURCE and row.group == "white"
+    )
+    assert pooled_white.rate_ratio == 1.0
+    assert forest.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    refused = partnership.run(
+        "query", "share", "incidents", "--by", "incident_type", "--rho", "0.5",
+        "--purpose", "no column", "--nodes", "a,b",
+    )  # fmt: skip
+    assert refused.exit_code == 2
+    assert "needs --of COLUMN" in refused.output
 
 
 def test_a_multi_item_count_is_one_release_and_one_ledger_entry_per_node(

@@ -72,6 +72,8 @@ def test_demo_succeeds_and_prints_the_showcase_tables(
         "Share of incidents that were sleep-related",
         "Fatality reviews finding each improvement opportunity",
         "CPS recurrence of maltreatment within 12 months",
+        "Racial disparity among victims",
+        "1 (reference)",
         "Caseworker separations per year",
         "mean psychological safety",
         "Result: every ledger checks out",
@@ -79,6 +81,11 @@ def test_demo_succeeds_and_prints_the_showcase_tables(
         assert title in completed.stdout, title
     for node in ("north-state", "bay-county", "river-nation", "PARTNERSHIP"):
         assert node in completed.stdout
+    # No negative count (or share, or ratio) in any table: "-12", "-0.4%", "-1.05".
+    # Trend slopes (per year) can truly be negative.
+    tables = [line for line in completed.stdout.splitlines() if "per year" not in line]
+    negative = [line for line in tables if re.search(r"(?<![\w.])-\d", line)]
+    assert not negative, negative
 
 
 def test_demo_writes_a_png_chart_and_a_passing_audit_report(
@@ -87,6 +94,7 @@ def test_demo_writes_a_png_chart_and_a_passing_audit_report(
     completed, workdir = demo_run
     results = workdir / "results"
     assert (results / "incident-trend.png").read_bytes().startswith(PNG_MAGIC)
+    assert (results / "racial-disparity.png").read_bytes().startswith(PNG_MAGIC)
     assert "all ledgers OK" in (results / "audit-report.md").read_text()
     audit = json.loads((results / "audit-report.json").read_text())
     assert audit["ok"] is True

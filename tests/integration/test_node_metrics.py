@@ -40,16 +40,16 @@ def test_the_endpoint_reports_a_real_querys_rho_status_and_latency(tmp_path: Pat
         assert node.metrics is not None
         assert node.metrics.host == "127.0.0.1"
         before = _scrape(node.metrics.url)
-        assert before[("npcs_budget_spent_rho", (("dataset", "incidents"),))] == 0
+        assert before[("npcs_budget_spent_rho", (("unit_kind", "child"),))] == 0
         with node_stub(world, node.port, world.alice) as stub:
             stub.Query(query_request(count_spec(rho="0.25"), world.alice), timeout=30)
             with pytest.raises(grpc.RpcError):  # over the per-query cap: refused, not charged
                 stub.Query(query_request(count_spec(rho="5"), world.alice), timeout=30)
         after = _scrape(node.metrics.url)
 
-    incidents = (("dataset", "incidents"),)
-    assert after[("npcs_budget_spent_rho", incidents)] == 0.25
-    assert after[("npcs_budget_remaining_rho", incidents)] == 9.75
+    child = (("unit_kind", "child"),)
+    assert after[("npcs_budget_spent_rho", child)] == 0.25
+    assert after[("npcs_budget_remaining_rho", child)] == 9.75
     assert after[("npcs_queries_total", (("dataset", "incidents"), ("status", "OK")))] == 1
     refused = [
         value
@@ -60,7 +60,7 @@ def test_the_endpoint_reports_a_real_querys_rho_status_and_latency(tmp_path: Pat
     assert after[("npcs_rpc_duration_seconds_count", (("method", "Query"),))] == 2
     assert after[("npcs_ledger_entries", ())] == 1
     assert after[("npcs_ledger_size_bytes", ())] > 0
-    assert after[("npcs_snapshot_age_seconds", incidents)] >= 0
+    assert after[("npcs_snapshot_age_seconds", (("dataset", "incidents"),))] >= 0
     expiry = load_certificate_file(world.node.tls_cert).not_valid_after_utc
     assert after[("npcs_certificate_expiry_timestamp_seconds", ())] == expiry.timestamp()
     assert expiry > datetime.datetime.now(datetime.UTC)

@@ -342,7 +342,7 @@ def small_budget_node(
     tmp_path_factory: pytest.TempPathFactory,
 ) -> Iterator[tuple[NodeWorld, RunningNode]]:
     world = make_node_world(tmp_path_factory.mktemp("small-budget"))
-    budget = BudgetSettings(total_rho_per_dataset={"incidents": "0.03"}, max_rho_per_query="1")
+    budget = BudgetSettings(total_rho_per_unit_kind={"child": "0.03"}, max_rho_per_query="1")
     with running_node(world.node.root, budget=budget) as node:
         yield world, node
 
@@ -362,7 +362,7 @@ def test_budget_exhaustion_is_resource_exhausted_with_details(
     assert "has only rho 0 left" in (error.details() or "")
     shortfall = budget_shortfall_from_metadata(error.trailing_metadata())
     assert shortfall == BudgetShortfall(
-        dataset="incidents", scope="dataset", requested_units=10_000, remaining_units=0
+        dataset="incidents", scope="unit_kind", requested_units=10_000, remaining_units=0
     )
     assert ledger_size(world) == size
 
@@ -371,7 +371,7 @@ def test_concurrent_queries_beyond_the_budget_yield_exactly_what_fits(
     tmp_path: Path,
 ) -> None:
     world = make_node_world(tmp_path)
-    budget = BudgetSettings(total_rho_per_dataset={"incidents": "0.03"}, max_rho_per_query="1")
+    budget = BudgetSettings(total_rho_per_unit_kind={"child": "0.03"}, max_rho_per_query="1")
     requests = [query_request(count_spec(rho="0.01"), world.alice) for _ in range(8)]
     with (
         running_node(world.node.root, budget=budget) as node,

@@ -21,14 +21,17 @@ def test_status_shows_spent_budget_and_last_checkpoint(tmp_path: Path) -> None:
     result = runner.invoke(cli, ["status", str(world.node.root), "--format", "json"])
     assert result.exit_code == 0, result.output
     ledger = json.loads(result.output)["ledger"]
-    assert ledger["budget"]["incidents"] == {
-        "total_rho": "10",
-        "spent_rho": "0.25",
-        "remaining_rho": "9.75",
-    }
+    child = ledger["budget"]["child"]
+    assert child["datasets"] == ["incidents", "reports"]
+    assert (child["total_rho"], child["spent_rho"], child["remaining_rho"]) == (
+        "10",
+        "0.25",
+        "9.75",
+    )
+    assert float(child["spent_epsilon"]) > 0.25  # epsilon at delta 1e-9 of rho 0.25
     assert ledger["checkpoint"]["size"] == 1
     # hex, as `npcs-node ledger verify` and `npcs audit` print roots
     assert re.fullmatch(r"[0-9a-f]{64}", ledger["checkpoint"]["root"])
     text = runner.invoke(cli, ["status", str(world.node.root)]).output
-    assert "incidents: 10 / 0.25 / 9.75" in text
+    assert "child (incidents, reports): 10 / 0.25 / 9.75" in text
     assert "last checkpoint: 1 entries" in text

@@ -1,8 +1,7 @@
-"""The demo's pure parts: which jurisdictions, node.toml editing, shares of noisy counts."""
+"""The demo's pure parts: which jurisdictions, node.toml editing, and its questions."""
 
 from __future__ import annotations
 
-import math
 import tomllib
 from pathlib import Path
 
@@ -11,7 +10,6 @@ import pytest
 from coordinator.demo.processes import DemoError
 from coordinator.demo.questions import QUESTIONS
 from coordinator.demo.setup import ANALYST, NODE_BUDGET_RHO, configure_node, select_jurisdictions
-from coordinator.demo.showcase import Noisy, share
 
 
 def test_a_smaller_demo_keeps_the_largest_and_the_smallest_jurisdiction() -> None:
@@ -61,9 +59,9 @@ incidents = "10"
     assert settings["child_population"] == {"2019": 3000}
     assert settings["budget"]["analyst_caps"] == {"ana.b": "2"}
     assert settings["budget"]["delta"] == "1e-9"
-    totals = settings["budget"]["total_rho_per_dataset"]
-    assert set(totals) == {"incidents", "reports", "workforce", "workforce_years", "safety_culture"}
-    assert set(totals.values()) == {NODE_BUDGET_RHO}
+    assert "total_rho_per_dataset" not in settings["budget"]
+    totals = settings["budget"]["total_rho_per_unit_kind"]
+    assert totals == {"child": NODE_BUDGET_RHO, "staff": NODE_BUDGET_RHO}
     assert max(float(q.rho) for q in QUESTIONS) <= float(settings["budget"]["max_rho_per_query"])
 
 
@@ -83,24 +81,3 @@ max_rho_per_query = "1"
     for comment in ("# Operator's note", "# the jurisdiction", "# per query, in rho"):
         assert comment in text
     assert tomllib.loads(text)["allowed_analysts"] == [ANALYST]
-
-
-def test_share_of_independent_noisy_counts_has_a_delta_method_interval() -> None:
-    result = share(Noisy(20.0, 2.0), Noisy(80.0, 2.0))
-    assert result is not None
-    assert result.value == pytest.approx(0.2)
-    half_width = 1.959963984540054 * math.sqrt(80**2 * 4 + 20**2 * 4) / 100**2
-    assert result.high - result.value == pytest.approx(half_width)
-    assert result.value - result.low == pytest.approx(half_width)
-
-
-def test_share_of_a_total_lost_in_noise_is_not_shown() -> None:
-    assert share(Noisy(2.0, 5.0), Noisy(3.0, 5.0)) is None
-    assert share(Noisy(-4.0, 5.0), Noisy(1.0, 5.0)) is None
-
-
-def test_shares_are_clipped_to_zero_and_one() -> None:
-    result = share(Noisy(-3.0, 2.0), Noisy(100.0, 2.0))
-    assert result is not None
-    assert result.value == 0.0
-    assert result.low == 0.0

@@ -53,7 +53,7 @@ def key() -> Ed25519PrivateKey:
 
 @pytest.fixture
 def policy() -> BudgetPolicy:
-    return BudgetPolicy.from_rho({"incidents": "1", "reports": "0.5"}, "0.5", {"bob": "0.3"})
+    return BudgetPolicy.from_rho({"child": "1"}, "0.5", {"bob": "0.3"})
 
 
 @pytest.fixture
@@ -149,13 +149,13 @@ def test_same_query_id_with_a_different_body_is_refused(ledger: Ledger) -> None:
     assert ledger.size() == 1
 
 
-def test_refusal_when_the_dataset_budget_is_spent_charges_nothing(ledger: Ledger) -> None:
+def test_refusal_when_the_unit_kind_budget_is_spent_charges_nothing(ledger: Ledger) -> None:
     for number in range(2):
         ledger.charge_and_release(request(f"q{number}", cost=500_000), lambda: b"a")
     assert ledger.remaining_units("incidents") == 0
     with pytest.raises(BudgetExceeded) as refused:
         ledger.charge_and_release(request("q-over", cost=1), lambda: b"never")
-    assert refused.value.scope == "dataset"
+    assert refused.value.scope == "unit_kind"
     assert (refused.value.requested_units, refused.value.remaining_units) == (1, 0)
     assert "incidents" in str(refused.value)
     assert ledger.size() == 2
@@ -256,7 +256,7 @@ def test_malformed_charge_is_refused_before_anything_happens(ledger: Ledger) -> 
 def test_proofs_from_the_ledger_verify_for_every_size_and_index(
     ledger: Ledger, key: Ed25519PrivateKey
 ) -> None:
-    ledger.policy = BudgetPolicy({"incidents": 10**9}, 10**6)
+    ledger.policy = BudgetPolicy({"child": 10**9}, 10**6)
     roots: dict[int, bytes] = {}
     for number in range(64):
         outcome = ledger.charge_and_release(request(f"q{number}", cost=1), lambda: b"a")

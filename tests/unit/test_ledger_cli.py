@@ -39,6 +39,7 @@ partnership = "test"
 max_rho_per_query = "0.5"
 total_rho_per_dataset = { incidents = "1", reports = "2" }
 """
+"""Settings from before per-person budgets: read as child = "2" (the largest of its datasets')."""
 
 
 def charge(number: int, dataset: str = "incidents") -> ChargeRequest:
@@ -92,8 +93,10 @@ def test_show_prints_every_charge_with_cost_and_remaining_budget(node_dir: Path)
     assert "alice" in output
     assert "annual fatality report" in output
     assert "rho 0.125 (eps" in output
-    assert "rho 0.375" in output  # incidents remaining after five charges of 0.125 of 1
-    assert "incidents: spent rho 0.625 of 1, remaining rho 0.375" in output
+    assert "rho 1.375 (child)" in output  # a child's budget after five charges of 0.125 of 2
+    assert "child (incidents, reports): spent rho 0.75 of 2, remaining rho 1.25; epsilon " in (
+        output
+    )
 
 
 def test_show_as_json_lists_remaining_after_each_entry(node_dir: Path) -> None:
@@ -101,13 +104,14 @@ def test_show_as_json_lists_remaining_after_each_entry(node_dir: Path) -> None:
     assert code == 0, output
     rows = json.loads(output)
     assert [row["remaining_rho"] for row in rows] == [
-        "0.875",
-        "0.75",
-        "0.625",
-        "0.5",
-        "0.375",
         "1.875",
+        "1.75",
+        "1.625",
+        "1.5",
+        "1.375",
+        "1.25",  # reports shares the child's budget with incidents
     ]
+    assert {row["unit_kind"] for row in rows} == {"child"}
 
 
 def test_verify_passes_with_a_one_line_summary(node_dir: Path) -> None:

@@ -1,4 +1,5 @@
-"""Eight processes hammer one budget that fits k queries: exactly k are answered."""
+"""Eight processes hammer one budget that fits k queries: exactly k are answered, also
+when they charge two datasets of one privacy-unit kind (one budget for a child)."""
 
 from __future__ import annotations
 
@@ -16,7 +17,8 @@ COST = 7_000
 FITS = 25
 
 
-def test_concurrent_writers_get_exactly_k_answers_and_never_overspend(tmp_path: Path) -> None:
+def _hammer(tmp_path: Path, datasets: tuple[str, ...]) -> None:
+    """Process i charges datasets[i % len(datasets)]; all share the child's budget."""
     key_path = tmp_path / "ledger.key"
     key = generate_ed25519_key()
     write_private_file(key_path, private_key_pem(key))
@@ -38,6 +40,8 @@ def test_concurrent_writers_get_exactly_k_answers_and_never_overspend(tmp_path: 
                 str(FITS * COST),
                 "--analyst",
                 f"analyst-{number}",
+                "--dataset",
+                datasets[number % len(datasets)],
                 "--wait-for-go",
             ],
             stdin=subprocess.PIPE,
@@ -64,7 +68,7 @@ def test_concurrent_writers_get_exactly_k_answers_and_never_overspend(tmp_path: 
     assert len(refused) == PROCESSES * ATTEMPTS_PER_PROCESS - FITS
     with LedgerReader.open_existing(ledger_path) as reader:
         assert reader.size() == FITS
-        assert reader.spent_units("incidents") == FITS * COST
+        assert sum(reader.spent_units(dataset) for dataset in set(datasets)) == FITS * COST
         assert sum(entry.cost_units for entry in reader.entries()) == FITS * COST
         report = reader.verify(key.public_key())
         assert report.ok, report.problems
@@ -72,3 +76,13 @@ def test_concurrent_writers_get_exactly_k_answers_and_never_overspend(tmp_path: 
     for line in answered:
         _, query_id, answer = line.split()
         assert answers[query_id] == answer
+
+
+def test_concurrent_writers_get_exactly_k_answers_and_never_overspend(tmp_path: Path) -> None:
+    _hammer(tmp_path, ("incidents",))
+
+
+def test_concurrent_charges_on_two_child_datasets_never_exceed_the_childs_budget(
+    tmp_path: Path,
+) -> None:
+    _hammer(tmp_path, ("incidents", "reports"))

@@ -48,7 +48,7 @@ def key() -> Ed25519PrivateKey:
 @pytest.fixture(scope="module")
 def pristine(tmp_path_factory: pytest.TempPathFactory, key: Ed25519PrivateKey) -> Path:
     path = tmp_path_factory.mktemp("pristine") / "ledger.sqlite"
-    policy = BudgetPolicy({"incidents": 10**6}, 10**6)
+    policy = BudgetPolicy({"child": 10**6}, 10**6)
     with Ledger.open(path, origin=ORIGIN, signing_key=key, policy=policy) as ledger:
         for number in range(ENTRIES):
             ledger.charge_and_release(

@@ -226,14 +226,23 @@ class PreviewResponse(_message.Message):
     def __init__(self, cost_units: _Optional[int] = ..., cost_rho: _Optional[str] = ..., expected: _Optional[_Iterable[_Union[ExpectedValue, _Mapping]]] = ..., remaining_units: _Optional[int] = ...) -> None: ...
 
 class DescribeRequest(_message.Message):
-    __slots__ = ("remembered_size",)
+    __slots__ = ("remembered_size", "unit_kind_epsilon")
     REMEMBERED_SIZE_FIELD_NUMBER: _ClassVar[int]
+    UNIT_KIND_EPSILON_FIELD_NUMBER: _ClassVar[int]
     remembered_size: int
-    def __init__(self, remembered_size: _Optional[int] = ...) -> None: ...
+    unit_kind_epsilon: bool
+    def __init__(self, remembered_size: _Optional[int] = ..., unit_kind_epsilon: _Optional[bool] = ...) -> None: ...
 
 class Policy(_message.Message):
-    __slots__ = ("datasets", "total_rho_per_dataset", "max_rho_per_query", "analyst_cap_rho", "delta")
+    __slots__ = ("datasets", "total_rho_per_dataset", "max_rho_per_query", "analyst_cap_rho", "delta", "total_rho_per_unit_kind")
     class TotalRhoPerDatasetEntry(_message.Message):
+        __slots__ = ("key", "value")
+        KEY_FIELD_NUMBER: _ClassVar[int]
+        VALUE_FIELD_NUMBER: _ClassVar[int]
+        key: str
+        value: str
+        def __init__(self, key: _Optional[str] = ..., value: _Optional[str] = ...) -> None: ...
+    class TotalRhoPerUnitKindEntry(_message.Message):
         __slots__ = ("key", "value")
         KEY_FIELD_NUMBER: _ClassVar[int]
         VALUE_FIELD_NUMBER: _ClassVar[int]
@@ -245,12 +254,32 @@ class Policy(_message.Message):
     MAX_RHO_PER_QUERY_FIELD_NUMBER: _ClassVar[int]
     ANALYST_CAP_RHO_FIELD_NUMBER: _ClassVar[int]
     DELTA_FIELD_NUMBER: _ClassVar[int]
+    TOTAL_RHO_PER_UNIT_KIND_FIELD_NUMBER: _ClassVar[int]
     datasets: _containers.RepeatedScalarFieldContainer[str]
     total_rho_per_dataset: _containers.ScalarMap[str, str]
     max_rho_per_query: str
     analyst_cap_rho: str
     delta: str
-    def __init__(self, datasets: _Optional[_Iterable[str]] = ..., total_rho_per_dataset: _Optional[_Mapping[str, str]] = ..., max_rho_per_query: _Optional[str] = ..., analyst_cap_rho: _Optional[str] = ..., delta: _Optional[str] = ...) -> None: ...
+    total_rho_per_unit_kind: _containers.ScalarMap[str, str]
+    def __init__(self, datasets: _Optional[_Iterable[str]] = ..., total_rho_per_dataset: _Optional[_Mapping[str, str]] = ..., max_rho_per_query: _Optional[str] = ..., analyst_cap_rho: _Optional[str] = ..., delta: _Optional[str] = ..., total_rho_per_unit_kind: _Optional[_Mapping[str, str]] = ...) -> None: ...
+
+class UnitKindBudget(_message.Message):
+    __slots__ = ("unit_kind", "datasets", "total_rho", "spent_units", "remaining_units", "spent_epsilon", "total_epsilon")
+    UNIT_KIND_FIELD_NUMBER: _ClassVar[int]
+    DATASETS_FIELD_NUMBER: _ClassVar[int]
+    TOTAL_RHO_FIELD_NUMBER: _ClassVar[int]
+    SPENT_UNITS_FIELD_NUMBER: _ClassVar[int]
+    REMAINING_UNITS_FIELD_NUMBER: _ClassVar[int]
+    SPENT_EPSILON_FIELD_NUMBER: _ClassVar[int]
+    TOTAL_EPSILON_FIELD_NUMBER: _ClassVar[int]
+    unit_kind: str
+    datasets: _containers.RepeatedScalarFieldContainer[str]
+    total_rho: str
+    spent_units: int
+    remaining_units: int
+    spent_epsilon: str
+    total_epsilon: str
+    def __init__(self, unit_kind: _Optional[str] = ..., datasets: _Optional[_Iterable[str]] = ..., total_rho: _Optional[str] = ..., spent_units: _Optional[int] = ..., remaining_units: _Optional[int] = ..., spent_epsilon: _Optional[str] = ..., total_epsilon: _Optional[str] = ...) -> None: ...
 
 class DatasetBudget(_message.Message):
     __slots__ = ("dataset", "remaining_units", "remaining_rho")
@@ -263,7 +292,7 @@ class DatasetBudget(_message.Message):
     def __init__(self, dataset: _Optional[str] = ..., remaining_units: _Optional[int] = ..., remaining_rho: _Optional[str] = ...) -> None: ...
 
 class DescribeResponse(_message.Message):
-    __slots__ = ("node_name", "partnership", "schema_json", "schema_version", "policy", "remaining", "child_population", "ledger_public_key_pem", "latest_checkpoint", "opendp_version", "group_populations", "population_source", "consistency")
+    __slots__ = ("node_name", "partnership", "schema_json", "schema_version", "policy", "remaining", "child_population", "ledger_public_key_pem", "latest_checkpoint", "opendp_version", "group_populations", "population_source", "consistency", "unit_kind_budgets")
     class ChildPopulationEntry(_message.Message):
         __slots__ = ("key", "value")
         KEY_FIELD_NUMBER: _ClassVar[int]
@@ -284,6 +313,7 @@ class DescribeResponse(_message.Message):
     GROUP_POPULATIONS_FIELD_NUMBER: _ClassVar[int]
     POPULATION_SOURCE_FIELD_NUMBER: _ClassVar[int]
     CONSISTENCY_FIELD_NUMBER: _ClassVar[int]
+    UNIT_KIND_BUDGETS_FIELD_NUMBER: _ClassVar[int]
     node_name: str
     partnership: str
     schema_json: str
@@ -297,7 +327,8 @@ class DescribeResponse(_message.Message):
     group_populations: _containers.RepeatedCompositeFieldContainer[GroupPopulation]
     population_source: str
     consistency: ConsistencyFromRemembered
-    def __init__(self, node_name: _Optional[str] = ..., partnership: _Optional[str] = ..., schema_json: _Optional[str] = ..., schema_version: _Optional[str] = ..., policy: _Optional[_Union[Policy, _Mapping]] = ..., remaining: _Optional[_Iterable[_Union[DatasetBudget, _Mapping]]] = ..., child_population: _Optional[_Mapping[str, int]] = ..., ledger_public_key_pem: _Optional[str] = ..., latest_checkpoint: _Optional[_Union[SignedCheckpoint, _Mapping]] = ..., opendp_version: _Optional[str] = ..., group_populations: _Optional[_Iterable[_Union[GroupPopulation, _Mapping]]] = ..., population_source: _Optional[str] = ..., consistency: _Optional[_Union[ConsistencyFromRemembered, _Mapping]] = ...) -> None: ...
+    unit_kind_budgets: _containers.RepeatedCompositeFieldContainer[UnitKindBudget]
+    def __init__(self, node_name: _Optional[str] = ..., partnership: _Optional[str] = ..., schema_json: _Optional[str] = ..., schema_version: _Optional[str] = ..., policy: _Optional[_Union[Policy, _Mapping]] = ..., remaining: _Optional[_Iterable[_Union[DatasetBudget, _Mapping]]] = ..., child_population: _Optional[_Mapping[str, int]] = ..., ledger_public_key_pem: _Optional[str] = ..., latest_checkpoint: _Optional[_Union[SignedCheckpoint, _Mapping]] = ..., opendp_version: _Optional[str] = ..., group_populations: _Optional[_Iterable[_Union[GroupPopulation, _Mapping]]] = ..., population_source: _Optional[str] = ..., consistency: _Optional[_Union[ConsistencyFromRemembered, _Mapping]] = ..., unit_kind_budgets: _Optional[_Iterable[_Union[UnitKindBudget, _Mapping]]] = ...) -> None: ...
 
 class GroupPopulation(_message.Message):
     __slots__ = ("year", "column", "value", "population")
