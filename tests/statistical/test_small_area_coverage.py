@@ -3,8 +3,8 @@
 Simulated partnerships of eight nodes (populations 1,500 to 700,000): underlying rates
 drawn from a gamma distribution, counts from Poisson, DP noise from OpenDP's own discrete
 Gaussian sampler at scale 2. Empirical Bayes intervals are calibrated on average over
-nodes, so that is what is checked (measured: 94-96%; small nodes over-cover, the
-largest under-cover a little). Fixed alpha: 2,000 partnerships x 8 nodes; the band is
+nodes, so that is what is checked (measured: 93.8-95.7% in four scenarios; small nodes
+over-cover, the largest under-cover). Fixed alpha: 2,000 partnerships x 8 nodes; the band is
 wide enough (0.92) that a false failure is far rarer than once in 10,000 runs.
 """
 
