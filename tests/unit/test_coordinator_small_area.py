@@ -7,8 +7,10 @@ import io
 import math
 
 import pytest
+from click.testing import CliRunner
 from test_coordinator_intervals import count_report
 
+from coordinator.cli import cli
 from coordinator.cli.render import render_report
 from coordinator.small_area import NodeCount, between_node_variance, shrink, with_small_area
 from coordinator.suppression import apply_suppression
@@ -96,3 +98,21 @@ def test_a_cell_with_a_suppressed_node_gets_no_small_area_values() -> None:
     hidden = report.model_copy(update={"rows": tuple(apply_suppression(flagged, "partnership"))})
     assert with_small_area(hidden).small_area == ()
     assert with_small_area(report).small_area != ()
+
+
+@pytest.mark.parametrize(
+    "asked",
+    [
+        ["mean", "incidents", "child_age_months"],
+        ["share", "incidents", "--of", "sleep_related"],
+    ],
+)
+def test_the_cli_refuses_small_area_where_there_is_no_count_rate(asked: list[str]) -> None:
+    result = CliRunner().invoke(
+        cli,
+        ["query", *asked, "--rho", "0.1", "--purpose", "p", "--small-area",
+         "--config", "/nonexistent.toml"],
+    )  # fmt: skip
+    assert result.exit_code == 2
+    assert "--small-area shrinks rates of counts" in result.output
+    assert "nothing was asked of any node" in result.output
