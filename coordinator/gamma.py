@@ -4,7 +4,7 @@ The coordinator may not import numpy or scipy (tests/unit/test_import_rules.py),
 regularized lower incomplete gamma function P(a, x) is computed here the classic way: its
 power series below x = a + 1 and Lentz's continued fraction for the upper tail above it
 (both converge to double precision within a few hundred terms for the counts seen here).
-Quantiles are found by bisection on P, which is monotone in x.
+Quantiles are found by Newton steps on P (monotone in x), safeguarded by bisection.
 
 Garwood's exact limits for a Poisson mean given an observed count k at two-sided level
 c (tail t = (1 - c) / 2 on each side) are the gamma quantiles
@@ -73,7 +73,13 @@ def _continued_fraction(shape: float, x: float, log_prefactor: float) -> float:
 
 
 def gamma_quantile(shape: float, probability: float, scale: float = 1.0) -> float:
-    """x with P(Gamma(shape, scale) <= x) = probability, to about 1e-12 relative."""
+    """x with P(Gamma(shape, scale) <= x) = probability, to about 1e-12 relative.
+
+    Newton steps on P (its derivative is the density), kept inside a bracket that
+    bisection narrows whenever a step would leave it. For shapes far below 1 a lower
+    tail quantile can be smaller than the smallest float: a tiny x is returned (a lower
+    limit of about 0, which is what it means). The shapes used here are at least 1.
+    """
     if not 0 < probability < 1:
         raise ValueError(f"probability must be in (0, 1), got {probability}")
     if not (scale > 0 and math.isfinite(scale)):
@@ -81,15 +87,19 @@ def gamma_quantile(shape: float, probability: float, scale: float = 1.0) -> floa
     low, high = 0.0, max(1.0, shape)
     while regularized_lower_gamma(shape, high) < probability:
         low, high = high, 2 * high
+    x = (low + high) / 2
     for _ in range(200):
-        middle = (low + high) / 2
-        if regularized_lower_gamma(shape, middle) < probability:
-            low = middle
+        error = regularized_lower_gamma(shape, x) - probability
+        if error < 0:
+            low = x
         else:
-            high = middle
-        if high - low <= 1e-12 * max(high, 1e-300):
+            high = x
+        density = math.exp((shape - 1) * math.log(x) - x - math.lgamma(shape)) if x > 0 else 0.0
+        step = x - error / density if density > 0 else math.nan
+        x = step if low < step < high else (low + high) / 2
+        if high - low <= 1e-12 * max(high, 1e-300) or abs(error) < 1e-15:
             break
-    return scale * (low + high) / 2
+    return scale * x
 
 
 def garwood_limits(count: int, confidence: float = 0.95) -> tuple[float, float]:
