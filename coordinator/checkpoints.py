@@ -23,7 +23,7 @@ results store's file, an auditor's in its own file (`coordinator.audit.memory`).
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import Iterable
+from collections.abc import Collection, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Literal
@@ -223,17 +223,24 @@ class CheckpointStore:
             ) from exc
 
     def remember(
-        self, partnership: str, checkpoints: Iterable[RememberedCheckpoint]
+        self,
+        partnership: str,
+        checkpoints: Iterable[RememberedCheckpoint],
+        *,
+        replacing: Collection[str] = (),
     ) -> list[LedgerRegression]:
         """Keep each node's newer checkpoint, all in one transaction (one fsync for a
         whole fan-out); a checkpoint that went back on the remembered one is returned
-        and not kept.
+        and not kept. The nodes named in `replacing` (a ledger reset the auditor
+        accepted) have their remembered checkpoint forgotten first, in that transaction.
 
         Only checkpoints are compared here (same size, other root: forked); full
         consistency proofs between sizes are the auditor's job (`npcs audit`).
         """
         regressions: list[LedgerRegression] = []
         with transaction(self.path) as connection:
+            for node in replacing:
+                _delete(connection, partnership, node)
             for checkpoint in checkpoints:
                 regression = _remember(connection, partnership, checkpoint)
                 if regression is not None:
@@ -245,9 +252,7 @@ class CheckpointStore:
         auditor cleared), so its next verified checkpoint starts a new memory."""
         with transaction(self.path) as connection:
             row = connection.execute(_SELECT_ONE, (partnership, node)).fetchone()
-            connection.execute(
-                "DELETE FROM checkpoints WHERE partnership = ? AND node = ?", (partnership, node)
-            )
+            _delete(connection, partnership, node)
         return None if row is None else _from_row(row)
 
     def latest(self, partnership: str, node: str) -> RememberedCheckpoint | None:
@@ -268,6 +273,12 @@ def _from_row(row: tuple[object, ...]) -> RememberedCheckpoint:
     assert isinstance(signature, bytes)
     return RememberedCheckpoint(
         str(node), str(origin), int(str(size)), root, signature, str(fingerprint), str(seen_at)
+    )
+
+
+def _delete(connection: sqlite3.Connection, partnership: str, node: str) -> None:
+    connection.execute(
+        "DELETE FROM checkpoints WHERE partnership = ? AND node = ?", (partnership, node)
     )
 
 

@@ -15,7 +15,7 @@ from __future__ import annotations
 import io
 import os
 import secrets
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any, NoReturn
 
@@ -64,6 +64,50 @@ def scratch_name(prefix: str) -> str:
     return f"{prefix}_{secrets.token_hex(4)}"
 
 
+@contextmanager
+def _connection(
+    kind: str,
+    url: str,
+    connect: Callable[..., Any],
+    failure: type[Exception],
+    *,
+    port: int,
+    database_keyword: str,
+    database: str | None = None,
+) -> Iterator[Any]:
+    """A driver's autocommit connection to `url` (on `port` when the url names none; to
+    `database` when given, else the url's, passed as the driver's `database_keyword`),
+    closed afterwards; the test skips (or fails) when it cannot connect."""
+    parsed = make_url(url)
+    try:
+        connection = connect(
+            host=parsed.host,
+            port=parsed.port or port,
+            user=parsed.username,
+            password=parsed.password or "",
+            connect_timeout=5,
+            autocommit=True,
+            **{database_keyword: database or parsed.database},
+        )
+    except failure as error:
+        unavailable(kind, url, error)
+    with connection:
+        yield connection
+
+
+@contextmanager
+def _scratch(
+    execute: Callable[[str], object], kind: str, *, drop_options: str = ""
+) -> Iterator[str]:
+    """A fresh `kind` (SCHEMA, DATABASE) with a random name, dropped afterwards."""
+    name = scratch_name("npcs_test")
+    execute(f"CREATE {kind} {name}")
+    try:
+        yield name
+    finally:
+        execute(f"DROP {kind} {name}{drop_options}")
+
+
 # -- PostgreSQL -------------------------------------------------------------------------
 
 
@@ -71,33 +115,25 @@ def scratch_name(prefix: str) -> str:
 def postgres_connection(url: str = POSTGRES_URL) -> Iterator[Any]:
     import psycopg
 
-    parsed = make_url(url)
-    try:
-        connection = psycopg.connect(
-            host=parsed.host,
-            port=parsed.port or 5432,
-            user=parsed.username,
-            password=parsed.password,
-            dbname=parsed.database,
-            connect_timeout=5,
-            autocommit=True,
-        )
-    except psycopg.OperationalError as error:
-        unavailable("PostgreSQL", url, error)
-    with connection:
+    with _connection(
+        "PostgreSQL",
+        url,
+        psycopg.connect,
+        psycopg.OperationalError,
+        port=5432,
+        database_keyword="dbname",
+    ) as connection:
         yield connection
 
 
 @contextmanager
 def postgres_schema() -> Iterator[str]:
     """A fresh schema, dropped with everything in it afterwards."""
-    name = scratch_name("npcs_test")
-    with postgres_connection() as connection:
-        connection.execute(f"CREATE SCHEMA {name}")
-        try:
-            yield name
-        finally:
-            connection.execute(f"DROP SCHEMA {name} CASCADE")
+    with (
+        postgres_connection() as connection,
+        _scratch(connection.execute, "SCHEMA", drop_options=" CASCADE") as name,
+    ):
+        yield name
 
 
 def load_postgres_table(schema: str, table: str, frame: pl.DataFrame) -> None:
@@ -121,33 +157,26 @@ def load_postgres_table(schema: str, table: str, frame: pl.DataFrame) -> None:
 def mariadb_connection(url: str = MARIADB_URL, database: str | None = None) -> Iterator[Any]:
     import pymysql
 
-    parsed = make_url(url)
-    try:
-        connection = pymysql.connect(
-            host=parsed.host,
-            port=parsed.port or 3306,
-            user=parsed.username,
-            password=parsed.password or "",
-            database=database or parsed.database,
-            connect_timeout=5,
-            autocommit=True,
-        )
-    except pymysql.MySQLError as error:
-        unavailable("MariaDB", url, error)
-    with connection:
+    with _connection(
+        "MariaDB",
+        url,
+        pymysql.connect,
+        pymysql.MySQLError,
+        port=3306,
+        database_keyword="database",
+        database=database,
+    ) as connection:
         yield connection
 
 
 @contextmanager
 def mariadb_database() -> Iterator[str]:
     """A fresh database, dropped afterwards."""
-    name = scratch_name("npcs_test")
-    with mariadb_connection() as connection:
-        connection.cursor().execute(f"CREATE DATABASE {name}")
-        try:
-            yield name
-        finally:
-            connection.cursor().execute(f"DROP DATABASE {name}")
+    with (
+        mariadb_connection() as connection,
+        _scratch(connection.cursor().execute, "DATABASE") as name,
+    ):
+        yield name
 
 
 @contextmanager

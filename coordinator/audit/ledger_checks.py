@@ -16,10 +16,12 @@ from coordinator.audit.findings import Findings
 from coordinator.checkpoints import RememberedCheckpoint, check_continuity, ledger_regression
 from coordinator.client import NodeClient, UnreadableEntryError
 from coordinator.errors import NodeCallError
+from coordinator.ledger_resets import accepted_line, genesis_mismatch
 from coordinator.partnership import NodeEntry
 from kernel.messages import ConsistencyFromRemembered, PublishedCheckpoint
 from privacy import tlog
 from privacy.ledger.entry import LedgerEntry
+from privacy.ledger.genesis import GenesisFormatError, is_genesis, read_reset
 
 
 def signed_checkpoint(
@@ -155,3 +157,34 @@ def check_remembered(  # noqa: PLR0917 - the checks share all of these
     untrusted = check_continuity(remembered.node, remembered, checkpoint, consistency, key)
     if untrusted is not None:
         findings.fail(untrusted.detail)
+
+
+def check_accepted_reset(
+    entries: Sequence[LedgerEntry],
+    checkpoint: PublishedCheckpoint,
+    remembered: RememberedCheckpoint,
+    key: Ed25519PublicKey,
+    findings: Findings,
+) -> str | None:
+    """`--accept-reset`: the new ledger's entry 0 must be a genesis entry naming exactly
+    the `remembered` checkpoint. The record of the acceptance, or None (a problem) when
+    it is refused."""
+    refused = "--accept-reset refused, the remembered checkpoint is kept: {}"
+    if not entries or not is_genesis(entries[0]):
+        findings.fail(
+            refused.format(
+                "the ledger does not start with a genesis entry, so it was not reset by "
+                "`npcs-node ledger reset`; audit it without --accept-reset"
+            )
+        )
+        return None
+    try:
+        reset = read_reset(entries[0])
+    except GenesisFormatError as exc:
+        findings.fail(refused.format(exc))
+        return None
+    mismatch = genesis_mismatch(remembered, reset.previous, key)
+    if mismatch is not None:
+        findings.fail(refused.format(mismatch))
+        return None
+    return accepted_line(remembered, checkpoint.size, checkpoint.root)

@@ -34,6 +34,8 @@ def _unit_kind_text(row: UnitKindSpending) -> str:
 def _history_text(node: NodeAudit) -> str:
     if node.previous_size is None:
         return "first audit"
+    if node.accepted_reset is not None:
+        return f"new ledger accepted, replacing remembered size {node.previous_size}"
     remembered = f"size {node.previous_size} ({node.previous_seen_at})"
     if node.result == "OK":
         return f"extends {remembered}"
@@ -56,6 +58,8 @@ def summary_lines(report: AuditReport) -> list[str]:
             f"{_history_text(node)}, {node.signed_requests_verified} signed requests verified, "
             f"spent rho {_spending_text(node)}"
         )
+        if node.accepted_reset is not None:
+            lines.append(f"              accepted: {node.accepted_reset}")
         lines += [f"              problem: {problem}" for problem in node.problems]
         lines += [f"              warning: {warning}" for warning in node.warnings]
     lines.append(f"Result: {_verdict(report)}")
@@ -93,9 +97,11 @@ def report_markdown(report: AuditReport) -> str:
             f"| {_spending_text(node)} |"
         )
     for node in report.nodes:
-        if not node.problems and not node.warnings:
+        if not node.problems and not node.warnings and node.accepted_reset is None:
             continue
         lines += ["", f"## {node.node}: {node.result}", ""]
+        if node.accepted_reset is not None:
+            lines.append(f"- accepted: {node.accepted_reset}")
         lines += [f"- problem: {problem}" for problem in node.problems]
         lines += [f"- warning: {warning}" for warning in node.warnings]
     lines += [

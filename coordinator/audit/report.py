@@ -66,6 +66,9 @@ class NodeAudit(_Frozen):
     unit_kind_spending: tuple[UnitKindSpending, ...] = ()
     """Per privacy-unit kind (empty for a node that publishes no per-person budgets)."""
     ledger_key_fingerprint: str = ""
+    accepted_reset: str | None = None
+    """`npcs audit --accept-reset`: which remembered checkpoint the node's new ledger
+    replaced (its genesis entry names it), as a record."""
 
 
 class AuditReport(_Frozen):

@@ -7,13 +7,14 @@ transaction, so the next audit proves each of those ledgers only grew.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
 from coordinator.audit.charge_checks import check_charges, check_spending
 from coordinator.audit.findings import Findings, StopAudit
 from coordinator.audit.ledger_checks import (
+    check_accepted_reset,
     check_remembered,
     fetch_entries,
     rewrite_message,
@@ -51,6 +52,8 @@ class _Facts:
     unit_kind_spending: tuple[UnitKindSpending, ...] = ()
     unreachable: str | None = None
     """Why the node could not be contacted (then nothing about it is known)."""
+    accepted_reset: str | None = None
+    """The record of a ledger reset accepted with `--accept-reset`."""
 
 
 UNREACHABLE_CODES = frozenset({"UNREACHABLE", "TLS", "DEADLINE_EXCEEDED", "UNAVAILABLE"})
@@ -63,6 +66,11 @@ class NodeOutcome:
     verified_checkpoint: PublishedCheckpoint | None
     """The node's checkpoint, when the audit passed (to remember)."""
 
+    @property
+    def replaces_memory(self) -> bool:
+        """A ledger reset accepted: the remembered checkpoint gives way to this one."""
+        return self.verified_checkpoint is not None and self.audit.accepted_reset is not None
+
 
 def audit_node(
     entry: NodeEntry,
@@ -70,13 +78,21 @@ def audit_node(
     remembered: RememberedCheckpoint | None,
     *,
     timeout: float = DEFAULT_TIMEOUT_SECONDS,
+    accept_reset: bool = False,
 ) -> NodeOutcome:
-    """Run every check against one node; never raises for what the node does wrong."""
+    """Run every check against one node; never raises for what the node does wrong.
+
+    With `accept_reset`, the node's ledger is audited as new, and must start with a
+    genesis entry naming exactly the `remembered` checkpoint (which it then replaces).
+    """
     findings = Findings()
     facts = _Facts()
     with NodeClient(entry, credentials, timeout=timeout) as client:
         try:
-            _run_checks(client, entry, remembered, findings, facts)
+            if accept_reset and remembered is not None:
+                _run_checks(client, entry, None, findings, facts, replacing=remembered)
+            else:
+                _run_checks(client, entry, remembered, findings, facts)
         except NodeCallError as failure:
             reason = f"{failure.problem.code}: {failure.problem.reason}"
             if failure.problem.code in UNREACHABLE_CODES:
@@ -107,6 +123,7 @@ def audit_node(
         spending_known=facts.spending_known,
         unit_kind_spending=facts.unit_kind_spending,
         ledger_key_fingerprint=entry.ledger_key_fingerprint,
+        accepted_reset=facts.accepted_reset if not findings.problems else None,
     )
     passed = audit.result == "OK"
     return NodeOutcome(audit, checkpoint if passed else None)
@@ -124,6 +141,8 @@ def _run_checks(
     remembered: RememberedCheckpoint | None,
     findings: Findings,
     facts: _Facts,
+    *,
+    replacing: RememberedCheckpoint | None = None,
 ) -> None:
     description = client.describe(unit_kind_epsilon=True)
     if not client.serving():
@@ -151,6 +170,8 @@ def _run_checks(
         findings.fail(rewrite_message(client, tree, checkpoint, entries))
     if remembered is not None:
         check_remembered(tree, checkpoint, consistency, remembered, key, findings)
+    if replacing is not None:
+        facts.accepted_reset = check_accepted_reset(entries, checkpoint, replacing, key, findings)
     facts.signed_requests_verified = check_charges(entries, entry.name, findings)
     facts.spending = check_spending(entries, description.policy, findings)
     facts.unit_kind_spending = check_unit_kind_spending(entries, description, findings)
@@ -165,13 +186,21 @@ def audit_partnership(
     memory: CheckpointStore,
     nodes: Sequence[NodeEntry] | None = None,
     timeout: float = DEFAULT_TIMEOUT_SECONDS,
+    accept_resets: Collection[str] = (),
 ) -> AuditReport:
-    """Audit nodes concurrently; remember the checkpoints of those that pass."""
+    """Audit nodes concurrently; remember the checkpoints of those that pass (replacing
+    the remembered one of an `accept_resets` node whose reset checked out)."""
     selected = tuple(nodes) if nodes is not None else partnership.nodes
     remembered = memory.remembered(partnership.name)
     outcomes = fan_out(
         selected,
-        lambda entry: audit_node(entry, credentials, remembered.get(entry.name), timeout=timeout),
+        lambda entry: audit_node(
+            entry,
+            credentials,
+            remembered.get(entry.name),
+            timeout=timeout,
+            accept_reset=entry.name in accept_resets,
+        ),
     )
     now = datetime.now(UTC).isoformat(timespec="seconds")
     memory.remember(
@@ -186,6 +215,7 @@ def audit_partnership(
             for name, outcome in outcomes.items()
             if outcome.verified_checkpoint is not None
         ],
+        replacing=[name for name, outcome in outcomes.items() if outcome.replaces_memory],
     )
     return AuditReport(
         partnership=partnership.name,

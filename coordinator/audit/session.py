@@ -6,6 +6,7 @@ problems are `CoordinatorError`s that say what to fix.
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -16,6 +17,7 @@ from coordinator.ca import CredentialPaths
 from coordinator.checkpoints import CheckpointStore
 from coordinator.client import ClientCredentials
 from coordinator.errors import InvalidArgumentError, SetupError
+from coordinator.ledger_resets import require_partnership_nodes
 from coordinator.partnership import (
     IdentityFiles,
     NodeEntry,
@@ -37,6 +39,8 @@ class AuditSession:
     nodes: tuple[NodeEntry, ...]
     memory: CheckpointStore
     timeout: float = DEFAULT_TIMEOUT_SECONDS
+    accept_resets: frozenset[str] = frozenset()
+    """Nodes whose recorded ledger reset the auditor accepts (`--accept-reset`)."""
 
     def audit(self) -> AuditReport:
         """Audit the selected nodes and remember the checkpoints of those that pass."""
@@ -47,6 +51,7 @@ class AuditSession:
             memory=self.memory,
             nodes=self.nodes,
             timeout=self.timeout,
+            accept_resets=self.accept_resets,
         )
 
 
@@ -57,8 +62,11 @@ def open_audit_session(
     nodes: str | None = None,
     state_file: Path | None = None,
     timeout: float = DEFAULT_TIMEOUT_SECONDS,
+    accept_resets: Collection[str] = (),
 ) -> AuditSession:
-    """Load the partnership, the auditor's credentials and remembered checkpoints."""
+    """Load the partnership, the auditor's credentials and remembered checkpoints;
+    refuse (nothing changed) an `accept_resets` node that is not audited or of which
+    no checkpoint is remembered."""
     if timeout <= 0:
         raise InvalidArgumentError("--timeout must be a positive number of seconds")
     try:
@@ -71,14 +79,39 @@ def open_audit_session(
         selected = partnership.select_listed(nodes)
     except (PartnershipError, IdentityError, KeyFileError) as exc:
         raise SetupError(str(exc)) from exc
+    memory = open_audit_memory(state_file)
+    _check_accept_resets(partnership, selected, memory, accept_resets)
     return AuditSession(
         partnership=partnership,
         credentials=credentials,
         auditor=auditor,
         nodes=selected,
-        memory=open_audit_memory(state_file),
+        memory=memory,
         timeout=timeout,
+        accept_resets=frozenset(accept_resets),
     )
+
+
+def _check_accept_resets(
+    partnership: Partnership,
+    selected: tuple[NodeEntry, ...],
+    memory: CheckpointStore,
+    names: Collection[str],
+) -> None:
+    require_partnership_nodes(partnership, names, option="--accept-reset")
+    audited = {entry.name for entry in selected}
+    remembered = memory.remembered(partnership.name)
+    for name in names:
+        if name not in audited:
+            raise InvalidArgumentError(
+                f"--accept-reset {name}: node {name} is not audited; add it to --nodes"
+            )
+        if name not in remembered:
+            raise InvalidArgumentError(
+                f"--accept-reset {name}: no checkpoint of node {name} is remembered in "
+                f"{memory.path}, so there is no reset to accept: run `npcs audit` without "
+                "--accept-reset (its ledger is audited as new)"
+            )
 
 
 def _auditor_uri(identity: IdentityFiles, partnership: str) -> str:

@@ -42,6 +42,16 @@ EXIT_UNREACHABLE = 3
     "versions is imported once).",
 )
 @click.option("--timeout", type=float, default=30.0, show_default=True, help="Seconds per call.")
+@click.option(
+    "--accept-reset",
+    "accept_resets",
+    metavar="NODE",
+    multiple=True,
+    help="Accept NODE's new ledger after a recorded `npcs-node ledger reset`: only when "
+    "its genesis entry names exactly the checkpoint remembered for NODE (origin, size, "
+    "root, signed by its pinned key) and the new ledger passes the audit, that checkpoint "
+    "is replaced by the new ledger's; otherwise NODE fails and nothing is replaced.",
+)
 @click.option("--config", envvar="NPCS_CONFIG", type=click.Path(path_type=Path))
 @user_errors()
 def command(  # noqa: PLR0917 - click passes every option as an argument
@@ -51,6 +61,7 @@ def command(  # noqa: PLR0917 - click passes every option as an argument
     out: Path | None,
     state_file: Path | None,
     timeout: float,
+    accept_resets: tuple[str, ...],
     config: Path | None,
 ) -> None:
     """Check each node's ledger: signatures, Merkle root, history, charges and totals.
@@ -62,6 +73,7 @@ def command(  # noqa: PLR0917 - click passes every option as an argument
     Examples:
       npcs audit --identity ~/npcs/auditor --out audit.md
       npcs audit --nodes state-a,county-b --format json
+      npcs audit --accept-reset county-b --out audit.md
     """
     from coordinator.audit.render import report_json, summary_lines, write_report
     from coordinator.audit.session import open_audit_session
@@ -73,6 +85,7 @@ def command(  # noqa: PLR0917 - click passes every option as an argument
         nodes=nodes,
         state_file=state_file,
         timeout=timeout,
+        accept_resets=accept_resets,
     ).audit()
     if out is not None:
         write_report(report, out)

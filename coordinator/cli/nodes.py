@@ -60,8 +60,7 @@ def command(
 
     session = open_session(config, timeout=timeout)
     entries = session.select_nodes(nodes)
-    for name in forget:
-        _forget(session, name)
+    _forget(session, forget)
     remembered = session.store.checkpoints.remembered(session.partnership.name)
     described = fan_out(
         entries,
@@ -197,23 +196,14 @@ def _remember(
         row["ledger_warning"] = warnings.get(seen.node)
 
 
-def _forget(session: Session, name: str) -> None:
-    """Forget NODE's remembered checkpoint, saying on stderr what was forgotten."""
-    if name not in {entry.name for entry in session.partnership.nodes}:
-        raise click.BadParameter(
-            f"{name!r} is not a node of partnership {session.partnership.name!r}",
-            param_hint="--forget-checkpoint",
-        )
-    forgotten = session.store.checkpoints.forget(session.partnership.name, name)
-    if forgotten is None:
-        click.echo(f"no checkpoint was remembered for node {name}", err=True)
-        return
-    click.echo(
-        f"forgot node {name}'s checkpoint of {forgotten.size} entries (root "
-        f"{forgotten.root.hex()}, seen {forgotten.seen_at}): keep this line as your record; "
-        "its current ledger is remembered as new",
-        err=True,
-    )
+def _forget(session: Session, names: Sequence[str]) -> None:
+    """Forget each NODE's remembered checkpoint, saying on stderr what was forgotten."""
+    from coordinator.ledger_resets import forgotten_line, require_partnership_nodes
+
+    require_partnership_nodes(session.partnership, names, option="--forget-checkpoint")
+    for name in names:
+        forgotten = session.store.checkpoints.forget(session.partnership.name, name)
+        click.echo(forgotten_line(name, forgotten), err=True)
 
 
 def _ledger_key_problem(row: dict[str, object]) -> bool:

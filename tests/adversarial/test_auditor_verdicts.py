@@ -7,59 +7,22 @@ from __future__ import annotations
 import socket
 import sqlite3
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
-from support_node import NodeWorld, count_spec, make_node_world
+from support_audit import ServedNode, served_node
 
-from coordinator.audit.memory import open_audit_memory
 from coordinator.audit.render import summary_lines
-from coordinator.audit.report import AuditReport
-from coordinator.audit.run import audit_partnership
 from coordinator.cli import cli
 from coordinator.cli.audit import EXIT_AUDIT_FAILED, EXIT_UNREACHABLE
-from coordinator.client import ClientCredentials
-from coordinator.fanout import FanoutSettings, query_node
 from coordinator.partnership import NodeEntry, Partnership, save_partnership
-from node.server import RunningNode, running_node
-from privacy import tlog
-
-
-@dataclass(frozen=True)
-class Served:
-    world: NodeWorld
-    server: RunningNode
-    entry: NodeEntry
 
 
 @pytest.fixture
-def served(tmp_path: Path) -> Iterator[Served]:
-    world = make_node_world(tmp_path / "world", children=50_000)
-    with running_node(world.node.root) as server:
-        entry = NodeEntry(
-            name="county-a",
-            address=f"127.0.0.1:{server.port}",
-            ledger_key_fingerprint=tlog.key_fingerprint(world.ledger_public_key()),
-        )
-        alice = ClientCredentials.load(world.alice.identity_files())
-        for _ in range(2):
-            result = query_node(entry, alice, count_spec(rho="0.01"), FanoutSettings())
-            assert result.answer is not None, result.problem
-        yield Served(world, server, entry)
-
-
-def audit(served: Served, *nodes: NodeEntry, state: Path) -> AuditReport:
-    partnership = Partnership(
-        name="demo", identity=served.world.alice.identity_files(), nodes=nodes
-    )
-    return audit_partnership(
-        partnership,
-        ClientCredentials.load(served.world.auditor.identity_files()),
-        auditor="npcs://demo/auditor/audrey",
-        memory=open_audit_memory(state),
-    )
+def served(tmp_path: Path) -> Iterator[ServedNode]:
+    with served_node(tmp_path, queries=2) as served:
+        yield served
 
 
 def closed_address() -> str:
@@ -69,10 +32,10 @@ def closed_address() -> str:
 
 
 def test_an_unreachable_node_is_unreachable_with_spending_unknown(
-    served: Served, tmp_path: Path
+    served: ServedNode, tmp_path: Path
 ) -> None:
     down = NodeEntry(name="county-down", address=closed_address(), ledger_key_fingerprint="1" * 64)
-    report = audit(served, served.entry, down, state=tmp_path / "memory.sqlite")
+    report = served.audit(served.entry, down, state=tmp_path / "memory.sqlite")
     verdicts = {node.node: node for node in report.nodes}
     assert verdicts["county-a"].result == "OK"
     assert verdicts["county-a"].spending_known
@@ -98,13 +61,13 @@ def test_an_unreachable_node_is_unreachable_with_spending_unknown(
 
 
 def test_a_node_not_serving_after_its_totals_were_tampered_with_fails(
-    served: Served, tmp_path: Path
+    served: ServedNode, tmp_path: Path
 ) -> None:
-    assert audit(served, served.entry, state=tmp_path / "before.sqlite").ok
+    assert served.audit(state=tmp_path / "before.sqlite").ok
     with sqlite3.connect(served.world.node.ledger_db) as connection:
         connection.execute("UPDATE spent_totals SET units = 0")
     assert not served.server.engine.run_self_check()  # the node now reports NOT_SERVING
-    report = audit(served, served.entry, state=tmp_path / "after.sqlite")
+    report = served.audit(state=tmp_path / "after.sqlite")
     node = report.nodes[0]
     assert node.result == "FAILED"
     assert any("NOT_SERVING" in problem for problem in node.problems)

@@ -28,7 +28,7 @@ from support_rollback import (
     truncate_by_sql,
 )
 
-from coordinator.checkpoints import RememberedCheckpoint, check_continuity
+from coordinator.checkpoints import CheckpointStore, RememberedCheckpoint, check_continuity
 from coordinator.cli import cli
 from coordinator.cli.audit import EXIT_AUDIT_FAILED
 from coordinator.cli.nodes import EXIT_LEDGER_UNTRUSTED as NODES_EXIT_UNTRUSTED
@@ -95,16 +95,38 @@ class Clients:
     def query(self) -> Result:
         return self._run("query", "count", "incidents", "--rho", "0.01", "--purpose", "loop")
 
+    def answer_queries(self, count: int) -> None:
+        """`count` queries, each answered (so charged), while the node serves."""
+        for _ in range(count):
+            answered = self.query()
+            assert answered.exit_code == 0, answered.output
+
     def nodes(self) -> Result:
         return self._run("nodes")
 
     def nodes_forgetting(self, node: str) -> Result:
         return self._run("nodes", "--forget-checkpoint", node)
 
-    def audit(self) -> Result:
+    def audit(self, *args: str) -> Result:
         return self._run(
-            "audit", "--identity", str(self.world.auditor.root), "--state", str(self.audit_state)
+            "audit",
+            "--identity",
+            str(self.world.auditor.root),
+            "--state",
+            str(self.audit_state),
+            *args,
         )
+
+    def audit_remembers(self) -> RememberedCheckpoint | None:
+        """The auditor's remembered checkpoint of the node."""
+        return CheckpointStore(self.audit_state).latest("demo", NODE_NAME)
+
+    def reset_ledger(self) -> None:
+        """`npcs-node ledger reset` on the stopped node, as its operator would."""
+        reset = CliRunner().invoke(
+            node_cli, ["ledger", "reset", str(self.paths.root), "--i-understand-this-is-recorded"]
+        )
+        assert reset.exit_code == 0, reset.output
 
     def ledger_size(self) -> int:
         with LedgerReader.open_existing(self.paths.ledger_db) as reader:
@@ -176,9 +198,7 @@ def _one_round(root: Path, attack: Attack) -> dict[str, bool]:
         assert clients.query().exit_code == 0
     attack.before_seen(clients.paths, backup)
     with clients.serving():
-        for _ in range(2):
-            answered = clients.query()
-            assert answered.exit_code == 0, answered.output
+        clients.answer_queries(2)
         assert clients.nodes().exit_code == 0
         audited = clients.audit()
         assert audited.exit_code == 0, audited.output
@@ -254,12 +274,8 @@ def test_after_a_recorded_reset_the_analyst_accepts_the_new_ledger_only_on_purpo
 ) -> None:
     clients = Clients.build(tmp_path)
     with clients.serving():
-        for _ in range(2):
-            assert clients.query().exit_code == 0
-    reset = CliRunner().invoke(
-        node_cli, ["ledger", "reset", str(clients.paths.root), "--i-understand-this-is-recorded"]
-    )
-    assert reset.exit_code == 0, reset.output
+        clients.answer_queries(2)
+    clients.reset_ledger()
     with clients.serving():
         assert _refused(clients.query(), QUERY_EXIT_UNTRUSTED, "shrank")
         forgotten = clients.nodes_forgetting(NODE_NAME)
@@ -271,3 +287,57 @@ def test_after_a_recorded_reset_the_analyst_accepts_the_new_ledger_only_on_purpo
         unknown = clients.nodes_forgetting("county-z")
     assert unknown.exit_code == 2
     assert "'county-z' is not a node of partnership 'demo'" in unknown.output
+
+
+def test_the_auditor_accepts_a_reset_that_names_the_remembered_checkpoint(
+    tmp_path: Path,
+) -> None:
+    clients = Clients.build(tmp_path)
+    with clients.serving():
+        clients.answer_queries(2)
+        assert clients.audit().exit_code == 0
+    old = clients.audit_remembers()
+    assert old is not None
+    assert old.size == 2
+    clients.reset_ledger()
+    with clients.serving():
+        assert _refused(clients.audit(), EXIT_AUDIT_FAILED, "shrank")
+        record = tmp_path / "accepted.md"
+        accepted = clients.audit("--accept-reset", NODE_NAME, "--out", str(record))
+        assert accepted.exit_code == 0, accepted.output
+        for said in (accepted.output, record.read_text(encoding="utf-8")):
+            assert "accepted: ledger reset accepted: the remembered checkpoint of 2 entries" in said
+            assert old.root.hex() in said
+        new = clients.audit_remembers()
+        assert new is not None
+        assert (new.size, new.origin) == (1, old.origin)
+        assert new.root != old.root
+        assert clients.nodes_forgetting(NODE_NAME).exit_code == 0  # the analyst, told
+        assert clients.query().exit_code == 0
+        again = clients.audit()
+    assert again.exit_code == 0, again.output
+    assert "extends size 1" in again.output
+
+
+def test_the_auditor_refuses_a_reset_that_names_another_checkpoint(tmp_path: Path) -> None:
+    clients = Clients.build(tmp_path)
+    with clients.serving():
+        clients.answer_queries(2)
+        assert clients.audit().exit_code == 0
+        not_reset = clients.audit("--accept-reset", NODE_NAME)
+        assert _refused(not_reset, EXIT_AUDIT_FAILED, "does not start with a genesis entry")
+        clients.answer_queries(1)  # entry 2: after the audit, named by the reset
+    remembered = clients.audit_remembers()
+    clients.reset_ledger()
+    with clients.serving():
+        refused = clients.audit("--accept-reset", NODE_NAME)
+        unknown = clients.audit("--accept-reset", "county-z")
+    assert _refused(refused, EXIT_AUDIT_FAILED, "--accept-reset refused")
+    assert "names a checkpoint of 3 entries" in refused.output
+    assert clients.audit_remembers() == remembered
+    assert unknown.exit_code == 2
+    assert "'county-z' is not a node of partnership 'demo'" in unknown.output
+    fresh = Clients(clients.world, clients.port, clients.config, clients.data_dir, tmp_path / "n")
+    nothing = fresh.audit("--accept-reset", NODE_NAME)
+    assert nothing.exit_code == 2
+    assert "no checkpoint of node" in nothing.output

@@ -15,50 +15,38 @@ from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
-from support_node import NodeWorld, count_spec, make_node_world
+from support_audit import ServedNode, served_node
+from support_node import NodeWorld
 
 from coordinator.audit.memory import open_audit_memory
 from coordinator.audit.report import AuditReport
-from coordinator.audit.run import audit_partnership
 from coordinator.cli import cli
 from coordinator.cli.audit import EXIT_AUDIT_FAILED
-from coordinator.client import ClientCredentials
-from coordinator.fanout import FanoutSettings, query_node
-from coordinator.partnership import (
-    NodeEntry,
-    Partnership,
-    save_partnership,
-)
-from node.server import running_node
-from privacy import tlog
+from coordinator.partnership import NodeEntry, Partnership, save_partnership
 
 QUERIES = 3
 
 
 @dataclass(frozen=True)
 class Audited:
-    world: NodeWorld
+    served: ServedNode
     partnership: Partnership
     config: Path
     state_file: Path
 
     @property
+    def world(self) -> NodeWorld:
+        return self.served.world
+
+    @property
     def node(self) -> NodeEntry:
-        return self.partnership.nodes[0]
+        return self.served.entry
 
     def charge_queries(self, count: int) -> None:
-        alice = ClientCredentials.load(self.world.alice.identity_files())
-        for _ in range(count):
-            result = query_node(self.node, alice, count_spec(rho="0.01"), FanoutSettings())
-            assert result.answer is not None, result.problem
+        self.served.charge_queries(count)
 
-    def audit(self) -> AuditReport:
-        return audit_partnership(
-            self.partnership,
-            ClientCredentials.load(self.world.auditor.identity_files()),
-            auditor="npcs://demo/auditor/audrey",
-            memory=open_audit_memory(self.state_file),
-        )
+    def audit(self, *nodes: NodeEntry) -> AuditReport:
+        return self.served.audit(*nodes, state=self.state_file)
 
     def tamper(self, *statements: str) -> None:
         with sqlite3.connect(self.world.node.ledger_db) as connection:
@@ -69,21 +57,11 @@ class Audited:
 @pytest.fixture
 def audited(tmp_path: Path) -> Iterator[Audited]:
     """A fresh node world, served on 127.0.0.1 port 0, with QUERIES charges by alice."""
-    world = make_node_world(tmp_path / "world", children=50_000)
-    with running_node(world.node.root) as server:
-        entry = NodeEntry(
-            name="county-a",
-            address=f"127.0.0.1:{server.port}",
-            ledger_key_fingerprint=tlog.key_fingerprint(world.ledger_public_key()),
-        )
-        partnership = Partnership(
-            name="demo", identity=world.alice.identity_files(), nodes=(entry,)
-        )
+    with served_node(tmp_path, queries=QUERIES) as served:
+        partnership = served.partnership()
         config = tmp_path / "partnership.toml"
         save_partnership(partnership, config)
-        audited = Audited(world, partnership, config, tmp_path / "audit_checkpoints.sqlite")
-        audited.charge_queries(QUERIES)
-        yield audited
+        yield Audited(served, partnership, config, tmp_path / "audit_checkpoints.sqlite")
 
 
 def test_sound_ledger_passes_and_the_next_audit_proves_it_only_grew(audited: Audited) -> None:
@@ -138,23 +116,10 @@ def test_a_truncated_ledger_fails_against_the_remembered_checkpoint(audited: Aud
 
 
 def test_a_node_presenting_another_ledger_key_fails(audited: Audited) -> None:
-    impostor = Partnership(
-        name="demo",
-        identity=audited.partnership.identity,
-        nodes=(
-            NodeEntry(
-                name="county-a",
-                address=audited.node.address,
-                ledger_key_fingerprint="0" * 64,
-            ),
-        ),
+    impostor = NodeEntry(
+        name="county-a", address=audited.node.address, ledger_key_fingerprint="0" * 64
     )
-    report = audit_partnership(
-        impostor,
-        ClientCredentials.load(audited.world.auditor.identity_files()),
-        auditor="npcs://demo/auditor/audrey",
-        memory=open_audit_memory(audited.state_file),
-    )
+    report = audited.audit(impostor)
     assert not report.ok
     assert "pins" in report.nodes[0].problems[0]
 

@@ -7,13 +7,13 @@ through a 0600 file, as jurisdiction IT would.
 
 from __future__ import annotations
 
+import functools
 import json
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-from click.testing import CliRunner
 from support_databases import (
     MARIADB_URL,
     load_mariadb_table,
@@ -21,12 +21,9 @@ from support_databases import (
     mariadb_reader,
     url_for,
 )
-from support_node import COUNTIES, FIRST_YEAR, LAST_YEAR, NodeWorld, make_node_world
-
-from node.cli import cli
-from node.store import DataStore
-from node.synth import Jurisdiction, generate
-from privacy.schema import PARTNERSHIP_SCHEMA
+from support_node import NodeWorld, make_node_world
+from support_sources import current_snapshot_ids, load_synthetic_tables, write_sources_toml
+from support_sources import refresh as refresh_node
 
 DATASETS = ("workforce", "safety_culture")
 
@@ -42,14 +39,9 @@ class Setup:
 @pytest.fixture(scope="module")
 def setup(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Setup]:
     with mariadb_database() as database, mariadb_reader(database) as (user, password):
-        jurisdiction = Jurisdiction(
-            children=20_000, first_year=FIRST_YEAR, last_year=LAST_YEAR, counties=COUNTIES
+        rows = load_synthetic_tables(
+            functools.partial(load_mariadb_table, database), DATASETS, children=20_000, seed=21
         )
-        rows = {}
-        for dataset in DATASETS:
-            frame = generate(dataset, jurisdiction, seed=21)
-            load_mariadb_table(database, dataset, frame)
-            rows[dataset] = frame.height
         world = make_node_world(
             tmp_path_factory.mktemp("sources-mariadb"), datasets=DATASETS, children=20_000
         )
@@ -58,12 +50,9 @@ def setup(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Setup]:
 
 
 def write_sources(setup: Setup, folder: Path, queries: dict[str, str], settings: str) -> Path:
-    lines = ["[databases.hr]", f'url = "{setup.url}"', settings, ""]
-    for dataset, query in queries.items():
-        lines += [f"[datasets.{dataset}]", 'database = "hr"', f'query = "{query}"', ""]
-    path = folder / "sources.toml"
-    path.write_text("\n".join(lines), encoding="utf-8")
-    return path
+    return write_sources_toml(
+        folder, database="hr", url=setup.url, settings=settings, queries=queries
+    )
 
 
 def password_file(folder: Path, password: str) -> str:
@@ -74,20 +63,11 @@ def password_file(folder: Path, password: str) -> str:
 
 
 def refresh(setup: Setup, sources: Path, *args: str) -> tuple[int, str, str]:
-    result = CliRunner().invoke(
-        cli,
-        ["refresh", str(setup.world.node.root), "--sources", str(sources), *args],
-        catch_exceptions=False,
-    )
-    return result.exit_code, result.stdout, result.stderr
+    return refresh_node(setup.world, sources, *args)
 
 
 def current_ids(setup: Setup) -> dict[str, str | None]:
-    store = DataStore(setup.world.node, PARTNERSHIP_SCHEMA)
-    return {
-        dataset: snapshot.snapshot_id if (snapshot := store.current(dataset)) else None
-        for dataset in DATASETS
-    }
+    return current_snapshot_ids(setup.world, DATASETS)
 
 
 def test_refresh_reads_workforce_and_safety_culture_from_mariadb_with_a_password_file(

@@ -9,6 +9,7 @@ a real DP query).
 
 from __future__ import annotations
 
+import functools
 import json
 import socket
 import uuid
@@ -19,23 +20,20 @@ from pathlib import Path
 
 import polars as pl
 import pytest
-from click.testing import CliRunner
 from support_databases import POSTGRES_URL, load_postgres_table, postgres_schema, url_for
-from support_node import (
-    COUNTIES,
-    FIRST_YEAR,
-    LAST_YEAR,
-    NodeWorld,
-    make_node_world,
-    node_stub,
-    query_request,
+from support_node import NodeWorld, make_node_world, node_stub, query_request
+from support_sources import (
+    current_snapshot_ids,
+    jurisdiction,
+    load_synthetic_tables,
+    write_sources_toml,
 )
+from support_sources import refresh as refresh_node
 
-from node.cli import cli
 from node.derived import ingested_datasets
 from node.server import RunningNode, running_node
 from node.store import DataStore
-from node.synth import Jurisdiction, generate
+from node.synth import generate
 from npcs.serde_ledger import query_response_from_proto
 from privacy.ledger.entry import entry_from_canonical_bytes
 from privacy.query import PrivacyLoss, QuerySpec, Statistic
@@ -54,20 +52,24 @@ class Setup:
     rows: dict[str, int]
 
 
+def _aliased(dataset: str, frame: pl.DataFrame) -> pl.DataFrame:
+    """The agency's own column name for incidents, aliased back in the query."""
+    if dataset == "incidents":
+        return frame.rename({"incident_id": "case_number"})
+    return frame
+
+
 @pytest.fixture(scope="module")
 def setup(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Setup]:
     with postgres_schema() as schema:
-        jurisdiction = Jurisdiction(
-            children=CHILDREN, first_year=FIRST_YEAR, last_year=LAST_YEAR, counties=COUNTIES
+        rows = load_synthetic_tables(
+            functools.partial(load_postgres_table, schema),
+            DATASETS,
+            children=CHILDREN,
+            seed=11,
+            adapt=_aliased,
         )
-        rows = {}
-        for dataset in DATASETS:
-            frame = generate(dataset, jurisdiction, seed=11)
-            if dataset == "incidents":  # the agency's own column name, aliased in the query
-                frame = frame.rename({"incident_id": "case_number"})
-            load_postgres_table(schema, dataset, frame)
-            rows[dataset] = frame.height
-        workforce = generate("workforce", jurisdiction, seed=12)
+        workforce = generate("workforce", jurisdiction(CHILDREN), seed=12)
         broken = workforce.with_columns(
             pl.when(pl.int_range(pl.len()) < BAD_ROLE_ROWS)
             .then(pl.lit("boss"))
@@ -100,32 +102,19 @@ def sources_toml(
     url: str = POSTGRES_URL,
     database_settings: str = "",
 ) -> Path:
-    lines = ["[databases.casework]", f'url = "{url}"', database_settings, ""]
-    for dataset, query in queries.items():
-        lines += [f"[datasets.{dataset}]", 'database = "casework"', f"query = '''{query}'''", ""]
-    path = folder / "sources.toml"
-    path.write_text("\n".join(lines), encoding="utf-8")
-    return path
+    return write_sources_toml(
+        folder, database="casework", url=url, settings=database_settings, queries=queries
+    )
 
 
 def refresh(
     setup: Setup, sources: Path, *args: str, env: dict[str, str] | None = None
 ) -> tuple[int, str, str]:
-    result = CliRunner().invoke(
-        cli,
-        ["refresh", str(setup.world.node.root), "--sources", str(sources), *args],
-        catch_exceptions=False,
-        env=env,
-    )
-    return result.exit_code, result.stdout, result.stderr
+    return refresh_node(setup.world, sources, *args, env=env)
 
 
 def current_ids(setup: Setup) -> dict[str, str | None]:
-    store = DataStore(setup.world.node, PARTNERSHIP_SCHEMA)
-    return {
-        dataset: snapshot.snapshot_id if (snapshot := store.current(dataset)) else None
-        for dataset in DATASETS
-    }
+    return current_snapshot_ids(setup.world, DATASETS)
 
 
 def served_snapshot(setup: Setup, dataset: str) -> str:
