@@ -3,8 +3,9 @@
 Builds one partnership CA and 38 node folders with a little synthetic `incidents` data,
 serves them from a few child processes on 127.0.0.1 (in-process `running_node` servers,
 so the coordinator in this process has its own interpreter lock), and times a count
-query the way `npcs query` runs it (`coordinator.querying.run_query`: Describe, Preview,
-signed Query per node, receipts checked, report pooled and stored) two ways, interleaved:
+query the way `npcs query` runs it (`coordinator.querying.run_query`: Preview with the
+node's description, signed Query per node, receipts checked, report pooled and stored)
+two ways, interleaved:
 
 - sequentially, one node at a time (`coordinator.fanout.query_node`): each node's own
   time; the slowest is the baseline ("slowest node"), their sum the serial cost;
@@ -39,12 +40,11 @@ from multiprocessing.connection import Connection
 from pathlib import Path
 from typing import Any
 
-from kernel.keyfiles import load_ed25519_public_key
-
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "proto"))
 
+from coordinator_cpu import cpu_breakdown
 from support_node import (
     PARTNERSHIP,
     NodeWorld,
@@ -61,7 +61,7 @@ from coordinator.partnership import IdentityFiles, NodeEntry, Partnership
 from coordinator.querying import run_query
 from coordinator.results import ResultsStore
 from coordinator.session import Session
-from kernel.keyfiles import certificate_pem
+from kernel.keyfiles import certificate_pem, load_ed25519_public_key
 from node.layout import NodePaths
 from node.provision import init_node_folder, install_certificate
 from privacy import tlog
@@ -217,6 +217,7 @@ def one_round(
         raise RuntimeError(f"run_query: only {answered} of {len(entries)} nodes answered")
     return {
         **replay_round(session, entries, spec),
+        **cpu_breakdown(credentials, entries, spec),
         "slowest_node_ms": max(per_node.values()),
         "median_node_ms": statistics.median(per_node.values()),
         "serial_sum_ms": sum(per_node.values()),
@@ -262,7 +263,7 @@ def check_replayed(results: Sequence[NodeQueryResult]) -> None:
 
 
 def summarize(rounds: list[dict[str, float]], cores: int, nodes: int) -> dict[str, Any]:
-    median = {key: round(statistics.median(r[key] for r in rounds), 1) for key in rounds[0]}
+    median = {key: round(statistics.median(r[key] for r in rounds), 2) for key in rounds[0]}
     wall, fan, slowest, serial = (
         median["run_query_ms"],
         median["fan_out_ms"],
@@ -342,7 +343,7 @@ def main() -> None:
 
     summary = summarize(rounds, cores, args.nodes)
     result: dict[str, Any] = {
-        "benchmark": "fan-out of one signed count query (Describe, Preview, Query) to N nodes",
+        "benchmark": "fan-out of one signed count query (Preview, Query) to N nodes",
         "nodes": args.nodes,
         "server_processes": args.processes,
         "children_per_node": args.children,
@@ -384,6 +385,8 @@ def main() -> None:
         f"{summary['replay_run_query_coordinator_cpu_per_node_ms']:.2f} ms run_query "
         "(target <= 1)"
     )
+    steps = {k[13:]: v for k, v in med.items() if k.startswith("cpu_per_node_")}
+    print(f"coordinator CPU per node (replay, one node at a time): {steps}")
     print(
         f"cpu floor (serial / {min(cores, args.nodes)} cores) {summary['cpu_floor_ms']:.1f} ms; "
         f"wall - floor {summary['run_query_minus_cpu_floor_ms']:.1f} ms; wrote {RESULTS}"

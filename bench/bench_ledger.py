@@ -1,40 +1,53 @@
-"""Ledger charge latency at 100,000 entries, against a bare SQLite WAL commit, and throughput.
+"""Ledger costs, each against a baseline run in the same process (issue 12; issue 11).
 
-Measures, in one run on the same disk:
-  * baseline: one bare SQLite WAL transaction (BEGIN IMMEDIATE, INSERT, COMMIT) with
-    synchronous=FULL, i.e. one fsync;
-  * one `charge_and_release` (trivial release) on a ledger that already holds 100,000
-    entries: p50 / p99, and the p50 ratio to the baseline (target p50 <= 1 ms);
-  * charges per second with 1 and with 8 writer processes on one ledger file.
+For each size (default 10,000 and 100,000 entries; add 1000000 to --sizes for 1M):
+  * start-up before the first answer: `Ledger.open` + the O(log n) start-up check, against
+    `Ledger.open` + the full self-check that ran before serving until now (every entry
+    re-hashed, every tree node and checkpoint root recomputed);
+  * the background re-verification from an empty verified-through mark (once);
+  * `ledger verify` (every signature): batches on a process pool, one worker per core,
+    against the same verification in one process;
+  * `ledger show --last 5`: the tail read, against reading every entry (what show did).
+At the largest size, charge latency, interleaved sample by sample on one disk: a bare
+SQLite WAL commit (one fsync), a charge without marker, with the high-water marker as it
+was written until now (a new file renamed over the old: two fsyncs), and with the
+two-slot marker (one fdatasync); then charges/s with 1 and 8 writer processes.
 
 Prints the results and writes them to bench/results/ledger.json. Not a test.
 
-    python bench/bench_ledger.py [--entries 100000] [--samples 2000] [--dir DIR] [--high-water]
-
-`--high-water`: measured charges and writers also raise the node's high-water marker
-(one atomic, fsync'd file write per checkpoint, as `npcs-node serve` does).
+    python bench/bench_ledger.py [--sizes 10000,100000] [--samples 1000] [--dir DIR]
+    python bench/bench_ledger.py --start-up-only --sizes 1000000 --repeats 1
 """
 
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import multiprocessing
+import os
 import platform
 import sqlite3
 import statistics
 import sys
 import tempfile
 import time
+from collections.abc import Callable
+from concurrent.futures import ProcessPoolExecutor
 from multiprocessing.synchronize import Event
 from pathlib import Path
 from typing import Any
 
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+from kernel.files import PRIVATE_FILE_MODE, atomic_write_text
 from kernel.keyfiles import generate_ed25519_key, private_key_pem
 from node.high_water import HighWaterFile
 from privacy.epsilon import epsilon_for_rho_units
 from privacy.ledger.charging import new_entry
 from privacy.ledger.entry import ChargeRequest
+from privacy.ledger.high_water import HighWaterMark, HighWaterStore, SignedHighWaterMark
+from privacy.ledger.reader import LedgerReader
 from privacy.ledger.writer import Ledger
 from privacy.opendp_setup import opendp_version
 from privacy.policy import BudgetPolicy
@@ -45,6 +58,7 @@ from support_ledger import charge_request
 
 ORIGIN = "npcs/bench/node-a/ledger"
 RESULTS = Path(__file__).with_name("results") / "ledger.json"
+START_UP_RESULTS = RESULTS.with_name("ledger-start-up.json")
 POLICY = BudgetPolicy({"child": 10**15}, 10**9)
 COST_UNITS = 10_000
 
@@ -82,13 +96,27 @@ class BareCommit:
         self.connection.execute("CREATE TABLE t (id INTEGER PRIMARY KEY, payload BLOB)")
         self.count = 0
 
-    def time_one(self) -> float:
+    def commit(self) -> None:
         self.count += 1
-        started = time.perf_counter()
         self.connection.execute("BEGIN IMMEDIATE")
         self.connection.execute("INSERT INTO t (id, payload) VALUES (?, ?)", (self.count, ANSWER))
         self.connection.execute("COMMIT")
-        return time.perf_counter() - started
+
+
+class RenamedMarkerFile:
+    """The baseline marker: the whole signed text written to a new file, fsync'd, renamed
+    over the old one, and the folder fsync'd (how the marker was written until now)."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+
+    def load(self) -> SignedHighWaterMark | None:
+        if not self.path.exists():
+            return None
+        return SignedHighWaterMark.from_text(self.path.read_text(encoding="utf-8"))
+
+    def save(self, marker: SignedHighWaterMark) -> None:
+        atomic_write_text(self.path, marker.to_text(), mode=PRIVATE_FILE_MODE)
 
 
 def populate(ledger: Ledger, entries: int) -> float:
@@ -117,26 +145,113 @@ def populate(ledger: Ledger, entries: int) -> float:
     return time.perf_counter() - started
 
 
-def interleaved(
-    ledger: Ledger, baseline: BareCommit, samples: int
-) -> tuple[list[float], list[float]]:
-    """Alternate one bare commit and one charge, so both see the same disk conditions
-    (fsync latency on a shared disk drifts with other processes' writes)."""
-    bare, charges = [], []
-    for number in range(samples):
-        bare.append(baseline.time_one())
-        request = charge(f"measured-{number}")
-        started = time.perf_counter()
-        ledger.charge_and_release(request, lambda: ANSWER)
-        charges.append(time.perf_counter() - started)
-    return bare, charges
+def timed(action: Callable[[], object]) -> float:
+    started = time.perf_counter()
+    action()
+    return time.perf_counter() - started
 
 
-def marker_store(path: Path, enabled: bool) -> HighWaterFile | None:
-    return HighWaterFile(path.with_name("ledger.high-water")) if enabled else None
+def alternated(
+    before: Callable[[], object], after: Callable[[], object], repeats: int
+) -> dict[str, float]:
+    """Median seconds of `before` and `after`, run alternately `repeats` times each."""
+    befores, afters = [], []
+    for _ in range(repeats):
+        befores.append(timed(before))
+        afters.append(timed(after))
+    before_s, after_s = statistics.median(befores), statistics.median(afters)
+    return {"before_s": before_s, "after_s": after_s, "before_over_after": before_s / after_s}
 
 
-def writer(path: str, key_pem: bytes, prefix: str, count: int, go: Event, *, marker: bool) -> None:
+def start_up_figures(path: Path, key: Ed25519PrivateKey, repeats: int) -> dict[str, float]:
+    """Open + start-up check against open + the full self-check, alternated."""
+    marker = HighWaterFile(path.with_name("ledger.high-water"))
+
+    def opened() -> Ledger:
+        return Ledger.open(path, origin=ORIGIN, signing_key=key, policy=POLICY, high_water=marker)
+
+    def start_up_before() -> None:  # the full self-check that ran before serving
+        with opened() as ledger:
+            assert ledger.verify(ledger.public_key, all_signatures=False).ok
+
+    def start_up_after() -> None:
+        with opened() as ledger:
+            assert ledger.startup_check().ok
+
+    with opened() as ledger:
+        marker.save(HighWaterMark.of(ledger.latest_checkpoint()).sign(key))
+    print(f"  start-up ({repeats} alternated) ...", flush=True)
+    return alternated(start_up_before, start_up_after, repeats)
+
+
+def measure_size(path: Path, key: Ed25519PrivateKey, size: int, repeats: int) -> dict[str, Any]:
+    with Ledger.open(path, origin=ORIGIN, signing_key=key, policy=POLICY) as ledger:
+        ledger._conn.execute("DELETE FROM verified_mark")
+        background_s = timed(ledger.continue_verification)
+    figures: dict[str, Any] = {"entries": size, "background_pass_s": background_s}
+    figures["start_up"] = start_up_figures(path, key, repeats)
+
+    reader = LedgerReader.open_existing(path)
+    public_key = key.public_key()
+    workers = os.cpu_count() or 1
+    spawn = multiprocessing.get_context("spawn")
+    with ProcessPoolExecutor(max_workers=workers, mp_context=spawn) as pool:
+        pool.submit(int).result()  # start the workers before the clock
+        print(f"  ledger verify ({max(1, repeats // 2)} alternated) ...", flush=True)
+        figures["verify"] = alternated(
+            lambda: reader.verify(public_key),
+            lambda: reader.verify(public_key, pool=pool),
+            max(1, repeats // 2),
+        )
+    figures["verify"]["pool_workers"] = workers
+    figures["show_last_5"] = alternated(
+        lambda: sum(1 for _ in reader.iter_entries()), lambda: reader.tail(5), repeats
+    )
+    reader.close()
+    return figures
+
+
+def charge_latencies(
+    path: Path, key: Ed25519PrivateKey, bare: BareCommit, samples: int
+) -> dict[str, Any]:
+    """Interleave, sample by sample: bare commit, charge without marker, with the renamed
+    marker file, with the two-slot marker file."""
+    stores: dict[str, HighWaterStore | None] = {
+        "no_marker": None,
+        "renamed_marker": RenamedMarkerFile(path.with_name("renamed.high-water")),
+        "two_slot_marker": HighWaterFile(path.with_name("ledger.high-water")),
+    }
+    ledgers = {
+        name: Ledger.open(path, origin=ORIGIN, signing_key=key, policy=POLICY, high_water=store)
+        for name, store in stores.items()
+    }
+    times: dict[str, list[float]] = {"bare_commit": [], **{name: [] for name in ledgers}}
+    for number in range(samples + 50):
+        measured = {"bare_commit": timed(bare.commit)}
+        for name, ledger in ledgers.items():
+            request = charge(f"{name}-{number}")
+            measured[name] = timed(
+                functools.partial(ledger.charge_and_release, request, lambda: ANSWER)
+            )
+        if number >= 50:  # the first 50 warm up
+            for name, seconds in measured.items():
+                times[name].append(seconds)
+    for ledger in ledgers.values():
+        ledger.close()
+    p50 = {name: statistics.median(values) * 1e3 for name, values in times.items()}
+    return {
+        "samples": samples,
+        "p50_ms": p50,
+        "p99_ms": {name: percentile(values, 0.99) * 1e3 for name, values in times.items()},
+        "marker_cost_p50_ms": {
+            "renamed": p50["renamed_marker"] - p50["no_marker"],
+            "two_slot": p50["two_slot_marker"] - p50["no_marker"],
+        },
+        "target_charge_p50_ms": 1.0,
+    }
+
+
+def writer(path: str, key_pem: bytes, prefix: str, count: int, go: Event) -> None:
     from cryptography.hazmat.primitives.serialization import load_pem_private_key
 
     key = load_pem_private_key(key_pem, password=None)
@@ -145,7 +260,7 @@ def writer(path: str, key_pem: bytes, prefix: str, count: int, go: Event, *, mar
         origin=ORIGIN,
         signing_key=key,  # type: ignore[arg-type]
         policy=POLICY,
-        high_water=marker_store(Path(path), marker),
+        high_water=HighWaterFile(Path(path).with_name("ledger.high-water")),
     )
     epsilon_for_rho_units(COST_UNITS, ledger.delta)  # warm OpenDP before the clock starts
     go.wait()
@@ -154,17 +269,12 @@ def writer(path: str, key_pem: bytes, prefix: str, count: int, go: Event, *, mar
     ledger.close()
 
 
-def throughput(
-    path: Path, key_pem: bytes, processes: int, per_process: int, tag: str, *, marker: bool
-) -> float:
+def throughput(path: Path, key_pem: bytes, processes: int, per_process: int, tag: str) -> float:
+    """Charges per second of `processes` writers on one ledger, each raising the marker."""
     context = multiprocessing.get_context("spawn")
     go = context.Event()
     workers = [
-        context.Process(
-            target=writer,
-            args=(str(path), key_pem, f"{tag}-{n}", per_process, go),
-            kwargs={"marker": marker},
-        )
+        context.Process(target=writer, args=(str(path), key_pem, f"{tag}-{n}", per_process, go))
         for n in range(processes)
     ]
     for process in workers:
@@ -179,94 +289,93 @@ def throughput(
     return processes * per_process / (time.perf_counter() - started)
 
 
+def start_up_only(sizes: list[int], repeats: int, folder: Path | None) -> None:
+    """The start-up figures alone, for sizes where the other figures take too long."""
+    figures: dict[str, Any] = {}
+    with tempfile.TemporaryDirectory(dir=folder, prefix="bench-ledger-") as temporary:
+        key = generate_ed25519_key()
+        path = Path(temporary) / "ledger.sqlite"
+        for size in sizes:
+            with Ledger.open(path, origin=ORIGIN, signing_key=key, policy=POLICY) as ledger:
+                print(f"populating the ledger to {size:,} entries ...", flush=True)
+                populate(ledger, size)
+            figures[str(size)] = start_up_figures(path, key, repeats)
+            print(json.dumps(figures[str(size)], indent=2), flush=True)
+    START_UP_RESULTS.parent.mkdir(exist_ok=True)
+    START_UP_RESULTS.write_text(
+        json.dumps({"start_up": figures, "cpu_cores": os.cpu_count()}, indent=2) + "\n"
+    )
+    print(f"wrote {START_UP_RESULTS}")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--entries", type=int, default=100_000)
-    parser.add_argument("--samples", type=int, default=2000)
-    parser.add_argument("--writes", type=int, default=2000, help="charges per throughput run")
+    parser.add_argument("--sizes", default="10000,100000", help="ledger sizes, ascending")
+    parser.add_argument("--repeats", type=int, default=3, help="alternated runs per figure")
+    parser.add_argument("--samples", type=int, default=1000, help="charges per latency figure")
+    parser.add_argument("--writes", type=int, default=1000, help="charges per throughput run")
     parser.add_argument("--dir", type=Path, default=None, help="where to put the ledger files")
-    parser.add_argument("--high-water", action="store_true", help="also raise the marker")
+    parser.add_argument(
+        "--start-up-only",
+        action="store_true",
+        help=f"measure only the start-up check (e.g. at 1000000) and write {START_UP_RESULTS.name}",
+    )
     args = parser.parse_args()
+    sizes = sorted(int(size) for size in args.sizes.split(","))
+    if args.start_up_only:
+        start_up_only(sizes, args.repeats, args.dir)
+        return
 
     with tempfile.TemporaryDirectory(dir=args.dir, prefix="bench-ledger-") as temporary:
         directory = Path(temporary)
         key = generate_ed25519_key()
-        key_pem = private_key_pem(key)
-        bare_commit = BareCommit(directory)
         path = directory / "ledger.sqlite"
-        ledger = Ledger.open(path, origin=ORIGIN, signing_key=key, policy=POLICY)
-        print(f"populating the ledger to {args.entries:,} entries ...", flush=True)
-        populate_seconds = populate(ledger, args.entries)
-        started = time.perf_counter()
-        report = ledger.self_check()
-        self_check_seconds = time.perf_counter() - started
-        if not report.ok:
-            raise SystemExit(f"self-check failed: {report.problems[:3]}")
-        if args.high_water:
-            ledger.close()
-            ledger = Ledger.open(
-                path,
-                origin=ORIGIN,
-                signing_key=key,
-                policy=POLICY,
-                high_water=marker_store(path, True),
-            )
-        print(
-            f"measuring {args.samples} charges at {ledger.size():,} entries, interleaved "
-            "with bare SQLite WAL commits (synchronous=FULL) ...",
-            flush=True,
-        )
-        interleaved(ledger, bare_commit, 50)  # warm-up
-        baseline, latencies = interleaved(ledger, bare_commit, args.samples)
-        bare_commit.connection.close()
-        size_after = ledger.size()
-        ledger.close()
-
+        by_size: dict[str, Any] = {}
+        for size in sizes:
+            with Ledger.open(path, origin=ORIGIN, signing_key=key, policy=POLICY) as ledger:
+                print(f"populating the ledger to {size:,} entries ...", flush=True)
+                populate(ledger, size)
+            by_size[str(size)] = measure_size(path, key, size, args.repeats)
+            print(json.dumps(by_size[str(size)], indent=2), flush=True)
+        print(f"charge latency: {args.samples} interleaved samples ...", flush=True)
+        bare = BareCommit(directory)
+        latency = charge_latencies(path, key, bare, args.samples)
+        bare.connection.close()
         print("throughput: 1 and 8 writer processes ...", flush=True)
-        one_writer = throughput(path, key_pem, 1, args.writes, "t1", marker=args.high_water)
-        eight_writers = throughput(
-            path, key_pem, 8, max(args.writes // 8, 1), "t8", marker=args.high_water
-        )
+        key_pem = private_key_pem(key)
+        one_writer = throughput(path, key_pem, 1, args.writes, "t1")
+        eight_writers = throughput(path, key_pem, 8, max(args.writes // 8, 1), "t8")
 
-    baseline_p50 = statistics.median(baseline)
-    charge_p50 = statistics.median(latencies)
     results: dict[str, Any] = {
-        "high_water_marker": args.high_water,
-        "entries_before_measurement": args.entries,
-        "entries_after": size_after,
-        "samples": args.samples,
-        "baseline_sqlite_wal_commit_ms": {
-            "p50": baseline_p50 * 1e3,
-            "p99": percentile(baseline, 0.99) * 1e3,
-        },
-        "charge_ms": {
-            "p50": charge_p50 * 1e3,
-            "p99": percentile(latencies, 0.99) * 1e3,
-            "mean": statistics.fmean(latencies) * 1e3,
-        },
-        "charge_p50_over_baseline_p50": charge_p50 / baseline_p50,
-        "target_charge_p50_ms": 1.0,
-        "meets_target": charge_p50 * 1e3 <= 1.0,
-        "charges_per_second": {"1_writer": one_writer, "8_writers": eight_writers},
-        "self_check_seconds_at_100k": self_check_seconds,
-        "populate_seconds": populate_seconds,
+        "sizes": by_size,
+        "charge_latency_at_entries": sizes[-1],
+        "charge": latency,
+        "charges_per_second_with_marker": {"1_writer": one_writer, "8_writers": eight_writers},
+        "targets": {"start_up_s": 0.1, "verify_100k_s": 3.0, "charge_p50_ms": 1.0},
+        "cpu_cores": os.cpu_count(),
         "python": platform.python_version(),
         "sqlite": sqlite3.sqlite_version,
         "opendp": opendp_version(),
     }
-    written = RESULTS.with_stem("ledger-high-water") if args.high_water else RESULTS
-    written.parent.mkdir(exist_ok=True)
-    written.write_text(json.dumps(results, indent=2) + "\n")
+    RESULTS.parent.mkdir(exist_ok=True)
+    RESULTS.write_text(json.dumps(results, indent=2) + "\n")
     print()
-    print(f"bare SQLite WAL commit (fsync): p50 {baseline_p50 * 1e3:.3f} ms, "
-          f"p99 {results['baseline_sqlite_wal_commit_ms']['p99']:.3f} ms")  # fmt: skip
-    print(f"ledger charge at {args.entries:,} entries: p50 {charge_p50 * 1e3:.3f} ms, "
-          f"p99 {results['charge_ms']['p99']:.3f} ms "
-          f"(target p50 <= 1 ms: {'met' if results['meets_target'] else 'NOT met'})")  # fmt: skip
-    print(f"ratio charge p50 / bare commit p50: {results['charge_p50_over_baseline_p50']:.1f}x")
-    print(f"charges per second: 1 writer {one_writer:,.0f}, 8 writers {eight_writers:,.0f}")
-    print(f"self-check at {args.entries:,} entries: {self_check_seconds:.2f} s")
-    print(f"wrote {written}")
+    for size_text, figures in by_size.items():
+        for name in ("start_up", "verify", "show_last_5"):
+            row = figures[name]
+            print(
+                f"{int(size_text):>9,} entries  {name:<12} before {row['before_s']:8.3f} s  "
+                f"after {row['after_s']:8.3f} s  ({row['before_over_after']:.1f}x)"
+            )
+        print(f"{int(size_text):>9,} entries  background pass {figures['background_pass_s']:.2f} s")
+    p50 = latency["p50_ms"]
+    print(
+        "charge p50 ms: bare commit {bare_commit:.3f}, no marker {no_marker:.3f}, renamed "
+        "marker {renamed_marker:.3f}, two-slot marker {two_slot_marker:.3f}".format(**p50)
+    )
+    print(f"charges per second (two-slot marker): 1 writer {one_writer:,.0f}, "
+          f"8 writers {eight_writers:,.0f}")  # fmt: skip
+    print(f"wrote {RESULTS}")
 
 
 if __name__ == "__main__":

@@ -4,7 +4,8 @@ Builds a partnership with one node (a little synthetic `incidents` data), serves
 a child process on 127.0.0.1 over real mTLS, writes a partnership.toml and measures,
 interleaved over `--runs`:
 
-- `npcs query count incidents --rho 0.01` as a fresh process (what the analyst waits for);
+- `npcs query count incidents --rho 0.01` as a fresh process (what the analyst waits for),
+  wall and CPU time (CPU is steadier than wall on a loaded machine);
 - the same command under `python -X importtime`: the imports it loads, summed;
 - `python -X importtime -c "from coordinator.cli import main"` (what every command pays);
 - in this process, warm: `coordinator.fanout.query_node` to the node (the round trips
@@ -12,7 +13,8 @@ interleaved over `--runs`:
 
 `--baseline-tree DIR` (an unpacked earlier commit, e.g. `git archive REV | tar -x -C DIR`)
 also runs that tree's `npcs query` against the same node in every run, interleaved, so
-machine load hits both alike. Prints medians and writes bench/results/roundtrip.json.
+machine load hits both alike. Both trees are byte-compiled first, as an installed package
+is (see `compile_tree`). Prints medians and writes bench/results/roundtrip.json.
 Not a test. Target (issue 12): one `npcs query` to 1 node <= 0.3 s wall.
 
     python bench/bench_roundtrip.py [--runs 9] [--baseline-tree DIR]
@@ -21,14 +23,17 @@ Not a test. Target (issue 12): one `npcs query` to 1 node <= 0.3 s wall.
 from __future__ import annotations
 
 import argparse
+import compileall
 import json
 import os
 import platform
+import resource
 import statistics
 import subprocess
 import sys
 import tempfile
 import time
+from collections import defaultdict
 from pathlib import Path
 from typing import Any
 
@@ -66,14 +71,31 @@ def import_ms(stderr: str) -> float:
     return total_us / 1000
 
 
-def run(command: list[str], env: dict[str, str], tree: Path = ROOT) -> tuple[float, str]:
-    started = time.perf_counter()
+PACKAGES = ("coordinator", "kernel", "privacy", "node", "proto")
+
+
+def compile_tree(tree: Path) -> None:
+    """Write the tree's bytecode, as installing the package does: with
+    PYTHONDONTWRITEBYTECODE set (as on the development machine) every run would
+    otherwise compile the project's modules from source, which no installed `npcs` does."""
+    for package in PACKAGES:
+        compileall.compile_dir(tree / package, quiet=1)
+
+
+def run(command: list[str], env: dict[str, str], tree: Path = ROOT) -> tuple[float, float, str]:
+    """Wall and CPU time (user + system) of `command` as a fresh process, and its stderr."""
+    started, cpu_before = time.perf_counter(), _children_cpu()
     env = {**env, "PYTHONPATH": os.pathsep.join([str(tree), str(tree / "proto")])}
     done = subprocess.run(command, env=env, cwd=tree, capture_output=True, text=True, check=False)
-    wall = time.perf_counter() - started
+    wall, cpu = time.perf_counter() - started, _children_cpu() - cpu_before
     if done.returncode != 0:
         raise RuntimeError(f"{command[3:]} failed:\n{done.stdout}\n{done.stderr}")
-    return wall, done.stderr
+    return wall, cpu, done.stderr
+
+
+def _children_cpu() -> float:
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
 
 
 def summary(values: list[float]) -> dict[str, float]:
@@ -82,6 +104,17 @@ def summary(values: list[float]) -> dict[str, float]:
         "min": round(min(values), 1),
         "max": round(max(values), 1),
     }
+
+
+def time_command(
+    measured: dict[str, list[float]], env: dict[str, str], tree: Path, prefix: str = ""
+) -> None:
+    """`npcs query` from `tree`: wall and CPU time, then its imports (`-X importtime`)."""
+    wall, cpu, _ = run([*CLI, *QUERY_ARGS], env, tree)
+    measured[f"{prefix}cli_query_ms"].append(wall * 1000)
+    measured[f"{prefix}cli_query_cpu_ms"].append(cpu * 1000)
+    _, _, report = run([CLI[0], "-X", "importtime", *CLI[1:], *QUERY_ARGS], env, tree)
+    measured[f"{prefix}cli_query_imports_ms"].append(import_ms(report))
 
 
 def main() -> None:
@@ -106,24 +139,19 @@ def main() -> None:
             env = {**os.environ, "NPCS_CONFIG": str(config), "NPCS_DATA_DIR": str(root / "data")}
             credentials = ClientCredentials.load(identity)
             settings = FanoutSettings()
+            compile_tree(ROOT)
+            if baseline is not None:
+                compile_tree(baseline)
             run([*CLI, *QUERY_ARGS], env)  # warm: file cache, the node's first plan
             check_answered([query_node(entry, credentials, count_spec(), settings)])
-            measured: dict[str, list[float]] = {
-                key: [] for key in ("cli_query_ms", "cli_query_imports_ms", "cli_main_imports_ms")
-            }
-            measured["query_node_ms"] = []
+            measured: dict[str, list[float]] = defaultdict(list)
             if baseline is not None:
-                measured["baseline_cli_query_ms"] = []
                 run([*CLI, *QUERY_ARGS], env, baseline)  # warm its file cache too
             for _ in range(runs):
-                wall, _ = run([*CLI, *QUERY_ARGS], env)
-                measured["cli_query_ms"].append(wall * 1000)
+                time_command(measured, env, ROOT)
                 if baseline is not None:
-                    wall, _ = run([*CLI, *QUERY_ARGS], env, baseline)
-                    measured["baseline_cli_query_ms"].append(wall * 1000)
-                _, report = run([CLI[0], "-X", "importtime", *CLI[1:], *QUERY_ARGS], env)
-                measured["cli_query_imports_ms"].append(import_ms(report))
-                _, report = run([CLI[0], "-X", "importtime", "-c", IMPORT_MAIN], env)
+                    time_command(measured, env, baseline, prefix="baseline_")
+                _, _, report = run([CLI[0], "-X", "importtime", "-c", IMPORT_MAIN], env)
                 measured["cli_main_imports_ms"].append(import_ms(report))
                 with Stopwatch() as trip:
                     result = query_node(entry, credentials, count_spec(), settings)
@@ -144,7 +172,7 @@ def main() -> None:
     RESULTS.parent.mkdir(parents=True, exist_ok=True)
     RESULTS.write_text(json.dumps(results, indent=2) + "\n", encoding="utf-8")
     for key in measured:
-        print(f"{key:22s} median {results[key]['median']:7.1f} ms  "
+        print(f"{key:29s} median {results[key]['median']:7.1f} ms  "
               f"(min {results[key]['min']:.1f}, max {results[key]['max']:.1f})")  # fmt: skip
     verdict = "met" if results["meets_target"] else "NOT met"
     print(f"target npcs query <= {TARGET_SECONDS * 1000:.0f} ms: {verdict}; wrote {RESULTS}")

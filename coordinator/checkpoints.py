@@ -137,10 +137,15 @@ def check_continuity(
     checkpoint: PublishedCheckpoint | None,
     consistency: ConsistencyFromRemembered | None,
     key: Ed25519PublicKey,
+    *,
+    signature_verified: bool = False,
 ) -> LedgerDiscontinuity | None:
     """Is `checkpoint` signed by the node's pinned ledger `key`, and does the node's
-    `consistency` proof show it extends the `remembered` checkpoint? None when it does."""
-    if checkpoint is not None and not checkpoint.signed.verify(key):
+    `consistency` proof show it extends the `remembered` checkpoint? None when it does.
+
+    `signature_verified`: the caller has just verified this checkpoint's signature under
+    `key` (a verified receipt has), so it is not verified twice."""
+    if checkpoint is not None and not signature_verified and not checkpoint.signed.verify(key):
         return LedgerDiscontinuity(
             node,
             "unsigned",

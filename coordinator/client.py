@@ -136,14 +136,6 @@ class NodeClient:
                 explain_rpc_error(error, address=self.entry.address, timeout=self.timeout)
             ) from error
 
-    def _await(self, call: grpc.Future) -> object:  # type: ignore[type-arg]
-        try:
-            return call.result()
-        except grpc.RpcError as error:
-            raise NodeCallError(
-                explain_rpc_error(error, address=self.entry.address, timeout=self.timeout)
-            ) from error
-
     def serving(self) -> bool:
         """The node's own verdict on its health (grpc.health.v1): False when NOT_SERVING,
         as after a failed ledger self-check."""
@@ -179,22 +171,18 @@ class NodeClient:
     def describe_and_preview(
         self, spec: QuerySpec, remembered_size: int = 0
     ) -> tuple[NodeDescription, PreviewResult]:
-        """Describe and Preview in one round trip: neither depends on the other, so both
-        are sent at once on the channel before either answer is awaited."""
-        describing = self._stub.Describe.future(
-            pb.DescribeRequest(remembered_size=remembered_size), timeout=self.timeout
+        """Describe and Preview in one call: the Preview asks the node to describe itself
+        too. A node that predates this answers the Preview alone; it is then asked
+        Describe (a second round trip, for such nodes only)."""
+        request = pb.PreviewRequest(
+            query=query_to_proto(spec), describe=True, remembered_size=remembered_size
         )
-        previewing = self._stub.Preview.future(
-            pb.PreviewRequest(query=query_to_proto(spec)), timeout=self.timeout
-        )
-        try:
-            described = self._await(describing)
-            previewed = self._await(previewing)
-        finally:
-            previewing.cancel()  # type: ignore[no-untyped-call]  # no-op once answered
-        assert isinstance(described, pb.DescribeResponse)
+        previewed = self._call("Preview", request)
         assert isinstance(previewed, pb.PreviewResponse)
-        return describe_from_proto(described), preview_from_proto(previewed)
+        preview = preview_from_proto(previewed)
+        if previewed.HasField("description"):
+            return describe_from_proto(previewed.description), preview
+        return self.describe(remembered_size), preview
 
     def query(self, spec: QuerySpec, cost_units: int, remembered_size: int = 0) -> QueryAnswer:
         """One signed Query. A retry calls this again with the same spec (same query_id):

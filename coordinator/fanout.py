@@ -1,9 +1,9 @@
 """Ask several nodes at once; each node's failure is its own, the others still answer.
 
 One thread per node (calls are I/O bound and nodes are few: tens, not thousands), each
-with its own deadline per call. A query to one node is two sequential round trips:
-Describe (ledger key, public populations) and Preview (the exact cost, which the analyst
-then signs), sent together, then the signed Query.
+with its own deadline per call. A query to one node is two calls, one after the other:
+a Preview (the exact cost, which the analyst then signs) that also carries the node's
+description (ledger key, public populations), then the signed Query.
 Each call sends the size of the node's checkpoint the analyst remembers; a node whose
 answer comes without a verified consistency proof from it (its ledger shrank or forked)
 is refused (`coordinator.checkpoints.check_continuity`): problem code LEDGER_UNTRUSTED,
@@ -109,9 +109,10 @@ def query_node(
     settings: FanoutSettings,
     remembered: RememberedCheckpoint | None = None,
 ) -> NodeQueryResult:
-    """Describe and Preview at once, then a signed Query (retried with the same query_id).
+    """Preview with the node's description, then a signed Query (retried with the same
+    query_id).
 
-    A node whose Describe cannot show its ledger extends `remembered` is not asked the
+    A node whose description cannot show its ledger extends `remembered` is not asked the
     Query (nothing is charged); one whose answer cannot show it has its answer withheld.
     """
     remembered_size = remembered.size if remembered is not None else 0
@@ -154,7 +155,12 @@ def query_node(
         receipt = ReceiptCheck(False, key_problem)
     if ledger_key is not None:
         untrusted = check_continuity(
-            entry.name, remembered, answer.checkpoint, answer.consistency, ledger_key
+            entry.name,
+            remembered,
+            answer.checkpoint,
+            answer.consistency,
+            ledger_key,
+            signature_verified=receipt.verified,  # the receipt's check covers its checkpoint
         )
         if untrusted is not None:
             return _withheld(

@@ -4,7 +4,9 @@ Both ways replace the one checkpoint remembered for the node, and say which one,
 person who did it has a record: `npcs nodes --forget-checkpoint NODE` (an analyst, who
 trusts the auditor's word) simply forgets it; `npcs audit --accept-reset NODE` (the
 auditor) first requires the new ledger's genesis entry to name exactly the remembered
-checkpoint (`genesis_mismatch`), signed by the node's pinned ledger key.
+checkpoint (`genesis_mismatch`), signed by the node's pinned ledger key, or, with
+`--archived-ledger FILE`, the archived ledger to bridge the two
+(`coordinator.audit.archive_checks`).
 """
 
 from __future__ import annotations
@@ -53,12 +55,18 @@ def forgotten_line(node: str, forgotten: RememberedCheckpoint | None) -> str:
     )
 
 
-def accepted_line(replaced: RememberedCheckpoint, size: int, root: bytes) -> str:
-    """What `--accept-reset` records in the audit report (and prints)."""
+def accepted_line(
+    replaced: RememberedCheckpoint, size: int, root: bytes, *, archive: str | None = None
+) -> str:
+    """What `--accept-reset` records in the audit report (and prints); `archive` says how
+    the archived ledger bridged the remembered checkpoint and the one the genesis names."""
+    how = "is named by this ledger's genesis entry"
+    if archive is not None:
+        how = f"is extended by {archive}"
     return (
-        f"ledger reset accepted: the remembered {described(replaced)} is named by this "
-        f"ledger's genesis entry and is replaced by its checkpoint of {size} entries "
-        f"(root {root.hex()}); keep this line as your record"
+        f"ledger reset accepted: the remembered {described(replaced)} {how} and is "
+        f"replaced by this ledger's checkpoint of {size} entries (root {root.hex()}); "
+        "keep this line as your record"
     )
 
 
@@ -77,9 +85,9 @@ def genesis_mismatch(
             f"its genesis entry names a checkpoint of {named.size} entries (origin "
             f"{named.origin!r}, root {named.root.hex()}), not the remembered "
             f"{described(remembered)}: entries may have been recorded after your last audit "
-            "or lost. Ask the operator for the archived ledger and check that it extends "
-            "the remembered checkpoint (`npcs-node ledger verify --checkpoint`) before "
-            "agreeing anything with the partnership"
+            "or lost. Ask the operator for a copy of the archived ledger (the file in the "
+            "node's ledger/archive/ folder the reset named) and pass it with "
+            "--archived-ledger FILE, so the audit checks that it bridges the two"
         )
     if not previous.verify(key):
         return (

@@ -6,7 +6,6 @@ a suggestion is offered only when one candidate is clearly close.
 
 from __future__ import annotations
 
-import difflib
 from collections.abc import Iterable
 
 CUTOFF = 0.6
@@ -14,6 +13,8 @@ CUTOFF = 0.6
 
 def closest(name: str, choices: Iterable[str]) -> str | None:
     """The known name closest to `name`, when one is close enough (case-insensitive)."""
+    import difflib  # only a mistyped name needs it: kept off every command's start-up
+
     options = list(choices)
     lowered = {option.lower(): option for option in options}
     if name.lower() in lowered:

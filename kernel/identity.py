@@ -14,10 +14,12 @@ from __future__ import annotations
 import hashlib
 import re
 from dataclasses import dataclass
-from typing import Literal, get_args
+from typing import TYPE_CHECKING, Literal, get_args
 
-from cryptography import x509
 from cryptography.hazmat.primitives import serialization
+
+if TYPE_CHECKING:
+    from cryptography import x509
 
 Role = Literal["node", "analyst", "auditor"]
 ROLES: tuple[Role, ...] = get_args(Role)
@@ -136,6 +138,8 @@ def certificate_fingerprint(certificate: x509.Certificate) -> str:
 
 def uri_sans(certificate: x509.Certificate) -> list[str]:
     """All URI subject alternative names of a certificate (empty if it has none)."""
+    from cryptography import x509  # x509's import costs ~40 ms; `npcs query` never needs it
+
     try:
         extension = certificate.extensions.get_extension_for_class(x509.SubjectAlternativeName)
     except x509.ExtensionNotFound:

@@ -16,15 +16,17 @@ from __future__ import annotations
 import ipaddress
 from collections.abc import Iterable, Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519
 from cryptography.hazmat.primitives.asymmetric.types import PrivateKeyTypes
-from cryptography.x509.oid import NameOID
 
 from kernel.files import PRIVATE_FILE_MODE, PUBLIC_FILE_MODE, atomic_write_bytes, create_exclusive
 from kernel.identity import Identity
+
+if TYPE_CHECKING:
+    from cryptography import x509
 
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 
@@ -95,6 +97,8 @@ def public_key_from_pem(pem: bytes, *, source: str = "PEM data") -> ed25519.Ed25
 
 def load_certificate(data: bytes) -> x509.Certificate:
     """Parse a PEM or DER certificate; raise KeyFileError if it is neither."""
+    from cryptography import x509  # not at the top: `npcs query` never parses certificates
+
     try:
         if data.lstrip().startswith(b"-----BEGIN"):
             return x509.load_pem_x509_certificate(data)
@@ -195,6 +199,8 @@ def build_csr(
     ip_addresses: Sequence[IPAddress] = (),
 ) -> x509.CertificateSigningRequest:
     """A CSR naming `identity` in its URI SAN (the CA decides what finally goes in)."""
+    from cryptography import x509
+
     names: list[x509.GeneralName] = [x509.UniformResourceIdentifier(identity.uri)]
     names += [x509.DNSName(name) for name in dns_names]
     names += [x509.IPAddress(address) for address in ip_addresses]
@@ -207,6 +213,9 @@ def build_csr(
 
 
 def subject_for(identity: Identity) -> x509.Name:
+    from cryptography import x509
+    from cryptography.x509.oid import NameOID
+
     return x509.Name(
         [
             x509.NameAttribute(NameOID.ORGANIZATION_NAME, identity.partnership),

@@ -11,8 +11,9 @@ Order matters for privacy and for auditability:
 4. `Ledger.charge_and_release` checks the budget, runs the release and records the
    charge in one transaction; the answer is returned only after the commit.
 
-Health (`node.health`): the start-up self-check decides whether the node answers at all,
-and any ledger fault seen while serving turns the engine unhealthy until restart.
+Health (`node.health`): the start-up check decides whether the node answers at all; a
+failed background re-verification, or any ledger fault seen while serving, turns the
+engine unhealthy until restart.
 """
 
 from __future__ import annotations
@@ -110,9 +111,13 @@ class QueryEngine:
         self._clock = clock
         self._health = LedgerHealth(ledger)
         self.plans = PlanCache()  # Preview's plan, reused by its Query (node.plan_cache)
-        self.run_self_check()
+        self._health.start()
 
     # -- health (see node.health)
+
+    def stop_background_checks(self) -> None:
+        """Stop the ledger's background re-verification (before the ledger closes)."""
+        self._health.stop()
 
     def run_self_check(self) -> bool:
         """Run the ledger's full self-check; while it fails no query is answered."""

@@ -1,7 +1,10 @@
 """Whether the node may answer at all, decided by its ledger.
 
-The start-up self-check decides whether the node answers at all. A ledger fault seen
-while serving turns the node unhealthy:
+At start-up (`start`) the O(log n) start-up check decides whether the node answers at
+all; the full re-verification then runs in a background thread, from the ledger's
+verified-through mark to its end, and turns the node unhealthy for good if it fails
+(see privacy.ledger.resumable). A ledger fault seen while serving turns the node
+unhealthy:
 - an integrity fault (a LedgerFault, or any SQLite error but "locked") until restart: a
   ledger that failed once is not trusted to record the next charge;
 - a transient fault (LedgerBusy: another process held the write lock past the retry
@@ -19,6 +22,7 @@ from contextlib import contextmanager
 
 from privacy.ledger.errors import LedgerBusy, LedgerFault
 from privacy.ledger.sqlschema import is_busy
+from privacy.ledger.verifier import SelfCheckReport
 from privacy.ledger.writer import Ledger
 
 log = logging.getLogger("npcs.node.engine")
@@ -30,7 +34,7 @@ RECHECK_MAX_PAUSE = 5.0
 
 class LedgerHealth:
     """One ledger's health, shared by every thread serving from it. Unhealthy until the
-    first `run_self_check` passes."""
+    first check (`start` or `run_self_check`) passes."""
 
     def __init__(self, ledger: Ledger) -> None:
         self._ledger = ledger
@@ -40,18 +44,57 @@ class LedgerHealth:
         self._listeners: list[Callable[[bool], None]] = []
         self._rechecking = False
         self._fatal = False
+        self._stopping = threading.Event()
+        self._verifier: threading.Thread | None = None
+
+    def start(self) -> bool:
+        """Run the start-up check now and, if it passes, the full re-verification in the
+        background; False (NOT_SERVING) when the start-up check fails."""
+        if not self._decide(self._ledger.startup_check, "ledger start-up check failed"):
+            return False
+        self._verifier = threading.Thread(
+            target=self._verify_in_background, name="ledger-verify", daemon=True
+        )
+        self._verifier.start()
+        return True
+
+    def stop(self) -> None:
+        """Stop the background re-verification (at its next chunk) and wait for it."""
+        self._stopping.set()
+        if self._verifier is not None:
+            self._verifier.join()
+
+    def _verify_in_background(self) -> None:
+        try:
+            report = self._ledger.continue_verification(self._stopping.is_set)
+        except LedgerBusy:
+            self._start_recheck()
+            return
+        except (LedgerFault, sqlite3.Error) as exc:
+            if self._stopping.is_set():
+                return  # the ledger was closed under the pass
+            report = SelfCheckReport(ok=False, problems=[str(exc)])
+        if report.ok:
+            log.info("ledger re-verified", extra={"event": "ledger_verified", "size": report.size})
+            return
+        self._fatal = True
+        log.error("ledger re-verification failed", extra={"event": "ledger_fault"})
+        self._set(False, "; ".join(report.problems[:3]))
 
     def run_self_check(self) -> bool:
-        """Run the ledger's full self-check; while it fails no query is answered."""
+        """Run the ledger's full self-check now; while it fails no query is answered."""
+        return self._decide(self._ledger.self_check, "ledger self-check failed")
+
+    def _decide(self, check: Callable[[], SelfCheckReport], failure: str) -> bool:
         try:
-            report = self._ledger.self_check()
+            report = check()
         except LedgerFault as exc:
             healthy, fault = False, str(exc)
         else:
             healthy = report.ok
             fault = "" if report.ok else "; ".join(report.problems[:3])
         if not healthy:
-            log.error("ledger self-check failed", extra={"event": "ledger_fault"})
+            log.error(failure, extra={"event": "ledger_fault"})
         self._set(healthy, fault)
         return healthy
 

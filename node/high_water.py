@@ -2,6 +2,7 @@
 
 The marker (see privacy.ledger.high_water) lives in `keys/ledger.high-water`, not in the
 ledger's folder, so restoring or deleting that folder does not take the marker with it.
+The file's two slots are `node.high_water_slots`.
 """
 
 from __future__ import annotations
@@ -11,16 +12,14 @@ from pathlib import Path
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-from kernel.files import PRIVATE_FILE_MODE, atomic_write_text
+from node.high_water_slots import HighWaterFile
 from privacy.ledger.errors import LedgerFault
-from privacy.ledger.high_water import (
-    HighWaterMark,
-    SignedHighWaterMark,
-    high_water_problems,
-)
+from privacy.ledger.high_water import HighWaterMark, high_water_problems
 from privacy.ledger.writer import Ledger
 
 log = logging.getLogger(__name__)
+
+__all__ = ["HighWaterFile", "LedgerRolledBack", "refuse_missing_ledger", "refuse_rollback"]
 
 RESET_HINT = (
     "restore the ledger's latest copy; if it is truly lost, start a new ledger on purpose "
@@ -30,23 +29,6 @@ RESET_HINT = (
 
 class LedgerRolledBack(LedgerFault):
     """The ledger is missing, shorter than a checkpoint this node signed, or forked."""
-
-
-class HighWaterFile:
-    """A `HighWaterStore` in one file, replaced atomically and fsync'd on every save."""
-
-    def __init__(self, path: Path) -> None:
-        self.path = path
-
-    def load(self) -> SignedHighWaterMark | None:
-        try:
-            text = self.path.read_text(encoding="utf-8")
-        except FileNotFoundError:
-            return None
-        return SignedHighWaterMark.from_text(text)
-
-    def save(self, marker: SignedHighWaterMark) -> None:
-        atomic_write_text(self.path, marker.to_text(), mode=PRIVATE_FILE_MODE)
 
 
 def refuse_missing_ledger(store: HighWaterFile, ledger_db: Path) -> None:

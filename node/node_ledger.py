@@ -28,7 +28,8 @@ def ledger_origin(settings: NodeSettings) -> str:
 def open_node_ledger(root: Path, settings: NodeSettings | None = None) -> Ledger:
     """Open (creating if needed) the node's ledger with its key, origin and policy.
 
-    The caller must run `self_check()` (or `require_sound()`) before answering queries.
+    The caller must run `startup_check()` (then `continue_verification()`), or
+    `self_check()`, before answering queries.
     Raises LedgerRolledBack when the ledger is missing, shorter than the largest
     checkpoint this node has signed, or forked from it (see node.high_water).
     """

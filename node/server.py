@@ -4,12 +4,14 @@ mTLS only (`require_client_auth=True`, no insecure port), 4 MiB messages, a boun
 thread pool and `maximum_concurrent_rpcs` (excess calls get RESOURCE_EXHAUSTED; both,
 and the shutdown grace period, from node.toml's `[server]`), keepalive settings shared
 with clients (`npcs.transport`), the standard `grpc.health.v1` service (SERVING, or
-NOT_SERVING once the ledger fails its start-up self-check or faults while serving) and
+NOT_SERVING once the ledger fails its start-up check or its background re-verification,
+or faults while serving) and
 server reflection, so `grpcurl` and `grpc_health_probe` work. Revoked certificates are
 refused on every service, health and reflection included (`RevocationInterceptor`).
 
 `running_node(root)` is the one way to run a node: it opens the node folder, runs the
-ledger self-check, starts the server and stops it with a grace period on exit (in-flight
+ledger's start-up check (the full re-verification goes on in the background), starts the
+server and stops it with a grace period on exit (in-flight
 queries finish; their charges are committed before they return).
 """
 
@@ -133,7 +135,9 @@ def build_engine(root: Path, settings: NodeSettings, stack: ExitStack) -> QueryE
     schema = node_schema(settings)
     ledger = open_node_ledger(root, settings)
     stack.callback(ledger.close)
-    return QueryEngine(settings, paths, schema, DataStore(paths, schema), ledger)
+    engine = QueryEngine(settings, paths, schema, DataStore(paths, schema), ledger)
+    stack.callback(engine.stop_background_checks)
+    return engine
 
 
 def create_server(

@@ -180,7 +180,11 @@ class NodeServicer:
 
     def _preview(self, request: pb.PreviewRequest, peer: Peer) -> pb.PreviewResponse:
         spec = preview_request_from_proto(request)
-        return preview_to_proto(self._engine.preview(spec, peer.identity))
+        response = preview_to_proto(self._engine.preview(spec, peer.identity))
+        if request.describe:  # Describe folded in: one call instead of two (issue 12)
+            described = pb.DescribeRequest(remembered_size=request.remembered_size)
+            response.description.CopyFrom(self._describe(described, peer))
+        return response
 
     def _query(self, request: pb.QueryRequest, peer: Peer) -> pb.QueryResponse:
         call = query_request_from_proto(request)

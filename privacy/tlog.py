@@ -97,6 +97,19 @@ class MerkleFrontier:
         self._stack: list[tuple[int, bytes]] = []  # (level, hash), levels strictly decreasing
         self.size = 0
 
+    @classmethod
+    def of_complete_subtrees(cls, size: int, complete_subtree: RangeHash) -> MerkleFrontier:
+        """The frontier of the first `size` leaves, from its right-edge complete subtrees
+        (one per set bit of `size`, largest first): O(log n) lookups, no leaf read."""
+        frontier = cls()
+        start = 0
+        for level in reversed(range(size.bit_length())):
+            if size >> level & 1:
+                frontier._stack.append((level, complete_subtree(start, start + (1 << level))))
+                start += 1 << level
+        frontier.size = size
+        return frontier
+
     def append(self, leaf: bytes) -> list[tuple[int, int, bytes]]:
         index = self.size
         finished = [(0, index, leaf)]

@@ -13,6 +13,7 @@ import shutil
 import sqlite3
 from pathlib import Path
 
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from support_ledger import charge_request
 
 from kernel.keyfiles import load_ed25519_private_key
@@ -36,10 +37,28 @@ def remove_ledger_files(paths: NodePaths) -> None:
 
 def copy_ledger(paths: NodePaths, target: Path) -> None:
     """A consistent copy, as an operator's backup would make (SQLite backup API)."""
-    with sqlite3.connect(paths.ledger_db) as source, sqlite3.connect(target) as copy:
+    copy_ledger_file(paths.ledger_db, target)
+
+
+def copy_ledger_file(ledger: Path, target: Path) -> None:
+    """A consistent copy of the ledger file `ledger` (SQLite backup API)."""
+    with sqlite3.connect(ledger) as source, sqlite3.connect(target) as copy:
         source.backup(copy)
     source.close()
     copy.close()
+
+
+def archived_ledger(paths: NodePaths) -> Path:
+    """The one ledger file `npcs-node ledger reset` archived in the node's folder."""
+    (archived,) = sorted((paths.ledger_dir / "archive").glob("ledger-*.sqlite"))
+    return archived
+
+
+def edit_entry(ledger: Path, seq: int) -> None:
+    """Change one recorded entry's purpose by SQL, as an insider editing a copy would."""
+    with sqlite3.connect(ledger) as db:
+        db.execute("UPDATE entries SET purpose = 'edited' WHERE seq = ?", (seq,))
+    db.close()
 
 
 def put_back(backup: Path, paths: NodePaths) -> None:
@@ -73,18 +92,30 @@ def delete_ledger(paths: NodePaths) -> None:
 def forge_entries(paths: NodePaths, count: int) -> int:
     """Append `count` charges to the node's ledger as it is now, every checkpoint signed
     with the node's own ledger key but no high-water marker kept; the new size."""
-    settings = load_settings(paths.root)
-    forged = Ledger.open(
-        paths.ledger_db,
-        origin=ledger_origin(settings),
-        signing_key=load_ed25519_private_key(paths.ledger_key, "ledger key"),
-        policy=budget_policy(settings.budget),
-        delta=settings.budget.delta,
-    )
-    with forged:
+    key = load_ed25519_private_key(paths.ledger_key, "ledger key")
+    with _open_ledger(paths, paths.ledger_db, key) as forged:
         for number in range(count):
             charge(forged, f"forged-{number}")
         return forged.size()
+
+
+def ledger_under_another_key(paths: NodePaths, target: Path, count: int) -> None:
+    """A ledger at `target` with the node's origin and policy, `count` charges, signed
+    by a key that is not the node's: an unrelated ledger dressed up as the node's."""
+    with _open_ledger(paths, target, Ed25519PrivateKey.generate()) as unrelated:
+        for number in range(count):
+            charge(unrelated, f"unrelated-{number}")
+
+
+def _open_ledger(paths: NodePaths, ledger: Path, key: Ed25519PrivateKey) -> Ledger:
+    settings = load_settings(paths.root)
+    return Ledger.open(
+        ledger,
+        origin=ledger_origin(settings),
+        signing_key=key,
+        policy=budget_policy(settings.budget),
+        delta=settings.budget.delta,
+    )
 
 
 def remove_high_water_marker(paths: NodePaths) -> None:

@@ -21,7 +21,7 @@ from coordinator.partnership import NodeEntry
 from kernel.messages import ConsistencyFromRemembered, PublishedCheckpoint
 from privacy import tlog
 from privacy.ledger.entry import LedgerEntry
-from privacy.ledger.genesis import GenesisFormatError, is_genesis, read_reset
+from privacy.ledger.genesis import GenesisFormatError, LedgerReset, is_genesis, read_reset
 
 
 def signed_checkpoint(
@@ -159,32 +159,39 @@ def check_remembered(  # noqa: PLR0917 - the checks share all of these
         findings.fail(untrusted.detail)
 
 
-def check_accepted_reset(
-    entries: Sequence[LedgerEntry],
-    checkpoint: PublishedCheckpoint,
-    remembered: RememberedCheckpoint,
-    key: Ed25519PublicKey,
-    findings: Findings,
-) -> str | None:
-    """`--accept-reset`: the new ledger's entry 0 must be a genesis entry naming exactly
-    the `remembered` checkpoint. The record of the acceptance, or None (a problem) when
-    it is refused."""
-    refused = "--accept-reset refused, the remembered checkpoint is kept: {}"
+REFUSED = "--accept-reset refused, the remembered checkpoint is kept: {}"
+
+
+def genesis_reset(entries: Sequence[LedgerEntry], findings: Findings) -> LedgerReset | None:
+    """`--accept-reset`: the reset recorded by the new ledger's entry 0, which must be a
+    genesis entry; None (a problem) when it is not."""
     if not entries or not is_genesis(entries[0]):
         findings.fail(
-            refused.format(
+            REFUSED.format(
                 "the ledger does not start with a genesis entry, so it was not reset by "
                 "`npcs-node ledger reset`; audit it without --accept-reset"
             )
         )
         return None
     try:
-        reset = read_reset(entries[0])
+        return read_reset(entries[0])
     except GenesisFormatError as exc:
-        findings.fail(refused.format(exc))
+        findings.fail(REFUSED.format(exc))
         return None
+
+
+def check_accepted_reset(
+    reset: LedgerReset,
+    checkpoint: PublishedCheckpoint,
+    remembered: RememberedCheckpoint,
+    key: Ed25519PublicKey,
+    findings: Findings,
+) -> str | None:
+    """`--accept-reset` without an archived ledger: the genesis entry must name exactly
+    the `remembered` checkpoint. The record of the acceptance, or None (a problem) when
+    it is refused."""
     mismatch = genesis_mismatch(remembered, reset.previous, key)
     if mismatch is not None:
-        findings.fail(refused.format(mismatch))
+        findings.fail(REFUSED.format(mismatch))
         return None
     return accepted_line(remembered, checkpoint.size, checkpoint.root)

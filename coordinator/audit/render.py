@@ -3,19 +3,31 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from pathlib import Path
 
-from coordinator.audit.report import AuditReport, NodeAudit, UnitKindSpending
+from coordinator.audit.report import AuditReport, DatasetSpending, NodeAudit, UnitKindSpending
 
 
 def _spending_text(node: NodeAudit) -> str:
     if not node.spending_known:
         return "unknown (the audit could not sum its charges)"
-    if node.unit_kind_spending:
-        return ", ".join(_unit_kind_text(row) for row in node.unit_kind_spending)
+    return _spent_text(node.spending, node.unit_kind_spending)
+
+
+def _spent_before(node: NodeAudit) -> str:
+    """The archived ledger's spending (`--archived-ledger`), against today's totals."""
+    return _spent_text(node.spent_before_reset, node.unit_kind_spent_before_reset)
+
+
+def _spent_text(
+    spending: Sequence[DatasetSpending], unit_kind_spending: Sequence[UnitKindSpending]
+) -> str:
+    if unit_kind_spending:
+        return ", ".join(_unit_kind_text(row) for row in unit_kind_spending)
     parts = [
         f"{row.dataset} {row.spent_rho}/{row.total_rho or '-'}"
-        for row in node.spending
+        for row in spending
         if row.charges or row.spent_units
     ]
     return ", ".join(parts) or "nothing spent"
@@ -60,6 +72,8 @@ def summary_lines(report: AuditReport) -> list[str]:
         )
         if node.accepted_reset is not None:
             lines.append(f"              accepted: {node.accepted_reset}")
+        if node.spent_before_reset:
+            lines.append(f"              spent before the reset: {_spent_before(node)}")
         lines += [f"              problem: {problem}" for problem in node.problems]
         lines += [f"              warning: {warning}" for warning in node.warnings]
     lines.append(f"Result: {_verdict(report)}")
@@ -102,6 +116,8 @@ def report_markdown(report: AuditReport) -> str:
         lines += ["", f"## {node.node}: {node.result}", ""]
         if node.accepted_reset is not None:
             lines.append(f"- accepted: {node.accepted_reset}")
+        if node.spent_before_reset:
+            lines.append(f"- spent before the reset: {_spent_before(node)}")
         lines += [f"- problem: {problem}" for problem in node.problems]
         lines += [f"- warning: {warning}" for warning in node.warnings]
     lines += [

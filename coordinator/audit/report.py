@@ -69,6 +69,11 @@ class NodeAudit(_Frozen):
     accepted_reset: str | None = None
     """`npcs audit --accept-reset`: which remembered checkpoint the node's new ledger
     replaced (its genesis entry names it), as a record."""
+    spent_before_reset: tuple[DatasetSpending, ...] = ()
+    """`--accept-reset` with `--archived-ledger`: what the archived ledger spent (per
+    dataset, against today's policy totals)."""
+    unit_kind_spent_before_reset: tuple[UnitKindSpending, ...] = ()
+    """The same per privacy-unit kind."""
 
 
 class AuditReport(_Frozen):

@@ -7,16 +7,21 @@ transaction, so the next audit proves each of those ledgers only grew.
 
 from __future__ import annotations
 
-from collections.abc import Collection, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from pathlib import Path
 
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
+
+from coordinator.audit.archive_checks import accept_with_archive, lifetime_warnings
 from coordinator.audit.charge_checks import check_charges, check_spending
 from coordinator.audit.findings import Findings, StopAudit
 from coordinator.audit.ledger_checks import (
     check_accepted_reset,
     check_remembered,
     fetch_entries,
+    genesis_reset,
     rewrite_message,
     signed_checkpoint,
 )
@@ -33,9 +38,10 @@ from coordinator.client import ClientCredentials, NodeClient, pinned_ledger_key
 from coordinator.errors import NodeCallError
 from coordinator.fanout import fan_out
 from coordinator.partnership import NodeEntry, Partnership
-from kernel.messages import PublishedCheckpoint
+from kernel.messages import NodeDescription, PublishedCheckpoint
 from npcs.errors import WireError
 from privacy import tlog
+from privacy.ledger.entry import LedgerEntry
 
 DEFAULT_TIMEOUT_SECONDS = 30.0
 
@@ -54,6 +60,9 @@ class _Facts:
     """Why the node could not be contacted (then nothing about it is known)."""
     accepted_reset: str | None = None
     """The record of a ledger reset accepted with `--accept-reset`."""
+    spent_before_reset: tuple[DatasetSpending, ...] = ()
+    """With `--archived-ledger`: what the archived ledger spent."""
+    unit_kind_spent_before_reset: tuple[UnitKindSpending, ...] = ()
 
 
 UNREACHABLE_CODES = frozenset({"UNREACHABLE", "TLS", "DEADLINE_EXCEEDED", "UNAVAILABLE"})
@@ -79,18 +88,21 @@ def audit_node(
     *,
     timeout: float = DEFAULT_TIMEOUT_SECONDS,
     accept_reset: bool = False,
+    archived_ledger: Path | None = None,
 ) -> NodeOutcome:
     """Run every check against one node; never raises for what the node does wrong.
 
     With `accept_reset`, the node's ledger is audited as new, and must start with a
-    genesis entry naming exactly the `remembered` checkpoint (which it then replaces).
+    genesis entry naming exactly the `remembered` checkpoint (which it then replaces),
+    or, with the `archived_ledger`, a checkpoint of it that extends the remembered one.
     """
     findings = Findings()
     facts = _Facts()
     with NodeClient(entry, credentials, timeout=timeout) as client:
         try:
             if accept_reset and remembered is not None:
-                _run_checks(client, entry, None, findings, facts, replacing=remembered)
+                replacing = _Replacing(remembered, archived_ledger)
+                _run_checks(client, entry, None, findings, facts, replacing=replacing)
             else:
                 _run_checks(client, entry, remembered, findings, facts)
         except NodeCallError as failure:
@@ -124,9 +136,20 @@ def audit_node(
         unit_kind_spending=facts.unit_kind_spending,
         ledger_key_fingerprint=entry.ledger_key_fingerprint,
         accepted_reset=facts.accepted_reset if not findings.problems else None,
+        spent_before_reset=facts.spent_before_reset,
+        unit_kind_spent_before_reset=facts.unit_kind_spent_before_reset,
     )
     passed = audit.result == "OK"
     return NodeOutcome(audit, checkpoint if passed else None)
+
+
+@dataclass(frozen=True)
+class _Replacing:
+    """`--accept-reset`: the remembered checkpoint to replace, and the archived ledger
+    the operator handed over (`--archived-ledger`), if any."""
+
+    remembered: RememberedCheckpoint
+    archived_ledger: Path | None
 
 
 def _verdict(findings: Findings, facts: _Facts) -> NodeVerdict:
@@ -142,7 +165,7 @@ def _run_checks(
     findings: Findings,
     facts: _Facts,
     *,
-    replacing: RememberedCheckpoint | None = None,
+    replacing: _Replacing | None = None,
 ) -> None:
     description = client.describe(unit_kind_epsilon=True)
     if not client.serving():
@@ -171,11 +194,61 @@ def _run_checks(
     if remembered is not None:
         check_remembered(tree, checkpoint, consistency, remembered, key, findings)
     if replacing is not None:
-        facts.accepted_reset = check_accepted_reset(entries, checkpoint, replacing, key, findings)
+        _check_reset(
+            replacing,
+            entries=entries,
+            checkpoint=checkpoint,
+            key=key,
+            node=entry.name,
+            description=description,
+            findings=findings,
+            facts=facts,
+        )
     facts.signed_requests_verified = check_charges(entries, entry.name, findings)
     facts.spending = check_spending(entries, description.policy, findings)
     facts.unit_kind_spending = check_unit_kind_spending(entries, description, findings)
     facts.spending_known = True
+    findings.warnings += lifetime_warnings(facts.spent_before_reset, facts.spending)
+    findings.warnings += lifetime_warnings(
+        facts.unit_kind_spent_before_reset, facts.unit_kind_spending
+    )
+
+
+def _check_reset(
+    replacing: _Replacing,
+    *,
+    entries: Sequence[LedgerEntry],
+    checkpoint: PublishedCheckpoint,
+    key: Ed25519PublicKey,
+    node: str,
+    description: NodeDescription,
+    findings: Findings,
+    facts: _Facts,
+) -> None:
+    """`--accept-reset`: the genesis entry names the remembered checkpoint, or the
+    archived ledger (`--archived-ledger`) bridges the two; the record goes in `facts`."""
+    reset = genesis_reset(entries, findings)
+    if reset is None:
+        return
+    if replacing.archived_ledger is None:
+        facts.accepted_reset = check_accepted_reset(
+            reset, checkpoint, replacing.remembered, key, findings
+        )
+        return
+    accepted = accept_with_archive(
+        replacing.archived_ledger,
+        reset=reset,
+        remembered=replacing.remembered,
+        checkpoint=checkpoint,
+        key=key,
+        node=node,
+        description=description,
+        findings=findings,
+    )
+    if accepted is not None:
+        facts.accepted_reset, history = accepted
+        facts.spent_before_reset = history.spending
+        facts.unit_kind_spent_before_reset = history.unit_kind_spending
 
 
 def audit_partnership(
@@ -187,9 +260,11 @@ def audit_partnership(
     nodes: Sequence[NodeEntry] | None = None,
     timeout: float = DEFAULT_TIMEOUT_SECONDS,
     accept_resets: Collection[str] = (),
+    archived_ledgers: Mapping[str, Path] | None = None,
 ) -> AuditReport:
     """Audit nodes concurrently; remember the checkpoints of those that pass (replacing
-    the remembered one of an `accept_resets` node whose reset checked out)."""
+    the remembered one of an `accept_resets` node whose reset checked out, with its
+    archived ledger from `archived_ledgers` when given)."""
     selected = tuple(nodes) if nodes is not None else partnership.nodes
     remembered = memory.remembered(partnership.name)
     outcomes = fan_out(
@@ -200,6 +275,7 @@ def audit_partnership(
             remembered.get(entry.name),
             timeout=timeout,
             accept_reset=entry.name in accept_resets,
+            archived_ledger=(archived_ledgers or {}).get(entry.name),
         ),
     )
     now = datetime.now(UTC).isoformat(timespec="seconds")

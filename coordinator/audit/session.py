@@ -6,8 +6,8 @@ problems are `CoordinatorError`s that say what to fix.
 
 from __future__ import annotations
 
-from collections.abc import Collection
-from dataclasses import dataclass
+from collections.abc import Collection, Mapping
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from coordinator.audit.memory import open_audit_memory
@@ -41,6 +41,8 @@ class AuditSession:
     timeout: float = DEFAULT_TIMEOUT_SECONDS
     accept_resets: frozenset[str] = frozenset()
     """Nodes whose recorded ledger reset the auditor accepts (`--accept-reset`)."""
+    archived_ledgers: Mapping[str, Path] = field(default_factory=dict)
+    """The archived ledger handed over for an accepted node (`--archived-ledger`)."""
 
     def audit(self) -> AuditReport:
         """Audit the selected nodes and remember the checkpoints of those that pass."""
@@ -52,6 +54,7 @@ class AuditSession:
             nodes=self.nodes,
             timeout=self.timeout,
             accept_resets=self.accept_resets,
+            archived_ledgers=self.archived_ledgers,
         )
 
 
@@ -63,10 +66,11 @@ def open_audit_session(
     state_file: Path | None = None,
     timeout: float = DEFAULT_TIMEOUT_SECONDS,
     accept_resets: Collection[str] = (),
+    archived_ledger: Path | None = None,
 ) -> AuditSession:
     """Load the partnership, the auditor's credentials and remembered checkpoints;
     refuse (nothing changed) an `accept_resets` node that is not audited or of which
-    no checkpoint is remembered."""
+    no checkpoint is remembered, and an `archived_ledger` without exactly one of them."""
     if timeout <= 0:
         raise InvalidArgumentError("--timeout must be a positive number of seconds")
     try:
@@ -81,6 +85,7 @@ def open_audit_session(
         raise SetupError(str(exc)) from exc
     memory = open_audit_memory(state_file)
     _check_accept_resets(partnership, selected, memory, accept_resets)
+    archived_ledgers = _archived_ledgers(accept_resets, archived_ledger)
     return AuditSession(
         partnership=partnership,
         credentials=credentials,
@@ -89,7 +94,24 @@ def open_audit_session(
         memory=memory,
         timeout=timeout,
         accept_resets=frozenset(accept_resets),
+        archived_ledgers=archived_ledgers,
     )
+
+
+def _archived_ledgers(
+    accept_resets: Collection[str], archived_ledger: Path | None
+) -> dict[str, Path]:
+    """`--archived-ledger FILE` belongs to the one node of `--accept-reset`."""
+    if archived_ledger is None:
+        return {}
+    names = sorted(set(accept_resets))
+    if len(names) != 1:
+        raise InvalidArgumentError(
+            "--archived-ledger needs exactly one --accept-reset NODE (the node whose "
+            f"ledger it is), got {len(names)}: accept one reset per audit, e.g. "
+            f"`npcs audit --accept-reset NODE --archived-ledger {archived_ledger}`"
+        )
+    return {names[0]: archived_ledger}
 
 
 def _check_accept_resets(

@@ -49,8 +49,21 @@ EXIT_UNREACHABLE = 3
     multiple=True,
     help="Accept NODE's new ledger after a recorded `npcs-node ledger reset`: only when "
     "its genesis entry names exactly the checkpoint remembered for NODE (origin, size, "
-    "root, signed by its pinned key) and the new ledger passes the audit, that checkpoint "
+    "root, signed by its pinned key; or a later one that --archived-ledger bridges) and "
+    "the new ledger passes the audit, that checkpoint "
     "is replaced by the new ledger's; otherwise NODE fails and nothing is replaced.",
+)
+@click.option(
+    "--archived-ledger",
+    "archived_ledger",
+    metavar="FILE",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    help="With one --accept-reset NODE: a copy of the ledger `npcs-node ledger reset` "
+    "archived (NODE's ledger/archive/ledger-*.sqlite, from its operator), for when the "
+    "genesis entry names a later checkpoint than the remembered one (queries answered "
+    "after your last audit). It must verify in full with NODE's pinned ledger key, hold "
+    "the named checkpoint and extend the remembered one; its spending is audited and "
+    "reported as spent before the reset.",
 )
 @click.option("--config", envvar="NPCS_CONFIG", type=click.Path(path_type=Path))
 @user_errors()
@@ -62,6 +75,7 @@ def command(  # noqa: PLR0917 - click passes every option as an argument
     state_file: Path | None,
     timeout: float,
     accept_resets: tuple[str, ...],
+    archived_ledger: Path | None,
     config: Path | None,
 ) -> None:
     """Check each node's ledger: signatures, Merkle root, history, charges and totals.
@@ -74,6 +88,7 @@ def command(  # noqa: PLR0917 - click passes every option as an argument
       npcs audit --identity ~/npcs/auditor --out audit.md
       npcs audit --nodes state-a,county-b --format json
       npcs audit --accept-reset county-b --out audit.md
+      npcs audit --accept-reset county-b --archived-ledger ledger-2026.sqlite
     """
     from coordinator.audit.render import report_json, summary_lines, write_report
     from coordinator.audit.session import open_audit_session
@@ -86,6 +101,7 @@ def command(  # noqa: PLR0917 - click passes every option as an argument
         state_file=state_file,
         timeout=timeout,
         accept_resets=accept_resets,
+        archived_ledger=archived_ledger,
     ).audit()
     if out is not None:
         write_report(report, out)

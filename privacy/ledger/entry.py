@@ -128,12 +128,27 @@ ENTRY_COLUMNS = (
 assert tuple(item.name for item in fields(LedgerEntry)) == ENTRY_COLUMNS
 
 
+def spent_total_keys(entry: LedgerEntry) -> tuple[tuple[str, str], ...]:
+    """The running totals, as (scope, name), that an entry's cost is added to: the one
+    rule the writer, the self-check and the verified-through mark share."""
+    return (("dataset", entry.dataset), ("analyst", entry.analyst))
+
+
 def canonical_json(fields: dict[str, Any]) -> bytes:
-    encoded = {
-        key: base64.b64encode(value).decode() if isinstance(value, bytes) else value
-        for key, value in fields.items()
-    }
-    return json.dumps(encoded, sort_keys=True, separators=(",", ":"), ensure_ascii=True).encode()
+    """Sorted-key compact ASCII JSON, bytes values as base64 strings."""
+    return _CANONICAL.encode(fields).encode()
+
+
+def _base64_text(value: object) -> str:
+    if isinstance(value, bytes):
+        return base64.b64encode(value).decode()
+    raise TypeError(f"{type(value).__name__} is not a ledger field type")
+
+
+_CANONICAL = json.JSONEncoder(
+    sort_keys=True, separators=(",", ":"), ensure_ascii=True, default=_base64_text
+)
+"""One encoder (the C one): it calls `default` only for the few bytes values."""
 
 
 def entry_from_canonical_bytes(data: bytes) -> LedgerEntry:

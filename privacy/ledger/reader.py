@@ -11,6 +11,7 @@ import base64
 import sqlite3
 import threading
 from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import Executor
 from pathlib import Path
 from typing import Any, Self, TypeVar
 
@@ -20,7 +21,7 @@ from privacy import tlog
 from privacy.ledger.entry import LedgerEntry
 from privacy.ledger.errors import LedgerFault
 from privacy.ledger.sqlschema import SELECT_ENTRY, connect, entry_from_row, retry_busy
-from privacy.ledger.verifier import SelfCheckReport, verify_ledger
+from privacy.ledger.verifier import Progress, SelfCheckReport, verify_ledger
 from privacy.signed_note import ed25519_key_hash
 from privacy.tlog import Checkpoint, SignedCheckpoint
 
@@ -96,6 +97,29 @@ class LedgerReader:
             for row in rows:
                 yield entry_from_row(row)
             last = rows[-1][0]
+
+    def tail(self, count: int) -> tuple[list[LedgerEntry], dict[str, int]]:
+        """The last `count` entries (oldest first) and the spent totals by dataset, from
+        one snapshot: O(count) rows whatever the ledger's size."""
+
+        def read() -> tuple[list[Any], list[Any]]:
+            self._conn.execute("BEGIN")
+            try:
+                rows = self._conn.execute(
+                    SELECT_ENTRY + " ORDER BY seq DESC LIMIT ?", (count,)
+                ).fetchall()
+                totals = self._conn.execute(
+                    "SELECT name, units FROM spent_totals WHERE scope = 'dataset'"
+                ).fetchall()
+            finally:
+                self._conn.execute("ROLLBACK")
+            return rows, totals
+
+        with self._lock:
+            rows, totals = self._retry_busy(read)
+        return [entry_from_row(row) for row in reversed(rows)], {
+            str(name): int(units) for name, units in totals
+        }
 
     def entry_by_query_id(self, query_id: str) -> LedgerEntry | None:
         rows = self._read(SELECT_ENTRY + " WHERE query_id = ?", (query_id,))
@@ -198,6 +222,8 @@ class LedgerReader:
         *,
         remembered: Sequence[SignedCheckpoint] = (),
         all_signatures: bool = True,
+        pool: Executor | None = None,
+        progress: Progress | None = None,
     ) -> SelfCheckReport:
         """Recompute everything from the rows and compare it with what is stored and signed.
 
@@ -205,10 +231,19 @@ class LedgerReader:
         stored tree node; the root at every checkpointed size (and its signature, all of
         them when `all_signatures`); running totals = sums of charges; and every
         `remembered` checkpoint (which an auditor kept) against the recomputed roots.
+        `pool` verifies signature batches on other cores; `progress(done, size)` hears of
+        each chunk.
         """
         with self._lock:
             return self._retry_busy(
-                lambda: verify_ledger(self._conn, public_key, remembered, all_signatures)
+                lambda: verify_ledger(
+                    self._conn,
+                    public_key,
+                    remembered,
+                    all_signatures,
+                    pool=pool,
+                    progress=progress,
+                )
             )
 
 

@@ -13,7 +13,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any, TypeVar
 
-from privacy.ledger.entry import ENTRY_COLUMNS, LedgerEntry
+from privacy.ledger.entry import ENTRY_COLUMNS, LedgerEntry, canonical_json
 from privacy.ledger.errors import LedgerBusy, LedgerFault
 
 SCHEMA_VERSION = "1"
@@ -69,6 +69,13 @@ CREATE TABLE IF NOT EXISTS spent_totals (
     units INTEGER NOT NULL,
     PRIMARY KEY (scope, name)
 ) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS verified_mark (
+    id INTEGER PRIMARY KEY CHECK (id = 1),
+    size INTEGER NOT NULL,
+    root BLOB NOT NULL,
+    totals TEXT NOT NULL,
+    signature BLOB NOT NULL
+);
 """
 
 # Built from the constant column list, never from input.
@@ -147,12 +154,23 @@ def retry_busy(operation: Callable[[], T], path: Path) -> T:
 
 def entry_from_row(row: Sequence[Any]) -> LedgerEntry:
     """The entry of a `SELECT_ENTRY` row (its trailing leaf_hash column is ignored)."""
+    return LedgerEntry(**_row_values(row))
+
+
+def entry_and_leaf_data(row: Sequence[Any]) -> tuple[LedgerEntry, bytes]:
+    """The entry of a `SELECT_ENTRY` row and its leaf data (canonical bytes), from one
+    pass over the stored values (what verification hashes)."""
+    values = _row_values(row)
+    return LedgerEntry(**values), canonical_json(values)
+
+
+def _row_values(row: Sequence[Any]) -> dict[str, Any]:
     values = dict(zip(ENTRY_COLUMNS, row, strict=False))
     for name in ("canonical_query", "answer"):
         values[name] = bytes(values[name])
     if values["signed_request"] is not None:
         values["signed_request"] = bytes(values["signed_request"])
-    return LedgerEntry(**values)
+    return values
 
 
 def require_same_identity(meta: dict[str, str], path: Path, origin: str, fingerprint: str) -> None:

@@ -1,27 +1,38 @@
 """The ledger's self-check: recompute everything from the rows and compare it with what is
 stored and signed.
 
-Run at node start-up (a node must not serve from a ledger that fails it), by
-`npcs-node ledger verify`, and with an auditor's remembered checkpoints to detect a
-rewritten, truncated or forked ledger. It reads one consistent snapshot, entry by entry.
+Run in full by `npcs-node ledger verify` (with an auditor's remembered checkpoints, to
+detect a rewritten, truncated or forked ledger): it reads one consistent snapshot in
+chunks of entries, hashing each entry and recomputing every stored tree node and
+checkpoint root, while a process pool (if given) verifies the checkpoint signatures.
+The node's background self-check (`privacy.ledger.resumable`) runs the same `Audit`
+one chunk at a time from its verified-through mark.
 """
 
 from __future__ import annotations
 
 import base64
 import sqlite3
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from concurrent.futures import Executor
 from dataclasses import dataclass, field
+from typing import Any
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
 from privacy import tlog
-from privacy.ledger.entry import LedgerEntry
-from privacy.ledger.sqlschema import SELECT_ENTRY, entry_from_row, is_busy
+from privacy.ledger.entry import LedgerEntry, spent_total_keys
+from privacy.ledger.signature_batch import SignatureChecks
+from privacy.ledger.sqlschema import SELECT_ENTRY, entry_and_leaf_data, is_busy
 from privacy.signed_note import ed25519_key_hash
 from privacy.tlog import Checkpoint, SignedCheckpoint, raw_public_key
 
 MAX_REPORTED_PROBLEMS = 20
+CHUNK_ENTRIES = 4096
+"""Entries read, hashed and checked at a time (and between two marks of the pass)."""
+
+Progress = Callable[[int, int], None]
+"""Called with (entries checked, entries in the ledger) after each chunk."""
 
 
 @dataclass(frozen=True)
@@ -53,15 +64,18 @@ def verify_ledger(
     public_key: Ed25519PublicKey,
     remembered: Sequence[SignedCheckpoint],
     all_signatures: bool,
+    *,
+    pool: Executor | None = None,
+    progress: Progress | None = None,
 ) -> SelfCheckReport:
     """Check the ledger on `connection` (see `LedgerReader.verify`). A busy database
     raises sqlite3.OperationalError for the caller to retry; any other unreadable
-    database is reported as a problem."""
+    database is reported as a problem. `pool` verifies signature batches on other cores."""
     state = _AuditState()
     # One read transaction: a consistent snapshot even while other processes write.
     connection.execute("BEGIN")
     try:
-        return _audit(connection, state, public_key, remembered, all_signatures)
+        return _audit(connection, state, public_key, remembered, all_signatures, pool, progress)
     except sqlite3.OperationalError as exc:
         if is_busy(exc):
             raise
@@ -73,47 +87,45 @@ def verify_ledger(
     return SelfCheckReport(ok=False, problems=state.problems, first_bad_entry=state.first_bad_entry)
 
 
-def _audit(
+def _audit(  # noqa: PLR0917 - the full check's inputs
     connection: sqlite3.Connection,
     state: _AuditState,
     public_key: Ed25519PublicKey,
     remembered: Sequence[SignedCheckpoint],
     all_signatures: bool,
+    pool: Executor | None,
+    progress: Progress | None,
 ) -> SelfCheckReport:
     integrity = connection.execute("PRAGMA integrity_check").fetchall()
     if [tuple(row) for row in integrity] != [("ok",)]:
         state.add(f"SQLite integrity check failed: {integrity[0][0]}")
     meta = dict(connection.execute("SELECT key, value FROM meta").fetchall())
-    audit = _Audit(
+    origin = meta.get("origin", "")
+    audit = Audit(
         state=state,
         public_key=public_key,
-        origin=meta.get("origin", ""),
-        all_signatures=all_signatures,
+        origin=origin,
+        signatures=SignatureChecks(public_key, origin, pool) if all_signatures else None,
         remembered={cp.checkpoint.size: cp for cp in remembered},
-        stored_nodes={
-            (int(level), int(idx)): bytes(digest)
-            for level, idx, digest in connection.execute("SELECT level, idx, hash FROM tree_nodes")
-        },
-        checkpoints={
-            int(size): (bytes(root), bytes(signature))
-            for size, root, signature in connection.execute(
-                "SELECT size, root, signature FROM checkpoints"
-            )
-        },
     )
     audit.check_meta(meta)
-    for row in connection.execute(SELECT_ENTRY + " ORDER BY seq"):
-        if not audit.add_entry(entry_from_row(row), bytes(row[-1])):
+    size = ledger_size(connection)
+    (count,) = connection.execute("SELECT COUNT(*) FROM entries").fetchone()
+    if count != size:
+        state.add(f"the ledger has {count} entries but its sequence numbers run to {size - 1}")
+    for start in range(0, max(size, 1), CHUNK_ENTRIES):
+        if not audit.add_chunk(read_chunk(connection, start, min(start + CHUNK_ENTRIES, size))):
             break
-    audit.finish()
-    audit.check_totals(
-        {
-            (str(scope), str(name)): int(units)
-            for scope, name, units in connection.execute(
-                "SELECT scope, name, units FROM spent_totals"
-            )
-        }
-    )
+        if progress is not None:
+            progress(audit.frontier.size, size)
+    audit.report_bad_signatures()
+    (stored_nodes,) = connection.execute("SELECT COUNT(*) FROM tree_nodes").fetchone()
+    if stored_nodes != audit.produced_nodes:
+        state.add(
+            f"the Merkle tree has {stored_nodes} stored nodes, expected {audit.produced_nodes}"
+        )
+    audit.finish(last_checkpoint(connection))
+    audit.check_totals(stored_totals(connection))
     return SelfCheckReport(
         ok=not state.problems,
         problems=state.problems,
@@ -123,20 +135,77 @@ def _audit(
     )
 
 
+def ledger_size(connection: sqlite3.Connection) -> int:
+    (value,) = connection.execute("SELECT COALESCE(MAX(seq) + 1, 0) FROM entries").fetchone()
+    return int(value)
+
+
+def last_checkpoint(connection: sqlite3.Connection) -> tuple[int, bytes, bytes] | None:
+    row = connection.execute(
+        "SELECT size, root, signature FROM checkpoints ORDER BY size DESC LIMIT 1"
+    ).fetchone()
+    return None if row is None else (int(row[0]), bytes(row[1]), bytes(row[2]))
+
+
+def stored_totals(connection: sqlite3.Connection) -> dict[tuple[str, str], int]:
+    return {
+        (str(scope), str(name)): int(units)
+        for scope, name, units in connection.execute("SELECT scope, name, units FROM spent_totals")
+    }
+
+
+@dataclass(frozen=True)
+class Chunk:
+    """Entries start..stop-1 with the tree nodes they complete and the checkpoints at
+    sizes start+1..stop (and size 0 with the first chunk)."""
+
+    start: int
+    stop: int
+    rows: list[Any]
+    nodes: dict[tuple[int, int], bytes]
+    checkpoints: dict[int, tuple[bytes, bytes]]
+
+
+def read_chunk(connection: sqlite3.Connection, start: int, stop: int) -> Chunk:
+    """Read one chunk with indexed range queries (O(chunk + log n) rows)."""
+    rows = connection.execute(
+        SELECT_ENTRY + " WHERE seq >= ? AND seq < ? ORDER BY seq", (start, stop)
+    ).fetchall()
+    nodes: dict[tuple[int, int], bytes] = {}
+    for level in range(stop.bit_length()):
+        # Node (level, idx) is completed by entry ((idx + 1) << level) - 1.
+        first, last = ((start + (1 << level)) >> level) - 1, (stop >> level) - 1
+        if last >= first:
+            for idx, digest in connection.execute(
+                "SELECT idx, hash FROM tree_nodes WHERE level = ? AND idx BETWEEN ? AND ?",
+                (level, first, last),
+            ):
+                nodes[(level, int(idx))] = bytes(digest)
+    checkpoints = {
+        int(size): (bytes(root), bytes(signature))
+        for size, root, signature in connection.execute(
+            "SELECT size, root, signature FROM checkpoints WHERE size BETWEEN ? AND ?",
+            (start if start == 0 else start + 1, stop),
+        )
+    }
+    return Chunk(start, stop, rows, nodes, checkpoints)
+
+
 @dataclass
-class _Audit:
-    """Recomputes the tree and totals entry by entry, comparing with what is stored."""
+class Audit:
+    """Recomputes the tree and totals entry by entry, comparing with what is stored;
+    starts empty, or from a verified frontier and totals (the resumable pass)."""
 
     state: _AuditState
     public_key: Ed25519PublicKey
     origin: str
-    all_signatures: bool
-    remembered: dict[int, SignedCheckpoint]
-    stored_nodes: dict[tuple[int, int], bytes]
-    checkpoints: dict[int, tuple[bytes, bytes]]
+    signatures: SignatureChecks | None
+    remembered: dict[int, SignedCheckpoint] = field(default_factory=dict)
     frontier: tlog.MerkleFrontier = field(default_factory=tlog.MerkleFrontier)
     spent: dict[tuple[str, str], int] = field(default_factory=dict)
-    expected_nodes: int = 0
+    produced_nodes: int = 0
+    stored_nodes: dict[tuple[int, int], bytes] = field(default_factory=dict)
+    checkpoints: dict[int, tuple[bytes, bytes]] = field(default_factory=dict)
 
     def check_meta(self, meta: dict[str, str]) -> None:
         public_raw = base64.b64encode(tlog.raw_public_key(self.public_key)).decode()
@@ -161,7 +230,27 @@ class _Audit:
                     f"the ledger's is {self.origin!r}"
                 )
 
-    def add_entry(self, entry: LedgerEntry, stored_leaf: bytes) -> bool:
+    def add_chunk(self, chunk: Chunk) -> bool:
+        """Fold in a chunk's entries; False when the sequence breaks (stop reading)."""
+        self.stored_nodes, self.checkpoints = chunk.nodes, chunk.checkpoints
+        produced_before = self.produced_nodes
+        if chunk.start == 0 and 0 in chunk.checkpoints:
+            self._compare_root()
+        for row in chunk.rows:
+            entry, leaf_data = entry_and_leaf_data(row)
+            if not self.add_entry(entry, tlog.leaf_hash(leaf_data), bytes(row[-1])):
+                return False
+        if self.frontier.size < chunk.stop:
+            self.state.entry_problem(self.frontier.size, f"entry {self.frontier.size} is missing")
+            return False
+        if len(chunk.nodes) != self.produced_nodes - produced_before:
+            self.state.add(
+                f"the Merkle tree has {len(chunk.nodes)} stored nodes for entries "
+                f"{chunk.start}..{chunk.stop - 1}, expected {self.produced_nodes - produced_before}"
+            )
+        return True
+
+    def add_entry(self, entry: LedgerEntry, leaf: bytes, stored_leaf: bytes) -> bool:
         """Fold in the next entry; False when the sequence breaks (stop reading)."""
         seq = self.frontier.size
         if entry.seq != seq:
@@ -169,13 +258,12 @@ class _Audit:
                 seq, f"entry {seq} is missing (next stored entry is {entry.seq})"
             )
             return False
-        leaf = entry.leaf_hash()
         if leaf != stored_leaf:
             self.state.entry_problem(
                 seq, f"entry {seq} ({entry.query_id}) does not match its leaf hash"
             )
         for level, idx, digest in self.frontier.append(leaf):
-            self.expected_nodes += 1
+            self.produced_nodes += 1
             if self.stored_nodes.get((level, idx)) != digest:
                 message = (
                     f"stored Merkle node ({level}, {idx}) does not match entries "
@@ -186,7 +274,7 @@ class _Audit:
                 else:
                     self.state.add(message)
         self._compare_root()
-        for key in (("dataset", entry.dataset), ("analyst", entry.analyst)):
+        for key in spent_total_keys(entry):
             self.spent[key] = self.spent.get(key, 0) + entry.cost_units
         return True
 
@@ -203,8 +291,8 @@ class _Audit:
                     size - 1,
                     f"entry {size - 1}: the root at size {size} differs from its checkpoint",
                 )
-            elif self.all_signatures and not self._signed_by_key(size, root, stored[1]):
-                self.state.add(f"the checkpoint at size {size} has a bad signature")
+            elif self.signatures is not None:
+                self.signatures.add(size, root, stored[1])
         if memo is not None and memo.checkpoint.root != root:
             self.state.entry_problem(
                 size - 1,
@@ -219,14 +307,16 @@ class _Audit:
             return False
         return signed.verify(self.public_key)
 
-    def finish(self) -> None:
+    def report_bad_signatures(self) -> None:
+        if self.signatures is not None:
+            for size in self.signatures.bad_sizes():
+                self.state.add(f"the checkpoint at size {size} has a bad signature")
+
+    def finish(self, last: tuple[int, bytes, bytes] | None) -> None:
+        """At the end of the ledger: the last checkpoint covers it, and no remembered
+        checkpoint is longer."""
         size, root = self.frontier.size, self.frontier.root()
-        if len(self.stored_nodes) != self.expected_nodes:
-            self.state.add(
-                f"the Merkle tree has {len(self.stored_nodes)} stored nodes, "
-                f"expected {self.expected_nodes}"
-            )
-        self._check_last_checkpoint(size, root)
+        self._check_last_checkpoint(size, root, last)
         for remembered_size in sorted(self.remembered):
             if remembered_size > size:
                 self.state.entry_problem(
@@ -235,11 +325,13 @@ class _Audit:
                     f"{remembered_size}: entries were removed (truncated or forked ledger)",
                 )
 
-    def _check_last_checkpoint(self, size: int, root: bytes) -> None:
-        if not self.checkpoints:
+    def _check_last_checkpoint(
+        self, size: int, root: bytes, last_checkpoint: tuple[int, bytes, bytes] | None
+    ) -> None:
+        if last_checkpoint is None:
             self.state.add("the ledger has no signed checkpoint")
             return
-        last = max(self.checkpoints)
+        last, last_root, last_signature = last_checkpoint
         if last > size:
             self.state.entry_problem(
                 size,
@@ -250,11 +342,11 @@ class _Audit:
             self.state.entry_problem(
                 last, f"entries from {last} on are not covered by a checkpoint"
             )
-        elif self.checkpoints[last][0] != root:
+        elif last_root != root:
             self.state.add(
                 f"the recomputed root differs from the last signed checkpoint (size {size})"
             )
-        elif not self._signed_by_key(size, root, self.checkpoints[last][1]):
+        elif not self._signed_by_key(size, root, last_signature):
             self.state.add(f"the last checkpoint (size {size}) is not signed by the ledger key")
 
     def check_totals(self, stored: dict[tuple[str, str], int]) -> None:

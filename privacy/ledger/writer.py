@@ -9,12 +9,8 @@ side-file lock first. Readers that must not wait for writers use `snapshot_reade
 from __future__ import annotations
 
 import base64
-import contextlib
-import fcntl
-import os
 import sqlite3
-from collections.abc import Callable, Iterator
-from contextlib import suppress
+from collections.abc import Callable
 from pathlib import Path
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import (
@@ -31,10 +27,12 @@ from privacy.ledger.entry import (
     ChargeRequest,
     LedgerEntry,
     Receipt,
+    spent_total_keys,
 )
 from privacy.ledger.errors import LedgerError, LedgerFault, ReleaseFailed
 from privacy.ledger.high_water import HighWaterStore, raise_high_water, with_high_water
 from privacy.ledger.reader import LedgerReader
+from privacy.ledger.resumable import run_pass, startup_check
 from privacy.ledger.sqlschema import (
     INSERT_ENTRY,
     SCHEMA_VERSION,
@@ -44,13 +42,15 @@ from privacy.ledger.sqlschema import (
     entry_from_row,
     require_same_identity,
 )
+from privacy.ledger.verified_mark import VerifiedMark, store_mark
 from privacy.ledger.verifier import SelfCheckReport
+from privacy.ledger.write_transactions import WriteTransactions
 from privacy.policy import BudgetPolicy
 from privacy.signed_note import ed25519_key_hash
 from privacy.tlog import Checkpoint, SignedCheckpoint
 
 
-class Ledger(LedgerReader):
+class Ledger(WriteTransactions):
     """The writable ledger of one node: `charge_and_release` is the only way to spend."""
 
     def __init__(
@@ -71,9 +71,6 @@ class Ledger(LedgerReader):
         self._public_key = signing_key.public_key()
         self.policy = policy
         self.delta = delta
-        self._writer_lock_fd = os.open(
-            path.with_name(path.name + ".writer-lock"), os.O_RDWR | os.O_CREAT, 0o600
-        )
         self._snapshot_reader: LedgerReader | None = None
 
     @property
@@ -91,9 +88,7 @@ class Ledger(LedgerReader):
                 self._snapshot_reader.close()
                 self._snapshot_reader = None
             self._conn.close()
-            if self._writer_lock_fd >= 0:
-                os.close(self._writer_lock_fd)
-                self._writer_lock_fd = -1
+            self._close_writer_lock()
 
     @classmethod
     def open(
@@ -137,19 +132,13 @@ class Ledger(LedgerReader):
 
     def _initialise(self) -> None:
         fingerprint = tlog.key_fingerprint(self._public_key)
-        with self._lock, self._writer_turn():
-            self._begin_immediate()
-            try:
-                create_schema(self._conn)
-                meta = dict(self._conn.execute("SELECT key, value FROM meta").fetchall())
-                if not meta:
-                    self._create_meta(fingerprint)
-                else:
-                    require_same_identity(meta, self._path, self._origin, fingerprint)
-                self._commit()
-            except BaseException:
-                self._rollback()
-                raise
+        with self._write_transaction():
+            create_schema(self._conn)
+            meta = dict(self._conn.execute("SELECT key, value FROM meta").fetchall())
+            if not meta:
+                self._create_meta(fingerprint)
+            else:
+                require_same_identity(meta, self._path, self._origin, fingerprint)
 
     def _create_meta(self, fingerprint: str) -> None:
         public_raw = base64.b64encode(tlog.raw_public_key(self._public_key)).decode()
@@ -161,33 +150,6 @@ class Ledger(LedgerReader):
         ):
             self._conn.execute("INSERT INTO meta (key, value) VALUES (?, ?)", (key, value))
         self._store_checkpoint(Checkpoint(self._origin, 0, tlog.EMPTY_ROOT).sign(self._key))
-
-    # -- transactions
-
-    @contextlib.contextmanager
-    def _writer_turn(self) -> Iterator[None]:
-        """Queue writers of this file in the kernel (flock on a side file) before
-        BEGIN IMMEDIATE: one waiter wakes per commit, instead of every writer polling
-        SQLite's lock, which collapses throughput with many processes. The kernel drops
-        the lock when a process dies, so kill -9 never leaves it held. SQLite's own
-        locking stays the authority: this only orders the queue."""
-        fcntl.flock(self._writer_lock_fd, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(self._writer_lock_fd, fcntl.LOCK_UN)
-
-    def _begin_immediate(self) -> None:
-        self._retry_busy(lambda: self._conn.execute("BEGIN IMMEDIATE"))
-
-    def _commit(self) -> None:
-        # A COMMIT that fails with SQLITE_BUSY leaves the transaction open: retrying is safe.
-        self._retry_busy(lambda: self._conn.execute("COMMIT"))
-
-    def _rollback(self) -> None:
-        if self._conn.in_transaction:
-            with suppress(sqlite3.Error):
-                self._conn.execute("ROLLBACK")
 
     # -- charging
 
@@ -332,7 +294,7 @@ class Ledger(LedgerReader):
         values = [getattr(entry, name) for name in ENTRY_COLUMNS]
         self._conn.execute(INSERT_ENTRY, (*values, leaf))
         self._store_leaf_nodes(entry.seq, leaf)
-        for scope, name in (("dataset", entry.dataset), ("analyst", entry.analyst)):
+        for scope, name in spent_total_keys(entry):
             self._conn.execute(
                 "INSERT INTO spent_totals (scope, name, units) VALUES (?, ?, ?) "
                 "ON CONFLICT (scope, name) DO UPDATE SET units = units + excluded.units",
@@ -383,11 +345,30 @@ class Ledger(LedgerReader):
         analyst_spent = reads.spent_units(analyst=analyst) if analyst is not None else 0
         return self.policy.remaining(dataset, reads.spent_units, analyst, analyst_spent)
 
-    def self_check(self) -> SelfCheckReport:
-        """Start-up check: integrity, recomputed root = last signed checkpoint (signed by
-        this node's key), totals = sums of charges. A node must not serve if it fails."""
-        report = self.verify(self._public_key, all_signatures=False)
+    def startup_check(self) -> SelfCheckReport:
+        """Before the first answer, in O(log n) (see privacy.ledger.resumable), plus the
+        high-water mark. The full re-verification is `continue_verification`."""
+        with self._lock:
+            report = self._retry_busy(lambda: startup_check(self._conn, self._public_key))
         return with_high_water(report, self._high_water, self, self._public_key)
+
+    def continue_verification(
+        self, should_stop: Callable[[], bool] | None = None
+    ) -> SelfCheckReport:
+        """Re-verify every entry after the verified-through mark (each entry, tree node,
+        checkpoint root and signature; the totals at the end), moving the mark on."""
+        return run_pass(self._path, self._public_key, self._record_mark, should_stop)
+
+    def _record_mark(self, mark: VerifiedMark) -> None:
+        signature = mark.signed_by(self._key)
+        with self._write_transaction():
+            store_mark(self._conn, mark, signature)
+
+    def self_check(self) -> SelfCheckReport:
+        """The start-up check, then the re-verification from the mark to the end: a node
+        must not serve if it fails."""
+        report = self.startup_check()
+        return self.continue_verification() if report.ok else report
 
     def require_sound(self) -> None:
         report = self.self_check()

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from functools import lru_cache
+
 from pydantic import ValidationError
 
 from kernel.messages import NodeDescription, PolicyView, UnitKindBudget
@@ -71,9 +73,16 @@ def describe_to_proto(
     return message
 
 
+@lru_cache(maxsize=8)
+def schema_from_json(text: str) -> Schema:
+    """The partnership's nodes publish one schema: a fan-out parses its text once, not
+    once per node (Schema is frozen, so every node's description may share it)."""
+    return Schema.from_json(text)
+
+
 def describe_from_proto(message: pb.DescribeResponse) -> NodeDescription:
     try:
-        schema = Schema.from_json(message.schema_json)
+        schema = schema_from_json(message.schema_json)
     except ValidationError as exc:
         raise WireError("schema_json", "the node's schema is not a valid Schema") from exc
     policy = message.policy

@@ -8,7 +8,6 @@ Real node folders, a real SQLite ledger, the real `npcs-node serve` process.
 
 from __future__ import annotations
 
-import base64
 import subprocess
 import sys
 from collections.abc import Callable
@@ -29,7 +28,7 @@ from coordinator.audit.charge_checks import check_charges
 from coordinator.audit.findings import Findings
 from kernel.keyfiles import load_ed25519_public_key
 from node.cli import cli
-from node.high_water import LedgerRolledBack
+from node.high_water import HighWaterFile, LedgerRolledBack
 from node.layout import NodePaths
 from node.node_ledger import open_node_ledger
 from node.provision import init_node_folder
@@ -169,8 +168,9 @@ def test_reset_starts_a_recorded_ledger_that_names_the_last_checkpoint(
 ) -> None:
     paths = _node_with_history(tmp_path / "node", size=4)
     ATTACKS[attack](paths)
-    old_marker = paths.ledger_high_water.read_text()
-    signed_size = int(old_marker.split("\n")[2])  # the attacks may have charged more first
+    old_marker = HighWaterFile(paths.ledger_high_water).load()
+    assert old_marker is not None
+    signed_size = old_marker.mark.size  # the attacks may have charged more first
     result = _reset(paths.root, "--i-understand-this-is-recorded")
     assert result.exit_code == 0, result.output
     assert f"size {signed_size}," in result.output
@@ -185,8 +185,10 @@ def test_reset_starts_a_recorded_ledger_that_names_the_last_checkpoint(
     reset = read_reset(genesis)
     assert reset.previous.checkpoint.size == signed_size
     assert reset.previous.verify(load_ed25519_public_key(paths.ledger_public_key))
-    assert reset.previous.checkpoint.root.hex() in _hex_root_of(old_marker)
-    assert "\n2\n" in paths.ledger_high_water.read_text()
+    assert reset.previous.checkpoint.root == old_marker.mark.root
+    new_marker = HighWaterFile(paths.ledger_high_water).load()
+    assert new_marker is not None
+    assert new_marker.mark.size == 2
 
     findings = Findings()
     with LedgerReader.open_existing(paths.ledger_db) as reader:
@@ -195,7 +197,3 @@ def test_reset_starts_a_recorded_ledger_that_names_the_last_checkpoint(
     (warning,) = findings.warnings
     assert "npcs-node ledger reset" in warning
     assert f"last known checkpoint had size {signed_size} " in warning
-
-
-def _hex_root_of(marker_text: str) -> str:
-    return base64.b64decode(marker_text.split("\n")[3]).hex()

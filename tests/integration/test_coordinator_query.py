@@ -31,7 +31,7 @@ from support_node import (
 
 from coordinator.ca import CertificateAuthority, load_csr
 from coordinator.cli import cli
-from coordinator.client import ClientCredentials
+from coordinator.client import ClientCredentials, NodeClient
 from coordinator.fanout import FanoutSettings, query_node
 from coordinator.partnership import load_partnership
 from coordinator.report import PARTNERSHIP_SOURCE, Report
@@ -41,6 +41,7 @@ from node.provision import init_node_folder, install_certificate
 from node.server import running_node
 from node.settings import load_settings
 from node.store import DataStore, node_schema
+from npcs.v1 import node_pb2 as pb
 from privacy.budget import rho_to_units_ceil
 from privacy.ledger.reader import LedgerReader
 from privacy.opendp_setup import opendp
@@ -495,17 +496,65 @@ def test_a_node_query_is_two_sequential_round_trips_with_every_check_kept(
     result = query_node(
         config.node("a"), credentials, spec, FanoutSettings(interceptors=(recorder,))
     )
-    # Describe and Preview leave together; the signed Query waits for both answers.
-    assert recorder.sent == [
-        ("Describe", ()),
-        ("Preview", ()),
-        ("Query", ("Describe", "Preview")),
-    ]
+    # The Preview carries the node's description (no Describe call); the signed Query
+    # waits for it.
+    assert recorder.sent == [("Preview", ()), ("Query", ("Preview",))]
     assert result.answer is not None
     assert result.receipt is not None
     assert result.receipt.verified  # receipt checked against the pinned ledger key
     assert result.description is not None
+    with NodeClient(config.node("a"), credentials) as client:
+        described = client.describe()
+    assert result.description.node_name == described.node_name == "a"
+    assert result.description.schema == described.schema
+    assert result.description.child_population == described.child_population
+    assert result.description.ledger_public_key_pem == described.ledger_public_key_pem
     assert result.cost_units == 10_000
+
+
+class PreviewWithoutDescription(RecordRoundTrips):
+    """A node that predates the folded Describe: its Preview answers carry no description."""
+
+    def intercept_unary_unary(self, continuation: Any, details: Any, request: Any) -> Any:
+        call = super().intercept_unary_unary(continuation, details, request)
+        return _WithoutDescription(call) if details.method.endswith("/Preview") else call
+
+
+class _WithoutDescription(_ReadRecorder):
+    def __init__(self, call: Any) -> None:
+        self._call = call
+
+    def result(self, timeout: float | None = None) -> Any:
+        answer = pb.PreviewResponse()
+        answer.CopyFrom(self._call.result(timeout))
+        answer.ClearField("description")
+        return answer
+
+
+def test_a_node_that_answers_preview_without_its_description_is_asked_describe(
+    partnership: Partnership,
+) -> None:
+    config = load_partnership(partnership.config)
+    credentials = ClientCredentials.load(config.identity)
+    recorder = PreviewWithoutDescription()
+    spec = QuerySpec(
+        query_id=uuid.uuid4(),
+        dataset="incidents",
+        statistic=Statistic.COUNT,
+        privacy=PrivacyLoss(rho=Decimal("0.01")),
+        purpose="an older node",
+    )
+    result = query_node(
+        config.node("a"), credentials, spec, FanoutSettings(interceptors=(recorder,))
+    )
+    assert recorder.sent == [
+        ("Preview", ()),
+        ("Describe", ("Preview",)),
+        ("Query", ("Preview", "Describe")),
+    ]
+    assert result.receipt is not None
+    assert result.receipt.verified
+    assert result.description is not None
 
 
 def test_a_node_whose_ledger_key_is_not_the_pinned_one_is_still_flagged(

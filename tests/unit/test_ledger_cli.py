@@ -114,6 +114,18 @@ def test_show_as_json_lists_remaining_after_each_entry(node_dir: Path) -> None:
     assert {row["unit_kind"] for row in rows} == {"child"}
 
 
+def test_show_last_reads_only_the_tail_and_keeps_the_remaining_budget(node_dir: Path) -> None:
+    code, output = run("show", str(node_dir), "--last", "2", "--format", "json")
+    assert code == 0, output
+    rows = json.loads(output)
+    assert [(row["seq"], row["remaining_rho"]) for row in rows] == [(4, "1.375"), (5, "1.25")]
+    _, everything = run("show", str(node_dir), "--format", "json")
+    assert rows == json.loads(everything)[-2:]
+    code, table = run("show", str(node_dir), "--last", "1")
+    assert code == 0, table
+    assert "child (incidents, reports): spent rho 0.75 of 2, remaining rho 1.25" in table
+
+
 def test_verify_passes_with_a_one_line_summary(node_dir: Path) -> None:
     code, output = run("verify", str(node_dir))
     assert code == 0, output

@@ -9,9 +9,12 @@ from pathlib import Path
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
+from coordinator.audit.archive_checks import lifetime_warnings
+from coordinator.audit.report import DatasetSpending
 from coordinator.checkpoints import CheckpointStore, RememberedCheckpoint
 from coordinator.ledger_resets import genesis_mismatch
 from privacy import tlog
+from privacy.budget import rho_to_units_ceil
 
 ORIGIN = "npcs/demo/county-a/ledger"
 ROOT = bytes(range(32))
@@ -71,3 +74,19 @@ def test_replacing_a_nodes_memory_accepts_a_smaller_ledger_for_that_node_only(
     regressions = store.remember("demo", [new_a, new_b], replacing=["county-a"])
     assert [(r.node, r.regression) for r in regressions] == [("county-b", "shrank")]
     assert store.remembered("demo") == {"county-a": new_a, "county-b": old[1]}
+
+
+def _spent(dataset: str, rho: str, total: str | None) -> DatasetSpending:
+    units = rho_to_units_ceil(rho)
+    return DatasetSpending(
+        dataset=dataset, spent_units=units, spent_rho=rho, total_rho=total, charges=1
+    )
+
+
+def test_spending_before_and_after_a_reset_together_over_a_total_is_a_warning() -> None:
+    before = [_spent("incidents", "6", "10"), _spent("placements", "1", "10")]
+    after = [_spent("incidents", "5", "10"), _spent("placements", "1", "10")]
+    (warning,) = lifetime_warnings(before, after)
+    assert warning.startswith("dataset 'incidents' spent rho 11 before and after the reset")
+    assert "more than its policy total 10" in warning
+    assert lifetime_warnings(before, [_spent("incidents", "4", "10")]) == []

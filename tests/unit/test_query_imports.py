@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -22,6 +23,8 @@ QUERY_PATH = (
 
 NOT_FOR_A_QUERY = (
     "tomlkit",  # writing TOML: partnership and CA setup only
+    "cryptography.x509",  # certificates are parsed by gRPC's TLS, never by a query (~40 ms)
+    "difflib",  # did-you-mean: only for a mistyped name
     "polars",
     "opendp",
     "pyarrow",
@@ -49,3 +52,39 @@ def test_the_query_command_path_loads_no_module_a_query_does_not_use() -> None:
     )
     assert completed.returncode == 0, completed.stderr
     assert json.loads(completed.stdout) == []
+
+
+_PROGRESS = """
+import sys
+from coordinator.cli.progress import node_progress
+with node_progress("nodes", 1, lambda entry, result: "node n1 answered") as done:
+    done(None, None)
+print("rich" in sys.modules)
+"""
+
+
+def test_progress_off_a_terminal_shows_nothing_and_loads_no_rich() -> None:
+    env = {k: v for k, v in os.environ.items() if k not in ("FORCE_COLOR", "TTY_COMPATIBLE")}
+    piped = subprocess.run(
+        [sys.executable, "-c", _PROGRESS],
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=REPO,
+        check=False,
+    )
+    assert piped.returncode == 0, piped.stderr
+    assert piped.stdout.strip() == "False"
+    assert piped.stderr == ""
+    # Asked for a terminal (FORCE_COLOR, as rich honours it): the per-node line is shown.
+    forced = subprocess.run(
+        [sys.executable, "-c", _PROGRESS],
+        capture_output=True,
+        text=True,
+        env={**env, "FORCE_COLOR": "1"},
+        cwd=REPO,
+        check=False,
+    )
+    assert forced.returncode == 0, forced.stderr
+    assert forced.stdout.strip() == "True"
+    assert "node n1 answered" in forced.stderr

@@ -196,10 +196,14 @@ class QueryResponse(_message.Message):
     def __init__(self, release_json: _Optional[bytes] = ..., receipt: _Optional[_Union[Receipt, _Mapping]] = ...) -> None: ...
 
 class PreviewRequest(_message.Message):
-    __slots__ = ("query",)
+    __slots__ = ("query", "describe", "remembered_size")
     QUERY_FIELD_NUMBER: _ClassVar[int]
+    DESCRIBE_FIELD_NUMBER: _ClassVar[int]
+    REMEMBERED_SIZE_FIELD_NUMBER: _ClassVar[int]
     query: Query
-    def __init__(self, query: _Optional[_Union[Query, _Mapping]] = ...) -> None: ...
+    describe: bool
+    remembered_size: int
+    def __init__(self, query: _Optional[_Union[Query, _Mapping]] = ..., describe: _Optional[bool] = ..., remembered_size: _Optional[int] = ...) -> None: ...
 
 class ExpectedValue(_message.Message):
     __slots__ = ("name", "distribution", "scale", "ci_half_width")
@@ -214,16 +218,18 @@ class ExpectedValue(_message.Message):
     def __init__(self, name: _Optional[str] = ..., distribution: _Optional[str] = ..., scale: _Optional[float] = ..., ci_half_width: _Optional[float] = ...) -> None: ...
 
 class PreviewResponse(_message.Message):
-    __slots__ = ("cost_units", "cost_rho", "expected", "remaining_units")
+    __slots__ = ("cost_units", "cost_rho", "expected", "remaining_units", "description")
     COST_UNITS_FIELD_NUMBER: _ClassVar[int]
     COST_RHO_FIELD_NUMBER: _ClassVar[int]
     EXPECTED_FIELD_NUMBER: _ClassVar[int]
     REMAINING_UNITS_FIELD_NUMBER: _ClassVar[int]
+    DESCRIPTION_FIELD_NUMBER: _ClassVar[int]
     cost_units: int
     cost_rho: str
     expected: _containers.RepeatedCompositeFieldContainer[ExpectedValue]
     remaining_units: int
-    def __init__(self, cost_units: _Optional[int] = ..., cost_rho: _Optional[str] = ..., expected: _Optional[_Iterable[_Union[ExpectedValue, _Mapping]]] = ..., remaining_units: _Optional[int] = ...) -> None: ...
+    description: DescribeResponse
+    def __init__(self, cost_units: _Optional[int] = ..., cost_rho: _Optional[str] = ..., expected: _Optional[_Iterable[_Union[ExpectedValue, _Mapping]]] = ..., remaining_units: _Optional[int] = ..., description: _Optional[_Union[DescribeResponse, _Mapping]] = ...) -> None: ...
 
 class DescribeRequest(_message.Message):
     __slots__ = ("remembered_size", "unit_kind_epsilon")
