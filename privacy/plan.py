@@ -40,7 +40,10 @@ and count intervals at 97.5% each (union bound); when the count interval reaches
 1 the mean's interval is the column's bounds (an empty group's mean is undefined: the
 value is then only a placeholder inside the bounds). Quantiles are chosen by OpenDP's
 score mechanism (distribution RANK); their value interval is the whole candidate range,
-a conservative statement that needs no data. Each also carries a 95% `rank_error`:
+a conservative statement that needs no data. Each also carries a 95% `rank_error`
+(and with `quantile_count` the cell's count of known values is released too, one more
+output of the same measurement, so the coordinator can turn rank errors into value
+intervals: coordinator/quantile_intervals.py):
 
 * OpenDP scores candidate c as |den * ((1 - p) * #(x < c) - p * #(x > c))| with p ~ num /
   den (den is p's exact denominator when small, else (2^64 - 1) // max_length) and
@@ -587,10 +590,13 @@ def _single_outputs(query: ValidatedQuery) -> tuple[_Output, ...]:
         return (_Output("__sum", "sum"),)
     if statistic is Statistic.MEAN:
         return (_Output("__sum", CENTRED_SUM), _Output("__count", "count"))
-    return tuple(
+    quantiles = tuple(
         _Output(f"__q{index}", f"q{probability:g}")
         for index, probability in enumerate(query.spec.quantiles)
     )
+    if query.spec.quantile_count:  # the count of known values, for value intervals
+        return (*quantiles, _Output("__count", "count"))
+    return quantiles
 
 
 def _aggregation_expr(
@@ -962,7 +968,7 @@ def _estimates(
         count = _additive_estimate("count", row["__count"], noise["__count"], suppress_below)
         mean = _mean_estimate(measured, total.value, count.value, noise, count.suppressed)
         return (total, count, mean)
-    return tuple(
+    quantiles = tuple(
         Estimate(
             name=output.name,
             value=float(row[output.column]),
@@ -973,7 +979,12 @@ def _estimates(
             rank_error=noise[output.column].rank_error,
         )
         for output in _outputs(query)
+        if output.column != "__count"
     )
+    if not query.spec.quantile_count:
+        return quantiles
+    count = _additive_estimate("count", row["__count"], noise["__count"], suppress_below)
+    return (*quantiles, count)
 
 
 def _additive_estimate(
