@@ -4,10 +4,13 @@ Builds an incidents-like Parquet snapshot (1M rows by default; `--rows 10000000`
 10M), then for each query measures:
 
 * planning: validate + plan_query (OpenDP build at scale 1, then at the final scale);
-* DP release: the measurement over `pl.scan_parquet` plus packaging the Release;
+* DP release, both routes: the full route (OpenDP's measurement over `pl.scan_parquet`)
+  and the fast route (privacy/fast_release.py), each plus packaging the Release;
 * baseline: the same plan without privacy (`privacy.plan.exact_plan`: same filter,
   key columns, group-by and every public key cell, exact aggregates) in Python Polars;
 * DP fixed cost: the DP release over an empty snapshot of the same schema.
+
+* peak memory of one run of each (what it adds to the process's resident memory).
 
 Prints a table and writes bench/results/query.json. Targets (DESIGN.md section 10):
 planning <= 5 ms, DP / baseline <= 1.3x.
@@ -19,8 +22,11 @@ from __future__ import annotations
 
 import argparse
 import functools
+import gc
 import json
 import statistics
+import subprocess
+import sys
 import tempfile
 import time
 import uuid
@@ -43,6 +49,7 @@ from privacy.query import (
     QuerySpec,
     TimeBucket,
 )
+from privacy.query_route import QueryRoute
 from privacy.release import Release
 from privacy.schema import PARTNERSHIP_SCHEMA, ColumnKind
 from privacy.validate import QueryLimits, ValidatedQuery, validate_query
@@ -116,6 +123,10 @@ QUERIES: dict[str, Callable[[], QuerySpec]] = {
         statistic="count", group_by=(GroupByColumn(column="primary_cause"),)
     ),
     "sum of child_age_months": lambda: _spec(statistic="sum", column="child_age_months"),
+    "mean of child_age_months": lambda: _spec(statistic="mean", column="child_age_months"),
+    "median of child_age_months": lambda: _spec(
+        statistic="quantiles", column="child_age_months", quantiles=(0.5,)
+    ),
 }
 
 
@@ -125,55 +136,114 @@ def _timed(action: Callable[[], object]) -> float:
     return time.perf_counter() - started
 
 
-def _release_ms(query: ValidatedQuery, path: Path, repeats: int) -> float:
-    """Median time of the release alone (each run plans afresh: a plan releases once)."""
-    times = []
-    for _ in range(repeats):
-        plan = plan_query(query, SCHEMA, path)
-        times.append(_timed(functools.partial(plan.release, node="b", snapshot_id="b")))
+def _status_kb(field: str) -> int:
+    with open("/proc/self/status", encoding="ascii") as status:
+        for line in status:
+            if line.startswith(field + ":"):
+                return int(line.split()[1])
+    raise RuntimeError(f"no {field} in /proc/self/status")
+
+
+def _peak_mb(action: Callable[[], object]) -> float:
+    """Peak resident memory the action adds over what the process held before it
+    (Linux: `clear_refs` 5 resets VmHWM, the peak, to the current RSS)."""
+    gc.collect()
+    with open("/proc/self/clear_refs", "w", encoding="ascii") as clear:
+        clear.write("5")
+    before = _status_kb("VmRSS")
+    action()
+    return (_status_kb("VmHWM") - before) / 1024
+
+
+def _peak_in_child(name: str, variant: str, path: Path) -> float:
+    """`_peak_mb` of one run in a fresh process (imports done, nothing run yet): in this
+    process, memory freed by earlier runs stays with the allocators and hides the peak."""
+    command = [sys.executable, __file__, "--peak-of", name, variant, str(path)]
+    done = subprocess.run(command, capture_output=True, text=True, check=True)
+    return float(done.stdout.strip().splitlines()[-1])
+
+
+def _print_child_peak(name: str, variant: str, path: Path) -> None:
+    query = validate_query(QUERIES[name](), SCHEMA, LIMITS)
+    if variant == "polars":
+        action = _baseline_run(query, path)
+    else:
+        action = _releaser(query, path, QueryRoute(variant))
+    print(_peak_mb(action))
+
+
+def _releaser(query: ValidatedQuery, path: Path, route: QueryRoute) -> Callable[[], Release]:
+    """A fresh plan's release (a plan releases once), planned before the clock starts."""
+    plan = plan_query(query, SCHEMA, path, route)
+    return functools.partial(plan.release, node="bench", snapshot_id="bench")
+
+
+def _baseline_run(query: ValidatedQuery, path: Path) -> Callable[[], object]:
+    """The same plan without privacy, built before the clock starts."""
+    return exact_plan(query, path).collect
+
+
+def _release_ms(query: ValidatedQuery, path: Path, route: QueryRoute, repeats: int) -> float:
+    """Median time of the release alone."""
+    times = [_timed(_releaser(query, path, route)) for _ in range(repeats)]
     return statistics.median(times) * 1e3
 
 
-def _release(query: ValidatedQuery, path: Path) -> Release:
-    return plan_query(query, SCHEMA, path).release(node="bench", snapshot_id="bench")
-
-
-def measure(path: Path, empty: Path, repeats: int) -> list[dict[str, Any]]:
-    """DP release vs the same plan without privacy, alternated run by run.
+def measure(path: Path, empty: Path, repeats: int, peak_runs: int) -> list[dict[str, Any]]:
+    """Both DP routes vs the same plan without privacy, alternated run by run.
 
     The baseline is `exact_plan`: the measurement's own filter, key columns, group-by
-    and left join onto every public key cell, with exact aggregates. `dp_fixed_ms` is
+    and left join onto every public key cell, with exact aggregates. `*_fixed_ms` is
     the DP release over an empty snapshot (same schema): the data-independent part
-    (drawing noise for every cell, OpenDP's plan set-up, packaging).
+    (noise for every cell, plan set-up, packaging the release). Peak memory: what one
+    run adds to a fresh process's resident memory at its peak, median of `peak_runs`.
     """
     rows = []
     for name, make_spec in QUERIES.items():
         query = validate_query(make_spec(), SCHEMA, LIMITS)
+        runs: dict[str, Callable[[], Callable[[], object]]] = {
+            "opendp": functools.partial(_releaser, query, path, QueryRoute.OPENDP),
+            "fast": functools.partial(_releaser, query, path, QueryRoute.FAST),
+            "polars": functools.partial(_baseline_run, query, path),
+        }
         for _ in range(2):  # warm up file cache, plugin and OpenDP
-            _release(query, path)
-            exact_plan(query, path).collect()
-        planning, dp_times, base_times = [], [], []
-        for _ in range(repeats):
-            spec = make_spec()
+            for make_run in runs.values():
+                make_run()()
+        planning: list[float] = []
+        times: dict[str, list[float]] = {variant: [] for variant in runs}
+        peaks: dict[str, list[float]] = {variant: [] for variant in runs}
+        order = list(runs)
+        for repeat in range(repeats):
             started = time.perf_counter()
-            plan = plan_query(validate_query(spec, SCHEMA, LIMITS), SCHEMA, path)
+            plan_query(validate_query(make_spec(), SCHEMA, LIMITS), SCHEMA, path)
             planning.append(time.perf_counter() - started)
-            # alternate the two so drift in machine load hits both alike
-            dp_times.append(_timed(functools.partial(plan.release, node="b", snapshot_id="b")))
-            base_times.append(_timed(exact_plan(query, path).collect))
-        dp_ms = statistics.median(dp_times) * 1e3
-        base_ms = statistics.median(base_times) * 1e3
-        fixed_ms = _release_ms(query, empty, repeats)
+            # alternate the three, each in turn first, so drift in machine load and the
+            # memory state one run leaves to the next hit them alike
+            for variant in order[repeat % 3 :] + order[: repeat % 3]:
+                times[variant].append(_timed(runs[variant]()))
+        for _ in range(peak_runs):
+            for variant, peak_list in peaks.items():
+                peak_list.append(_peak_in_child(name, variant, path))
+        ms = {key: statistics.median(values) * 1e3 for key, values in times.items()}
+        mb = {key: statistics.median(values) for key, values in peaks.items()}
+        fixed = {route.value: _release_ms(query, empty, route, repeats) for route in QueryRoute}
         rows.append(
             {
                 "query": name,
                 "cells": len(query.cell_keys()),
                 "planning_ms": round(statistics.median(planning) * 1e3, 3),
-                "dp_ms": round(dp_ms, 2),
-                "baseline_ms": round(base_ms, 2),
-                "ratio": round(dp_ms / base_ms, 3),
-                "dp_fixed_ms": round(fixed_ms, 2),
-                "ratio_without_fixed": round((dp_ms - fixed_ms) / base_ms, 3),
+                "dp_ms": round(ms["opendp"], 2),
+                "fast_ms": round(ms["fast"], 2),
+                "baseline_ms": round(ms["polars"], 2),
+                "ratio": round(ms["opendp"] / ms["polars"], 3),
+                "fast_ratio": round(ms["fast"] / ms["polars"], 3),
+                "dp_fixed_ms": round(fixed["opendp"], 2),
+                "fast_fixed_ms": round(fixed["fast"], 2),
+                "fast_ratio_without_fixed": round((ms["fast"] - fixed["fast"]) / ms["polars"], 3),
+                "dp_peak_mb": round(mb["opendp"], 1),
+                "fast_peak_mb": round(mb["fast"], 1),
+                "baseline_peak_mb": round(mb["polars"], 1),
+                "fast_memory_ratio": round(mb["fast"] / max(mb["polars"], 1.0), 3),
             }
         )
     return rows
@@ -182,28 +252,27 @@ def measure(path: Path, empty: Path, repeats: int) -> list[dict[str, Any]]:
 NOTES = (
     "baseline = privacy.plan.exact_plan: the measurement's own filter, key columns, group-by "
     "and left join onto every public key cell, exact aggregates, in Python Polars. "
-    "dp_fixed_ms = the DP release over an empty snapshot: noise for every cell (OpenDP draws "
-    "one discrete Gaussian per cell in the aggregation and one per cell for the fill of empty "
-    "cells), plan set-up and packaging. The rest of the gap is inside OpenDP's engine: the "
-    "noise expression inside the aggregation makes Polars take its general group-by path "
-    "(group row indices materialised) instead of the fast path the plain len()/sum() gets, "
-    "OpenDP adds its own null fill and clip to sums, and OpenDP's Polars is compiled into the "
-    "OpenDP library and allocates through the C library's malloc (see "
-    "node.native_memory.tune_native_allocator)."
+    "dp = the full route (OpenDP's engine runs the whole plan, identifier truncation "
+    "included); fast = the fast route (privacy/fast_release.py: exact aggregate in Python "
+    "Polars, OpenDP's measurement adds the noise at the same scale; same charge). "
+    "*_fixed_ms = the release over an empty snapshot: noise for every cell, plan set-up, "
+    "packaging. Peak memory = what one run adds to a fresh process's resident memory at "
+    "its peak (VmHWM after resetting it, imports and planning done before); "
+    "fast_memory_ratio divides by max(baseline, 1 MB)."
 )
 
 
 def _print_run(rows: int, results: list[dict[str, Any]]) -> None:
     print(f"\n{rows:,} rows")
     print(
-        f"{'query':28} {'plan ms':>8} {'DP ms':>9} {'polars ms':>10} {'ratio':>6} "
-        f"{'DP fixed ms':>12} {'ratio w/o fixed':>16}"
+        f"{'query':28} {'plan ms':>8} {'full DP ms':>11} {'fast DP ms':>11} {'polars ms':>10} "
+        f"{'full/pl':>8} {'fast/pl':>8} {'fast MB':>8} {'polars MB':>10}"
     )
     for row in results:
         print(
-            f"{row['query']:28} {row['planning_ms']:8.2f} {row['dp_ms']:9.1f} "
-            f"{row['baseline_ms']:10.1f} {row['ratio']:6.2f} {row['dp_fixed_ms']:12.1f} "
-            f"{row['ratio_without_fixed']:16.2f}"
+            f"{row['query']:28} {row['planning_ms']:8.2f} {row['dp_ms']:11.1f} "
+            f"{row['fast_ms']:11.1f} {row['baseline_ms']:10.1f} {row['ratio']:8.2f} "
+            f"{row['fast_ratio']:8.2f} {row['fast_peak_mb']:8.1f} {row['baseline_peak_mb']:10.1f}"
         )
 
 
@@ -211,6 +280,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rows", type=int, nargs="+", default=[1_000_000])
     parser.add_argument("--repeats", type=int, default=15)
+    parser.add_argument("--peak-runs", type=int, default=3, help="fresh processes per figure")
+    parser.add_argument("--peak-of", nargs=3, help=argparse.SUPPRESS)
     parser.add_argument(
         "--default-allocator",
         action="store_true",
@@ -219,6 +290,9 @@ def main() -> None:
     args = parser.parse_args()
     if not args.default_allocator:
         tune_native_allocator()  # as `npcs-node serve` does at start-up
+    if args.peak_of:  # a child of _peak_in_child
+        _print_child_peak(args.peak_of[0], args.peak_of[1], Path(args.peak_of[2]))
+        return
     report: dict[str, Any] = {
         "targets": {"planning_ms": 5.0, "ratio": 1.3},
         "allocator_tuned": not args.default_allocator,
@@ -231,7 +305,7 @@ def main() -> None:
         for rows in args.rows:
             path = Path(folder) / f"incidents_{rows}.parquet"
             build_snapshot(path, rows)
-            results = measure(path, empty, args.repeats)
+            results = measure(path, empty, args.repeats, args.peak_runs)
             report["runs"].append({"rows": rows, "results": results})
             _print_run(rows, results)
     RESULTS.parent.mkdir(parents=True, exist_ok=True)

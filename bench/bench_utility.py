@@ -41,7 +41,7 @@ from privacy.accuracy import half_width_for
 from privacy.budget import rho_to_units_ceil
 from privacy.centring import mean_centre
 from privacy.opendp_setup import opendp
-from privacy.plan import _frame_domain, _query_columns, _scan, _shaped_plan, exact_plan, plan_query
+from privacy.plan import _frame_domain, _scan, _shaped_plan, exact_plan, plan_query, query_columns
 from privacy.query import Statistic
 from privacy.schema import PARTNERSHIP_SCHEMA, Schema
 from privacy.validate import QueryLimits, ValidatedQuery, validate_query
@@ -126,7 +126,7 @@ def _cell_key(query: ValidatedQuery, labels: Sequence[str]) -> Cell:
 def before(query: ValidatedQuery, path: Path) -> Draw:
     """Declared lifetime bound, no truncation, uncentred sum over [min(L,0), max(U,0)]."""
     dp = opendp()
-    columns = _query_columns(query)
+    columns = query_columns(query)
     aggregations: list[Any] = []
     if query.statistic is Statistic.MEAN:
         measured = query.measured

@@ -29,6 +29,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Literal
 
+from coordinator.intervals import interval_label
 from coordinator.report import PARTNERSHIP_SOURCE, Report, ValueRow
 from coordinator.trend import Point, bucket_position, weighted_slope
 from kernel.extras import MissingExtraError, require_extra
@@ -246,9 +247,10 @@ def x_label(report: Report) -> str:
 
 
 def chart_caption(report: Report) -> str:
-    """Filters, purpose and query id, and what the marks mean."""
+    """Filters, purpose and query id, what the bars cover, and what the marks mean."""
     return (
         f"Filters: {report.filters}.  Purpose: {report.purpose}.  Query {report.query_id}.  "
+        f"Bars: 95% intervals of {interval_label(report.interval)}.  "
         "Hollow: the noisy value was below 0, shown at 0.  S: suppressed (publication rule).  "
         "^ v: interval cut at the shared scale."
     )

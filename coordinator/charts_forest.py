@@ -103,6 +103,7 @@ def _draw_panel(
     axis.set_xscale("log")
     low_limit, high_limit = _limits(result.rows, field)
     axis.set_xlim(low_limit, high_limit)
+    _label_ratios(axis, (low_limit, high_limit))
     axis.axvline(1.0, color="black", linewidth=0.8)
     ticks: list[float] = []
     labels: list[str] = []
@@ -119,6 +120,19 @@ def _draw_panel(
         position -= 0.6
     axis.set_yticks(ticks, labels, fontsize="small")
     axis.grid(axis="x", which="major", linewidth=0.3)
+
+
+_RATIO_TICKS = (0.01, 0.02, 0.05, 0.1, 0.25, 0.5, 1.0, 2.0, 4.0, 10.0, 20.0, 50.0, 100.0)
+
+
+def _label_ratios(axis: Axes, limits: tuple[float, float]) -> None:
+    """Ratio ticks written as plain numbers (0.5, 1, 2), without log-scale minor labels."""
+    from matplotlib.ticker import NullFormatter
+
+    low, high = limits
+    ticks = [tick for tick in _RATIO_TICKS if low <= tick <= high]
+    axis.set_xticks(ticks, [f"{tick:g}" for tick in ticks])
+    axis.xaxis.set_minor_formatter(NullFormatter())
 
 
 def _draw_row(

@@ -18,10 +18,13 @@ from pydantic import BaseModel, ConfigDict, model_validator
 from coordinator.denominators import NodePopulations, cell_denominator, rate_notes
 from coordinator.display import clamp_for_display, upgrade_stored_row
 from coordinator.errors import LEDGER_UNTRUSTED
+from coordinator.intervals import IntervalKind
 from coordinator.measures import column_bounds, discrete_names, never_negative
 from coordinator.pooling import PooledValue, noise_variance, pool_cell, z_value
+from coordinator.quantile_intervals import with_value_intervals
 from coordinator.quantiles import monotone_quantiles
 from coordinator.query_text import filters_text, spec_from_report_query
+from coordinator.small_area import SmallAreaRow
 from coordinator.suppression import Suppression, apply_suppression, without_hidden_points
 from coordinator.trend import Point, bucket_position, weighted_slope
 from privacy.population import PopulationTable
@@ -87,6 +90,7 @@ class ValueRow(FrozenModel):
     """Why: "node" (the node flagged its small count) or "complementary" (a pooled row that,
     minus the node rows shown, would give a node-suppressed value back)."""
     approximate: bool = False
+    rank_error: float | None = None  # quantiles: the released 95% rank error, in rows
     population: int | None = None
     rate_per_100k: float | None = None
     """The display rate per 100,000 (clamped at 0 like `value`)."""
@@ -141,6 +145,8 @@ class Report(FrozenModel):
     trends: tuple[TrendRow, ...]
     rate_notes: tuple[str, ...] = ()
     """Where a count has no rate and why (coordinator/denominators.py)."""
+    interval: IntervalKind = "dp"  # what intervals cover (coordinator/intervals.py)
+    small_area: tuple[SmallAreaRow, ...] = ()  # --small-area (coordinator/small_area.py)
 
     @model_validator(mode="before")
     @classmethod
@@ -237,7 +243,7 @@ def build_report(
             for value in pool_cell(list(per_node.values()), confidence, mean_bounds, discrete)
         ]
     rows = [clamp_for_display(row) if never_negative(spec, row.name) else row for row in rows]
-    rows = monotone_quantiles(rows)
+    rows = with_value_intervals(monotone_quantiles(rows))
     trends = compute_trends(rows, time_index, confidence)
     rows = apply_suppression(rows, PARTNERSHIP_SOURCE)
     return Report(
@@ -295,6 +301,7 @@ def _node_row(
         ci_low=estimate.ci_low,
         ci_high=estimate.ci_high,
         suppressed=estimate.suppressed,
+        rank_error=estimate.rank_error,
     )
     return _with_rate(row, population) if variance is not None else row
 

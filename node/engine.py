@@ -18,7 +18,6 @@ engine unhealthy until restart.
 
 from __future__ import annotations
 
-import json
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -42,6 +41,7 @@ from kernel.signing import (
     admit_signed_request,
     signed_request_to_bytes,
 )
+from node.bounds_record import route_for
 from node.health import LedgerHealth
 from node.layout import NodePaths
 from node.node_ledger import budget_policy
@@ -56,7 +56,7 @@ from privacy import tlog
 from privacy.budget import format_rho
 from privacy.ledger.entry import ChargeOutcome, ChargeRequest, LedgerEntry
 from privacy.ledger.writer import Ledger
-from privacy.plan import ExpectedAccuracy, QueryPlan, plan_query
+from privacy.plan import QueryPlan, plan_query
 from privacy.query import QuerySpec
 from privacy.schema import Schema
 from privacy.validate import QueryLimits, ValidatedQuery, validate_query
@@ -237,7 +237,7 @@ class QueryEngine:
             query_hash=spec.query_hash(),
             purpose=spec.purpose,
             cost_units=plan.cost_units,
-            mechanism_summary=_mechanism_summary(plan.expected),
+            mechanism_summary=plan.mechanism_summary(),
             opendp_version=self.opendp_version,
             snapshot_id=snapshot.snapshot_id,
             signed_request=signed_request_to_bytes(signed),
@@ -288,8 +288,7 @@ class QueryEngine:
             snapshot = self._store.verified_current(spec.dataset)
         except SnapshotIntegrityError as exc:
             log.error(
-                "snapshot integrity",
-                extra={"event": "snapshot_integrity", "dataset": spec.dataset},
+                "snapshot integrity", extra={"event": "snapshot_integrity", "dataset": spec.dataset}
             )
             raise DatasetUnavailableError(
                 f"node {self._settings.name!r} will not answer on {spec.dataset!r}: its data "
@@ -299,7 +298,8 @@ class QueryEngine:
             raise DatasetUnavailableError(
                 f"node {self._settings.name!r} has no {spec.dataset!r} data loaded yet"
             )
-        build = partial(plan_query, validated, self._schema, snapshot.path)
+        route = route_for(self._settings.query_route, snapshot.verified_bounds, validated.dataset)
+        build = partial(plan_query, validated, self._schema, snapshot.path, route)
         return self.plans.plan(PlanKey(spec.query_hash(), snapshot.snapshot_id), build), snapshot
 
     @cached_property
@@ -390,12 +390,3 @@ def entry_wire_bytes_bound(entry: LedgerEntry) -> int:
     (no longer than the leaf data, which holds them all, bytes in base64), the leaf data
     itself, the leaf hash, and protobuf tags and lengths."""
     return 2 * len(entry.canonical_bytes()) + 256
-
-
-def _mechanism_summary(expected: tuple[ExpectedAccuracy, ...]) -> str:
-    """Distribution and scale per released value (the same for every cell)."""
-    rows = [
-        {"name": value.name, "distribution": value.distribution.value, "scale": value.scale}
-        for value in expected
-    ]
-    return json.dumps(rows, sort_keys=True, separators=(",", ":"))

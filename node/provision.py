@@ -174,6 +174,11 @@ counties = {_toml(defaults.counties)}
 # changes the privacy cost, and the value stays in the release. E.g. 11. Off when absent.
 # suppress_counts_below = 11
 
+# How answers are computed: "fast" (exact aggregate in Polars, OpenDP's noise; only on
+# snapshots ingest verified within the contribution bounds) or "opendp" (OpenDP's whole
+# plan, always). Same privacy cost either way (docs/privacy-model.md section 2.1).
+query_route = {_toml(defaults.query_route.value)}
+
 # Privacy budget policy, in rho of zero-concentrated DP. Decimal strings, handled exactly.
 [budget]
 # Largest rho one query may spend.

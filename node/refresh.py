@@ -18,13 +18,14 @@ from typing import Protocol
 
 from node.credentials import database_password
 from node.ingest import IngestError
+from node.ingest_result import IngestResult, SourceOrigin
 from node.layout import NodePaths
 from node.row_validation import DERIVED_COLUMNS
 from node.settings import NodeSettings
 from node.source_mapping import check_query_columns
 from node.sources_file import DatabaseSource, SourceError, SourcesFile, did_you_mean
 from node.sql_source import ColumnCheck, SqlQuery, read_query
-from node.store import DataStore, IngestResult, SourceOrigin
+from node.store import DataStore
 from node.store import node_schema as schema_for
 
 

@@ -34,6 +34,7 @@ from node.errors import NodeSetupError
 from node.layout import NodePaths
 from node.reject_threshold import RejectThreshold
 from privacy.budget import BudgetValueError, parse_rho_text, rho_to_units_ceil
+from privacy.query_route import QueryRoute
 from privacy.schema import PARTNERSHIP_SCHEMA, UnitKind
 
 
@@ -227,6 +228,15 @@ class NodeSettings(BaseSettings):
         description=(
             "Flag noisy counts below this as suppressed (post-processing: the cost and the "
             "released value are unchanged). None: no suppression."
+        ),
+    )
+    query_route: QueryRoute = Field(
+        QueryRoute.FAST,
+        description=(
+            "How answers are computed: `fast` (exact aggregate in Polars, OpenDP's noise, on "
+            "snapshots verified at ingest to satisfy the contribution bounds; others and "
+            "queries without a fast form use `opendp`) or `opendp` (OpenDP's full plan "
+            "always). The charge is the same."
         ),
     )
     server: ServerLimits = Field(default_factory=ServerLimits)

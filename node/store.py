@@ -27,6 +27,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from kernel.files import PRIVATE_FILE_MODE, atomic_write_text, fsync_directory
+from node.bounds_record import MANIFEST_KEY as BOUNDS_KEY
+from node.bounds_record import declared_bounds, verified_bounds
 from node.derived import DERIVED_DATASETS
 from node.ingest import (
     IngestError,
@@ -37,6 +39,7 @@ from node.ingest import (
     write_reject_report,
 )
 from node.ingest_buckets import person_buckets
+from node.ingest_result import IngestResult, SourceOrigin
 from node.layout import NodePaths
 from node.row_validation import count_rejected_rows, count_truncated_rows, validate
 from node.snapshot_checks import VerifiedSnapshots, file_sha256
@@ -72,43 +75,15 @@ class Snapshot:
     schema_version: str
     date_ranges: Mapping[str, tuple[str | None, str | None]] = field(default_factory=dict)
     """LOCAL ONLY: min/max of each date column. Private: never publish it."""
+    verified_bounds: Mapping[str, Any] | None = None
+    """The contribution bounds every person was verified to satisfy at ingest (None: not
+    verified; node/bounds_record.py)."""
 
     def scan(self) -> pl.LazyFrame:
         """A lazy scan of the snapshot (what OpenDP must be handed, never a DataFrame)."""
         import polars as pl
 
         return pl.scan_parquet(self.path)
-
-
-@dataclass(frozen=True)
-class SourceOrigin:
-    """Where ingested rows came from, as recorded in the manifest and the reject report."""
-
-    name: str
-    """Shown to the operator and kept as the manifest's `source` (a file name, a database)."""
-    stem: str
-    """A short tag for the reject report's file name."""
-    details: Mapping[str, str] = field(default_factory=dict)
-    """Extra manifest facts about the source (a file's sha256, a database's query hash)."""
-
-
-@dataclass(frozen=True)
-class IngestResult:
-    """What an ingest did: the new snapshot (None if nothing was stored) and the rejects."""
-
-    snapshot: Snapshot | None
-    accepted: int
-    rejected: int
-    reject_report: Path | None
-    problem: str | None = None
-    """Why no snapshot was stored, when none was."""
-    derived: tuple[Snapshot, ...] = ()
-    """Snapshots of datasets derived from this one (e.g. workforce_years), stored after it."""
-    truncated: int = 0
-    """Valid rows cut (and counted in `rejected`) because their person was over a
-    contribution bound (node/truncation.py: each person keeps the earliest rows)."""
-    checked_only: bool = False
-    """A `--check` run: validated and reported, nothing stored by design."""
 
 
 def node_schema(settings: NodeSettings) -> Schema:
@@ -264,15 +239,19 @@ class DataStore:
         for name in self._derived_names(spec.name):
             dates = self._dataset(name).date_columns
             files[name] = SnapshotFile(self._snapshots_dir(name), dates)
+        # Parts never split a person, so the whole is within the bounds when every part is.
+        within_bounds = dict.fromkeys(files, True)
         try:
             reject_parts = []
             for part in parts:
                 valid, part_rejects = validate(spec, part)
                 del part
                 reject_parts.append(part_rejects)
-                files[spec.name].write(valid)
-                for name in files.keys() - {spec.name}:
-                    files[name].write(derivations[name](valid))
+                for name, file in files.items():
+                    rows_of = valid if name == spec.name else derivations[name](valid)
+                    file.write(rows_of)
+                    checked = verified_bounds(self._dataset(name), rows_of) is not None
+                    within_bounds[name] = within_bounds[name] and checked
             rejects = pl.concat(reject_parts)
             report = write_reject_report(self._paths.rejects_dir, spec.name, origin.stem, rejects)
             rejected = count_rejected_rows(rejects)
@@ -294,9 +273,13 @@ class DataStore:
                     problem=problem,
                     checked_only=check_only,
                 )
-            snapshot = self._store_snapshot(spec, files.pop(spec.name), origin, rejected)
+            snapshot = self._store_snapshot(
+                spec, files.pop(spec.name), origin, (rejected, within_bounds[spec.name])
+            )
             derived = tuple(
-                self._store_snapshot(self._dataset(name), files.pop(name), origin, 0)
+                self._store_snapshot(
+                    self._dataset(name), files.pop(name), origin, (0, within_bounds[name])
+                )
                 for name in list(files)
             )
             return IngestResult(
@@ -342,9 +325,13 @@ class DataStore:
         return self.dataset_dir(dataset) / SNAPSHOTS_DIR
 
     def _store_snapshot(
-        self, spec: Dataset, file: SnapshotFile, origin: SourceOrigin, rejected: int
+        self, spec: Dataset, file: SnapshotFile, origin: SourceOrigin, checks: tuple[int, bool]
     ) -> Snapshot:
-        """Name the written file by its content, give it a manifest, make it current."""
+        """Name the written file by its content, give it a manifest, make it current.
+
+        `checks`: rows rejected, and whether every person was verified within the bounds.
+        """
+        rejected, within_bounds = checks
         folder = self._snapshots_dir(spec.name)
         created = datetime.now(UTC)
         file.finish()
@@ -370,6 +357,7 @@ class DataStore:
             "created_at": created.isoformat(timespec="seconds").replace("+00:00", "Z"),
             "schema_version": self._schema.version,
             "local_only": {"date_ranges": file.date_ranges()},
+            BOUNDS_KEY: declared_bounds(spec) if within_bounds else None,
             "local_only_note": "local_only describes private data: never publish it.",
         }
         manifest_text = json.dumps(manifest, indent=2, sort_keys=True) + "\n"
@@ -396,4 +384,5 @@ def _snapshot_from_manifest(manifest: Mapping[str, Any], path: Path) -> Snapshot
         sha256=manifest["sha256"],
         schema_version=manifest["schema_version"],
         date_ranges={name: (low, high) for name, (low, high) in ranges.items()},
+        verified_bounds=manifest.get(BOUNDS_KEY),
     )

@@ -36,7 +36,7 @@ def truncate_to_bounds(
     cut: list[pl.DataFrame] = []
     for bound in dataset.max_rows_per_period:
         assert dataset.contribution_period is not None
-        bucket = _period_code(pl.col(dataset.contribution_period), bound.period)
+        bucket = period_code(pl.col(dataset.contribution_period), bound.period)
         rank = pl.int_range(pl.len()).over(unit, bucket)
         reason = (
             f"{TRUNCATION_REASON}: more than {bound.max_rows} rows of this {unit} in "
@@ -59,7 +59,7 @@ def _cut_lines(rows: pl.DataFrame, row: str, unit: str, reason: str) -> pl.DataF
     )
 
 
-def _period_code(day: pl.Expr, period: TimeBucket) -> pl.Expr:
+def period_code(day: pl.Expr, period: TimeBucket) -> pl.Expr:
     """The calendar period of a date as one integer (privacy.timebuckets' codes)."""
     year = day.dt.year().cast(pl.Int64)
     month = day.dt.month().cast(pl.Int64)

@@ -45,12 +45,12 @@ RELEASE_HEADER_BYTES_MAX = 4096
 """The release's fields other than its cells: ids, names, version (each short and public)."""
 
 
-def estimates_per_cell(statistic: Statistic, quantiles: int) -> int:
+def estimates_per_cell(statistic: Statistic, quantiles: int, quantile_count: bool = False) -> int:
     """How many values each cell releases (histogram bins are counted as cells)."""
     if statistic is Statistic.MEAN:
         return 3  # sum, count and their post-processed ratio
     if statistic is Statistic.QUANTILES:
-        return quantiles
+        return quantiles + quantile_count
     return 1
 
 

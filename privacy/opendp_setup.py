@@ -34,7 +34,9 @@ def assert_safe_features() -> None:
         )
 
 
+@functools.cache
 def opendp_version() -> str:
+    """The installed OpenDP's version (read once: reading package metadata takes ms)."""
     from importlib.metadata import version
 
     return version("opendp")

@@ -40,7 +40,10 @@ and count intervals at 97.5% each (union bound); when the count interval reaches
 1 the mean's interval is the column's bounds (an empty group's mean is undefined: the
 value is then only a placeholder inside the bounds). Quantiles are chosen by OpenDP's
 score mechanism (distribution RANK); their value interval is the whole candidate range,
-a conservative statement that needs no data. Each also carries a 95% `rank_error`:
+a conservative statement that needs no data. Each also carries a 95% `rank_error`
+(and with `quantile_count` the cell's count of known values is released too, one more
+output of the same measurement, so the coordinator can turn rank errors into value
+intervals: coordinator/quantile_intervals.py):
 
 * OpenDP scores candidate c as |den * ((1 - p) * #(x < c) - p * #(x > c))| with p ~ num /
   den (den is p's exact denominator when small, else (2^64 - 1) // max_length) and
@@ -59,6 +62,7 @@ from __future__ import annotations
 import dataclasses
 import functools
 import itertools
+import json
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
@@ -77,6 +81,7 @@ from privacy.centring import CENTRED_SUM, SUM_SHARE_OF_MEAN_RHO, centred_bounds,
 from privacy.item_columns import item_output_column, item_view, output_role
 from privacy.opendp_setup import opendp, opendp_version
 from privacy.query import Statistic, TimeBucket
+from privacy.query_route import QueryRoute, has_fast_form
 from privacy.release import Cell, Estimate, NoiseDistribution, Release
 from privacy.schema import Column, ColumnKind, Dataset, Schema
 from privacy.snapshot_types import snapshot_dtype
@@ -169,11 +174,22 @@ class QueryPlan:
     parquet_path: Path
     _measurement: Any = field(repr=False)
     _noise: Mapping[str, _Noise] = field(repr=False)
+    route: QueryRoute = QueryRoute.OPENDP
+    """How `release` computes the answer; the cost is the full measurement's either way."""
     _released: list[bool] = field(default_factory=list, repr=False, compare=False)
 
     @property
     def rho(self) -> float:
         return self.cost_units / 1_000_000
+
+    def mechanism_summary(self) -> str:
+        """Distribution and scale per released value (the same for every cell), as JSON
+        for the ledger entry."""
+        rows = [
+            {"name": value.name, "distribution": value.distribution.value, "scale": value.scale}
+            for value in self.expected
+        ]
+        return json.dumps(rows, sort_keys=True, separators=(",", ":"))
 
     def unreleased_copy(self) -> QueryPlan:
         """The same measurement, cost and accuracy, not yet released (for a plan cache:
@@ -192,8 +208,7 @@ class QueryPlan:
         if self._released:
             raise RuntimeError("this plan was already released; plan (and charge) again")
         self._released.append(True)
-        data = _scan(self.parquet_path, _query_columns(self.query))
-        frame: pl.DataFrame = self._measurement(data).collect()
+        frame = self._noisy_frame()
         cells = _cells(self.query, frame, self._noise, suppress_below)
         spec = self.query.spec
         return Release(
@@ -209,17 +224,35 @@ class QueryPlan:
             opendp_version=opendp_version(),
         )
 
+    def _noisy_frame(self) -> pl.DataFrame:
+        if self.route is QueryRoute.FAST:
+            from privacy.fast_release import fast_release_frame
 
-def plan_query(query: ValidatedQuery, schema: Schema, parquet_path: Path) -> QueryPlan:
+            scales = {column: noise.scale for column, noise in self._noise.items()}
+            return fast_release_frame(self.query, self.parquet_path, scales)
+        data = _scan(self.parquet_path, query_columns(self.query))
+        frame: pl.DataFrame = self._measurement(data).collect()
+        return frame
+
+
+def plan_query(
+    query: ValidatedQuery,
+    schema: Schema,
+    parquet_path: Path,
+    route: QueryRoute = QueryRoute.OPENDP,
+) -> QueryPlan:
     """Build the OpenDP measurement for `query` over the Parquet snapshot at `parquet_path`.
 
+    `route` FAST (allowed only on a snapshot verified to satisfy the dataset's bounds,
+    privacy/fast_release.py) releases through the fast route when the query has a fast
+    form, else the full one; the measurement, its cost and accuracy are the same.
     Reads no data (the file is only scanned at release). Raises QueryValidationError
     (field "privacy.accuracy") when the requested accuracy would cost more than the
     node's per-query cap.
     """
     del schema  # the validated query already carries its dataset (with local domains)
     dp = opendp()
-    columns = _query_columns(query)
+    columns = query_columns(query)
     build = functools.partial(
         _build, dp, _frame_domain(columns), _input_metric(dp, query.dataset), query, columns
     )
@@ -253,6 +286,7 @@ def plan_query(query: ValidatedQuery, schema: Schema, parquet_path: Path) -> Que
         parquet_path=parquet_path,
         _measurement=measurement,
         _noise=noise,
+        route=route if route is QueryRoute.OPENDP or has_fast_form(query) else QueryRoute.OPENDP,
     )
 
 
@@ -260,7 +294,7 @@ def plan_query(query: ValidatedQuery, schema: Schema, parquet_path: Path) -> Que
 # building the measurement
 
 
-def _query_columns(query: ValidatedQuery) -> tuple[Column, ...]:
+def query_columns(query: ValidatedQuery) -> tuple[Column, ...]:
     """The columns a query reads, in schema order (the measurement sees only these).
 
     Projecting columns keeps every row, so neighbouring datasets stay neighbours at the
@@ -347,7 +381,7 @@ def exact_plan(query: ValidatedQuery, parquet_path: Path) -> pl.LazyFrame:
     of the same file, every public key cell present (empty cells count 0, sum 0). For
     benchmarks ("the same non-private aggregation") and exactness checks; never released.
     """
-    data = _scan(parquet_path, _query_columns(query))
+    data = _scan(parquet_path, query_columns(query))
     outputs = _outputs(query)
     frame = _shaped_plan(query, data, [_exact_expr(query, output) for output in outputs])
     filled = [pl.col(o.column).fill_null(0) for o in outputs if not o.column.startswith("__q")]
@@ -389,6 +423,18 @@ def _shaped_plan(
 
     The truncation filters sit right under the aggregation, where OpenDP looks for them.
     """
+    frame, key_columns = keyed_rows(query, frame)
+    if truncate:
+        frame = truncated_rows(query, frame)
+    if not key_columns:
+        return frame.select(aggregations)
+    grouped = frame.group_by(key_columns).agg(aggregations)
+    return key_frame(query, key_columns).join(grouped, how="left", on=key_columns)
+
+
+def keyed_rows(query: ValidatedQuery, frame: pl.LazyFrame) -> tuple[pl.LazyFrame, list[str]]:
+    """The rows a query aggregates (its filter applied) with its derived key columns
+    (time buckets, histogram bin), and the names of all its key columns in order."""
     predicate = _predicate(query)
     if predicate is not None:
         frame = frame.filter(predicate)
@@ -404,15 +450,10 @@ def _shaped_plan(
         key_columns.append(_BIN_COLUMN)
     if derived:
         frame = frame.with_columns(**derived)
-    if truncate:
-        frame = _truncated(query, frame)
-    if not key_columns:
-        return frame.select(aggregations)
-    grouped = frame.group_by(key_columns).agg(aggregations)
-    return _key_frame(query, key_columns).join(grouped, how="left", on=key_columns)
+    return frame, key_columns
 
 
-def _truncated(query: ValidatedQuery, frame: pl.LazyFrame) -> pl.LazyFrame:
+def truncated_rows(query: ValidatedQuery, frame: pl.LazyFrame) -> pl.LazyFrame:
     """Keep at most the query's contribution bounds of rows per person (first in file order).
 
     OpenDP reads each filter as an identifier truncation and derives its bounds from it.
@@ -433,7 +474,7 @@ def _key_column_name(index: int, group: GroupKeys) -> str:
     return f"__g{index}" if group.time_bucket is not None else group.column
 
 
-def _key_frame(query: ValidatedQuery, key_columns: Sequence[str]) -> pl.LazyFrame:
+def key_frame(query: ValidatedQuery, key_columns: Sequence[str]) -> pl.LazyFrame:
     dimensions: list[tuple[KeyValue, ...]] = [group.values for group in query.groups]
     dtypes: list[Any] = [_key_dtype(query.dataset, group) for group in query.groups]
     if query.statistic is Statistic.HISTOGRAM:
@@ -549,10 +590,13 @@ def _single_outputs(query: ValidatedQuery) -> tuple[_Output, ...]:
         return (_Output("__sum", "sum"),)
     if statistic is Statistic.MEAN:
         return (_Output("__sum", CENTRED_SUM), _Output("__count", "count"))
-    return tuple(
+    quantiles = tuple(
         _Output(f"__q{index}", f"q{probability:g}")
         for index, probability in enumerate(query.spec.quantiles)
     )
+    if query.spec.quantile_count:  # the count of known values, for value intervals
+        return (*quantiles, _Output("__count", "count"))
+    return quantiles
 
 
 def _aggregation_expr(
@@ -579,12 +623,9 @@ def _aggregation_expr(
         centred = column.fill_null(centre) - centre
         return centred.dp.sum(centred_bounds(measured), scale=scale).alias(output.column)
     if output.column == "__sum":
-        zero = _bound(measured, 0)
-        bounds = (
-            min(_bound(measured, measured.lower), zero),
-            max(_bound(measured, measured.upper), zero),
+        return (
+            column.fill_null(_bound(measured, 0)).dp.sum(sum_bounds(measured)).alias(output.column)
         )
-        return column.fill_null(zero).dp.sum(bounds).alias(output.column)
     index = int(output.column.removeprefix("__q"))
     probability = query.spec.quantiles[index]
     # Rows with a missing value are filtered out above; the fill is a no-op that keeps
@@ -594,6 +635,15 @@ def _aggregation_expr(
         .dp.quantile(probability, list(quantile_candidates(measured)))
         .alias(output.column)
     )
+
+
+def sum_bounds(column: Column) -> tuple[int | float, int | float]:
+    """Clipping bounds of a plain sum: the column's bounds widened to include 0 (the fill
+    of a missing value)."""
+    assert column.lower is not None
+    assert column.upper is not None
+    zero = _bound(column, 0)
+    return min(_bound(column, column.lower), zero), max(_bound(column, column.upper), zero)
 
 
 def quantile_candidates(column: Column) -> tuple[int | float, ...]:
@@ -722,7 +772,7 @@ def quantile_rank_error(
     the score constants reconstructed here do not reproduce OpenDP's scale (a changed
     OpenDP): then no rank claim is made rather than a wrong one.
     """
-    numerator, denominator = _alpha_fraction(probability)
+    numerator, denominator = score_alpha_fraction(probability)
     sensitivity = max(numerator, denominator - numerator)
     if not math.isclose(score_scale, global_scale * sensitivity, rel_tol=1e-6):
         return None
@@ -731,7 +781,7 @@ def quantile_rank_error(
     return score_scale * math.log((candidates - 1) / (1 - confidence)) / denominator
 
 
-def _alpha_fraction(probability: float) -> tuple[int, int]:
+def score_alpha_fraction(probability: float) -> tuple[int, int]:
     """OpenDP's integer (num, den) for p (score_candidates_constants, size = max_length)."""
     exact = Fraction(probability)
     limit = (2**64 - 1) // PUBLIC_MAX_ROWS
@@ -918,7 +968,7 @@ def _estimates(
         count = _additive_estimate("count", row["__count"], noise["__count"], suppress_below)
         mean = _mean_estimate(measured, total.value, count.value, noise, count.suppressed)
         return (total, count, mean)
-    return tuple(
+    quantiles = tuple(
         Estimate(
             name=output.name,
             value=float(row[output.column]),
@@ -929,7 +979,12 @@ def _estimates(
             rank_error=noise[output.column].rank_error,
         )
         for output in _outputs(query)
+        if output.column != "__count"
     )
+    if not query.spec.quantile_count:
+        return quantiles
+    count = _additive_estimate("count", row["__count"], noise["__count"], suppress_below)
+    return (*quantiles, count)
 
 
 def _additive_estimate(

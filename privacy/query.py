@@ -130,6 +130,10 @@ class QuerySpec(_Frozen):
     filters: tuple[Filter, ...] = ()
     privacy: PrivacyLoss
     purpose: str
+    quantile_count: bool = False
+    """Quantiles: also release each cell's count of known values (one more DP output,
+    charged by OpenDP's map), from which the coordinator turns the released rank errors
+    into value intervals (coordinator/quantile_intervals.py). False for every other query."""
 
     def canonical_bytes(self) -> bytes:
         """Deterministic bytes of the whole query: hashed, signed and kept in the ledger."""
@@ -137,6 +141,8 @@ class QuerySpec(_Frozen):
         if not self.items:
             # Queries without items keep the bytes (and hashes) they had before items existed.
             del body["items"]
+        if not self.quantile_count:
+            del body["quantile_count"]  # likewise for queries without a quantile count
         return json.dumps(body, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode()
 
     def query_hash(self) -> str:

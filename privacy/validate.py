@@ -288,6 +288,10 @@ def _check_quantiles(spec: QuerySpec) -> None:
             raise QueryValidationError(
                 "quantiles", "quantile probabilities apply only to the quantiles statistic"
             )
+        if spec.quantile_count:
+            raise QueryValidationError(
+                "quantile_count", "a quantile count applies only to the quantiles statistic"
+            )
         return
     probabilities = spec.quantiles
     if not probabilities:
@@ -562,7 +566,7 @@ def _check_release_size(
     cells: int,
     limits: QueryLimits,
 ) -> None:
-    per_cell = estimates_per_cell(spec.statistic, len(spec.quantiles))
+    per_cell = estimates_per_cell(spec.statistic, len(spec.quantiles), spec.quantile_count)
     labels = [group.labels for group in groups]
     if items:
         labels.append(tuple(item.name for item in items))

@@ -16,11 +16,17 @@ import click
 
 from coordinator.cli.chart_options import y_scale_option
 from coordinator.cli.errors import user_errors
+from coordinator.cli.interval_options import (
+    check_post_processing,
+    interval_option,
+    small_area_option,
+)
 from coordinator.cli.measures import MEASURES, measure_grouping, show_measure
 
 if TYPE_CHECKING:
     from coordinator.charts import YScale
     from coordinator.fanout import NodePreviewResult, NodeQueryResult
+    from coordinator.intervals import IntervalKind
     from coordinator.partnership import NodeEntry
 
 EXIT_PARTIAL = 3
@@ -51,6 +57,12 @@ STATISTICS = ("count", "sum", "mean", "quantiles", "histogram", *MEASURES)
 @click.option("--nodes", help="Comma-separated node names (default: all).")
 @click.option("--quantiles", help="Probabilities for the quantiles statistic, e.g. 0.5,0.9.")
 @click.option(
+    "--value-intervals",
+    is_flag=True,
+    help="Quantiles: also release each cell's count (charged; see --dry-run) to turn rank "
+    "errors into value intervals; ask several probabilities, e.g. 0.1,0.25,0.5,0.75,0.9.",
+)
+@click.option(
     "--items",
     help="Several flags to count, or bounded items to average, in one query (one charge): "
     "names or globs, e.g. 'io_*' or mal_neglect,mal_physical_abuse.",
@@ -59,6 +71,8 @@ STATISTICS = ("count", "sum", "mean", "quantiles", "histogram", *MEASURES)
     "--format", "output_format", type=click.Choice(["table", "csv", "json"]), default="table"
 )
 @click.option("--rate", is_flag=True, help="Show counts per 100,000 children as well.")
+@interval_option
+@small_area_option
 @click.option(
     "--of",
     "of",
@@ -88,9 +102,12 @@ def command(  # noqa: PLR0917 - click passes every option as an argument
     purpose: str,
     nodes: str | None,
     quantiles: str | None,
+    value_intervals: bool,
     items: str | None,
     output_format: str,
     rate: bool,
+    interval: IntervalKind,
+    small_area: bool,
     of: str | None,
     reference: str | None,
     plot: Path | None,
@@ -115,6 +132,8 @@ def command(  # noqa: PLR0917 - click passes every option as an argument
           --to 2024 --rho 0.5 --purpose "sleep-related share of fatalities"
       npcs query count incidents --items 'io_*' --by incident_date:year \\
           --from 2019 --to 2023 --rho 0.5 --purpose "improvement opportunities"
+      npcs query count incidents --where incident_type=fatality --from 2023 --to 2023 \\
+          --rho 0.05 --purpose "fatality rates" --small-area --interval dp+poisson
     """
     from coordinator.cli.progress import node_progress
     from coordinator.cli.query_args import QueryArgumentError, build_query
@@ -137,11 +156,13 @@ def command(  # noqa: PLR0917 - click passes every option as an argument
             rho=rho,
             accuracy=accuracy,
             quantiles=quantiles,
+            value_intervals=value_intervals,
             items=items,
             purpose=purpose,
         )
     except QueryArgumentError as exc:
         raise click.UsageError(str(exc)) from exc
+    check_post_processing(measure or statistic, interval, small_area)
     if plot is not None and not dry_run:
         _require_charts_before_spending()
     session = open_session(config, timeout=timeout, retries=retries)
@@ -170,7 +191,15 @@ def command(  # noqa: PLR0917 - click passes every option as an argument
             report, measure, of=of, reference=reference, output_format=output_format, plot=plot
         )
     else:
-        show_report(report, output_format, rates=rate, plot=plot, y_scale=y_scale)
+        show_report(
+            report,
+            output_format,
+            rates=rate,
+            plot=plot,
+            y_scale=y_scale,
+            interval=interval,
+            small_area=small_area,
+        )
     if report.untrusted_nodes:
         click.echo(
             f"REFUSED: {', '.join(report.untrusted_nodes)}: the ledger went back on the "

@@ -287,6 +287,7 @@ def build_query(
     accuracy: float | None = None,
     quantiles: str | None = None,
     items: str | None = None,
+    value_intervals: bool = False,
     purpose: str,
     query_id: UUID | None = None,
 ) -> QuerySpec:
@@ -312,6 +313,8 @@ def build_query(
     quantile_values = parse_quantiles(quantiles)
     if kind is Statistic.QUANTILES and not quantile_values:
         quantile_values = (0.5,)
+    if value_intervals and kind is not Statistic.QUANTILES:
+        raise QueryArgumentError("--value-intervals applies to quantiles only")
     group_by = parse_group_by(by, fiscal_year_start)
     filters = list(parse_where(where, dataset))
     date_filter = date_range_filter(dataset, group_by, date_from, date_to, date_column)
@@ -328,6 +331,7 @@ def build_query(
         filters=tuple(filters),
         privacy=parse_privacy(rho, accuracy),
         purpose=purpose.strip(),
+        quantile_count=value_intervals,
     )
     check_against_public_schema(spec)
     return spec

@@ -13,12 +13,15 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from coordinator.intervals import interval_label
 from coordinator.preview import PreviewReport
 from coordinator.report import NodeStatus, Report, ValueRow
+from coordinator.small_area import SmallAreaRow
 from privacy.text import printable
 
 if TYPE_CHECKING:
     from coordinator.charts import YScale
+    from coordinator.intervals import IntervalKind
 
 FORMATS = ("table", "csv", "json")
 
@@ -39,6 +42,10 @@ CSV_COLUMNS = (
     "rate_ci_low",
     "rate_ci_high",
     "unbiased_rate_per_100k",
+    "small_area_rate_per_100k",
+    "small_area_ci_low",
+    "small_area_ci_high",
+    "interval",
     "dataset",
     "statistic",
     "filters",
@@ -57,6 +64,17 @@ SUPPRESSED_NOTE = (
     "pooled row hidden because, minus the rows shown, it would give a hidden cell back)"
 )
 
+SMALL_AREA_NOTE = (
+    "small-area: each node's rate shrunk toward the partnership rate (empirical Bayes, "
+    "gamma-Poisson moments; public populations and noise scales only); smaller nodes are "
+    "shrunk more. Left blank where a node in the cell is suppressed or has no rate."
+)
+
+POISSON_NOTE = (
+    "dp+poisson: intervals cover the underlying expected count or rate (DP noise and "
+    "Poisson variation, exact Garwood limits); --interval dp covers the actual count"
+)
+
 
 def render_report(report: Report, output_format: str, *, rates: bool = False) -> str:
     if output_format == "json":
@@ -73,12 +91,26 @@ def show_report(
     rates: bool = False,
     plot: Path | None = None,
     y_scale: YScale = "auto",
+    interval: IntervalKind = "dp",
+    small_area: bool = False,
 ) -> None:
-    """Print the report on stdout and, with `plot`, write its chart (CLI helper)."""
+    """Print the report on stdout and, with `plot`, write its chart (CLI helper).
+
+    `interval` and `small_area` post-process the report (coordinator/intervals.py,
+    coordinator/small_area.py) before it is shown; the stored result is unchanged.
+    """
     import click
 
     from coordinator.charts import ChartError, write_chart
+    from coordinator.intervals import IntervalError, with_interval
+    from coordinator.small_area import with_small_area
 
+    try:
+        report = with_interval(report, interval)
+    except IntervalError as exc:
+        raise click.UsageError(str(exc)) from exc
+    if small_area:
+        report, rates = with_small_area(report), True
     click.echo(render_report(report, output_format, rates=rates), nl=False)
     if plot is not None:
         try:
@@ -115,6 +147,7 @@ def report_csv(report: Report) -> str:
     buffer = io.StringIO()
     writer = csv.writer(buffer, lineterminator="\n")
     writer.writerow(CSV_COLUMNS)
+    small_area = {(r.source, r.key, r.name): r for r in report.small_area}
     context = [
         report.dataset,
         report.statistic,
@@ -141,10 +174,18 @@ def report_csv(report: Report) -> str:
                 _raw(row.rate_ci_low),
                 _raw(row.rate_ci_high),
                 _raw(row.unbiased_rate_per_100k),
+                *_small_area_cells(small_area.get((row.source, row.key, row.name))),
+                report.interval,
                 *context,
             ]
         )
     return buffer.getvalue()
+
+
+def _small_area_cells(row: SmallAreaRow | None) -> list[str]:
+    if row is None:
+        return ["", "", ""]
+    return [_raw(row.rate_per_100k), _raw(row.ci_low), _raw(row.ci_high)]
 
 
 def _raw(value: float | None) -> str:
@@ -162,7 +203,8 @@ def report_table(report: Report, *, rates: bool = False, width: int = 120) -> st
         f".{report.column}" if report.column else ""
     )
     table = Table(
-        title=f"{title}  (95% intervals; query {report.query_id})",
+        title=f"{title}  (95% intervals of {interval_label(report.interval)}; "
+        f"query {report.query_id})",
         caption=f"Filters: {report.filters}.  Purpose: {report.purpose}",
     )
     for column in report.group_columns:
@@ -174,25 +216,43 @@ def report_table(report: Report, *, rates: bool = False, width: int = 120) -> st
     if rates:
         table.add_column("per 100,000", justify="right")
         table.add_column("95% interval (rate)", justify="right")
+    small_area = {(r.source, r.key, r.name): r for r in report.small_area}
+    if small_area:
+        table.add_column("small-area /100k", justify="right")
+        table.add_column("95% interval (small-area)", justify="right")
     previous: tuple[str, ...] | None = None
     for row in report.rows:
         if previous is not None and row.key != previous:
             table.add_section()
         previous = row.key
-        table.add_row(*(printable(cell) for cell in _table_cells(row, rates)))
+        cells = _table_cells(row, rates)
+        if small_area:
+            cells += _small_area_table_cells(small_area.get((row.source, row.key, row.name)))
+        table.add_row(*(printable(cell) for cell in cells))
     console.print(table)
-    if any(row.clamped for row in report.rows):
-        console.print(CLAMPED_NOTE)
-    if any(row.suppressed for row in report.rows):
-        console.print(SUPPRESSED_NOTE)
-    if rates:
-        for note in report.rate_notes:
-            console.print(f"No rate: {note}.")
+    for note in _table_notes(report, rates):
+        console.print(note)
     if report.trends:
         console.print(_trend_table(report))
     for line in status_lines(report.nodes, report.pooled_nodes, len(report.nodes)):
         console.print(printable(line))
     return buffer.getvalue()
+
+
+def _table_notes(report: Report, rates: bool) -> list[str]:
+    """The notes under the table: what marks mean and where rates are missing."""
+    notes: list[str] = []
+    if any(row.clamped for row in report.rows):
+        notes.append(CLAMPED_NOTE)
+    if any(row.suppressed for row in report.rows):
+        notes.append(SUPPRESSED_NOTE)
+    if report.small_area:
+        notes.append(SMALL_AREA_NOTE)
+    if report.interval == "dp+poisson":
+        notes.append(POISSON_NOTE)
+    if rates:
+        notes += [f"No rate: {note}." for note in report.rate_notes]
+    return notes
 
 
 def _table_cells(row: ValueRow, rates: bool) -> list[str]:
@@ -214,6 +274,12 @@ def _table_cells(row: ValueRow, rates: bool) -> list[str]:
                 f"[{_number(row.rate_ci_low, 2)}, {_number(row.rate_ci_high, 2)}]",
             ]
     return cells
+
+
+def _small_area_table_cells(row: SmallAreaRow | None) -> list[str]:
+    if row is None:
+        return ["", ""]
+    return [_number(row.rate_per_100k, 2), f"[{_number(row.ci_low, 2)}, {_number(row.ci_high, 2)}]"]
 
 
 def _trend_table(report: Report) -> object:

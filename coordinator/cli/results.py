@@ -10,9 +10,15 @@ import click
 
 from coordinator.cli.chart_options import y_scale_option
 from coordinator.cli.errors import user_errors
+from coordinator.cli.interval_options import (
+    check_post_processing,
+    interval_option,
+    small_area_option,
+)
 
 if TYPE_CHECKING:
     from coordinator.charts import YScale
+    from coordinator.intervals import IntervalKind
     from coordinator.results import ResultsStore
 
 
@@ -51,17 +57,35 @@ def list_command(limit: int, output_format: str) -> None:
     "--format", "output_format", type=click.Choice(["table", "csv", "json"]), default="table"
 )
 @click.option("--rate", is_flag=True, help="Show counts per 100,000 children as well.")
+@interval_option
+@small_area_option
 @click.option("--plot", type=click.Path(dir_okay=False, path_type=Path), help="Chart file.")
 @y_scale_option
 @user_errors()
-def show_command(
-    result_id: str, output_format: str, rate: bool, plot: Path | None, y_scale: YScale
+def show_command(  # noqa: PLR0917 - click passes every option as an argument
+    result_id: str,
+    output_format: str,
+    rate: bool,
+    interval: IntervalKind,
+    small_area: bool,
+    plot: Path | None,
+    y_scale: YScale,
 ) -> None:
     """Show a stored result (an id prefix from `npcs results list` is enough)."""
     from coordinator.cli.render import show_report
 
     store, full_id = open_store(result_id)
-    show_report(store.report(full_id), output_format, rates=rate, plot=plot, y_scale=y_scale)
+    report = store.report(full_id)
+    check_post_processing(report.statistic, interval, small_area)
+    show_report(
+        report,
+        output_format,
+        rates=rate,
+        plot=plot,
+        y_scale=y_scale,
+        interval=interval,
+        small_area=small_area,
+    )
 
 
 @command.command("export")

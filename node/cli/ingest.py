@@ -11,7 +11,7 @@ import click
 from kernel.clikit import text_or_json_option
 
 if TYPE_CHECKING:
-    from node.store import IngestResult
+    from node.ingest_result import IngestResult
 
 
 @click.command("ingest")

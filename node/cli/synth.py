@@ -17,8 +17,8 @@ from node.permissions import make_private_dir
 if TYPE_CHECKING:
     from tomlkit.toml_document import TOMLDocument
 
+    from node.ingest_result import IngestResult
     from node.layout import NodePaths
-    from node.store import IngestResult
 
 _YEARS = re.compile(r"^(\d{4})(?:-(\d{4}))?$")
 

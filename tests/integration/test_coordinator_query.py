@@ -697,3 +697,60 @@ def test_a_multi_item_count_is_one_release_and_one_ledger_entry_per_node(
 
     shown = partnership.run("results", "show", report.result_id, "--format", "csv")
     assert f"|{LAST_YEAR}|io_resources|" in shown.stdout.replace(",", "|")
+
+
+def test_quantile_value_intervals_and_poisson_intervals_through_real_nodes(
+    partnership: Partnership,
+) -> None:
+    asked = (
+        "query",
+        "quantiles",
+        "incidents",
+        "child_age_months",
+        "--quantiles",
+        "0.1,0.25,0.5,0.75,0.9",
+        "--value-intervals",
+        "--rho",
+        "0.5",
+        "--purpose",
+        "age profile",
+        "--nodes",
+        "a,b",
+        "--format",
+        "json",
+    )
+    preview = json.loads(partnership.run(*asked, "--dry-run").stdout)
+    assert {row["name"] for row in preview["expected"] if row["source"] == "a"} >= {"count"}
+    result = partnership.run(*asked)
+    assert result.exit_code == 0, result.output
+    report = Report.model_validate_json(result.stdout)
+    assert report.query["quantile_count"] is True
+    # each node read the wire field and released the count with its quantiles
+    counts = {row.source for row in report.rows if row.name == "count"}
+    assert counts == {"a", "b", PARTNERSHIP_SOURCE}
+    medians = [row for row in report.rows if row.name == "q0.5"]
+    assert len(medians) == 2
+    for row in medians:
+        assert row.ci_low is not None
+        assert row.ci_high is not None
+        assert row.value is not None
+        assert row.ci_low <= row.value <= row.ci_high
+    poisson = partnership.run(
+        "results", "show", report.result_id, "--interval", "dp+poisson", "--format", "json"
+    )
+    assert poisson.exit_code == 2  # quantiles have no Poisson model: refused, says why
+    assert "applies to count and histogram" in poisson.output
+    counted = partnership.run(
+        "query", "count", "incidents", *YEARS, "--rho", "0.2", "--purpose", "risk",
+        "--nodes", "a,b,c", "--interval", "dp+poisson", "--format", "json",
+    )  # fmt: skip
+    assert counted.exit_code == 0, counted.output
+    widened = Report.model_validate_json(counted.stdout)
+    assert widened.interval == "dp+poisson"
+    stored = partnership.run("results", "show", widened.result_id, "--format", "json")
+    plain = Report.model_validate_json(stored.stdout)
+    assert plain.interval == "dp"
+    for before, after in zip(plain.rows, widened.rows, strict=True):
+        assert before.ci_high is not None
+        assert after.ci_high is not None
+        assert after.ci_high > before.ci_high

@@ -15,6 +15,7 @@ import grpc
 import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from support_node import (
+    COUNTIES,
     NodeWorld,
     count_spec,
     ledger_size,
@@ -24,9 +25,12 @@ from support_node import (
     query_request,
 )
 
+from node.plan_cache import PlanKey
 from node.server import RunningNode, ServerOptions, running_node
 from npcs.serde_ledger import query_response_from_proto
+from privacy.plan import QueryPlan
 from privacy.query import GroupByColumn, PrivacyLoss, QuerySpec, Statistic
+from privacy.query_route import QueryRoute
 from privacy.release import Release
 
 TIMEOUT = 30
@@ -59,8 +63,8 @@ def _query_error(world: NodeWorld, node: RunningNode) -> grpc.RpcError:
 # Small-count suppression
 
 
-def _county_counts(world: NodeWorld, suppress_counts_below: int | None = None) -> Release:
-    spec = QuerySpec(
+def _county_spec() -> QuerySpec:
+    return QuerySpec(
         query_id=uuid.uuid4(),
         dataset="incidents",
         statistic=Statistic.COUNT,
@@ -68,6 +72,10 @@ def _county_counts(world: NodeWorld, suppress_counts_below: int | None = None) -
         privacy=PrivacyLoss(rho=Decimal("0.05")),
         purpose="suppression test",
     )
+
+
+def _county_counts(world: NodeWorld, suppress_counts_below: int | None = None) -> Release:
+    spec = _county_spec()
     with (
         running_node(world.node.root, suppress_counts_below=suppress_counts_below) as node,
         node_stub(world, node.port, world.alice) as stub,
@@ -91,6 +99,32 @@ def test_suppression_setting_flags_small_noisy_counts_at_the_same_cost(
     # Post-processing only: the noisy value is still released, and it costs the same.
     assert all(math.isfinite(e.value) and e.value > 0 for e in flagged_counts)
     assert flagged.cost_units == plain.cost_units
+
+
+@pytest.mark.parametrize("route", list(QueryRoute))
+def test_both_query_routes_answer_every_cell_at_the_same_cost(
+    node_world: NodeWorld, route: QueryRoute
+) -> None:
+    """query_route in node.toml picks the route (the ingested snapshot is verified within
+    its bounds, so `fast` is taken); the answer and its charge have the same shape."""
+    spec = _county_spec()
+    with (
+        running_node(node_world.node.root, query_route=route) as node,
+        node_stub(node_world, node.port, node_world.alice) as stub,
+    ):
+        response = stub.Query(query_request(spec, node_world.alice), timeout=TIMEOUT)
+        snapshot = node.engine._store.current("incidents")
+        assert snapshot is not None
+        key = PlanKey(spec.query_hash(), snapshot.snapshot_id)
+        plan = node.engine.plans.plan(key, _not_planned_again)
+    release = query_response_from_proto(response).release()
+    assert plan.route is route
+    assert release.cost_units == plan.cost_units == _county_counts(node_world).cost_units
+    assert [cell.key for cell in release.cells] == [(county,) for county in COUNTIES]
+
+
+def _not_planned_again() -> QueryPlan:
+    raise AssertionError("the query's plan should still be in the node's plan cache")
 
 
 def test_suppression_flags_only_counts_below_the_threshold(node_world: NodeWorld) -> None:

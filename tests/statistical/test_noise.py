@@ -1,6 +1,8 @@
 """The noise OpenDP adds matches what each release claims (fixed alpha = 0.001).
 
 Each check repeats a real plan + release over a small Parquet file: no seeding, no mocks.
+Both routes are checked: OpenDP's full plan and the fast route (exact aggregate, OpenDP's
+measurement; privacy/fast_release.py).
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ from support_data import write_snapshot
 from privacy.budget import rho_to_units_ceil
 from privacy.plan import plan_query
 from privacy.query import GroupByColumn, PrivacyLoss, QuerySpec
+from privacy.query_route import QueryRoute
 from privacy.release import Release
 from privacy.validate import QueryLimits, validate_query
 
@@ -37,7 +40,7 @@ def snapshot(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return write_snapshot(tmp_path_factory.mktemp("noise") / "reports.parquet", dataset, rows)
 
 
-def _release(path: Path, rho: Decimal) -> Release:
+def _release(path: Path, rho: Decimal, route: QueryRoute = QueryRoute.OPENDP) -> Release:
     spec = QuerySpec(
         query_id=uuid.uuid4(),
         dataset="reports",
@@ -46,7 +49,7 @@ def _release(path: Path, rho: Decimal) -> Release:
         privacy=PrivacyLoss(rho=rho),
         purpose="noise calibration test",
     )
-    plan = plan_query(validate_query(spec, SCHEMA, LIMITS), SCHEMA, path)
+    plan = plan_query(validate_query(spec, SCHEMA, LIMITS), SCHEMA, path, route)
     return plan.release(node="n", snapshot_id="s")
 
 
@@ -57,9 +60,9 @@ def _chi_square_quantile(p: float, dof: int) -> float:
     return float(dof * (1 - h + z * math.sqrt(h)) ** 3)
 
 
-@pytest.fixture(scope="module")
-def noisy_releases(snapshot: Path) -> list[Release]:
-    return [_release(snapshot, Decimal("0.08")) for _ in range(RELEASES)]
+@pytest.fixture(scope="module", params=list(QueryRoute))
+def noisy_releases(snapshot: Path, request: pytest.FixtureRequest) -> list[Release]:
+    return [_release(snapshot, Decimal("0.08"), request.param) for _ in range(RELEASES)]
 
 
 def test_noise_standard_deviation_matches_the_claimed_scale(noisy_releases: list[Release]) -> None:
@@ -100,8 +103,9 @@ def test_95_percent_intervals_cover_the_truth_about_95_percent(
     assert covered <= 0.99 * trials
 
 
-def test_huge_budget_releases_the_true_counts_exactly(snapshot: Path) -> None:
+@pytest.mark.parametrize("route", list(QueryRoute))
+def test_huge_budget_releases_the_true_counts_exactly(snapshot: Path, route: QueryRoute) -> None:
     for _ in range(20):
-        release = _release(snapshot, Decimal(1_000_000))
+        release = _release(snapshot, Decimal(1_000_000), route)
         released = {cell.key[0]: cell.estimates[0].value for cell in release.cells}
         assert released == {county: float(n) for county, n in TRUE_COUNTS.items()}

@@ -21,6 +21,7 @@ from support_data import write_snapshot
 from privacy.budget import rho_to_units_ceil
 from privacy.plan import plan_query, quantile_candidates, quantile_rank_error
 from privacy.query import PrivacyLoss, QuerySpec
+from privacy.query_route import QueryRoute
 from privacy.release import Estimate, NoiseDistribution
 from privacy.schema import PARTNERSHIP_SCHEMA
 from privacy.validate import QueryLimits, validate_query
@@ -45,7 +46,7 @@ def snapshot(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return write_snapshot(path, INCIDENTS, rows)
 
 
-def _release_quantiles(path: Path, rho: Decimal) -> tuple[Estimate, ...]:
+def _release_quantiles(path: Path, rho: Decimal, route: QueryRoute) -> tuple[Estimate, ...]:
     spec = QuerySpec(
         query_id=uuid.uuid4(),
         dataset="incidents",
@@ -55,7 +56,7 @@ def _release_quantiles(path: Path, rho: Decimal) -> tuple[Estimate, ...]:
         privacy=PrivacyLoss(rho=rho),
         purpose="quantile rank error test",
     )
-    plan = plan_query(validate_query(spec, SCHEMA, LIMITS), SCHEMA, path)
+    plan = plan_query(validate_query(spec, SCHEMA, LIMITS), SCHEMA, path, route)
     (cell,) = plan.release(node="n", snapshot_id="s").cells
     return cell.estimates
 
@@ -67,9 +68,10 @@ def _rank_score(candidate: float, probability: float) -> Fraction:
     return abs((1 - p) * below - p * above)
 
 
-@pytest.fixture(scope="module")
-def released(snapshot: Path) -> list[tuple[Estimate, ...]]:
-    return [_release_quantiles(snapshot, Decimal("0.02")) for _ in range(RELEASES)]
+@pytest.fixture(scope="module", params=list(QueryRoute))
+def released(snapshot: Path, request: pytest.FixtureRequest) -> list[tuple[Estimate, ...]]:
+    """Releases by OpenDP's full plan and by the fast route (privacy/fast_release.py)."""
+    return [_release_quantiles(snapshot, Decimal("0.02"), request.param) for _ in range(RELEASES)]
 
 
 def test_rank_error_covers_the_released_rank_at_least_95_percent(

@@ -186,3 +186,20 @@ def test_forest_chart_is_a_png_and_refuses_more_than_one_cell_per_group(tmp_path
     assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     with pytest.raises(ChartError, match="query the count by race_ethnicity alone"):
         write_forest_chart(compute_disparity(race_report(by_year=True)), tmp_path / "f.png")
+
+
+def test_forest_chart_ratio_axis_reads_as_plain_numbers_without_minor_labels() -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    from matplotlib.figure import Figure
+
+    from coordinator.charts_forest import _label_ratios
+
+    axis = Figure().add_subplot()
+    axis.set_xscale("log")
+    axis.set_xlim(0.2, 5.0)
+    _label_ratios(axis, (0.2, 5.0))
+    assert [label.get_text() for label in axis.get_xticklabels()] == ["0.25", "0.5", "1", "2", "4"]
+    axis.figure.canvas.draw()
+    assert all(label.get_text() == "" for label in axis.get_xticklabels(minor=True))

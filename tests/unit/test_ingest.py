@@ -13,6 +13,8 @@ import polars as pl
 import pytest
 
 import node.store as store_module
+from node.bounds_record import MANIFEST_KEY as BOUNDS_KEY
+from node.bounds_record import declared_bounds
 from node.ingest import IngestError
 from node.layout import NodePaths
 from node.row_validation import recurrence_12m
@@ -257,6 +259,25 @@ def test_manifest_records_hashes_source_and_marks_date_ranges_local_only(
     assert "date_ranges" not in manifest
     assert manifest["local_only"]["date_ranges"]["month"] == ["2021-01-01", "2021-02-01"]
     assert result.snapshot.date_ranges["month"] == ("2021-01-01", "2021-02-01")
+
+
+def test_manifest_records_the_contribution_bounds_the_stored_rows_satisfy(
+    store: DataStore, tmp_path: Path
+) -> None:
+    """Truncated at ingest, re-checked, recorded: what the fast route needs (the derived
+    worker-year view too, with its own bounds)."""
+    rows = [workforce_row("w1", f"2021-{month:02d}-01") for month in range(1, 13)]
+    rows.append(workforce_row("w1", "2021-03-01"))  # a second row that month: cut
+    result = store.ingest("workforce", write_csv(tmp_path / "over.csv", rows))
+    assert result.snapshot is not None
+    manifest = json.loads(result.snapshot.path.with_suffix(".json").read_text())
+    recorded = manifest[BOUNDS_KEY]
+    assert recorded == declared_bounds(SCHEMA.dataset("workforce"))
+    assert {"period": "month", "max_rows": 1} in recorded["max_rows_per_period"]
+    assert result.snapshot.verified_bounds == recorded
+    (derived,) = result.derived
+    assert derived.verified_bounds == declared_bounds(SCHEMA.dataset(derived.dataset))
+    assert store.current("workforce") == result.snapshot
 
 
 def test_recurrence_is_derived_when_absent_following_the_cfsr_rule(

@@ -13,8 +13,9 @@ import pytest
 
 import node.ingest_buckets as buckets_module
 from node.ingest_buckets import SCRATCH_PREFIX
+from node.ingest_result import IngestResult
 from node.layout import NodePaths
-from node.store import DataStore, IngestResult
+from node.store import DataStore
 from node.synth import Jurisdiction, generate
 from privacy.schema import PARTNERSHIP_SCHEMA
 

@@ -98,7 +98,7 @@ class Filter(_message.Message):
     def __init__(self, in_set: _Optional[_Union[InSetFilter, _Mapping]] = ..., date_range: _Optional[_Union[DateRangeFilter, _Mapping]] = ..., numeric_range: _Optional[_Union[NumericRangeFilter, _Mapping]] = ...) -> None: ...
 
 class Query(_message.Message):
-    __slots__ = ("query_id", "dataset", "statistic", "column", "quantiles", "bins", "group_by", "filters", "rho", "accuracy", "purpose", "items")
+    __slots__ = ("query_id", "dataset", "statistic", "column", "quantiles", "bins", "group_by", "filters", "rho", "accuracy", "purpose", "items", "quantile_count")
     QUERY_ID_FIELD_NUMBER: _ClassVar[int]
     DATASET_FIELD_NUMBER: _ClassVar[int]
     STATISTIC_FIELD_NUMBER: _ClassVar[int]
@@ -111,6 +111,7 @@ class Query(_message.Message):
     ACCURACY_FIELD_NUMBER: _ClassVar[int]
     PURPOSE_FIELD_NUMBER: _ClassVar[int]
     ITEMS_FIELD_NUMBER: _ClassVar[int]
+    QUANTILE_COUNT_FIELD_NUMBER: _ClassVar[int]
     query_id: str
     dataset: str
     statistic: Statistic
@@ -123,7 +124,8 @@ class Query(_message.Message):
     accuracy: float
     purpose: str
     items: _containers.RepeatedScalarFieldContainer[str]
-    def __init__(self, query_id: _Optional[str] = ..., dataset: _Optional[str] = ..., statistic: _Optional[_Union[Statistic, str]] = ..., column: _Optional[str] = ..., quantiles: _Optional[_Iterable[float]] = ..., bins: _Optional[_Iterable[float]] = ..., group_by: _Optional[_Iterable[_Union[GroupBy, _Mapping]]] = ..., filters: _Optional[_Iterable[_Union[Filter, _Mapping]]] = ..., rho: _Optional[str] = ..., accuracy: _Optional[float] = ..., purpose: _Optional[str] = ..., items: _Optional[_Iterable[str]] = ...) -> None: ...
+    quantile_count: bool
+    def __init__(self, query_id: _Optional[str] = ..., dataset: _Optional[str] = ..., statistic: _Optional[_Union[Statistic, str]] = ..., column: _Optional[str] = ..., quantiles: _Optional[_Iterable[float]] = ..., bins: _Optional[_Iterable[float]] = ..., group_by: _Optional[_Iterable[_Union[GroupBy, _Mapping]]] = ..., filters: _Optional[_Iterable[_Union[Filter, _Mapping]]] = ..., rho: _Optional[str] = ..., accuracy: _Optional[float] = ..., purpose: _Optional[str] = ..., items: _Optional[_Iterable[str]] = ..., quantile_count: _Optional[bool] = ...) -> None: ...
 
 class SignedRequest(_message.Message):
     __slots__ = ("envelope", "signature", "public_key")
