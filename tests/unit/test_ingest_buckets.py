@@ -81,6 +81,8 @@ def test_reports_in_buckets_equal_reports_whole(
     assert bucketed.snapshot is not None
     assert rows_of(bucketed.snapshot.path).equals(rows_of(whole.snapshot.path))
     assert bucketed.snapshot.date_ranges == whole.snapshot.date_ranges
+    assert whole.snapshot.verified_bounds is not None  # every person within the bounds
+    assert bucketed.snapshot.verified_bounds == whole.snapshot.verified_bounds
     assert bucketed.snapshot.rows == whole.snapshot.rows == whole.accepted
     assert rejects_of(bucketed) == rejects_of(whole)
     stored = pl.read_parquet(bucketed.snapshot.path)
