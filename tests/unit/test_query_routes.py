@@ -88,6 +88,18 @@ def test_a_query_without_a_fast_form_takes_the_full_route(snapshot: Path) -> Non
     assert len(plan.release(node="n", snapshot_id="s").cells) == 12 * len(items)  # cause x item
 
 
+def test_quantiles_with_their_count_of_known_values_take_the_full_route(snapshot: Path) -> None:
+    """The count released for value intervals has no fast form: a node set to `fast` must
+    not plan it there (it did, and the release then failed after its charge)."""
+    spec = QUERIES["median of child_age_months"]().model_copy(update={"quantile_count": True})
+    query = validate_query(spec, SCHEMA, LIMITS)
+    assert not has_fast_form(query)
+    plan = plan_query(query, SCHEMA, snapshot, QueryRoute.FAST)
+    assert plan.route is QueryRoute.OPENDP
+    release = plan.release(node="n", snapshot_id="s")
+    assert all("count" in [e.name for e in cell.estimates] for cell in release.cells)
+
+
 def test_the_fast_route_needs_the_manifest_to_record_the_declared_bounds() -> None:
     recorded = declared_bounds(INCIDENTS)
     assert route_for(QueryRoute.FAST, recorded, INCIDENTS) is QueryRoute.FAST
