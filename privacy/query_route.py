@@ -33,7 +33,8 @@ def has_fast_form(query: ValidatedQuery) -> bool:
 
     Multi-item queries and quantiles with their count of known values (these extra
     outputs have no fast form yet) and float columns keep the full route. Floats: OpenDP
-    sums floats in its own order and charges for that summation's rounding, which a Polars sum would not reproduce bit for bit.
+    sums floats in its own order and charges for that summation's rounding, which a
+    Polars sum would not reproduce bit for bit.
     """
     if query.statistic not in _FAST_STATISTICS or query.items or query.spec.quantile_count:
         return False
