@@ -67,10 +67,12 @@ import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import date
+from decimal import Decimal
 from fractions import Fraction
 from pathlib import Path
 from types import ModuleType
 from typing import Any
+from uuid import UUID
 
 import polars as pl
 
@@ -80,7 +82,7 @@ from privacy.budget import format_rho, rho_to_units_ceil
 from privacy.centring import CENTRED_SUM, SUM_SHARE_OF_MEAN_RHO, centred_bounds, mean_centre
 from privacy.item_columns import item_output_column, item_view, output_role
 from privacy.opendp_setup import opendp, opendp_version
-from privacy.query import Statistic, TimeBucket
+from privacy.query import PrivacyLoss, Statistic, TimeBucket
 from privacy.query_route import QueryRoute, has_fast_form
 from privacy.release import Cell, Estimate, NoiseDistribution, Release
 from privacy.schema import Column, ColumnKind, Dataset, Schema
@@ -106,6 +108,8 @@ _SCALE_SAFETY = 1 + 1e-9
 requested rho."""
 _MEAN_PART_CONFIDENCE = 1 - (1 - CONFIDENCE) / 2
 _BIN_COLUMN = "__bin"
+_SHAPE_ID = UUID(int=0)
+_SHAPE_PRIVACY = PrivacyLoss(rho=Decimal(1))
 _EPOCH = date(1970, 1, 1)
 
 _OPENDP_TYPES: Mapping[ColumnKind, str] = {
@@ -254,13 +258,16 @@ def plan_query(
     dp = opendp()
     columns = query_columns(query)
     build = functools.partial(
-        _build, dp, _frame_domain(columns), _input_metric(dp, query.dataset), query, columns
+        _build,
+        dp,
+        _frame_domain(columns),
+        _input_metric(query.dataset.privacy_unit),
+        query,
+        columns,
     )
     d_in = person_distance(dp)
 
-    unit = build(scales=_Scales(1.0))
-    unit_rho = float(unit.map(d_in))
-    scales = _scales(dp, query, unit, unit_rho)
+    scales = _scales(query, _unit_cost(_measurement_shape(query)))
     measurement = build(scales=scales)
     cost_units = rho_to_units_ceil(measurement.map(d_in))
     if query.requested_rho_units is not None and cost_units > query.requested_rho_units:
@@ -320,6 +327,7 @@ def _frame_domain(columns: tuple[Column, ...]) -> Any:
     return dp.with_margin(domain, dp.polars.Margin(by=[], max_length=PUBLIC_MAX_ROWS))
 
 
+@functools.lru_cache(maxsize=512)
 def _empty_frame(columns: tuple[Column, ...]) -> pl.LazyFrame:
     return pl.LazyFrame(schema={c.name: snapshot_dtype(c) for c in columns})
 
@@ -328,9 +336,11 @@ def _scan(parquet_path: Path, columns: tuple[Column, ...]) -> pl.LazyFrame:
     return pl.scan_parquet(parquet_path).select([c.name for c in columns])
 
 
-def _input_metric(dp: ModuleType, dataset: Dataset) -> Any:
+@functools.lru_cache(maxsize=64)
+def _input_metric(privacy_unit: str) -> Any:
     """Symmetric distance in persons: all rows sharing one privacy-unit id change."""
-    return dp.frame_distance(dp.symmetric_id_distance(dataset.privacy_unit))
+    dp = opendp()
+    return dp.frame_distance(dp.symmetric_id_distance(privacy_unit))
 
 
 def person_distance(dp: ModuleType) -> list[Any]:
@@ -664,16 +674,66 @@ def quantile_candidates(column: Column) -> tuple[int | float, ...]:
 # scale, cost and accuracy
 
 
-def _scales(dp: ModuleType, query: ValidatedQuery, unit: Any, unit_rho: float) -> _Scales:
+@dataclass(frozen=True)
+class _UnitCost:
+    """What OpenDP says of a query's measurement at relative scale 1: its rho at one
+    person (`map(d_in)`) and each output's (column, distribution, scale) from
+    `summarize_polars_measurement`."""
+
+    rho: float
+    outputs: tuple[tuple[str, str, float], ...]
+
+
+def _measurement_shape(query: ValidatedQuery) -> ValidatedQuery:
+    """`query` without what the scale-1 measurement does not depend on (its id, purpose,
+    requested rho or accuracy, the node's cap): equal for queries whose measurements
+    differ only in scale. Everything else (the dataset with its local domains and
+    contribution bounds, columns, groups with their keys, filters, bins, items) stays in."""
+    spec = query.spec.model_copy(
+        update={"query_id": _SHAPE_ID, "privacy": _SHAPE_PRIVACY, "purpose": ""}
+    )
+    return replace(
+        query,
+        spec=spec,
+        requested_rho=None,
+        requested_rho_units=None,
+        accuracy=None,
+        max_rho_units=0,
+    )
+
+
+@functools.lru_cache(maxsize=256)
+def _unit_cost(shape: ValidatedQuery) -> _UnitCost:
+    """Build the measurement of `shape` at relative scale 1 and ask OpenDP its cost and
+    scales (deterministic in the shape: public schema, query and OpenDP only)."""
+    dp = opendp()
+    columns = query_columns(shape)
+    unit = _build(
+        dp,
+        _frame_domain(columns),
+        _input_metric(shape.dataset.privacy_unit),
+        shape,
+        columns,
+        scales=_Scales(1.0),
+    )
+    summary = dp.summarize_polars_measurement(unit)
+    outputs = tuple(
+        (str(column), str(distribution), float(scale))
+        for column, distribution, scale in zip(
+            summary["column"], summary["distribution"], summary["scale"], strict=True
+        )
+    )
+    return _UnitCost(float(unit.map(person_distance(dp))), outputs)
+
+
+def _scales(query: ValidatedQuery, unit: _UnitCost) -> _Scales:
     """The scales for the requested rho or accuracy; a mean at a given rho splits it."""
     if query.statistic is Statistic.MEAN and query.requested_rho is not None:
-        return _mean_scales(dp, query, float(query.requested_rho), unit, unit_rho)
-    return _Scales(_global_scale(dp, query, unit, unit_rho))
+        return _mean_scales(query, float(query.requested_rho), unit)
+    return _Scales(_global_scale(query, unit))
 
 
-def _mean_scales(
-    dp: ModuleType, query: ValidatedQuery, rho: float, unit: Any, unit_rho: float
-) -> _Scales:
+def _mean_scales(query: ValidatedQuery, rho: float, unit: _UnitCost) -> _Scales:
     """Absolute sum and count scales giving the sum SUM_SHARE_OF_MEAN_RHO of rho.
 
     At relative scale 1 each output costs the same (its own sensitivity is the noise
@@ -681,41 +741,32 @@ def _mean_scales(
     k items each of the 2k outputs costs unit_rho / (2k) at scale 1 and each item gets
     rho / k, so the same scales result: every item's mean is as accurate as the others.
     """
-    unit_scales = dict(
-        zip(
-            dp.summarize_polars_measurement(unit)["column"],
-            dp.summarize_polars_measurement(unit)["scale"],
-            strict=True,
-        )
-    )
+    unit_scales = {column: scale for column, _, scale in unit.outputs}
     shares = {"__sum": SUM_SHARE_OF_MEAN_RHO, "__count": 1 - SUM_SHARE_OF_MEAN_RHO}
     absolute = {
-        output.column: float(unit_scales[output.column])
-        * math.sqrt(unit_rho / 2 / (shares[output.role] * rho))
+        output.column: unit_scales[output.column]
+        * math.sqrt(unit.rho / 2 / (shares[output.role] * rho))
         for output in _outputs(query)
     }
     return _Scales(1.0, absolute).times(_SCALE_SAFETY)
 
 
-def _global_scale(dp: ModuleType, query: ValidatedQuery, unit: Any, unit_rho: float) -> float:
+def _global_scale(query: ValidatedQuery, unit: _UnitCost) -> float:
     """The relative scale for the requested rho, or the largest meeting the accuracy.
 
     Every mechanism here has rho proportional to 1 / scale^2, so the scale for a target
     rho follows from the cost at scale 1.
     """
     if query.requested_rho is not None:
-        return math.sqrt(unit_rho / float(query.requested_rho)) * _SCALE_SAFETY
+        return math.sqrt(unit.rho / float(query.requested_rho)) * _SCALE_SAFETY
     assert query.accuracy is not None
-    unit_summary = dp.summarize_polars_measurement(unit)
     scales = []
-    for distribution, unit_scale in zip(
-        unit_summary["distribution"], unit_summary["scale"], strict=True
-    ):
+    for _, distribution, unit_scale in unit.outputs:
         try:
-            target = scale_for_half_width(str(distribution), query.accuracy)
+            target = scale_for_half_width(distribution, query.accuracy)
         except ValueError as error:
             raise QueryValidationError("privacy.accuracy", f"{error}; ask for more") from None
-        scales.append(target / float(unit_scale))
+        scales.append(target / unit_scale)
     return min(scales) / _SCALE_SAFETY
 
 
