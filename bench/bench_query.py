@@ -3,7 +3,9 @@
 Builds an incidents-like Parquet snapshot (1M rows by default; `--rows 10000000` for
 10M), then for each query measures:
 
-* planning: validate + plan_query (OpenDP build at scale 1, then at the final scale);
+* planning: validate + plan_query, warm (the scale-1 cost of the query's shape cached,
+  one OpenDP build at the final scale) and cold (shape caches cleared: a build at
+  scale 1, then at the final scale), alternated;
 * DP release, both routes: the full route (OpenDP's measurement over `pl.scan_parquet`)
   and the fast route (privacy/fast_release.py), each plus packaging the Release;
 * baseline: the same plan without privacy (`privacy.plan.exact_plan`: same filter,
@@ -40,7 +42,7 @@ import polars as pl
 
 from node.native_memory import tune_native_allocator
 from privacy.budget import rho_to_units_ceil
-from privacy.plan import exact_plan, plan_query
+from privacy.plan import clear_shape_caches, exact_plan, plan_query
 from privacy.query import (
     DateRangeFilter,
     GroupByColumn,
@@ -189,6 +191,41 @@ def _release_ms(query: ValidatedQuery, path: Path, route: QueryRoute, repeats: i
     return statistics.median(times) * 1e3
 
 
+def planning_times(
+    make_spec: Callable[[], QuerySpec], path: Path, repeats: int
+) -> tuple[list[float], list[float]]:
+    """Warm and cold planning times, alternated (each in turn first): warm = the query's
+    shape planned before (as on a node from its second query of that shape), cold = the
+    shape caches cleared first."""
+    times: dict[bool, list[float]] = {False: [], True: []}
+    for repeat in range(repeats):
+        for cold in (repeat % 2 == 0, repeat % 2 == 1):
+            if cold:
+                clear_shape_caches()
+            started = time.perf_counter()
+            plan_query(validate_query(make_spec(), SCHEMA, LIMITS), SCHEMA, path)
+            times[cold].append(time.perf_counter() - started)
+    return times[False], times[True]
+
+
+def update_planning(empty: Path, repeats: int) -> None:
+    """Replace only the planning figures of every run in RESULTS (planning reads no data,
+    so the empty snapshot serves every row count)."""
+    report = json.loads(RESULTS.read_text())
+    for run in report["runs"]:
+        for row in run["results"]:
+            make_spec = QUERIES[row["query"]]
+            plan_query(validate_query(make_spec(), SCHEMA, LIMITS), SCHEMA, empty)  # warm-up
+            warm, cold = planning_times(make_spec, empty, repeats)
+            row["planning_ms"] = round(statistics.median(warm) * 1e3, 3)
+            row["cold_planning_ms"] = round(statistics.median(cold) * 1e3, 3)
+            print(
+                f"{run['rows']:>10,} {row['query']:28} warm {row['planning_ms']:6.2f} ms"
+                f"  cold {row['cold_planning_ms']:6.2f} ms"
+            )
+    RESULTS.write_text(json.dumps(report, indent=2) + "\n")
+
+
 def measure(path: Path, empty: Path, repeats: int, peak_runs: int) -> list[dict[str, Any]]:
     """Both DP routes vs the same plan without privacy, alternated run by run.
 
@@ -209,14 +246,11 @@ def measure(path: Path, empty: Path, repeats: int, peak_runs: int) -> list[dict[
         for _ in range(2):  # warm up file cache, plugin and OpenDP
             for make_run in runs.values():
                 make_run()()
-        planning: list[float] = []
+        planning, cold_planning = planning_times(make_spec, path, repeats)
         times: dict[str, list[float]] = {variant: [] for variant in runs}
         peaks: dict[str, list[float]] = {variant: [] for variant in runs}
         order = list(runs)
         for repeat in range(repeats):
-            started = time.perf_counter()
-            plan_query(validate_query(make_spec(), SCHEMA, LIMITS), SCHEMA, path)
-            planning.append(time.perf_counter() - started)
             # alternate the three, each in turn first, so drift in machine load and the
             # memory state one run leaves to the next hit them alike
             for variant in order[repeat % 3 :] + order[: repeat % 3]:
@@ -232,6 +266,7 @@ def measure(path: Path, empty: Path, repeats: int, peak_runs: int) -> list[dict[
                 "query": name,
                 "cells": len(query.cell_keys()),
                 "planning_ms": round(statistics.median(planning) * 1e3, 3),
+                "cold_planning_ms": round(statistics.median(cold_planning) * 1e3, 3),
                 "dp_ms": round(ms["opendp"], 2),
                 "fast_ms": round(ms["fast"], 2),
                 "baseline_ms": round(ms["polars"], 2),
@@ -283,6 +318,11 @@ def main() -> None:
     parser.add_argument("--peak-runs", type=int, default=3, help="fresh processes per figure")
     parser.add_argument("--peak-of", nargs=3, help=argparse.SUPPRESS)
     parser.add_argument(
+        "--planning-only",
+        action="store_true",
+        help="re-measure only the planning figures of results/query.json, in place",
+    )
+    parser.add_argument(
         "--default-allocator",
         action="store_true",
         help="skip node.native_memory.tune_native_allocator (to measure its effect)",
@@ -302,6 +342,9 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as folder:
         empty = Path(folder) / "incidents_empty.parquet"
         build_snapshot(empty, 0)
+        if args.planning_only:
+            update_planning(empty, args.repeats)
+            return
         for rows in args.rows:
             path = Path(folder) / f"incidents_{rows}.parquet"
             build_snapshot(path, rows)

@@ -726,6 +726,14 @@ def _unit_cost(shape: ValidatedQuery) -> _UnitCost:
     return _UnitCost(float(unit.map(person_distance(dp))), outputs)
 
 
+def clear_shape_caches() -> None:
+    """Forget every cached scale-1 cost, input metric and empty frame (the next plan of
+    each shape builds them again: the cold planning time the bench reports)."""
+    _unit_cost.cache_clear()
+    _input_metric.cache_clear()
+    _empty_frame.cache_clear()
+
+
 def _scales(query: ValidatedQuery, unit: _UnitCost) -> _Scales:
     """The scales for the requested rho or accuracy; a mean at a given rho splits it."""
     if query.statistic is Statistic.MEAN and query.requested_rho is not None:
