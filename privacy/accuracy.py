@@ -14,6 +14,7 @@ within that distance of the true value (OpenDP's `*_scale_to_accuracy` with alph
 
 from __future__ import annotations
 
+import functools
 import math
 from collections.abc import Iterable
 from statistics import NormalDist
@@ -113,6 +114,7 @@ def _largest_fitting_scale(fits: float, half_width: float, confidence: float) ->
     return fits
 
 
+@functools.lru_cache(maxsize=1024)
 def half_width_for(distribution: str, scale: float, confidence: float = CONFIDENCE) -> float:
     """Half-width for an OpenDP distribution name as `summarize_polars_measurement` reports it."""
     if is_discrete(distribution):

@@ -490,8 +490,17 @@ def key_frame(query: ValidatedQuery, key_columns: Sequence[str]) -> pl.LazyFrame
     if query.statistic is Statistic.HISTOGRAM:
         dimensions.append(tuple(range(1, len(query.bin_edges))))
         dtypes.append(pl.Int64)
-    keys = pl.LazyFrame({key_columns[0]: pl.Series(dimensions[0], dtype=dtypes[0])})
-    for name, values, dtype in zip(key_columns[1:], dimensions[1:], dtypes[1:], strict=True):
+    return _cross_keys(tuple(key_columns), tuple(dimensions), tuple(dtypes))
+
+
+@functools.lru_cache(maxsize=256)
+def _cross_keys(
+    names: tuple[str, ...], dimensions: tuple[tuple[KeyValue, ...], ...], dtypes: tuple[Any, ...]
+) -> pl.LazyFrame:
+    """Every public key cell: the cross product of the dimensions (a LazyFrame is
+    immutable, so one is shared by every plan with the same keys)."""
+    keys = pl.LazyFrame({names[0]: pl.Series(dimensions[0], dtype=dtypes[0])})
+    for name, values, dtype in zip(names[1:], dimensions[1:], dtypes[1:], strict=True):
         keys = keys.join(pl.LazyFrame({name: pl.Series(values, dtype=dtype)}), how="cross")
     return keys
 
@@ -727,11 +736,14 @@ def _unit_cost(shape: ValidatedQuery) -> _UnitCost:
 
 
 def clear_shape_caches() -> None:
-    """Forget every cached scale-1 cost, input metric and empty frame (the next plan of
-    each shape builds them again: the cold planning time the bench reports)."""
+    """Forget every cached scale-1 cost, input metric, empty frame, key frame and
+    half-width (the next plan of each shape builds them again: the cold planning time
+    the bench reports)."""
     _unit_cost.cache_clear()
+    half_width_for.cache_clear()
     _input_metric.cache_clear()
     _empty_frame.cache_clear()
+    _cross_keys.cache_clear()
 
 
 def _scales(query: ValidatedQuery, unit: _UnitCost) -> _Scales:
