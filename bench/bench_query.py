@@ -223,6 +223,7 @@ def update_planning(empty: Path, repeats: int) -> None:
                 f"{run['rows']:>10,} {row['query']:28} warm {row['planning_ms']:6.2f} ms"
                 f"  cold {row['cold_planning_ms']:6.2f} ms"
             )
+    report["notes"] = NOTES
     RESULTS.write_text(json.dumps(report, indent=2) + "\n")
 
 
@@ -293,7 +294,9 @@ NOTES = (
     "*_fixed_ms = the release over an empty snapshot: noise for every cell, plan set-up, "
     "packaging. Peak memory = what one run adds to a fresh process's resident memory at "
     "its peak (VmHWM after resetting it, imports and planning done before); "
-    "fast_memory_ratio divides by max(baseline, 1 MB)."
+    "fast_memory_ratio divides by max(baseline, 1 MB). planning_ms = plan_query with the "
+    "query's shape planned before (warm); cold_planning_ms = every planning cache cleared "
+    "first (privacy.plan.clear_shape_caches); alternated, median."
 )
 
 
