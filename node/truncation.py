@@ -29,28 +29,44 @@ def truncate_to_bounds(
     """(kept rows in their original order, cut rows as (row, column, reason) lines).
 
     `frame` holds parsed, valid rows with their 1-based file row number in `row`.
+    One sort by (person, date, row) puts each person's rows, and within them each
+    period's rows, in a contiguous run in keep order; a row's rank is its position
+    minus its run's first position (no hash windows over the string id).
     """
     unit = dataset.privacy_unit
-    order = [dataset.contribution_period, row] if dataset.contribution_period else [row]
-    kept = frame.sort(order)
+    period = dataset.contribution_period
+    kept = frame.sort([unit, period, row] if period else [unit, row])
     cut: list[pl.DataFrame] = []
     for bound in dataset.max_rows_per_period:
-        assert dataset.contribution_period is not None
-        bucket = period_code(pl.col(dataset.contribution_period), bound.period)
-        rank = pl.int_range(pl.len()).over(unit, bucket)
+        assert period is not None
+        rank = _rank_in_run(pl.col(unit), period_code(pl.col(period), bound.period))
         reason = (
             f"{TRUNCATION_REASON}: more than {bound.max_rows} rows of this {unit} in "
             f"one {bound.period.value}; its earliest {bound.max_rows} are kept"
         )
-        cut.append(_cut_lines(kept.filter(rank >= bound.max_rows), row, unit, reason))
-        kept = kept.filter(rank < bound.max_rows)
+        kept, over = _split(kept, rank < bound.max_rows)
+        cut.append(_cut_lines(over, row, unit, reason))
     total = dataset.max_rows_per_unit
-    rank = pl.int_range(pl.len()).over(unit)
     reason = (
         f"{TRUNCATION_REASON}: more than {total} rows of this {unit}; its earliest {total} are kept"
     )
-    cut.append(_cut_lines(kept.filter(rank >= total), row, unit, reason))
-    return kept.filter(rank < total).sort(row), pl.concat(cut)
+    kept, over = _split(kept, _rank_in_run(pl.col(unit)) < total)
+    cut.append(_cut_lines(over, row, unit, reason))
+    return kept.sort(row), pl.concat(cut)
+
+
+def _rank_in_run(*keys: pl.Expr) -> pl.Expr:
+    """0-based position of each row within its run of equal `keys` (a frame sorted by them)."""
+    position = pl.int_range(pl.len(), dtype=pl.Int64)
+    starts = pl.any_horizontal(position == 0, *(key.ne_missing(key.shift(1)) for key in keys))
+    run_start = pl.when(starts).then(position).forward_fill()
+    return position - run_start
+
+
+def _split(rows: pl.DataFrame, keep: pl.Expr) -> tuple[pl.DataFrame, pl.DataFrame]:
+    marked = rows.with_columns(keep.alias("__keep"))
+    kept = marked.filter(pl.col("__keep")).drop("__keep")
+    return kept, marked.filter(~pl.col("__keep")).drop("__keep")
 
 
 def _cut_lines(rows: pl.DataFrame, row: str, unit: str, reason: str) -> pl.DataFrame:
