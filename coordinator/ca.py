@@ -27,10 +27,8 @@ from kernel.identity import (
     Role,
     certificate_fingerprint,
     check_name,
-    identity_from_certificate,
     is_identity_uri,
     signing_key_uri,
-    uri_sans,
 )
 from kernel.keyfiles import (
     IPAddress,
@@ -392,14 +390,3 @@ def issue_person_credentials(
         signing_key_fingerprint=issued.signing_key_fingerprint,
         written=paths.all(),
     )
-
-
-def describe_certificate(certificate: x509.Certificate) -> dict[str, str | list[str]]:
-    """Human/JSON summary of a member certificate."""
-    return {
-        "identity": identity_from_certificate(certificate).uri,
-        "uri_sans": uri_sans(certificate),
-        "sha256": certificate_fingerprint(certificate),
-        "not_valid_before": certificate.not_valid_before_utc.isoformat(),
-        "not_valid_after": certificate.not_valid_after_utc.isoformat(),
-    }

@@ -274,20 +274,14 @@ def verify_consistency(
     return fr == old_root and sr == new_root and sn == 0
 
 
-# --- the signer's key id --------------------------------------------------------------
-
-
 def raw_public_key(key: Ed25519PublicKey) -> bytes:
     """The raw 32 bytes of an Ed25519 public key."""
     return key.public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw)
 
 
 def key_fingerprint(key: Ed25519PublicKey | bytes) -> str:
-    """SHA-256 (hex) of the raw 32-byte public key, given as a key or as its raw bytes.
-
-    The one fingerprint of an Ed25519 key in the project: it names the key that signs a
-    ledger's checkpoints, and the request-signing key a certificate binds.
-    """
+    """SHA-256 (hex) of the raw 32-byte public key (given as a key or its raw bytes): the
+    project's one Ed25519 key fingerprint, naming ledger keys and request-signing keys."""
     raw = key if isinstance(key, bytes) else raw_public_key(key)
     return hashlib.sha256(raw).hexdigest()
 

@@ -4,8 +4,12 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
+
+if TYPE_CHECKING:
+    from cryptography import x509
 
 ROLE_CHOICE = click.Choice(["node", "analyst", "auditor"])
 PERSON_ROLE_CHOICE = click.Choice(["analyst", "auditor"])
@@ -104,7 +108,7 @@ def sign(  # noqa: PLR0917  (click passes each option as a parameter)
         record_issued(ca_dir, issued.certificate)
     except (ca.CaError, identity.IdentityError, keyfiles.KeyFileError, ValueError) as exc:
         raise click.ClickException(str(exc)) from exc
-    summary = ca.describe_certificate(issued.certificate)
+    summary = _certificate_summary(issued.certificate)
     if output_format == "json":
         click.echo(json.dumps({**summary, "certificate": str(out)}, indent=2))
         return
@@ -230,3 +234,16 @@ def revoke(ca_dir: Path, which: str, reason: str) -> None:
         raise click.ClickException(str(exc)) from exc
     click.echo(f"Revoked {record.identity} (sha256 {record.sha256}, serial {record.serial}).")
     click.echo(f"Published {crl}: copy it to every node's `crl_file` (see node.toml).")
+
+
+def _certificate_summary(certificate: x509.Certificate) -> dict[str, str | list[str]]:
+    """Human/JSON summary of a member certificate."""
+    from kernel import identity
+
+    return {
+        "identity": identity.identity_from_certificate(certificate).uri,
+        "uri_sans": identity.uri_sans(certificate),
+        "sha256": identity.certificate_fingerprint(certificate),
+        "not_valid_before": certificate.not_valid_before_utc.isoformat(),
+        "not_valid_after": certificate.not_valid_after_utc.isoformat(),
+    }

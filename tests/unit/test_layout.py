@@ -27,3 +27,25 @@ def test_repository_defines_no_module_named_proto() -> None:
     spec = importlib.util.find_spec("proto")
     if spec is not None and spec.origin is not None:
         assert not Path(spec.origin).resolve().is_relative_to(REPO)
+
+
+MODULE_LINE_LIMIT = 400
+LONGER_BY_DESIGN = {"privacy/plan.py", "privacy/validate.py", "privacy/schema.py", "node/synth.py"}
+"""Each states at its top why it is one module (one OpenDP plan, one validator, one
+schema, one generator)."""
+
+
+def test_production_modules_stay_within_the_line_limit() -> None:
+    packages = ("privacy", "kernel", "proto/npcs", "node", "coordinator")
+    too_long = {
+        str(path.relative_to(REPO)): len(path.read_text(encoding="utf-8").splitlines())
+        for package in packages
+        for path in (REPO / package).rglob("*.py")
+        if not path.name.endswith(("_pb2.py", "_pb2_grpc.py"))
+    }
+    too_long = {
+        name: lines
+        for name, lines in too_long.items()
+        if lines > MODULE_LINE_LIMIT and name not in LONGER_BY_DESIGN
+    }
+    assert too_long == {}, f"split these modules (at most {MODULE_LINE_LIMIT} lines): {too_long}"
