@@ -10,6 +10,7 @@ from decimal import Decimal
 from pathlib import Path
 
 import pytest
+from support_reports import answered_report
 from test_coordinator_denominators import group_table, published
 from test_coordinator_pooling import gaussian
 
@@ -18,7 +19,7 @@ from coordinator.charts_forest import write_forest_chart
 from coordinator.cli.measure_render import render_disparity
 from coordinator.disparity import compute_disparity
 from coordinator.fieller import NoisyValue, ratio_interval
-from coordinator.report import PARTNERSHIP_SOURCE, NodeStatus, Report, build_report
+from coordinator.report import PARTNERSHIP_SOURCE, Report
 from coordinator.shares import ShareError
 from privacy.population import PopulationTable
 from privacy.query import (
@@ -31,7 +32,7 @@ from privacy.query import (
     Statistic,
     TimeBucket,
 )
-from privacy.release import Cell, Release
+from privacy.release import Cell
 
 SCALE = 3.0
 COUNTS = {
@@ -66,39 +67,25 @@ def race_report(
         privacy=PrivacyLoss(rho=Decimal("0.5")),
         purpose="disparity test",
     )
-    releases = {
-        node: Release(
-            query_id=str(spec.query_id),
-            node=node,
-            dataset="incidents",
-            statistic="count",
-            group_columns=tuple(g.column for g in group_by),
-            cells=tuple(
-                Cell(
-                    key=(race, *year),
-                    estimates=(
-                        gaussian("count", value, SCALE).model_copy(
-                            update={"suppressed": (node, race) in suppressed}
-                        ),
+    cells_by_node = {
+        node: tuple(
+            Cell(
+                key=(race, *year),
+                estimates=(
+                    gaussian("count", value, SCALE).model_copy(
+                        update={"suppressed": (node, race) in suppressed}
                     ),
-                )
-                for race, value in cells.items()
-                for year in ([("2021",), ("2022",)] if by_year else [()])
-            ),
-            cost_units=10_000,
-            snapshot_id="s",
-            opendp_version="0.16.0",
+                ),
+            )
+            for race, value in cells.items()
+            for year in ([("2021",), ("2022",)] if by_year else [()])
         )
         for node, cells in counts.items()
     }
-    return build_report(
-        spec=spec,
-        result_id=str(uuid.uuid4()),
-        created_at="2026-01-01T00:00:00+00:00",
-        partnership="p",
-        statuses=[NodeStatus(node=node, answered=True) for node in releases],
-        releases=releases,
-        populations={key: {"2021": 300000, "2022": 300000} for key in releases},
+    return answered_report(
+        spec,
+        cells_by_node,
+        populations={node: {"2021": 300000, "2022": 300000} for node in counts},
         group_populations=dict(tables),
     )
 

@@ -12,6 +12,7 @@ from decimal import Decimal
 
 import pytest
 from click.testing import CliRunner
+from support_reports import answered_report
 from test_coordinator_pooling import gaussian
 
 from coordinator.charts import chart_caption
@@ -20,9 +21,9 @@ from coordinator.cli.render import render_report
 from coordinator.discrete import discrete_sum_half_width
 from coordinator.gamma import gamma_quantile, garwood_limits, regularized_lower_gamma
 from coordinator.intervals import IntervalError, poisson_mean_interval, with_interval
-from coordinator.report import PARTNERSHIP_SOURCE, NodeStatus, Report, build_report
+from coordinator.report import PARTNERSHIP_SOURCE, Report
 from privacy.query import DateRangeFilter, PrivacyLoss, QuerySpec, Statistic
-from privacy.release import Cell, Release
+from privacy.release import Cell
 
 
 def count_report(
@@ -45,27 +46,12 @@ def count_report(
         purpose="interval test",
     )
     name = "count" if statistic is Statistic.COUNT else "mean"
-    releases = {
-        node: Release(
-            query_id=str(query.query_id),
-            node=node,
-            dataset="incidents",
-            statistic=statistic.value,
-            group_columns=(),
-            cells=(Cell(key=(), estimates=(gaussian(name, count, scale),)),),
-            cost_units=10_000,
-            snapshot_id="s",
-            opendp_version="0.16.0",
-        )
-        for node, count in zip(nodes, counts, strict=True)
-    }
-    return build_report(
-        spec=query,
-        result_id="r",
-        created_at="2026-01-01T00:00:00+00:00",
-        partnership="p",
-        statuses=[NodeStatus(node=n, answered=True) for n in nodes],
-        releases=releases,
+    return answered_report(
+        query,
+        {
+            node: (Cell(key=(), estimates=(gaussian(name, count, scale),)),)
+            for node, count in zip(nodes, counts, strict=True)
+        },
         populations={n: {"2021": p} for n, p in zip(nodes, populations, strict=True)},
     )
 

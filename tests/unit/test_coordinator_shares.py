@@ -12,17 +12,18 @@ from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
+from support_reports import answered_report
 from test_coordinator_pooling import gaussian
 
 from coordinator.cli import cli
 from coordinator.cli.measure_render import render_shares
 from coordinator.fieller import NoisyValue, fieller_interval, ratio_interval, share_interval
 from coordinator.pooling import z_value
-from coordinator.report import PARTNERSHIP_SOURCE, NodeStatus, Report, build_report
+from coordinator.report import PARTNERSHIP_SOURCE, Report
 from coordinator.results import ResultsStore
 from coordinator.shares import ShareError, compute_shares
 from privacy.query import DateRangeFilter, GroupByColumn, PrivacyLoss, QuerySpec, Statistic
-from privacy.release import Cell, Estimate, Release
+from privacy.release import Cell, Estimate
 
 Z2 = z_value() ** 2
 NODES = ("north", "south")
@@ -49,30 +50,15 @@ def sleep_report(
         privacy=PrivacyLoss(rho=Decimal("0.5")),
         purpose="sleep-related share",
     )
-    releases = {
-        node: Release(
-            query_id=str(spec.query_id),
-            node=node,
-            dataset="incidents",
-            statistic="count",
-            group_columns=("incident_type", "sleep_related"),
-            cells=tuple(
+    return answered_report(
+        spec,
+        {
+            node: tuple(
                 Cell(key=key, estimates=(_count(value, scale, (node, key) in suppressed),))
                 for key, value in cells.items()
-            ),
-            cost_units=10_000,
-            snapshot_id="s",
-            opendp_version="0.16.0",
-        )
-        for node, cells in values.items()
-    }
-    return build_report(
-        spec=spec,
-        result_id=str(uuid.uuid4()),
-        created_at="2026-01-01T00:00:00+00:00",
-        partnership="p",
-        statuses=[NodeStatus(node=node, answered=True) for node in releases],
-        releases=releases,
+            )
+            for node, cells in values.items()
+        },
     )
 
 
