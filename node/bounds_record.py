@@ -50,23 +50,72 @@ def declared_bounds(dataset: Dataset) -> dict[str, Any]:
 
 def verified_bounds(dataset: Dataset, frame: pl.DataFrame) -> dict[str, Any] | None:
     """`declared_bounds(dataset)` if every person in `frame` is within them, else None."""
+    if not within_contribution_bounds(dataset, frame) or not within_value_bounds(dataset, frame):
+        return None
+    return declared_bounds(dataset)
+
+
+def within_contribution_bounds(dataset: Dataset, frame: pl.DataFrame) -> bool:
+    """No person has more rows than the total bound, nor more in one calendar period than
+    a period bound (rows without a date count as one period).
+
+    Counted as the longest run of equal keys in rows sorted by (person, period date),
+    where each person's and each period's rows are contiguous. A frame already in that
+    order (checked: no missing key, each row's keys at or after the previous row's) is
+    not sorted again.
+    """
     import polars as pl
 
     unit = dataset.privacy_unit
-    if _most_rows(frame, [pl.col(unit)]) > dataset.max_rows_per_unit:
-        return None
+    period = dataset.contribution_period
+    keys = [unit] if period is None else [unit, period]
+    ordered = frame if _sorted_by(frame, keys) else frame.select(keys).sort(keys)
+    if _longest_run(ordered, [pl.col(unit)]) > dataset.max_rows_per_unit:
+        return False
     for bound in dataset.max_rows_per_period:
-        assert dataset.contribution_period is not None
-        period = period_code(pl.col(dataset.contribution_period), bound.period).alias("__period")
-        if _most_rows(frame, [pl.col(unit), period]) > bound.max_rows:
-            return None
+        assert period is not None
+        code = period_code(pl.col(period), bound.period).alias("__period")
+        if _longest_run(ordered, [pl.col(unit), code]) > bound.max_rows:
+            return False
+    return True
+
+
+def within_value_bounds(dataset: Dataset, frame: pl.DataFrame) -> bool:
+    """Every known value of a bounded numeric column lies within its bounds."""
+    import polars as pl
+
     for column in _bounded_columns(dataset):
         outside = frame.filter(
             (pl.col(column.name) < column.lower) | (pl.col(column.name) > column.upper)
         )
         if outside.height:
-            return None
-    return declared_bounds(dataset)
+            return False
+    return True
+
+
+def _sorted_by(frame: pl.DataFrame, keys: list[str]) -> bool:
+    """Every row's keys are at or after the previous row's, and none is missing."""
+    import polars as pl
+
+    if frame.select(pl.sum_horizontal(pl.col(keys).null_count())).item():
+        return False
+    first, *rest = (pl.col(key) for key in keys)
+    in_order = first.shift(1) <= first
+    if rest:
+        [second] = rest
+        in_order = (first.shift(1) < first) | (
+            (first.shift(1) == first) & (second.shift(1) <= second)
+        )
+    return bool(frame.select(in_order.fill_null(True).all()).item())
+
+
+def _longest_run(frame: pl.DataFrame, keys: list[pl.Expr]) -> int:
+    """The most consecutive rows with equal `keys` (0 for an empty frame)."""
+    import polars as pl
+
+    runs = (keys[0] if len(keys) == 1 else pl.struct(keys)).rle().struct.field("len")
+    longest = frame.select(runs.max()).item()
+    return 0 if longest is None else int(longest)
 
 
 def _bounded_columns(dataset: Dataset) -> list[Column]:
@@ -75,12 +124,6 @@ def _bounded_columns(dataset: Dataset) -> list[Column]:
         for column in dataset.columns
         if column.kind in NUMERIC_KINDS and column.lower is not None and column.upper is not None
     ]
-
-
-def _most_rows(frame: pl.DataFrame, keys: list[pl.Expr]) -> int:
-    """The most rows sharing one value of `keys` (0 for an empty frame)."""
-    most = frame.group_by(keys).len()["len"].max()
-    return 0 if most is None else int(most)  # type: ignore[arg-type]
 
 
 def satisfies_declared_bounds(recorded: Mapping[str, Any] | None, dataset: Dataset) -> bool:

@@ -58,8 +58,9 @@ def count_rows(lazy: pl.LazyFrame, source_name: str) -> int:
 
 
 def export_batches(source: Path, rows_per_batch: int) -> Iterator[pl.DataFrame]:
-    """The file's rows in batches of about `rows_per_batch`, read as `scan_export` reads
-    them (CSV as text), never more than a batch or two in memory at once."""
+    """The file's rows in batches, read as `scan_export` reads them (CSV as text), never
+    more than a batch or two in memory at once. A Parquet batch is whole row groups, about
+    `rows_per_batch` rows (a larger row group is one batch: Parquet decodes whole groups)."""
     import polars as pl
 
     try:
@@ -70,12 +71,24 @@ def export_batches(source: Path, rows_per_batch: int) -> Iterator[pl.DataFrame]:
             return
         import pyarrow.parquet as pq
 
-        for batch in pq.ParquetFile(source).iter_batches(batch_size=rows_per_batch):
-            frame = pl.from_arrow(batch)
-            assert isinstance(frame, pl.DataFrame)
-            yield frame
+        metadata = pq.ParquetFile(source).metadata
+        group_rows = [metadata.row_group(i).num_rows for i in range(metadata.num_row_groups)]
+        for start, length in _spans(group_rows, rows_per_batch):
+            yield pl.scan_parquet(source).slice(start, length).collect()
     except (pl.exceptions.PolarsError, OSError, ValueError) as error:
         raise IngestError(f"could not read {source}: {error}") from None
+
+
+def _spans(group_rows: list[int], rows_per_batch: int) -> Iterator[tuple[int, int]]:
+    """(first row, rows) of consecutive row groups of about `rows_per_batch` rows."""
+    start = length = 0
+    for rows in group_rows:
+        if length and length + rows > rows_per_batch:
+            yield start, length
+            start, length = start + length, 0
+        length += rows
+    if length:
+        yield start, length
 
 
 def check_export_columns(spec: Dataset, columns: list[str], source_name: str) -> None:

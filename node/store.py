@@ -41,7 +41,7 @@ from node.ingest import (
 from node.ingest_buckets import person_buckets
 from node.ingest_result import IngestResult, SourceOrigin
 from node.layout import NodePaths
-from node.row_validation import count_rejected_rows, count_truncated_rows, validate
+from node.row_validation import count_rejected_rows, count_truncated_rows, validate_rows
 from node.snapshot_checks import VerifiedSnapshots, file_sha256
 from node.snapshot_file import SnapshotFile
 from privacy.schema import PARTNERSHIP_SCHEMA, Dataset, Schema
@@ -244,14 +244,19 @@ class DataStore:
         try:
             reject_parts = []
             for part in parts:
-                valid, part_rejects = validate(spec, part)
+                checked = validate_rows(spec, part)
                 del part
-                reject_parts.append(part_rejects)
+                reject_parts.append(checked.rejects)
                 for name, file in files.items():
-                    rows_of = valid if name == spec.name else derivations[name](valid)
+                    if name == spec.name:
+                        rows_of, within = checked.valid, checked.within_bounds
+                    else:
+                        rows_of = derivations[name](checked.valid)
+                        within = verified_bounds(self._dataset(name), rows_of) is not None
                     file.write(rows_of)
-                    checked = verified_bounds(self._dataset(name), rows_of) is not None
-                    within_bounds[name] = within_bounds[name] and checked
+                    within_bounds[name] = within_bounds[name] and within
+                    del rows_of
+                del checked  # before the next part is read: one part in memory at a time
             rejects = pl.concat(reject_parts)
             report = write_reject_report(self._paths.rejects_dir, spec.name, origin.stem, rejects)
             rejected = count_rejected_rows(rejects)

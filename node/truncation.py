@@ -29,17 +29,31 @@ def truncate_to_bounds(
     """(kept rows in their original order, cut rows as (row, column, reason) lines).
 
     `frame` holds parsed, valid rows with their 1-based file row number in `row`.
-    One sort by (person, date, row) puts each person's rows, and within them each
-    period's rows, in a contiguous run in keep order; a row's rank is its position
-    minus its run's first position (no hash windows over the string id).
     """
+    kept, cut = truncate_sorted(dataset, frame.sort(truncation_order(dataset, row)), row)
+    return kept.sort(row), cut
+
+
+def truncation_order(dataset: Dataset, row: str) -> list[str]:
+    """The sort keys that put each person's rows, and within them each period's rows, in
+    one contiguous run in keep order: (person, period date, file row)."""
+    period = dataset.contribution_period
+    return [dataset.privacy_unit, period, row] if period else [dataset.privacy_unit, row]
+
+
+def truncate_sorted(
+    dataset: Dataset, ordered: pl.DataFrame, row: str
+) -> tuple[pl.DataFrame, pl.DataFrame]:
+    """`truncate_to_bounds` of rows already sorted by `truncation_order`; the kept rows
+    stay in that order. A row's rank is its position minus its run's first position (no
+    hash windows over the string id)."""
     unit = dataset.privacy_unit
     period = dataset.contribution_period
-    kept = frame.sort([unit, period, row] if period else [unit, row])
+    kept = ordered
     cut: list[pl.DataFrame] = []
     for bound in dataset.max_rows_per_period:
         assert period is not None
-        rank = _rank_in_run(pl.col(unit), period_code(pl.col(period), bound.period))
+        rank = rank_in_run(pl.col(unit), period_code(pl.col(period), bound.period))
         reason = (
             f"{TRUNCATION_REASON}: more than {bound.max_rows} rows of this {unit} in "
             f"one {bound.period.value}; its earliest {bound.max_rows} are kept"
@@ -50,12 +64,12 @@ def truncate_to_bounds(
     reason = (
         f"{TRUNCATION_REASON}: more than {total} rows of this {unit}; its earliest {total} are kept"
     )
-    kept, over = _split(kept, _rank_in_run(pl.col(unit)) < total)
+    kept, over = _split(kept, rank_in_run(pl.col(unit)) < total)
     cut.append(_cut_lines(over, row, unit, reason))
-    return kept.sort(row), pl.concat(cut)
+    return kept, pl.concat(cut)
 
 
-def _rank_in_run(*keys: pl.Expr) -> pl.Expr:
+def rank_in_run(*keys: pl.Expr) -> pl.Expr:
     """0-based position of each row within its run of equal `keys` (a frame sorted by them)."""
     position = pl.int_range(pl.len(), dtype=pl.Int64)
     starts = pl.any_horizontal(position == 0, *(key.ne_missing(key.shift(1)) for key in keys))
@@ -65,6 +79,8 @@ def _rank_in_run(*keys: pl.Expr) -> pl.Expr:
 
 def _split(rows: pl.DataFrame, keep: pl.Expr) -> tuple[pl.DataFrame, pl.DataFrame]:
     marked = rows.with_columns(keep.alias("__keep"))
+    if marked.get_column("__keep").all():  # the usual case: nobody over this bound
+        return rows, rows.clear()
     kept = marked.filter(pl.col("__keep")).drop("__keep")
     return kept, marked.filter(~pl.col("__keep")).drop("__keep")
 

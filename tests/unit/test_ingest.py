@@ -17,7 +17,7 @@ from node.bounds_record import MANIFEST_KEY as BOUNDS_KEY
 from node.bounds_record import declared_bounds
 from node.ingest import IngestError
 from node.layout import NodePaths
-from node.row_validation import recurrence_12m
+from node.recurrence import recurrence_12m
 from node.store import DataStore
 from privacy.schema import PARTNERSHIP_SCHEMA
 

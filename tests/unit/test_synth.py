@@ -10,7 +10,8 @@ import polars as pl
 import pyarrow.parquet as pq
 import pytest
 
-from node.row_validation import recurrence_12m, validate
+from node.recurrence import recurrence_12m
+from node.row_validation import validate
 from node.synth import DATASETS, Jurisdiction, default_counties, generate, generate_chunks
 from node.synth_output import write_csv, write_parquet
 from privacy.schema import PARTNERSHIP_SCHEMA
