@@ -9,6 +9,7 @@ import stat
 from pathlib import Path
 
 import polars as pl
+import pyarrow.parquet as pq
 import pytest
 
 import node.ingest_buckets as buckets_module
@@ -17,7 +18,7 @@ from node.ingest_result import IngestResult
 from node.layout import NodePaths
 from node.store import DataStore
 from node.synth import Jurisdiction, generate
-from privacy.schema import PARTNERSHIP_SCHEMA
+from privacy.schema import PARTNERSHIP_SCHEMA, ColumnKind
 
 COUNTIES = ("c001", "c002")
 SCHEMA = PARTNERSHIP_SCHEMA.with_local_domains({"county": COUNTIES})
@@ -60,16 +61,34 @@ def rejects_of(result: IngestResult) -> list[dict[str, str]]:
         return sorted(csv.DictReader(handle), key=lambda row: (int(row["row"]), row["column"]))
 
 
-@pytest.mark.parametrize("file_type", ["csv", "parquet"])
+@pytest.mark.parametrize("file_type", ["csv", "parquet", "typed-parquet"])
 def test_reports_in_buckets_equal_reports_whole(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, file_type: str
 ) -> None:
+    """CSV, Parquet of text, and typed Parquet in many small row groups (read a few
+    row groups per batch)."""
     frame = messy_reports()
-    source = tmp_path / f"reports.{file_type}"
-    frame.write_csv(source) if file_type == "csv" else frame.write_parquet(source)
+    source = tmp_path / f"reports.{file_type.removeprefix('typed-')}"
+    if file_type == "csv":
+        frame.write_csv(source)
+    elif file_type == "parquet":
+        frame.write_parquet(source)
+    else:
+        reports = SCHEMA.dataset("reports")
+        flags = [
+            c.name for c in reports.columns if c.kind is ColumnKind.BOOLEAN and c.name in frame
+        ]
+        typed = frame.with_columns(
+            *(pl.col(name) == "true" for name in flags),
+            pl.col("child_age_months").cast(pl.Int64, strict=False),
+            pl.col("report_date").str.to_date(strict=False),
+        )
+        typed.write_parquet(source, row_group_size=SMALL_BUCKETS // 3)
+        assert pq.ParquetFile(source).metadata.num_row_groups > 20
 
     whole = ingest(tmp_path, "whole", source, "reports")
     monkeypatch.setattr(buckets_module, "BUCKET_ROWS", SMALL_BUCKETS)
+    monkeypatch.setattr(buckets_module, "BATCH_ROWS", SMALL_BUCKETS)
     bucketed = ingest(tmp_path, "bucketed", source, "reports")
 
     assert frame.height > 10 * SMALL_BUCKETS  # many buckets
