@@ -293,8 +293,20 @@ def plan_query(
         parquet_path=parquet_path,
         _measurement=measurement,
         _noise=noise,
-        route=route if route is QueryRoute.OPENDP or has_fast_form(query) else QueryRoute.OPENDP,
+        route=route if route is QueryRoute.OPENDP or _fast_form_fits(query) else QueryRoute.OPENDP,
     )
+
+
+def _fast_form_fits(query: ValidatedQuery) -> bool:
+    """A fast form whose integer sums are exact: max(|L|, |U|) x max_length < 2^63. The
+    fast route sums plain values in Int64 (a mean's too, centred afterwards); OpenDP
+    checks only the bounds it sums, which for a mean are the narrower centred ones."""
+    measured = query.measured
+    if not has_fast_form(query):
+        return False
+    if measured is None or measured.lower is None or measured.upper is None:
+        return True
+    return max(abs(measured.lower), abs(measured.upper)) * PUBLIC_MAX_ROWS < 2**63
 
 
 # ---------------------------------------------------------------------------
