@@ -34,6 +34,8 @@ from privacy.validate import ValidatedQuery
 _CELL = "__cell"
 _BINCOUNT_MAX_SPAN = 1 << 16
 """Widest integer range counted with `bincount` (its array holds one slot per value)."""
+_BINCOUNT_CHUNK = 1 << 20
+"""Values clipped and counted per pass: a buffer of 8 MB instead of copies of the column."""
 
 
 def score_frame(query: ValidatedQuery, data: pl.LazyFrame) -> pl.DataFrame:
@@ -71,8 +73,14 @@ def _value_counts(column: Column, rows: pl.LazyFrame) -> tuple[np.ndarray, np.nd
         return counted[column.name].to_numpy(), counted["len"].to_numpy()
     known = rows.select(column.name).collect().to_series().to_numpy()
     below = low - 1  # a slot below and one above the bounds: nothing is dropped
-    offsets = np.clip(known, below, high + 1) - below
-    counts = np.bincount(offsets, minlength=high - below + 2)
+    counts = np.zeros(high - below + 2, dtype=np.int64)
+    offsets = np.empty(min(len(known), _BINCOUNT_CHUNK), dtype=np.int64)
+    for start in range(0, len(known), _BINCOUNT_CHUNK):  # one small buffer, reused
+        chunk = known[start : start + _BINCOUNT_CHUNK]
+        part = offsets[: len(chunk)]
+        np.clip(chunk, below, high + 1, out=part)
+        part -= below
+        counts += np.bincount(part, minlength=len(counts))
     present = np.flatnonzero(counts)
     return present + below, counts[present]
 

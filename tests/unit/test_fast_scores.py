@@ -12,7 +12,7 @@ import pytest
 sys.path.insert(0, str(Path(__file__).parents[2] / "bench"))
 from bench_query import LIMITS, QUERIES, SCHEMA
 
-from privacy.fast_scores import score_frame
+from privacy import fast_scores
 from privacy.opendp_setup import opendp
 from privacy.plan import quantile_candidates
 from privacy.validate import validate_query
@@ -44,9 +44,14 @@ def _opendp_scores(values: list[int]) -> list[int]:
         list(range(0, 216, 3)) * 7 + [None, None],
     ],
 )
-def test_one_cell_scores_equal_opendps(values: list[int | None]) -> None:
+@pytest.mark.parametrize("chunk", [3, 1 << 20])
+def test_one_cell_scores_equal_opendps(
+    values: list[int | None], chunk: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`chunk` 3: the values are clipped and counted over several passes."""
+    monkeypatch.setattr(fast_scores, "_BINCOUNT_CHUNK", chunk)
     data = pl.LazyFrame({"child_age_months": pl.Series(values, dtype=pl.Int64)})
-    frame = score_frame(MEDIAN, data)
+    frame = fast_scores.score_frame(MEDIAN, data)
     assert frame.height == 1
     known = [value for value in values if value is not None]
     assert frame["__q0"][0].to_list() == _opendp_scores(known)
