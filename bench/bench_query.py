@@ -420,9 +420,7 @@ def main() -> None:
         help="another source tree (e.g. `git archive main | tar -x -C DIR`) whose fast "
         "release is alternated with this tree's runs (bench/baseline_worker.py)",
     )
-    parser.add_argument(
-        "--output", type=Path, default=RESULTS, help=f"where to write (default {RESULTS})"
-    )
+    parser.add_argument("--out", type=Path, default=RESULTS, help="results file")
     args = parser.parse_args()
     if not args.default_allocator:
         tune_native_allocator()  # as `npcs-node serve` does at start-up
@@ -465,9 +463,9 @@ def main() -> None:
             _print_run(rows, results)
     if before is not None:
         before.close()
-    args.output.parent.mkdir(parents=True, exist_ok=True)
-    args.output.write_text(json.dumps(report, indent=2) + "\n")
-    print(f"\nwrote {args.output}")
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps(report, indent=2) + "\n")
+    print(f"\nwrote {args.out}")
 
 
 if __name__ == "__main__":
