@@ -131,7 +131,12 @@ assert tuple(item.name for item in fields(LedgerEntry)) == ENTRY_COLUMNS
 def spent_total_keys(entry: LedgerEntry) -> tuple[tuple[str, str], ...]:
     """The running totals, as (scope, name), that an entry's cost is added to: the one
     rule the writer, the self-check and the verified-through mark share."""
-    return (("dataset", entry.dataset), ("analyst", entry.analyst))
+    return spent_total_keys_for(entry.dataset, entry.analyst)
+
+
+def spent_total_keys_for(dataset: str, analyst: str) -> tuple[tuple[str, str], ...]:
+    """`spent_total_keys` of an entry of `dataset` charged by `analyst`."""
+    return (("dataset", dataset), ("analyst", analyst))
 
 
 def canonical_json(fields: dict[str, Any]) -> bytes:

@@ -231,13 +231,14 @@ class LedgerReader:
         stored tree node; the root at every checkpointed size (and its signature, all of
         them when `all_signatures`); running totals = sums of charges; and every
         `remembered` checkpoint (which an auditor kept) against the recomputed roots.
-        `pool` verifies signature batches on other cores; `progress(done, size)` hears of
-        each chunk.
+        `pool` checks chunks of entries (rows and signatures) on other cores;
+        `progress(done, size)` hears of each chunk.
         """
         with self._lock:
             return self._retry_busy(
                 lambda: verify_ledger(
                     self._conn,
+                    self._path,
                     public_key,
                     remembered,
                     all_signatures,
