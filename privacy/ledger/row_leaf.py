@@ -5,7 +5,7 @@ row of a large ledger.
 base64. Verification re-encodes every stored row, and going through `LedgerEntry` and
 the JSON encoder's `default` hook cost 14 us a row. `row_leaf_data` writes the same text
 field by field from the row tuple with the pieces the JSON encoder itself uses (its C
-string escaper; `int.__repr__`), about 2.5x faster. It takes this path only when every
+string escaper; `int.__repr__`), about 2.9x faster. It takes this path only when every
 value has the exact type a sound row has (str, int, bytes, or None where the column may
 be NULL); any other value (a tampered row whose SQLite column holds a float, NULL or
 text where it should not) goes through `canonical_json`, the definition, so the bytes
@@ -33,12 +33,6 @@ def _integer(value: int) -> str:
     return int.__repr__(value)
 
 
-def _text(value: str) -> str:
-    if type(value) is not str:
-        raise TypeError("not a str")
-    return encode_basestring_ascii(value)
-
-
 def _bytes(value: bytes) -> str:
     if type(value) is not bytes:
         raise TypeError("not bytes")
@@ -56,7 +50,8 @@ def _field_writer(name: str) -> Callable[[Any], str]:
         return _bytes
     if name in NULLABLE_BYTES_COLUMNS:
         return _nullable_bytes
-    return _text
+    # The JSON encoder's own C escaper; it raises TypeError for anything but a str.
+    return encode_basestring_ascii
 
 
 _FIELDS = tuple(
