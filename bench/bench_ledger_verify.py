@@ -67,7 +67,7 @@ def run_verify(source: Path, node_dir: Path, one_process: bool) -> tuple[float, 
     environment = {**os.environ, "PYTHONPATH": str(source)}
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
     started = time.perf_counter()
-    finished = subprocess.run(  # noqa: S603 - our own interpreter and arguments
+    finished = subprocess.run(
         command, cwd=source, env=environment, capture_output=True, text=True, check=False
     )
     wall = time.perf_counter() - started
@@ -120,7 +120,8 @@ def main() -> None:
             figures["load_average_1min"] = [load_before, os.getloadavg()[0]]
             results["sizes"][str(size)] = figures
             for measure_name in ("wall_s", "cpu_s"):
-                medians, ratios = figures[measure_name], figures[f"baseline_over_after_{measure_name}"]
+                medians = figures[measure_name]
+                ratios = figures[f"baseline_over_after_{measure_name}"]
                 for mode in ("pool", "one_process"):
                     print(
                         f"{size:>9,} entries {mode:<12} {measure_name:<7} baseline "

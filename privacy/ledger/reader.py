@@ -20,8 +20,9 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 from privacy import tlog
 from privacy.ledger.entry import LedgerEntry
 from privacy.ledger.errors import LedgerFault
+from privacy.ledger.full_check import verify_ledger
 from privacy.ledger.sqlschema import SELECT_ENTRY, connect, entry_from_row, retry_busy
-from privacy.ledger.verifier import Progress, SelfCheckReport, verify_ledger
+from privacy.ledger.verifier import Progress, SelfCheckReport
 from privacy.signed_note import ed25519_key_hash
 from privacy.tlog import Checkpoint, SignedCheckpoint
 

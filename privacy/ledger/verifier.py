@@ -1,37 +1,24 @@
-"""The ledger's self-check: recompute everything from the rows and compare it with what is
-stored and signed.
+"""The ledger's self-check, chunk by chunk: fold in each chunk's range check (rows
+re-hashed, checkpoint signatures verified; `privacy.ledger.range_check`), in order,
+recomputing every stored tree node and checkpoint root from the leaf hashes and the
+running totals from the charges, and compare with what is stored and signed.
 
-Run in full by `npcs-node ledger verify` (with an auditor's remembered checkpoints, to
-detect a rewritten, truncated or forked ledger): it reads one consistent snapshot in
-chunks of entries. Each chunk's rows are re-hashed and its checkpoint signatures
-verified by `privacy.ledger.range_check` (on a process pool when one is given, every
-chunk at once); this module folds the results in, in order, recomputing every stored
-tree node and checkpoint root from the leaf hashes and the running totals from the
-charges. The node's background self-check (`privacy.ledger.resumable`) runs the same
-`Audit` one chunk at a time from its verified-through mark.
+`privacy.ledger.full_check` runs the `Audit` over a whole ledger (`npcs-node ledger
+verify`); the node's background self-check (`privacy.ledger.resumable`) runs it one
+chunk at a time from its verified-through mark.
 """
 
 from __future__ import annotations
 
 import base64
 import sqlite3
-from collections.abc import Callable, Generator, Sequence
-from concurrent.futures import Executor, Future
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from pathlib import Path
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
 from privacy import tlog
-from privacy.ledger.errors import LedgerFault
-from privacy.ledger.range_check import (
-    RangeCheck,
-    check_range,
-    check_range_in_file,
-    checkpoints_digest,
-    read_checkpoints,
-)
-from privacy.ledger.sqlschema import is_busy
+from privacy.ledger.range_check import RangeCheck, checkpoints_digest, read_checkpoints
 from privacy.signed_note import ed25519_key_hash
 from privacy.tlog import Checkpoint, SignedCheckpoint, raw_public_key
 
@@ -65,120 +52,6 @@ class _AuditState:
     def add(self, message: str) -> None:
         if len(self.problems) < MAX_REPORTED_PROBLEMS:
             self.problems.append(message)
-
-
-def verify_ledger(
-    connection: sqlite3.Connection,
-    path: Path,
-    public_key: Ed25519PublicKey,
-    remembered: Sequence[SignedCheckpoint],
-    all_signatures: bool,
-    *,
-    pool: Executor | None = None,
-    progress: Progress | None = None,
-) -> SelfCheckReport:
-    """Check the ledger on `connection`, the file at `path` (see `LedgerReader.verify`).
-    A busy database raises sqlite3.OperationalError for the caller to retry; any other
-    unreadable database is reported as a problem. `pool` checks chunks on other cores."""
-    state = _AuditState()
-    # One read transaction: a consistent snapshot even while other processes write.
-    connection.execute("BEGIN")
-    try:
-        return _audit(
-            connection, path, state, public_key, remembered, all_signatures, pool, progress
-        )
-    except sqlite3.OperationalError as exc:
-        if is_busy(exc):
-            raise
-        state.add(f"the ledger database cannot be read: {exc}")
-    except (sqlite3.DatabaseError, LedgerFault, ValueError, TypeError, KeyError) as exc:
-        state.add(f"the ledger database cannot be read: {exc}")
-    finally:
-        connection.execute("ROLLBACK")
-    return SelfCheckReport(ok=False, problems=state.problems, first_bad_entry=state.first_bad_entry)
-
-
-def _audit(  # noqa: PLR0917 - the full check's inputs
-    connection: sqlite3.Connection,
-    path: Path,
-    state: _AuditState,
-    public_key: Ed25519PublicKey,
-    remembered: Sequence[SignedCheckpoint],
-    all_signatures: bool,
-    pool: Executor | None,
-    progress: Progress | None,
-) -> SelfCheckReport:
-    integrity = connection.execute("PRAGMA integrity_check").fetchall()
-    if [tuple(row) for row in integrity] != [("ok",)]:
-        state.add(f"SQLite integrity check failed: {integrity[0][0]}")
-    meta = dict(connection.execute("SELECT key, value FROM meta").fetchall())
-    origin = meta.get("origin", "")
-    audit = Audit(
-        state=state,
-        public_key=public_key,
-        origin=origin,
-        verify_signatures=all_signatures,
-        remembered={cp.checkpoint.size: cp for cp in remembered},
-    )
-    audit.check_meta(meta)
-    size = ledger_size(connection)
-    (count,) = connection.execute("SELECT COUNT(*) FROM entries").fetchone()
-    if count != size:
-        state.add(f"the ledger has {count} entries but its sequence numbers run to {size - 1}")
-    ranges = [
-        (start, min(start + CHUNK_ENTRIES, size)) for start in range(0, max(size, 1), CHUNK_ENTRIES)
-    ]
-    raw_key = raw_public_key(public_key) if all_signatures else None
-    checks = _range_checks(connection, path, origin, raw_key, ranges, pool)
-    try:
-        for (start, stop), checked in zip(ranges, checks, strict=False):
-            if not audit.add_chunk(read_chunk(connection, start, stop), checked):
-                break
-            if progress is not None:
-                progress(audit.frontier.size, size)
-    finally:
-        checks.close()
-    audit.report_bad_signatures()
-    (stored_nodes,) = connection.execute("SELECT COUNT(*) FROM tree_nodes").fetchone()
-    if stored_nodes != audit.produced_nodes:
-        state.add(
-            f"the Merkle tree has {stored_nodes} stored nodes, expected {audit.produced_nodes}"
-        )
-    audit.finish(last_checkpoint(connection))
-    audit.check_totals(stored_totals(connection))
-    return SelfCheckReport(
-        ok=not state.problems,
-        problems=state.problems,
-        size=audit.frontier.size,
-        root=audit.frontier.root(),
-        first_bad_entry=state.first_bad_entry,
-    )
-
-
-def _range_checks(  # noqa: PLR0917 - what a range check needs
-    connection: sqlite3.Connection,
-    path: Path,
-    origin: str,
-    raw_key: bytes | None,
-    ranges: list[tuple[int, int]],
-    pool: Executor | None,
-) -> Generator[RangeCheck, None, None]:
-    """The range checks of `ranges`, in order: all submitted to `pool` at once (each
-    worker reads its range from `path`), else one by one on `connection`."""
-    if pool is None:
-        for start, stop in ranges:
-            yield check_range(connection, origin, raw_key, start, stop)
-        return
-    futures: list[Future[RangeCheck]] = [
-        pool.submit(check_range_in_file, str(path), origin, raw_key, start, stop)
-        for start, stop in ranges
-    ]
-    try:
-        for future in futures:
-            yield future.result()
-    finally:
-        for future in futures:
-            future.cancel()
 
 
 def ledger_size(connection: sqlite3.Connection) -> int:

@@ -1,0 +1,149 @@
+"""`npcs-node ledger verify`'s check of a whole ledger, over one consistent snapshot.
+
+It reads the ledger in one read transaction, in chunks of entries. Each chunk's range
+check (`privacy.ledger.range_check`: rows re-hashed, charges summed, checkpoint
+signatures verified) needs no other entry, so with a process pool every chunk is
+submitted at once and each worker reads its range from the ledger file itself; the
+`Audit` (`privacy.ledger.verifier`) folds the results in, in order, from this snapshot,
+then checks what only the whole ledger shows (node count, last checkpoint, remembered
+checkpoints beyond the end, totals).
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Generator, Sequence
+from concurrent.futures import Executor, Future
+from pathlib import Path
+
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
+
+from privacy.ledger.errors import LedgerFault
+from privacy.ledger.range_check import RangeCheck, check_range, check_range_in_file
+from privacy.ledger.sqlschema import is_busy
+from privacy.ledger.verifier import (
+    CHUNK_ENTRIES,
+    Audit,
+    Progress,
+    SelfCheckReport,
+    _AuditState,
+    last_checkpoint,
+    ledger_size,
+    read_chunk,
+    stored_totals,
+)
+from privacy.tlog import SignedCheckpoint, raw_public_key
+
+
+def verify_ledger(
+    connection: sqlite3.Connection,
+    path: Path,
+    public_key: Ed25519PublicKey,
+    remembered: Sequence[SignedCheckpoint],
+    all_signatures: bool,
+    *,
+    pool: Executor | None = None,
+    progress: Progress | None = None,
+) -> SelfCheckReport:
+    """Check the ledger on `connection`, the file at `path` (see `LedgerReader.verify`).
+    A busy database raises sqlite3.OperationalError for the caller to retry; any other
+    unreadable database is reported as a problem. `pool` checks chunks on other cores."""
+    state = _AuditState()
+    # One read transaction: a consistent snapshot even while other processes write.
+    connection.execute("BEGIN")
+    try:
+        return _audit(
+            connection, path, state, public_key, remembered, all_signatures, pool, progress
+        )
+    except sqlite3.OperationalError as exc:
+        if is_busy(exc):
+            raise
+        state.add(f"the ledger database cannot be read: {exc}")
+    except (sqlite3.DatabaseError, LedgerFault, ValueError, TypeError, KeyError) as exc:
+        state.add(f"the ledger database cannot be read: {exc}")
+    finally:
+        connection.execute("ROLLBACK")
+    return SelfCheckReport(ok=False, problems=state.problems, first_bad_entry=state.first_bad_entry)
+
+
+def _audit(  # noqa: PLR0917 - the full check's inputs
+    connection: sqlite3.Connection,
+    path: Path,
+    state: _AuditState,
+    public_key: Ed25519PublicKey,
+    remembered: Sequence[SignedCheckpoint],
+    all_signatures: bool,
+    pool: Executor | None,
+    progress: Progress | None,
+) -> SelfCheckReport:
+    integrity = connection.execute("PRAGMA integrity_check").fetchall()
+    if [tuple(row) for row in integrity] != [("ok",)]:
+        state.add(f"SQLite integrity check failed: {integrity[0][0]}")
+    meta = dict(connection.execute("SELECT key, value FROM meta").fetchall())
+    origin = meta.get("origin", "")
+    audit = Audit(
+        state=state,
+        public_key=public_key,
+        origin=origin,
+        verify_signatures=all_signatures,
+        remembered={cp.checkpoint.size: cp for cp in remembered},
+    )
+    audit.check_meta(meta)
+    size = ledger_size(connection)
+    (count,) = connection.execute("SELECT COUNT(*) FROM entries").fetchone()
+    if count != size:
+        state.add(f"the ledger has {count} entries but its sequence numbers run to {size - 1}")
+    ranges = [
+        (start, min(start + CHUNK_ENTRIES, size)) for start in range(0, max(size, 1), CHUNK_ENTRIES)
+    ]
+    raw_key = raw_public_key(public_key) if all_signatures else None
+    checks = _range_checks(connection, path, origin, raw_key, ranges, pool)
+    try:
+        for (start, stop), checked in zip(ranges, checks, strict=False):
+            if not audit.add_chunk(read_chunk(connection, start, stop), checked):
+                break
+            if progress is not None:
+                progress(audit.frontier.size, size)
+    finally:
+        checks.close()
+    audit.report_bad_signatures()
+    (stored_nodes,) = connection.execute("SELECT COUNT(*) FROM tree_nodes").fetchone()
+    if stored_nodes != audit.produced_nodes:
+        state.add(
+            f"the Merkle tree has {stored_nodes} stored nodes, expected {audit.produced_nodes}"
+        )
+    audit.finish(last_checkpoint(connection))
+    audit.check_totals(stored_totals(connection))
+    return SelfCheckReport(
+        ok=not state.problems,
+        problems=state.problems,
+        size=audit.frontier.size,
+        root=audit.frontier.root(),
+        first_bad_entry=state.first_bad_entry,
+    )
+
+
+def _range_checks(  # noqa: PLR0917 - what a range check needs
+    connection: sqlite3.Connection,
+    path: Path,
+    origin: str,
+    raw_key: bytes | None,
+    ranges: list[tuple[int, int]],
+    pool: Executor | None,
+) -> Generator[RangeCheck, None, None]:
+    """The range checks of `ranges`, in order: all submitted to `pool` at once (each
+    worker reads its range from `path`), else one by one on `connection`."""
+    if pool is None:
+        for start, stop in ranges:
+            yield check_range(connection, origin, raw_key, start, stop)
+        return
+    futures: list[Future[RangeCheck]] = [
+        pool.submit(check_range_in_file, str(path), origin, raw_key, start, stop)
+        for start, stop in ranges
+    ]
+    try:
+        for future in futures:
+            yield future.result()
+    finally:
+        for future in futures:
+            future.cancel()
