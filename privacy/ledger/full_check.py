@@ -12,7 +12,7 @@ checkpoints beyond the end, totals).
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import Generator, Sequence
+from collections.abc import Iterator, Sequence
 from concurrent.futures import Executor, Future
 from pathlib import Path
 
@@ -76,36 +76,44 @@ def _audit(  # noqa: PLR0917 - the full check's inputs
     pool: Executor | None,
     progress: Progress | None,
 ) -> SelfCheckReport:
-    integrity = connection.execute("PRAGMA integrity_check").fetchall()
-    if [tuple(row) for row in integrity] != [("ok",)]:
-        state.add(f"SQLite integrity check failed: {integrity[0][0]}")
     meta = dict(connection.execute("SELECT key, value FROM meta").fetchall())
     origin = meta.get("origin", "")
-    audit = Audit(
-        state=state,
-        public_key=public_key,
-        origin=origin,
-        verify_signatures=all_signatures,
-        remembered={cp.checkpoint.size: cp for cp in remembered},
-    )
-    audit.check_meta(meta)
     size = ledger_size(connection)
-    (count,) = connection.execute("SELECT COUNT(*) FROM entries").fetchone()
-    if count != size:
-        state.add(f"the ledger has {count} entries but its sequence numbers run to {size - 1}")
     ranges = [
         (start, min(start + CHUNK_ENTRIES, size)) for start in range(0, max(size, 1), CHUNK_ENTRIES)
     ]
     raw_key = raw_public_key(public_key) if all_signatures else None
-    checks = _range_checks(connection, path, origin, raw_key, ranges, pool)
+    # The workers start first: SQLite's integrity check keeps this process busy a while.
+    futures = None
+    if pool is not None:
+        futures = [
+            pool.submit(check_range_in_file, str(path), origin, raw_key, start, stop)
+            for start, stop in ranges
+        ]
     try:
+        integrity = connection.execute("PRAGMA integrity_check").fetchall()
+        if [tuple(row) for row in integrity] != [("ok",)]:
+            state.add(f"SQLite integrity check failed: {integrity[0][0]}")
+        audit = Audit(
+            state=state,
+            public_key=public_key,
+            origin=origin,
+            verify_signatures=all_signatures,
+            remembered={cp.checkpoint.size: cp for cp in remembered},
+        )
+        audit.check_meta(meta)
+        (count,) = connection.execute("SELECT COUNT(*) FROM entries").fetchone()
+        if count != size:
+            state.add(f"the ledger has {count} entries but its sequence numbers run to {size - 1}")
+        checks = _range_checks(connection, origin, raw_key, ranges, futures)
         for (start, stop), checked in zip(ranges, checks, strict=False):
             if not audit.add_chunk(read_chunk(connection, start, stop), checked):
                 break
             if progress is not None:
                 progress(audit.frontier.size, size)
     finally:
-        checks.close()
+        for future in futures or ():
+            future.cancel()
     audit.report_bad_signatures()
     (stored_nodes,) = connection.execute("SELECT COUNT(*) FROM tree_nodes").fetchone()
     if stored_nodes != audit.produced_nodes:
@@ -123,27 +131,15 @@ def _audit(  # noqa: PLR0917 - the full check's inputs
     )
 
 
-def _range_checks(  # noqa: PLR0917 - what a range check needs
+def _range_checks(
     connection: sqlite3.Connection,
-    path: Path,
     origin: str,
     raw_key: bytes | None,
     ranges: list[tuple[int, int]],
-    pool: Executor | None,
-) -> Generator[RangeCheck, None, None]:
-    """The range checks of `ranges`, in order: all submitted to `pool` at once (each
-    worker reads its range from `path`), else one by one on `connection`."""
-    if pool is None:
-        for start, stop in ranges:
-            yield check_range(connection, origin, raw_key, start, stop)
-        return
-    futures: list[Future[RangeCheck]] = [
-        pool.submit(check_range_in_file, str(path), origin, raw_key, start, stop)
-        for start, stop in ranges
-    ]
-    try:
-        for future in futures:
-            yield future.result()
-    finally:
-        for future in futures:
-            future.cancel()
+    futures: list[Future[RangeCheck]] | None,
+) -> Iterator[RangeCheck]:
+    """The range checks of `ranges`, in order: from the pool's `futures` (each worker
+    reads its range from the ledger file), else one by one on `connection`."""
+    if futures is None:
+        return (check_range(connection, origin, raw_key, start, stop) for start, stop in ranges)
+    return (future.result() for future in futures)
