@@ -1,17 +1,18 @@
-"""`npcs-node ledger verify` against a baseline source tree, alternated in one run (issue 12).
+"""`npcs-node ledger verify` against a baseline tree, alternated in one run (issue 12).
 
 For each size, fills a node folder's ledger through the ledger's own append path, then
 runs the real command, `npcs-node ledger verify NODE_DIR`, as a child process, alternating
-four ways `--repeats` times: the baseline tree (`--baseline-source`, e.g. an export of
-main) and this tree, each on its process pool (one worker per core, as the command
-starts it) and in one process (`--jobs 1`). Each run's wall time is what an operator
-waits for (interpreter start, imports, pool start and the check); its CPU time is the
-child's and its pool workers' (getrusage of reaped children), which the other work on a
-shared machine disturbs far less. Prints medians and the ratios baseline / this tree,
-and writes bench/results/ledger-verify.json. Not a test.
+four ways `--repeats` times: the baseline tree (`--baseline-tree`, e.g. an export of
+main) and this tree, each on its process pool (one worker per core, as the command starts
+it from 32,768 entries; below that both ways run in one process) and in one process
+(`--jobs 1`). Each run's wall time is what an operator waits for (interpreter start,
+imports, pool start and the check); its CPU time is the child's and its pool workers'
+(getrusage of reaped children), which the other work on a shared machine disturbs far
+less. Prints medians and the ratios baseline / this tree, and writes
+bench/results/ledger-verify.json. Not a test.
 
     git archive main | tar -x -C /tmp/main-src
-    python bench/bench_ledger_verify.py --baseline-source /tmp/main-src [--sizes 100000]
+    python bench/bench_ledger_verify.py --baseline-tree /tmp/main-src [--sizes 100000]
 """
 
 from __future__ import annotations
@@ -105,7 +106,7 @@ def measure(baseline: Path, node_dir: Path, repeats: int) -> dict[str, Any]:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--baseline-source", type=Path, required=True, help="baseline tree")
+    parser.add_argument("--baseline-tree", type=Path, required=True, help="baseline tree")
     parser.add_argument("--sizes", default="100000", help="ledger sizes, ascending")
     parser.add_argument("--repeats", type=int, default=3, help="alternated runs per way")
     parser.add_argument("--dir", type=Path, default=None, help="where to put the node folders")
@@ -116,7 +117,7 @@ def main() -> None:
             print(f"filling a ledger of {size:,} entries ...", flush=True)
             node_dir = node_folder(Path(temporary) / f"node-{size}", size)
             load_before = os.getloadavg()[0]
-            figures = measure(args.baseline_source.resolve(), node_dir, args.repeats)
+            figures = measure(args.baseline_tree.resolve(), node_dir, args.repeats)
             figures["load_average_1min"] = [load_before, os.getloadavg()[0]]
             results["sizes"][str(size)] = figures
             for measure_name in ("wall_s", "cpu_s"):
