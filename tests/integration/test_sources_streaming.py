@@ -68,6 +68,7 @@ def _scratch_left(world: NodeWorld) -> list[Path]:
 @pytest.mark.parametrize("reader", ["adbc", "sqlalchemy"])
 def test_a_refresh_spools_in_batches_buckets_persons_and_stores_what_a_file_ingest_stores(
     reader: str,
+    *,
     reports: pl.DataFrame,
     schema: str,
     world: NodeWorld,
