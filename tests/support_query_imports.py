@@ -23,11 +23,12 @@ NOT_FOR_A_QUERY = (
 )
 
 PROBE_AT_EXIT = """
-import atexit, json, os, sys
+import atexit, gc, json, os, sys
 def _report():
     print(json.dumps({{
         "loaded": sorted(name for name in {unwanted!r} if name in sys.modules),
         "plugins_switch": os.environ.get("PYDANTIC_DISABLE_PLUGINS"),
+        "frozen_for_exit": gc.get_freeze_count() > 0,
     }}), file=sys.stderr)
 atexit.register(_report)
 sys.argv = ["npcs", *{arguments!r}]
@@ -35,4 +36,5 @@ from coordinator.cli import main
 main()
 """
 """Run `npcs ARGUMENTS` in this interpreter, then print (on stderr, as the last line)
-which of `unwanted` it loaded and the pydantic plugins switch it ran with."""
+which of `unwanted` it loaded, the pydantic plugins switch it ran with, and whether the
+objects alive at exit were frozen for the interpreter's exit (kernel/command_gc.py)."""

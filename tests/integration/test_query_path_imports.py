@@ -65,6 +65,7 @@ def run_probed(arguments: list[str], env: dict[str, str]) -> dict[str, Any]:
 def test_a_query_loads_no_module_it_does_not_use(output: str, environment: dict[str, str]) -> None:
     probe = run_probed([*COUNT, "--format", output], environment)
     assert probe["loaded"] == []
+    assert probe["frozen_for_exit"]  # the exit's collections skip what the query loaded
 
 
 def test_a_dry_run_loads_no_chart_module(environment: dict[str, str]) -> None:
