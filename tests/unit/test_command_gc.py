@@ -15,13 +15,19 @@ REPO = Path(__file__).resolve().parents[2]
 
 _AS_ENTRY_POINT = """
 import gc, json, sys
-from kernel.command_gc import modules_loaded, run_command_process
+from kernel.command_gc import loading_modules, modules_loaded, run_command_process
 seen = {}
 def entry():
     seen["loading"] = gc.isenabled()
     modules_loaded()
     seen["loaded"] = gc.isenabled()
     seen["frozen_when_loaded"] = gc.get_freeze_count() > 0
+    frozen = gc.get_freeze_count()
+    made_later = [[] for _ in range(1000)]
+    with loading_modules():
+        seen["loading_more"] = gc.isenabled()
+    seen["more_loaded"] = gc.isenabled()
+    seen["frozen_more"] = gc.get_freeze_count() >= frozen + len(made_later)
     raise SystemExit(3)
 try:
     run_command_process(entry)
@@ -34,9 +40,11 @@ print(json.dumps(seen))
 
 _CALLED_DIRECTLY = """
 import gc, json
-from kernel.command_gc import modules_loaded
+from kernel.command_gc import loading_modules, modules_loaded
 modules_loaded()
-print(json.dumps({"enabled": gc.isenabled(), "frozen": gc.get_freeze_count()}))
+with loading_modules():
+    inside = gc.isenabled()
+print(json.dumps({"enabled": gc.isenabled(), "inside": inside, "frozen": gc.get_freeze_count()}))
 """
 
 
@@ -54,6 +62,9 @@ def test_an_entry_point_loads_without_collection_then_collects_and_keeps_its_exi
         "loading": False,
         "loaded": True,
         "frozen_when_loaded": True,
+        "loading_more": False,
+        "more_loaded": True,
+        "frozen_more": True,
         "exit": 3,
         "frozen_at_end": True,
         "enabled_at_end": True,
@@ -61,4 +72,4 @@ def test_an_entry_point_loads_without_collection_then_collects_and_keeps_its_exi
 
 
 def test_outside_an_entry_point_nothing_changes() -> None:
-    assert _run(_CALLED_DIRECTLY) == {"enabled": True, "frozen": 0}
+    assert _run(_CALLED_DIRECTLY) == {"enabled": True, "inside": True, "frozen": 0}
