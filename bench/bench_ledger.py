@@ -5,7 +5,7 @@ For each size (default 10,000 and 100,000 entries; add 1000000 to --sizes for 1M
     `Ledger.open` + the full self-check that ran before serving until now (every entry
     re-hashed, every tree node and checkpoint root recomputed);
   * the background re-verification from an empty verified-through mark (once);
-  * `ledger verify` (every signature): batches on a process pool, one worker per core,
+  * `ledger verify` (every entry and signature): chunks on a process pool, one worker per core,
     against the same verification in one process;
   * `ledger show --last 5`: the tail read, against reading every entry (what show did).
 At the largest size, charge latency, interleaved sample by sample on one disk: a bare
