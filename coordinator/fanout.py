@@ -17,9 +17,9 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Sequence
-from concurrent.futures import ThreadPoolExecutor, as_completed
+from concurrent.futures import Executor, ThreadPoolExecutor, as_completed
 from dataclasses import dataclass
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import grpc
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
@@ -40,6 +40,9 @@ from coordinator.errors import LEDGER_UNTRUSTED, NodeCallError, NodeProblem
 from coordinator.partnership import NodeEntry
 from kernel.messages import NodeDescription, PreviewResult, QueryAnswer
 from privacy.query import QuerySpec
+
+if TYPE_CHECKING:
+    from coordinator.connections import NodeConnections
 
 T = TypeVar("T")
 
@@ -83,23 +86,39 @@ def fan_out(
     entries: Sequence[NodeEntry],
     work: Callable[[NodeEntry], T],
     on_done: Callable[[NodeEntry, T], None] | None = None,
+    *,
+    connections: NodeConnections | None = None,
 ) -> dict[str, T]:
     """Run `work` for every node concurrently; results keyed by node name, in entry order.
 
     `work` must not raise for node failures (it returns them); anything it does raise is
-    a bug and propagates.
+    a bug and propagates. With `connections`, on the session's threads (started once);
+    else on threads started for this call.
     """
     results: dict[str, T] = {}
     if not entries:
         return results
-    with ThreadPoolExecutor(max_workers=len(entries), thread_name_prefix="npcs-node") as pool:
-        futures = {pool.submit(work, entry): entry for entry in entries}
-        for future in as_completed(futures):
-            entry = futures[future]
-            results[entry.name] = future.result()
-            if on_done is not None:
-                on_done(entry, results[entry.name])
+    if connections is not None:
+        _collect(connections.workers(len(entries)), entries, work, on_done, results)
+    else:
+        with ThreadPoolExecutor(max_workers=len(entries), thread_name_prefix="npcs-node") as pool:
+            _collect(pool, entries, work, on_done, results)
     return {entry.name: results[entry.name] for entry in entries}
+
+
+def _collect(
+    pool: Executor,
+    entries: Sequence[NodeEntry],
+    work: Callable[[NodeEntry], T],
+    on_done: Callable[[NodeEntry, T], None] | None,
+    results: dict[str, T],
+) -> None:
+    futures = {pool.submit(work, entry): entry for entry in entries}
+    for future in as_completed(futures):
+        entry = futures[future]
+        results[entry.name] = future.result()
+        if on_done is not None:
+            on_done(entry, results[entry.name])
 
 
 def query_node(
@@ -108,16 +127,23 @@ def query_node(
     spec: QuerySpec,
     settings: FanoutSettings,
     remembered: RememberedCheckpoint | None = None,
+    *,
+    connections: NodeConnections | None = None,
 ) -> NodeQueryResult:
     """Preview with the node's description, then a signed Query (retried with the same
-    query_id).
+    query_id); over the session's open channel to the node when `connections` is given.
 
     A node whose description cannot show its ledger extends `remembered` is not asked the
     Query (nothing is charged); one whose answer cannot show it has its answer withheld.
     """
     remembered_size = remembered.size if remembered is not None else 0
+    verified_checkpoint = None
     with NodeClient(
-        entry, credentials, timeout=settings.timeout, interceptors=settings.interceptors
+        entry,
+        credentials,
+        timeout=settings.timeout,
+        interceptors=settings.interceptors,
+        channel=None if connections is None else connections.channel(entry),
     ) as client:
         try:
             description, preview = client.describe_and_preview(spec, remembered_size)
@@ -134,6 +160,7 @@ def query_node(
             )
             if untrusted is not None:
                 return _withheld(entry, untrusted, description=description)
+            verified_checkpoint = description.latest_checkpoint  # its signature checked out
         attempts = 0
         while True:
             attempts += 1
@@ -150,7 +177,13 @@ def query_node(
                     attempts=attempts,
                 )
             break
-    receipt = check_receipt(answer, entry=entry, ledger_key=ledger_key, query_id=str(spec.query_id))
+    receipt = check_receipt(
+        answer,
+        entry=entry,
+        ledger_key=ledger_key,
+        query_id=str(spec.query_id),
+        verified_checkpoint=verified_checkpoint,
+    )
     if key_problem and not receipt.verified:
         receipt = ReceiptCheck(False, key_problem)
     if ledger_key is not None:

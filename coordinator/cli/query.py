@@ -181,7 +181,10 @@ def command(  # noqa: PLR0917 - click passes every option as an argument
     from coordinator.cli.render import show_report
     from coordinator.querying import run_query
 
-    with node_progress(f"asking {len(entries)} node(s)", len(entries), query_line) as on_done:
+    with (
+        session,
+        node_progress(f"asking {len(entries)} node(s)", len(entries), query_line) as on_done,
+    ):
         run = run_query(session, entries, spec, on_done=on_done)
     for warning in run.warnings:
         click.echo(f"WARNING: {warning}", err=True)
