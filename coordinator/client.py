@@ -100,6 +100,20 @@ class ReceiptCheck:
     problem: str | None = None
 
 
+@dataclass(frozen=True)
+class NodeChannel:
+    """An open mTLS channel to one node and the stub over it (a stub costs more to build
+    than a call's own Python work: a kept channel keeps its stub)."""
+
+    channel: grpc.Channel
+    stub: pb_grpc.NodeStub
+
+    @classmethod
+    def open(cls, address: str, credentials: grpc.ChannelCredentials) -> NodeChannel:
+        channel = grpc.secure_channel(address, credentials, options=list(CLIENT_OPTIONS))
+        return cls(channel, pb_grpc.NodeStub(channel))
+
+
 class NodeClient:
     """Calls to one node over one mTLS channel. Use as a context manager."""
 
@@ -110,22 +124,20 @@ class NodeClient:
         *,
         timeout: float = DEFAULT_TIMEOUT_SECONDS,
         interceptors: Sequence[grpc.UnaryUnaryClientInterceptor[Any, Any]] = (),
-        channel: grpc.Channel | None = None,
+        opened: NodeChannel | None = None,
     ) -> None:
-        """`channel`: an open channel to the node that the caller keeps (and closes);
-        without one the client opens its own and closes it on `close`."""
+        """`opened`: a channel to the node that the caller keeps (and closes); without
+        one the client opens its own and closes it on `close`."""
         self.entry = entry
         self.timeout = timeout
         self._credentials = credentials
-        self._owns_channel = channel is None
-        if channel is None:
-            channel = grpc.secure_channel(
-                entry.address, credentials.channel_credentials(), options=list(CLIENT_OPTIONS)
-            )
-        self._channel = channel
+        self._owns_channel = opened is None
+        if opened is None:
+            opened = NodeChannel.open(entry.address, credentials.channel_credentials())
+        self._channel = opened.channel
+        self._stub = opened.stub
         if interceptors:
-            channel = grpc.intercept_channel(self._channel, *interceptors)
-        self._stub = pb_grpc.NodeStub(channel)
+            self._stub = pb_grpc.NodeStub(grpc.intercept_channel(self._channel, *interceptors))
 
     def __enter__(self) -> NodeClient:
         return self

@@ -16,9 +16,8 @@ from concurrent.futures import ThreadPoolExecutor
 
 import grpc
 
-from coordinator.client import ClientCredentials
+from coordinator.client import ClientCredentials, NodeChannel
 from coordinator.partnership import NodeEntry
-from npcs.transport import CLIENT_OPTIONS
 
 
 class NodeConnections:
@@ -27,26 +26,24 @@ class NodeConnections:
     def __init__(self, credentials: ClientCredentials) -> None:
         self._credentials = credentials
         self._channel_credentials: grpc.ChannelCredentials | None = None
-        self._channels: dict[str, grpc.Channel] = {}
+        self._channels: dict[str, NodeChannel] = {}
         self._pool: ThreadPoolExecutor | None = None
         self._pool_size = 0
         self._lock = threading.Lock()
         self._closed = False
 
-    def channel(self, entry: NodeEntry) -> grpc.Channel:
+    def channel(self, entry: NodeEntry) -> NodeChannel:
         """The open channel to `entry`'s address (opened now if it is the first call)."""
         with self._lock:
             if self._closed:
                 raise RuntimeError("the session's connections are closed")
-            channel = self._channels.get(entry.address)
-            if channel is None:
+            opened = self._channels.get(entry.address)
+            if opened is None:
                 if self._channel_credentials is None:
                     self._channel_credentials = self._credentials.channel_credentials()
-                channel = grpc.secure_channel(
-                    entry.address, self._channel_credentials, options=list(CLIENT_OPTIONS)
-                )
-                self._channels[entry.address] = channel
-            return channel
+                opened = NodeChannel.open(entry.address, self._channel_credentials)
+                self._channels[entry.address] = opened
+            return opened
 
     def workers(self, count: int) -> ThreadPoolExecutor:
         """A pool of at least `count` threads, started once and reused by later fan-outs."""
@@ -70,5 +67,5 @@ class NodeConnections:
             pool, self._pool = self._pool, None
         if pool is not None:
             pool.shutdown(wait=True)
-        for channel in channels:
-            channel.close()
+        for opened in channels:
+            opened.channel.close()

@@ -143,7 +143,7 @@ def query_node(
         credentials,
         timeout=settings.timeout,
         interceptors=settings.interceptors,
-        channel=None if connections is None else connections.channel(entry),
+        opened=None if connections is None else connections.channel(entry),
     ) as client:
         try:
             description, preview = client.describe_and_preview(spec, remembered_size)
