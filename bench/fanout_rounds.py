@@ -12,11 +12,13 @@ What one round measures, with this process's CPU time (all threads: the coordina
 own work) and the node processes' CPU time:
 
 - a fresh query: each node alone (`query_node`, new channel), then all at once (bare
-  `fan_out`, new channels), then `run_query` in a new session (what `npcs query` does);
+  `fan_out`, new channels), then `run_query` in a new session closed after it (what
+  `npcs query` does);
 - a replayed query_id (every node answers from its ledger: the coordinator's cost
-  shows): each node alone, bare `fan_out`, `run_query` in a new session ("cold": every
-  channel opened by this query) and again in that session ("warm": a second query of the
-  same command; a tree without session channels opens new ones again);
+  shows): each node alone, bare `fan_out`, `run_query` in a new session closed after it
+  ("cold": every channel opened and closed, as in one `npcs query`), and `run_query` as
+  the second query of a session ("warm": a tree without session channels opens new
+  ones again);
 - `coordinator_cpu.cpu_breakdown`: handshake, Describe, Preview, signed Query per node.
 """
 
@@ -132,8 +134,20 @@ class Round:
         assert isinstance(results, dict)
         check_answered(list(results.values()), replayed=replayed)
 
-    def command(self, name: str, session: Session, spec: QuerySpec, *, replayed: bool) -> None:
-        run = self.timed(name, lambda: run_query(session, self.entries, spec))
+    def command(
+        self, name: str, session: Session, spec: QuerySpec, *, replayed: bool, last: bool
+    ) -> None:
+        """`run_query`; `last`: the session's last query, so closing it (its channels, as
+        `npcs query` does before it exits) is timed with it."""
+
+        def step() -> QueryRun:
+            try:
+                return run_query(session, self.entries, spec)
+            finally:
+                if last:
+                    close(session)
+
+        run = self.timed(name, step)
         assert isinstance(run, QueryRun)
         if not all(s.answered and (s.replayed or not replayed) for s in run.report.nodes):
             raise RuntimeError(f"{name}: not every node answered")
@@ -141,17 +155,17 @@ class Round:
     def measure(self) -> dict[str, float]:
         self.each_alone("fresh", lambda: count_spec(purpose="bench"), replayed=False)
         self.bare_fan_out("fresh_fan_out", count_spec(purpose="bench"), replayed=False)
-        session = self.session()
-        self.command("fresh_run_query", session, count_spec(purpose="bench"), replayed=False)
-        close(session)
+        fresh = count_spec(purpose="bench")
+        self.command("fresh_run_query", self.session(), fresh, replayed=False, last=True)
 
         spec = count_spec(purpose="bench")
         self.bare_fan_out("replay_first_fan_out", spec, replayed=False)  # records it
         self.each_alone("replay", lambda: spec, replayed=True)
         self.bare_fan_out("replay_fan_out", spec, replayed=True)
+        self.command("replay_run_query_cold", self.session(), spec, replayed=True, last=True)
         session = self.session()
-        self.command("replay_run_query_cold", session, spec, replayed=True)
-        self.command("replay_run_query_warm", session, spec, replayed=True)
+        run_query(session, self.entries, spec)  # opens the session's channels
+        self.command("replay_run_query_warm", session, spec, replayed=True, last=False)
         if SESSION_CHANNELS:  # each node alone over the session's open channel
             alone: list[float] = []
             for entry in self.entries:
