@@ -45,6 +45,13 @@ class NodeConnections:
                 self._channels[entry.address] = opened
             return opened
 
+    def drop(self, entry: NodeEntry) -> None:
+        """Close and forget `entry`'s channel (the next call opens a new one)."""
+        with self._lock:
+            opened = self._channels.pop(entry.address, None)
+        if opened is not None:
+            opened.channel.close()
+
     def workers(self, count: int) -> ThreadPoolExecutor:
         """A pool of at least `count` threads, started once and reused by later fan-outs."""
         with self._lock:

@@ -135,48 +135,65 @@ def query_node(
 
     A node whose description cannot show its ledger extends `remembered` is not asked the
     Query (nothing is charged); one whose answer cannot show it has its answer withheld.
+    A kept channel to a node that could not be reached is dropped: gRPC would hold it
+    in its reconnect backoff, and the session's next query opens a new one.
     """
-    remembered_size = remembered.size if remembered is not None else 0
-    verified_checkpoint = None
+    opened = None if connections is None else connections.channel(entry)
     with NodeClient(
         entry,
         credentials,
         timeout=settings.timeout,
         interceptors=settings.interceptors,
-        opened=None if connections is None else connections.channel(entry),
+        opened=opened,
     ) as client:
+        result = _ask(client, spec, settings, remembered)
+    if connections is not None and result.problem is not None and result.problem.retryable:
+        connections.drop(entry)
+    return result
+
+
+def _ask(
+    client: NodeClient,
+    spec: QuerySpec,
+    settings: FanoutSettings,
+    remembered: RememberedCheckpoint | None,
+) -> NodeQueryResult:
+    """`query_node`'s calls and checks over `client`."""
+    entry = client.entry
+    remembered_size = remembered.size if remembered is not None else 0
+    verified_checkpoint = None
+    try:
+        description, preview = client.describe_and_preview(spec, remembered_size)
+    except NodeCallError as failure:
+        return NodeQueryResult(entry=entry, problem=failure.problem, attempts=1)
+    ledger_key, key_problem = _ledger_key(description, entry)
+    if ledger_key is not None:
+        untrusted = check_continuity(
+            entry.name,
+            remembered,
+            description.latest_checkpoint,
+            description.consistency,
+            ledger_key,
+        )
+        if untrusted is not None:
+            return _withheld(entry, untrusted, description=description)
+        verified_checkpoint = description.latest_checkpoint  # its signature checked out
+    attempts = 0
+    while True:
+        attempts += 1
         try:
-            description, preview = client.describe_and_preview(spec, remembered_size)
+            answer = client.query(spec, preview.cost_units, remembered_size)
         except NodeCallError as failure:
-            return NodeQueryResult(entry=entry, problem=failure.problem, attempts=1)
-        ledger_key, key_problem = _ledger_key(description, entry)
-        if ledger_key is not None:
-            untrusted = check_continuity(
-                entry.name,
-                remembered,
-                description.latest_checkpoint,
-                description.consistency,
-                ledger_key,
+            if failure.problem.retryable and attempts <= settings.retries:
+                time.sleep(RETRY_BACKOFF_SECONDS * attempts)
+                continue
+            return NodeQueryResult(
+                entry=entry,
+                description=description,
+                problem=failure.problem,
+                attempts=attempts,
             )
-            if untrusted is not None:
-                return _withheld(entry, untrusted, description=description)
-            verified_checkpoint = description.latest_checkpoint  # its signature checked out
-        attempts = 0
-        while True:
-            attempts += 1
-            try:
-                answer = client.query(spec, preview.cost_units, remembered_size)
-            except NodeCallError as failure:
-                if failure.problem.retryable and attempts <= settings.retries:
-                    time.sleep(RETRY_BACKOFF_SECONDS * attempts)
-                    continue
-                return NodeQueryResult(
-                    entry=entry,
-                    description=description,
-                    problem=failure.problem,
-                    attempts=attempts,
-                )
-            break
+        break
     receipt = check_receipt(
         answer,
         entry=entry,

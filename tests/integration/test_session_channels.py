@@ -6,12 +6,13 @@ Against a real node over real mTLS (the `node_server` fixture)."""
 from __future__ import annotations
 
 import dataclasses
+import socket
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
-from support_node import NODE_NAME, PARTNERSHIP, NodeWorld, count_spec
+from support_node import NODE_NAME, PARTNERSHIP, NodeWorld, count_spec, make_node_world
 
 from coordinator.client import ClientCredentials, check_receipt
 from coordinator.fanout import FanoutSettings, NodeQueryResult, query_node
@@ -20,7 +21,7 @@ from coordinator.querying import run_query
 from coordinator.results import ResultsStore
 from coordinator.session import Session
 from kernel.messages import PublishedCheckpoint, QueryAnswer
-from node.server import RunningNode
+from node.server import RunningNode, ServerOptions, running_node
 from npcs.v1 import node_pb2 as pb
 from privacy import tlog
 
@@ -59,6 +60,37 @@ def test_a_sessions_later_queries_reuse_the_channel_its_first_query_opened(
         run_query(session, (entry,), count_spec(purpose="after close"))
     with pytest.raises(ValueError, match="closed channel"):
         channel.stub.Describe(pb.DescribeRequest(), timeout=30)
+
+
+def test_a_node_unreachable_in_one_query_is_dialled_afresh_by_the_next(
+    session: Session, tmp_path: Path
+) -> None:
+    """A kept channel that failed would sit in gRPC's reconnect backoff: it is dropped,
+    so a node that comes up between two queries of a session answers the second."""
+    world = make_node_world(tmp_path / "late", node_name="late", children=2_000)
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = int(probe.getsockname()[1])
+    late = NodeEntry(
+        name="late",
+        address=f"127.0.0.1:{port}",
+        ledger_key_fingerprint=tlog.key_fingerprint(world.ledger_public_key()),
+    )
+    identity = IdentityFiles(
+        world.alice.ca_cert, world.alice.tls_cert, world.alice.tls_key, world.alice.signing_key
+    )
+    with Session(
+        partnership=Partnership(name=PARTNERSHIP, identity=identity, nodes=(late,)),
+        credentials=ClientCredentials.load(identity),
+        settings=FanoutSettings(timeout=30.0, retries=0),
+        store=session.store,
+    ) as late_session:
+        spec = count_spec(purpose="late")
+        (down,) = run_query(late_session, (late,), spec).report.nodes
+        assert not down.answered
+        with running_node(world.node.root, ServerOptions(port=port)):
+            (up,) = run_query(late_session, (late,), spec).report.nodes
+        assert (up.answered, up.receipt) == (True, "verified")
 
 
 def answered(session: Session) -> tuple[NodeEntry, NodeQueryResult]:
