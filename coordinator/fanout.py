@@ -31,6 +31,7 @@ from coordinator.checkpoints import (
 )
 from coordinator.client import (
     ClientCredentials,
+    NodeChannel,
     NodeClient,
     ReceiptCheck,
     check_receipt,
@@ -139,6 +140,24 @@ def query_node(
     in its reconnect backoff, and the session's next query opens a new one.
     """
     opened = None if connections is None else connections.channel(entry)
+    result = _ask(entry, credentials, spec, settings, remembered, opened=opened)
+    if connections is not None and result.problem is not None and result.problem.retryable:
+        connections.drop(entry)
+    return result
+
+
+def _ask(
+    entry: NodeEntry,
+    credentials: ClientCredentials,
+    spec: QuerySpec,
+    settings: FanoutSettings,
+    remembered: RememberedCheckpoint | None,
+    *,
+    opened: NodeChannel | None,
+) -> NodeQueryResult:
+    """`query_node`'s calls and checks (over `opened` when given, else a new channel)."""
+    remembered_size = remembered.size if remembered is not None else 0
+    verified_checkpoint = None
     with NodeClient(
         entry,
         credentials,
@@ -146,54 +165,33 @@ def query_node(
         interceptors=settings.interceptors,
         opened=opened,
     ) as client:
-        result = _ask(client, spec, settings, remembered)
-    if connections is not None and result.problem is not None and result.problem.retryable:
-        connections.drop(entry)
-    return result
-
-
-def _ask(
-    client: NodeClient,
-    spec: QuerySpec,
-    settings: FanoutSettings,
-    remembered: RememberedCheckpoint | None,
-) -> NodeQueryResult:
-    """`query_node`'s calls and checks over `client`."""
-    entry = client.entry
-    remembered_size = remembered.size if remembered is not None else 0
-    verified_checkpoint = None
-    try:
-        description, preview = client.describe_and_preview(spec, remembered_size)
-    except NodeCallError as failure:
-        return NodeQueryResult(entry=entry, problem=failure.problem, attempts=1)
-    ledger_key, key_problem = _ledger_key(description, entry)
-    if ledger_key is not None:
-        untrusted = check_continuity(
-            entry.name,
-            remembered,
-            description.latest_checkpoint,
-            description.consistency,
-            ledger_key,
-        )
-        if untrusted is not None:
-            return _withheld(entry, untrusted, description=description)
-        verified_checkpoint = description.latest_checkpoint  # its signature checked out
-    attempts = 0
-    while True:
-        attempts += 1
         try:
-            answer = client.query(spec, preview.cost_units, remembered_size)
+            description, preview = client.describe_and_preview(spec, remembered_size)
         except NodeCallError as failure:
-            if failure.problem.retryable and attempts <= settings.retries:
-                time.sleep(RETRY_BACKOFF_SECONDS * attempts)
-                continue
-            return NodeQueryResult(
-                entry=entry,
-                description=description,
-                problem=failure.problem,
-                attempts=attempts,
-            )
-        break
+            return NodeQueryResult(entry=entry, problem=failure.problem, attempts=1)
+        ledger_key, key_problem = _ledger_key(description, entry)
+        if ledger_key is not None:
+            shown, proof = description.latest_checkpoint, description.consistency
+            untrusted = check_continuity(entry.name, remembered, shown, proof, ledger_key)
+            if untrusted is not None:
+                return _withheld(entry, untrusted, description=description)
+            verified_checkpoint = shown  # its signature checked out
+        attempts = 0
+        while True:
+            attempts += 1
+            try:
+                answer = client.query(spec, preview.cost_units, remembered_size)
+            except NodeCallError as failure:
+                if failure.problem.retryable and attempts <= settings.retries:
+                    time.sleep(RETRY_BACKOFF_SECONDS * attempts)
+                    continue
+                return NodeQueryResult(
+                    entry=entry,
+                    description=description,
+                    problem=failure.problem,
+                    attempts=attempts,
+                )
+            break
     receipt = check_receipt(
         answer,
         entry=entry,
