@@ -13,6 +13,7 @@ import base64
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from typing import TYPE_CHECKING
 from uuid import uuid4
 
 from coordinator.checkpoints import RememberedCheckpoint
@@ -24,7 +25,6 @@ from coordinator.fanout import (
     query_node,
 )
 from coordinator.partnership import NodeEntry
-from coordinator.preview import ExpectedRow, PreviewReport, pooled_expected
 from coordinator.report import NodeStatus, Report, build_report
 from coordinator.results import StoredAnswer
 from coordinator.session import Session
@@ -33,6 +33,9 @@ from privacy.budget import format_rho
 from privacy.population import PopulationTable
 from privacy.query import QuerySpec
 from privacy.release import Release
+
+if TYPE_CHECKING:
+    from coordinator.preview import PreviewReport
 
 
 @dataclass(frozen=True)
@@ -165,6 +168,8 @@ def run_preview(
     *,
     on_done: Callable[[NodeEntry, NodePreviewResult], None] | None = None,
 ) -> PreviewReport:
+    from coordinator.preview import ExpectedRow, PreviewReport, pooled_expected  # --dry-run
+
     results = fan_out(
         entries,
         lambda entry: preview_node(entry, session.credentials, spec, session.settings),
