@@ -56,9 +56,15 @@ def run_query(
     results = fan_out(
         entries,
         lambda entry: query_node(
-            entry, session.credentials, spec, session.settings, remembered.get(entry.name)
+            entry,
+            session.credentials,
+            spec,
+            session.settings,
+            remembered.get(entry.name),
+            connections=session.connections,
         ),
         on_done,
+        connections=session.connections,
     )
     releases: dict[str, Release] = {}
     populations: dict[str, dict[str, int]] = {}
@@ -91,8 +97,8 @@ def run_query(
         populations=populations,
         group_populations=group_populations,
     )
-    session.store.save(report, stored)
-    return QueryRun(report, _remember_checkpoints(session, results.values(), now))
+    regressions = session.store.save(report, stored, _verified_checkpoints(results.values(), now))
+    return QueryRun(report, tuple(regression.warning() for regression in regressions))
 
 
 def node_status(result: NodeQueryResult) -> NodeStatus:
@@ -137,12 +143,13 @@ def receipt_json(answer: QueryAnswer) -> dict[str, object]:
     }
 
 
-def _remember_checkpoints(
-    session: Session, results: Iterable[NodeQueryResult], now: datetime
-) -> tuple[str, ...]:
-    """Remember every verified checkpoint in one transaction; warn of any that went back."""
+def _verified_checkpoints(
+    results: Iterable[NodeQueryResult], now: datetime
+) -> list[RememberedCheckpoint]:
+    """Every verified checkpoint, to remember with the result (a checkpoint that went back
+    on the remembered one is not kept: it becomes a warning)."""
     seen_at = now.isoformat(timespec="seconds")
-    checkpoints = [
+    return [
         RememberedCheckpoint.seen(
             result.entry.name,
             result.answer.checkpoint,
@@ -152,8 +159,6 @@ def _remember_checkpoints(
         for result in results
         if result.answer is not None and result.receipt is not None and result.receipt.verified
     ]
-    regressions = session.store.checkpoints.remember(session.partnership.name, checkpoints)
-    return tuple(regression.warning() for regression in regressions)
 
 
 def run_preview(

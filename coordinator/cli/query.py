@@ -179,7 +179,10 @@ def command(  # noqa: PLR0917 - click passes every option as an argument
         if not preview.all_answered:
             raise SystemExit(EXIT_PARTIAL)
         return
-    with node_progress(f"asking {len(entries)} node(s)", len(entries), query_line) as on_done:
+    with (
+        session,
+        node_progress(f"asking {len(entries)} node(s)", len(entries), query_line) as on_done,
+    ):
         run = run_query(session, entries, spec, on_done=on_done)
     for warning in run.warnings:
         click.echo(f"WARNING: {warning}", err=True)
