@@ -1,36 +1,38 @@
-"""Fan-out to 38 real nodes over loopback mTLS: wall time against the slowest node.
+"""Fan-out to 38 real nodes over loopback mTLS: the coordinator's CPU and wall time.
 
 Builds one partnership CA and 38 node folders with a little synthetic `incidents` data,
-serves them from a few child processes on 127.0.0.1 (in-process `running_node` servers,
-so the coordinator in this process has its own interpreter lock), and times a count
-query the way `npcs query` runs it (`coordinator.querying.run_query`: Preview with the
-node's description, signed Query per node, receipts checked, report pooled and stored)
-two ways, interleaved:
+serves them from a few child processes on 127.0.0.1 (in-process `running_node` servers),
+and measures the coordinator in a fresh process per round (`bench/fanout_rounds.py`,
+which says what one round measures): a fresh query and a replayed query_id (every node
+answers it from its ledger, so the node side is cheap and the coordinator's own cost
+shows), each node alone against all at once (bare `fan_out`, and `run_query` as
+`npcs query` runs it: Preview with the node's description, signed Query, receipts
+checked, report pooled and stored), with the coordinator's CPU (all its threads) and the
+node processes' CPU. A replayed `run_query` is measured "cold" (a new session: every
+channel opened, as in one `npcs query`) and "warm" (a second query in that session).
 
-- sequentially, one node at a time (`coordinator.fanout.query_node`): each node's own
-  time; the slowest is the baseline ("slowest node"), their sum the serial cost;
-- all 38 at once, through `run_query` (and through bare `fan_out`, without the report);
-- the same two ways again for a replayed query_id (every node answers it from its
-  ledger: no release, no charge), so the node side is cheap and the coordinator's own
-  cost shows (issue 12 targets: wall minus the slowest node <= 50 ms, coordinator CPU
-  <= 1 ms per node).
+`--baseline-tree DIR` (an earlier commit unpacked, e.g. `git archive REV | tar -x -C DIR`)
+runs that tree's coordinator against the same node processes, alternated with this
+tree's round by round, and prints this tree's medians over the baseline's.
 
-Prints medians over `--rounds` and writes bench/results/fanout.json. Not a test.
-DESIGN.md section 10 target: wall <= slowest node + 50 ms. Note that on this machine all
-38 nodes share the same 2 cores, so the nodes' own CPU work cannot overlap beyond 2x;
-the JSON also reports the serial sum / cores as a floor the wall time cannot beat here.
+Issue 12 targets, for the replayed query_id: wall minus the slowest node <= 50 ms and
+coordinator CPU <= 1 ms per node. All 38 nodes share this machine's cores with the
+coordinator, so the JSON also reports the CPU the nodes used. Writes
+bench/results/fanout.json. Not a test.
 
-    python bench/bench_fanout.py [--nodes 38] [--rounds 5] [--processes 2]
+    python bench/bench_fanout.py [--nodes 38] [--rounds 5] [--processes 2] [--baseline-tree DIR]
 """
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import multiprocessing as mp
 import os
 import platform
 import statistics
+import subprocess
 import sys
 import tempfile
 import time
@@ -44,29 +46,23 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "proto"))
 
-from coordinator_cpu import cpu_breakdown
 from support_node import (
     PARTNERSHIP,
     NodeWorld,
     _configure_node,
     _load_synthetic_data,
-    count_spec,
     make_node_world,
 )
 
 from coordinator.ca import CertificateAuthority, load_csr
-from coordinator.client import ClientCredentials
-from coordinator.fanout import FanoutSettings, NodeQueryResult, fan_out, query_node
-from coordinator.partnership import IdentityFiles, NodeEntry, Partnership
-from coordinator.querying import run_query
-from coordinator.results import ResultsStore
-from coordinator.session import Session
+from coordinator.fanout import NodeQueryResult
+from coordinator.partnership import NodeEntry
 from kernel.keyfiles import certificate_pem, load_ed25519_public_key
 from node.layout import NodePaths
 from node.provision import init_node_folder, install_certificate
 from privacy import tlog
-from privacy.query import QuerySpec
 
+ROOT = Path(__file__).resolve().parents[1]
 RESULTS = Path(__file__).with_name("results") / "fanout.json"
 TARGET_OVERHEAD_MS = 50.0
 BENCH_BUDGET = {"total_rho_per_unit_kind": {"child": "100000"}, "max_rho_per_query": "1"}
@@ -142,6 +138,9 @@ class NodeServers:
             by_root.update(zip((str(n.root) for n in share), addresses, strict=True))
         return [by_root[str(n.root)] for n in self._nodes]
 
+    def pids(self) -> list[int]:
+        return [int(process.pid) for process, _ in self._children]
+
     def cpu_ms(self) -> float:
         """CPU time (user + system, all threads) the server processes have used so far."""
         ticks = 0
@@ -191,111 +190,73 @@ class Stopwatch:
         self.cpu_ms = (time.process_time() - self._cpu) * 1000
 
 
-def one_round(
-    session: Session, entries: Sequence[NodeEntry], servers: NodeServers
-) -> dict[str, float]:
-    """Each node alone, then all at once (bare fan-out and the full `npcs query` path)."""
-    settings, credentials = session.settings, session.credentials
-    per_node: dict[str, float] = {}
-    for entry in entries:
-        with Stopwatch() as alone:
-            result = query_node(entry, credentials, count_spec(purpose="bench"), settings)
-        check_answered([result])
-        per_node[entry.name] = alone.wall_ms
-
-    spec = count_spec(purpose="bench")
-    server_cpu_started = servers.cpu_ms()
-    with Stopwatch() as together:
-        results = fan_out(entries, lambda e: query_node(e, credentials, spec, settings))
-    fan_out_server_cpu_ms = servers.cpu_ms() - server_cpu_started
-    check_answered(list(results.values()))
-
-    with Stopwatch() as command:
-        report = run_query(session, entries, count_spec(purpose="bench")).report
-    answered = sum(1 for status in report.nodes if status.answered)
-    if answered != len(entries):
-        raise RuntimeError(f"run_query: only {answered} of {len(entries)} nodes answered")
-    return {
-        **replay_round(session, entries, spec),
-        **cpu_breakdown(credentials, entries, spec),
-        "slowest_node_ms": max(per_node.values()),
-        "median_node_ms": statistics.median(per_node.values()),
-        "serial_sum_ms": sum(per_node.values()),
-        "fan_out_ms": together.wall_ms,
-        "fan_out_coordinator_cpu_ms": together.cpu_ms,
-        "fan_out_nodes_cpu_ms": fan_out_server_cpu_ms,
-        "run_query_ms": command.wall_ms,
-        "run_query_coordinator_cpu_ms": command.cpu_ms,
-    }
+def run_round(world_file: Path, tree: Path) -> dict[str, float]:
+    """One round of `fanout_rounds.py` in a fresh process importing `tree`'s coordinator."""
+    out = world_file.with_name(f"round-{tree.name}-{time.monotonic_ns()}.json")
+    command = [sys.executable, str(Path(__file__).with_name("fanout_rounds.py"))]
+    subprocess.run([*command, str(world_file), str(tree), str(out)], check=True, cwd=tree)
+    measured: dict[str, float] = json.loads(out.read_text(encoding="utf-8"))
+    out.unlink()
+    return measured
 
 
-def replay_round(
-    session: Session, entries: Sequence[NodeEntry], spec: QuerySpec
-) -> dict[str, float]:
-    """`spec` again (every node has recorded it): each node alone, then all at once."""
-    settings, credentials = session.settings, session.credentials
-    alone_ms: list[float] = []
-    for entry in entries:
-        with Stopwatch() as alone:
-            result = query_node(entry, credentials, spec, settings)
-        check_replayed([result])
-        alone_ms.append(alone.wall_ms)
-    with Stopwatch() as together:
-        results = fan_out(entries, lambda e: query_node(e, credentials, spec, settings))
-    check_replayed(list(results.values()))
-    with Stopwatch() as command:
-        report = run_query(session, entries, spec).report
-    if not all(status.answered and status.replayed for status in report.nodes):
-        raise RuntimeError("run_query of a replayed query: not every node replayed it")
-    return {
-        "replay_slowest_node_ms": max(alone_ms),
-        "replay_fan_out_ms": together.wall_ms,
-        "replay_fan_out_coordinator_cpu_ms": together.cpu_ms,
-        "replay_run_query_ms": command.wall_ms,
-        "replay_run_query_coordinator_cpu_ms": command.cpu_ms,
-    }
-
-
-def check_replayed(results: Sequence[NodeQueryResult]) -> None:
-    check_answered(results)
-    if not all(result.answer is not None and result.answer.replayed for result in results):
-        raise RuntimeError("a node charged a replayed query_id again instead of replaying it")
-
-
-def summarize(rounds: list[dict[str, float]], cores: int, nodes: int) -> dict[str, Any]:
+def summarize(rounds: list[dict[str, float]], nodes: int) -> dict[str, Any]:
     median = {key: round(statistics.median(r[key] for r in rounds), 2) for key in rounds[0]}
-    wall, fan, slowest, serial = (
-        median["run_query_ms"],
-        median["fan_out_ms"],
-        median["slowest_node_ms"],
-        median["serial_sum_ms"],
-    )
-    floor = serial / min(cores, nodes)
-    return {
-        "medians_ms": median,
-        "run_query_minus_slowest_ms": round(wall - slowest, 1),
-        "fan_out_minus_slowest_ms": round(fan - slowest, 1),
-        "target_minus_slowest_ms": TARGET_OVERHEAD_MS,
-        "meets_target": wall - slowest <= TARGET_OVERHEAD_MS,
-        "run_query_over_serial_sum": round(wall / serial, 3),
-        "fan_out_over_serial_sum": round(fan / serial, 3),
-        "cpu_floor_ms": round(floor, 1),
-        "cpu_floor_note": "serial sum / cores: all nodes share this machine's cores",
-        "run_query_minus_cpu_floor_ms": round(wall - floor, 1),
-        "coordinator_cpu_per_node_ms": round(median["fan_out_coordinator_cpu_ms"] / nodes, 2),
-        "replay_run_query_minus_slowest_ms": round(
-            median["replay_run_query_ms"] - median["replay_slowest_node_ms"], 1
-        ),
-        "replay_fan_out_minus_slowest_ms": round(
-            median["replay_fan_out_ms"] - median["replay_slowest_node_ms"], 1
-        ),
-        "replay_coordinator_cpu_per_node_ms": round(
-            median["replay_fan_out_coordinator_cpu_ms"] / nodes, 2
-        ),
-        "replay_run_query_coordinator_cpu_per_node_ms": round(
-            median["replay_run_query_coordinator_cpu_ms"] / nodes, 2
-        ),
+    per_node = {
+        f"{name}_coordinator_cpu_per_node_ms": round(
+            median[f"{name}_coordinator_cpu_ms"] / nodes, 2
+        )
+        for name in STEPS
     }
+    minus_slowest = {
+        f"{name}_minus_slowest_ms": round(median[f"{name}_ms"] - median[slowest], 1)
+        for name, slowest in MINUS_SLOWEST.items()
+    }
+    return {"medians_ms": median, **per_node, **minus_slowest}
+
+
+STEPS = (
+    "fresh_fan_out",
+    "fresh_run_query",
+    "replay_fan_out",
+    "replay_run_query_cold",
+    "replay_run_query_warm",
+)
+MINUS_SLOWEST = {
+    "fresh_fan_out": "fresh_slowest_node_ms",
+    "fresh_run_query": "fresh_slowest_node_ms",
+    "replay_fan_out": "replay_slowest_node_ms",
+    "replay_run_query_cold": "replay_slowest_node_ms",
+    "replay_run_query_warm": "replay_warm_slowest_node_ms",
+}
+
+
+def ratios(this: dict[str, Any], baseline: dict[str, Any]) -> dict[str, float]:
+    """This tree's figure over the baseline's: per-node CPU, wall minus slowest, wall."""
+    mine, theirs = headline(this), headline(baseline)
+    return {key: round(value / theirs[key], 3) for key, value in mine.items() if theirs.get(key)}
+
+
+def headline(summary: dict[str, Any]) -> dict[str, float]:
+    medians = summary["medians_ms"]
+    figures = {k: v for k, v in summary.items() if k.endswith(("_per_node_ms", "_slowest_ms"))}
+    figures |= {f"{name}_ms": medians[f"{name}_ms"] for name in STEPS}
+    figures |= {k: v for k, v in medians.items() if k.startswith("cpu_per_node_")}
+    return figures
+
+
+def print_summary(label: str, summary: dict[str, Any]) -> None:
+    med = summary["medians_ms"]
+    print(f"--- {label}")
+    for name in STEPS:
+        print(
+            f"{name:24s} wall {med[f'{name}_ms']:7.1f} ms (- slowest "
+            f"{summary[f'{name}_minus_slowest_ms']:6.1f}), coordinator CPU "
+            f"{summary[f'{name}_coordinator_cpu_per_node_ms']:.2f} ms/node, nodes' CPU "
+            f"{med[f'{name}_nodes_cpu_ms']:.0f} ms"
+        )
+    steps = {k[13:]: v for k, v in med.items() if k.startswith("cpu_per_node_")}
+    print(f"coordinator CPU per node, one node at a time (replay): {steps}")
 
 
 def main() -> None:
@@ -304,93 +265,91 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--processes", type=int, default=2)
     parser.add_argument("--children", type=int, default=5_000)
+    parser.add_argument("--baseline-tree", type=Path)
+    parser.add_argument("--out", type=Path, default=RESULTS)
     args = parser.parse_args()
-    cores = os.cpu_count() or 1
-
+    trees = {"this": ROOT} | ({"baseline": args.baseline_tree} if args.baseline_tree else {})
+    loads: list[float] = []
+    rounds: dict[str, list[dict[str, float]]] = {label: [] for label in trees}
     with tempfile.TemporaryDirectory(prefix="bench-fanout-") as scratch:
         root = Path(scratch)
         started = time.perf_counter()
         world, nodes = build_nodes(root, args.nodes, args.children)
         setup_s = time.perf_counter() - started
-        identity = IdentityFiles(
-            ca_certificate=world.alice.ca_cert,
-            certificate=world.alice.tls_cert,
-            tls_key=world.alice.tls_key,
-            signing_key=world.alice.signing_key,
-        )
         servers = NodeServers(nodes, args.processes)
         with servers as addresses:
-            entries = tuple(
-                entry_for(f"n{i:02d}", node, address)
-                for i, (node, address) in enumerate(zip(nodes, addresses, strict=True))
+            world_file = root / "world.json"
+            world_file.write_text(
+                json.dumps(
+                    {
+                        "identity": {
+                            "ca_certificate": str(world.alice.ca_cert),
+                            "certificate": str(world.alice.tls_cert),
+                            "tls_key": str(world.alice.tls_key),
+                            "signing_key": str(world.alice.signing_key),
+                        },
+                        "nodes": [
+                            dataclasses.asdict(entry_for(f"n{i:02d}", node, address))
+                            for i, (node, address) in enumerate(zip(nodes, addresses, strict=True))
+                        ],
+                        "server_pids": servers.pids(),
+                        "scratch": str(root),
+                    }
+                ),
+                encoding="utf-8",
             )
-            session = Session(
-                partnership=Partnership(name=PARTNERSHIP, identity=identity, nodes=entries),
-                credentials=ClientCredentials.load(identity),
-                settings=FanoutSettings(timeout=60.0),
-                store=ResultsStore(root / "results" / "results.db"),
-            )
-            one_round(session, entries, servers)  # warm up: OpenDP import, first plans
-            rounds = []
             for number in range(1, args.rounds + 1):
-                rounds.append(one_round(session, entries, servers))
-                print(
-                    f"round {number}: slowest node {rounds[-1]['slowest_node_ms']:.1f} ms, "
-                    f"serial sum {rounds[-1]['serial_sum_ms']:.1f} ms, fan-out "
-                    f"{rounds[-1]['fan_out_ms']:.1f} ms, run_query "
-                    f"{rounds[-1]['run_query_ms']:.1f} ms"
-                )
+                order = list(trees.items())
+                if number % 2 == 0:
+                    order.reverse()  # alternate which tree goes first
+                for label, tree in order:
+                    loads.append(os.getloadavg()[0])
+                    rounds[label].append(run_round(world_file, tree))
+                    last = rounds[label][-1]
+                    print(
+                        f"round {number} {label}: replay fan_out "
+                        f"{last['replay_fan_out_ms']:.1f} ms, coordinator CPU "
+                        f"{last['replay_fan_out_coordinator_cpu_ms'] / args.nodes:.2f} ms/node; "
+                        f"run_query cold {last['replay_run_query_cold_ms']:.1f} ms, warm "
+                        f"{last['replay_run_query_warm_ms']:.1f} ms",
+                        flush=True,
+                    )
 
-    summary = summarize(rounds, cores, args.nodes)
+    summaries = {label: summarize(rounds[label], args.nodes) for label in trees}
     result: dict[str, Any] = {
         "benchmark": "fan-out of one signed count query (Preview, Query) to N nodes",
         "nodes": args.nodes,
         "server_processes": args.processes,
         "children_per_node": args.children,
         "rounds": args.rounds,
-        **summary,
-        "per_round_ms": [{k: round(v, 1) for k, v in r.items()} for r in rounds],
-        "cores": cores,
+        "baseline_tree": str(args.baseline_tree) if args.baseline_tree else None,
+        "targets": {"replay minus slowest ms": TARGET_OVERHEAD_MS, "cpu per node ms": 1.0},
+        **summaries["this"],
+        "baseline": summaries.get("baseline"),
+        "this_over_baseline": (
+            ratios(summaries["this"], summaries["baseline"]) if "baseline" in summaries else None
+        ),
+        "per_round_ms": {
+            label: [{k: round(v, 2) for k, v in r.items()} for r in rs]
+            for label, rs in rounds.items()
+        },
+        "load_average_1min": {
+            "min": min(loads),
+            "median": statistics.median(loads),
+            "max": max(loads),
+        },
+        "cores": os.cpu_count(),
         "setup_s": round(setup_s, 1),
         "python": platform.python_version(),
         "machine": platform.machine(),
     }
-    RESULTS.parent.mkdir(parents=True, exist_ok=True)
-    RESULTS.write_text(json.dumps(result, indent=2) + "\n", encoding="utf-8")
-    med = summary["medians_ms"]
-    print(
-        f"{args.nodes} nodes in {args.processes} server processes, {cores} cores, "
-        f"medians of {args.rounds} rounds"
-    )
-    print(f"slowest node alone   {med['slowest_node_ms']:8.1f} ms")
-    print(f"serial sum           {med['serial_sum_ms']:8.1f} ms")
-    print(
-        f"fan_out (bare)       {med['fan_out_ms']:8.1f} ms   coordinator CPU "
-        f"{med['fan_out_coordinator_cpu_ms']:.1f} ms, nodes' CPU "
-        f"{med['fan_out_nodes_cpu_ms']:.0f} ms (10 ms ticks)"
-    )
-    print(
-        f"run_query (npcs)     {med['run_query_ms']:8.1f} ms   wall - slowest "
-        f"{summary['run_query_minus_slowest_ms']:.1f} ms (target <= {TARGET_OVERHEAD_MS:.0f})"
-        f"   wall / serial {summary['run_query_over_serial_sum']:.3f}"
-    )
-    print(f"run_query coordinator CPU {med['run_query_coordinator_cpu_ms']:.1f} ms")
-    print(
-        f"replayed query_id: slowest node {med['replay_slowest_node_ms']:.1f} ms, fan_out "
-        f"{med['replay_fan_out_ms']:.1f} ms (- slowest "
-        f"{summary['replay_fan_out_minus_slowest_ms']:.1f}), run_query "
-        f"{med['replay_run_query_ms']:.1f} ms (- slowest "
-        f"{summary['replay_run_query_minus_slowest_ms']:.1f}; target <= 50); coordinator CPU "
-        f"per node {summary['replay_coordinator_cpu_per_node_ms']:.2f} ms fan_out, "
-        f"{summary['replay_run_query_coordinator_cpu_per_node_ms']:.2f} ms run_query "
-        "(target <= 1)"
-    )
-    steps = {k[13:]: v for k, v in med.items() if k.startswith("cpu_per_node_")}
-    print(f"coordinator CPU per node (replay, one node at a time): {steps}")
-    print(
-        f"cpu floor (serial / {min(cores, args.nodes)} cores) {summary['cpu_floor_ms']:.1f} ms; "
-        f"wall - floor {summary['run_query_minus_cpu_floor_ms']:.1f} ms; wrote {RESULTS}"
-    )
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps(result, indent=2) + "\n", encoding="utf-8")
+    for label, summary in summaries.items():
+        print_summary(label, summary)
+    if result["this_over_baseline"]:
+        print("this / baseline:", json.dumps(result["this_over_baseline"], indent=1))
+    print(f"load average {result['load_average_1min']}; wrote {args.out}")
 
 
 if __name__ == "__main__":

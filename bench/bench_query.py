@@ -26,6 +26,8 @@ import argparse
 import functools
 import gc
 import json
+import math
+import os
 import statistics
 import subprocess
 import sys
@@ -138,6 +140,43 @@ def _timed(action: Callable[[], object]) -> float:
     return time.perf_counter() - started
 
 
+def _timed_both(action: Callable[[], object]) -> tuple[float, float]:
+    """Wall and CPU seconds (CPU: every thread of this process, so Polars' threads too)."""
+    wall, cpu = time.perf_counter(), time.process_time()
+    action()
+    return time.perf_counter() - wall, time.process_time() - cpu
+
+
+class BaselineTree:
+    """Another source tree's fast release, timed in a child process (baseline_worker.py)
+    between this process's own runs."""
+
+    def __init__(self, tree: Path) -> None:
+        worker = Path(__file__).with_name("baseline_worker.py")
+        self._child = subprocess.Popen(
+            [sys.executable, str(worker), str(tree)],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            text=True,
+            env={**os.environ, "PYTHONPATH": str(tree)},
+            cwd=tree,
+        )
+
+    def timed_release(self, name: str, path: Path) -> tuple[float, float]:
+        """(wall, CPU) seconds of one fast release of query `name` by the other tree."""
+        assert self._child.stdin is not None
+        assert self._child.stdout is not None
+        self._child.stdin.write(json.dumps({"query": name, "path": str(path)}) + "\n")
+        self._child.stdin.flush()
+        answer = json.loads(self._child.stdout.readline())
+        return answer["wall_ms"] / 1e3, answer["cpu_ms"] / 1e3
+
+    def close(self) -> None:
+        assert self._child.stdin is not None
+        self._child.stdin.close()
+        self._child.wait(timeout=60)
+
+
 def _status_kb(field: str) -> int:
     with open("/proc/self/status", encoding="ascii") as status:
         for line in status:
@@ -181,8 +220,17 @@ def _releaser(query: ValidatedQuery, path: Path, route: QueryRoute) -> Callable[
 
 
 def _baseline_run(query: ValidatedQuery, path: Path) -> Callable[[], object]:
-    """The same plan without privacy, built before the clock starts."""
-    return exact_plan(query, path).collect
+    """The same plan without privacy, built and run (plain Polars builds its query too,
+    as the fast release builds its own inside the clock)."""
+    return lambda: exact_plan(query, path).collect()
+
+
+def _timed_release(query: ValidatedQuery, path: Path, route: QueryRoute) -> tuple[float, float]:
+    return _timed_both(_releaser(query, path, route))
+
+
+def _timed_baseline(query: ValidatedQuery, path: Path) -> tuple[float, float]:
+    return _timed_both(_baseline_run(query, path))
 
 
 def _release_ms(query: ValidatedQuery, path: Path, route: QueryRoute, repeats: int) -> float:
@@ -227,7 +275,15 @@ def update_planning(empty: Path, repeats: int) -> None:
     RESULTS.write_text(json.dumps(report, indent=2) + "\n")
 
 
-def measure(path: Path, empty: Path, repeats: int, peak_runs: int) -> list[dict[str, Any]]:
+def measure(
+    path: Path,
+    empty: Path,
+    repeats: int,
+    peak_runs: int,
+    *,
+    full_route: bool = True,
+    before: BaselineTree | None = None,
+) -> list[dict[str, Any]]:
     """Both DP routes vs the same plan without privacy, alternated run by run.
 
     The baseline is `exact_plan`: the measurement's own filter, key columns, group-by
@@ -235,53 +291,72 @@ def measure(path: Path, empty: Path, repeats: int, peak_runs: int) -> list[dict[
     the DP release over an empty snapshot (same schema): the data-independent part
     (noise for every cell, plan set-up, packaging the release). Peak memory: what one
     run adds to a fresh process's resident memory at its peak, median of `peak_runs`.
+    `before`: another tree's fast release, alternated with the others ("fast_before").
     """
     rows = []
     for name, make_spec in QUERIES.items():
         query = validate_query(make_spec(), SCHEMA, LIMITS)
-        runs: dict[str, Callable[[], Callable[[], object]]] = {
-            "opendp": functools.partial(_releaser, query, path, QueryRoute.OPENDP),
-            "fast": functools.partial(_releaser, query, path, QueryRoute.FAST),
-            "polars": functools.partial(_baseline_run, query, path),
+        runs: dict[str, Callable[[], tuple[float, float]]] = {
+            "fast": functools.partial(_timed_release, query, path, QueryRoute.FAST),
+            "polars": functools.partial(_timed_baseline, query, path),
         }
+        if full_route:
+            runs["opendp"] = functools.partial(_timed_release, query, path, QueryRoute.OPENDP)
+        if before is not None:
+            runs["fast_before"] = functools.partial(before.timed_release, name, path)
         for _ in range(2):  # warm up file cache, plugin and OpenDP
-            for make_run in runs.values():
-                make_run()()
+            for run in runs.values():
+                run()
         planning, cold_planning = planning_times(make_spec, path, repeats)
-        times: dict[str, list[float]] = {variant: [] for variant in runs}
-        peaks: dict[str, list[float]] = {variant: [] for variant in runs}
+        walls: dict[str, list[float]] = {variant: [] for variant in runs}
+        cpus: dict[str, list[float]] = {variant: [] for variant in runs}
         order = list(runs)
         for repeat in range(repeats):
-            # alternate the three, each in turn first, so drift in machine load and the
+            # alternate them, each in turn first, so drift in machine load and the
             # memory state one run leaves to the next hit them alike
-            for variant in order[repeat % 3 :] + order[: repeat % 3]:
-                times[variant].append(_timed(runs[variant]()))
+            shift = repeat % len(order)
+            for variant in order[shift:] + order[:shift]:
+                wall, cpu = runs[variant]()
+                walls[variant].append(wall)
+                cpus[variant].append(cpu)
+        peaks: dict[str, list[float]] = {v: [] for v in ("opendp", "fast", "polars") if v in runs}
         for _ in range(peak_runs):
             for variant, peak_list in peaks.items():
                 peak_list.append(_peak_in_child(name, variant, path))
-        ms = {key: statistics.median(values) * 1e3 for key, values in times.items()}
+        ms = {key: statistics.median(values) * 1e3 for key, values in walls.items()}
+        cpu_ms = {key: statistics.median(values) * 1e3 for key, values in cpus.items()}
         mb = {key: statistics.median(values) for key, values in peaks.items()}
-        fixed = {route.value: _release_ms(query, empty, route, repeats) for route in QueryRoute}
-        rows.append(
-            {
-                "query": name,
-                "cells": len(query.cell_keys()),
-                "planning_ms": round(statistics.median(planning) * 1e3, 3),
-                "cold_planning_ms": round(statistics.median(cold_planning) * 1e3, 3),
-                "dp_ms": round(ms["opendp"], 2),
-                "fast_ms": round(ms["fast"], 2),
-                "baseline_ms": round(ms["polars"], 2),
-                "ratio": round(ms["opendp"] / ms["polars"], 3),
-                "fast_ratio": round(ms["fast"] / ms["polars"], 3),
-                "dp_fixed_ms": round(fixed["opendp"], 2),
-                "fast_fixed_ms": round(fixed["fast"], 2),
-                "fast_ratio_without_fixed": round((ms["fast"] - fixed["fast"]) / ms["polars"], 3),
-                "dp_peak_mb": round(mb["opendp"], 1),
-                "fast_peak_mb": round(mb["fast"], 1),
-                "baseline_peak_mb": round(mb["polars"], 1),
-                "fast_memory_ratio": round(mb["fast"] / max(mb["polars"], 1.0), 3),
-            }
-        )
+        routes = list(QueryRoute) if full_route else [QueryRoute.FAST]
+        fixed = {route.value: _release_ms(query, empty, route, repeats) for route in routes}
+        row: dict[str, Any] = {
+            "query": name,
+            "cells": len(query.cell_keys()),
+            "planning_ms": round(statistics.median(planning) * 1e3, 3),
+            "cold_planning_ms": round(statistics.median(cold_planning) * 1e3, 3),
+            "fast_ms": round(ms["fast"], 2),
+            "baseline_ms": round(ms["polars"], 2),
+            "fast_ratio": round(ms["fast"] / ms["polars"], 3),
+            "fast_cpu_ms": round(cpu_ms["fast"], 2),
+            "baseline_cpu_ms": round(cpu_ms["polars"], 2),
+            "fast_cpu_ratio": round(cpu_ms["fast"] / cpu_ms["polars"], 3),
+            "fast_fixed_ms": round(fixed["fast"], 2),
+            "fast_ratio_without_fixed": round((ms["fast"] - fixed["fast"]) / ms["polars"], 3),
+            "fast_peak_mb": round(mb["fast"], 1),
+            "baseline_peak_mb": round(mb["polars"], 1),
+            "fast_memory_ratio": round(mb["fast"] / max(mb["polars"], 1.0), 3),
+        }
+        if full_route:
+            row["dp_ms"] = round(ms["opendp"], 2)
+            row["ratio"] = round(ms["opendp"] / ms["polars"], 3)
+            row["dp_fixed_ms"] = round(fixed["opendp"], 2)
+            row["dp_peak_mb"] = round(mb["opendp"], 1)
+        if before is not None:
+            row["fast_before_ms"] = round(ms["fast_before"], 2)
+            row["fast_before_cpu_ms"] = round(cpu_ms["fast_before"], 2)
+            row["fast_before_ratio"] = round(ms["fast_before"] / ms["polars"], 3)
+            row["fast_before_cpu_ratio"] = round(cpu_ms["fast_before"] / cpu_ms["polars"], 3)
+            row["fast_cpu_over_before"] = round(cpu_ms["fast"] / cpu_ms["fast_before"], 3)
+        rows.append(row)
     return rows
 
 
@@ -301,16 +376,22 @@ NOTES = (
 
 
 def _print_run(rows: int, results: list[dict[str, Any]]) -> None:
+    """Wall-clock ms and ratios, then the same ratios in CPU time (and against the
+    baseline tree's fast release when there is one)."""
     print(f"\n{rows:,} rows")
     print(
         f"{'query':28} {'plan ms':>8} {'full DP ms':>11} {'fast DP ms':>11} {'polars ms':>10} "
-        f"{'full/pl':>8} {'fast/pl':>8} {'fast MB':>8} {'polars MB':>10}"
+        f"{'full/pl':>8} {'fast/pl':>8} {'cpu f/pl':>9} {'before/pl':>10} {'cpu a/b':>8} "
+        f"{'fast MB':>8} {'polars MB':>10}"
     )
     for row in results:
         print(
-            f"{row['query']:28} {row['planning_ms']:8.2f} {row['dp_ms']:11.1f} "
-            f"{row['fast_ms']:11.1f} {row['baseline_ms']:10.1f} {row['ratio']:8.2f} "
-            f"{row['fast_ratio']:8.2f} {row['fast_peak_mb']:8.1f} {row['baseline_peak_mb']:10.1f}"
+            f"{row['query']:28} {row['planning_ms']:8.2f} {row.get('dp_ms', math.nan):11.1f} "
+            f"{row['fast_ms']:11.1f} {row['baseline_ms']:10.1f} "
+            f"{row.get('ratio', math.nan):8.2f} {row['fast_ratio']:8.2f} "
+            f"{row['fast_cpu_ratio']:9.2f} {row.get('fast_before_ratio', math.nan):10.2f} "
+            f"{row.get('fast_cpu_over_before', math.nan):8.2f} "
+            f"{row['fast_peak_mb']:8.1f} {row['baseline_peak_mb']:10.1f}"
         )
 
 
@@ -330,6 +411,16 @@ def main() -> None:
         action="store_true",
         help="skip node.native_memory.tune_native_allocator (to measure its effect)",
     )
+    parser.add_argument(
+        "--skip-full-route", action="store_true", help="time only the fast route and Polars"
+    )
+    parser.add_argument(
+        "--baseline-tree",
+        type=Path,
+        help="another source tree (e.g. `git archive main | tar -x -C DIR`) whose fast "
+        "release is alternated with this tree's runs (bench/baseline_worker.py)",
+    )
+    parser.add_argument("--out", type=Path, default=RESULTS, help="results file")
     args = parser.parse_args()
     if not args.default_allocator:
         tune_native_allocator()  # as `npcs-node serve` does at start-up
@@ -339,9 +430,11 @@ def main() -> None:
     report: dict[str, Any] = {
         "targets": {"planning_ms": 5.0, "ratio": 1.3},
         "allocator_tuned": not args.default_allocator,
+        "baseline_tree": str(args.baseline_tree) if args.baseline_tree else None,
         "notes": NOTES,
         "runs": [],
     }
+    before = BaselineTree(args.baseline_tree) if args.baseline_tree else None
     with tempfile.TemporaryDirectory() as folder:
         empty = Path(folder) / "incidents_empty.parquet"
         build_snapshot(empty, 0)
@@ -351,12 +444,28 @@ def main() -> None:
         for rows in args.rows:
             path = Path(folder) / f"incidents_{rows}.parquet"
             build_snapshot(path, rows)
-            results = measure(path, empty, args.repeats, args.peak_runs)
-            report["runs"].append({"rows": rows, "results": results})
+            load = os.getloadavg()[0]
+            results = measure(
+                path,
+                empty,
+                args.repeats,
+                args.peak_runs,
+                full_route=not args.skip_full_route,
+                before=before,
+            )
+            report["runs"].append(
+                {
+                    "rows": rows,
+                    "load_average_1min": [round(load, 2), round(os.getloadavg()[0], 2)],
+                    "results": results,
+                }
+            )
             _print_run(rows, results)
-    RESULTS.parent.mkdir(parents=True, exist_ok=True)
-    RESULTS.write_text(json.dumps(report, indent=2) + "\n")
-    print(f"\nwrote {RESULTS}")
+    if before is not None:
+        before.close()
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps(report, indent=2) + "\n")
+    print(f"\nwrote {args.out}")
 
 
 if __name__ == "__main__":

@@ -14,7 +14,9 @@ interleaved over `--runs`:
 `--baseline-tree DIR` (an unpacked earlier commit, e.g. `git archive REV | tar -x -C DIR`)
 also runs that tree's `npcs query` against the same node in every run, interleaved, so
 machine load hits both alike. Both trees are byte-compiled first, as an installed package
-is (see `compile_tree`). Prints medians and writes bench/results/roundtrip.json.
+is (see `compile_tree`); which of the two runs first alternates. Prints medians (and,
+with a baseline, this tree over the baseline run by run) and writes
+bench/results/roundtrip.json.
 Not a test. Target (issue 12): one `npcs query` to 1 node <= 0.3 s wall.
 
     python bench/bench_roundtrip.py [--runs 9] [--baseline-tree DIR]
@@ -117,6 +119,19 @@ def time_command(
     measured[f"{prefix}cli_query_imports_ms"].append(import_ms(report))
 
 
+COMPARED = ("cli_query_ms", "cli_query_cpu_ms", "cli_query_imports_ms")
+
+
+def paired_ratios(measured: dict[str, list[float]]) -> dict[str, float]:
+    """This tree over the baseline tree, run by run (the two ran back to back, so load
+    hits both alike), then the median: below 1 means this tree is faster."""
+    ratios = {}
+    for key in COMPARED:
+        pairs = zip(measured[key], measured[f"baseline_{key}"], strict=True)
+        ratios[key] = round(statistics.median(mine / theirs for mine, theirs in pairs), 3)
+    return ratios
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--runs", type=int, default=9)
@@ -147,10 +162,10 @@ def main() -> None:
             measured: dict[str, list[float]] = defaultdict(list)
             if baseline is not None:
                 run([*CLI, *QUERY_ARGS], env, baseline)  # warm its file cache too
-            for _ in range(runs):
-                time_command(measured, env, ROOT)
-                if baseline is not None:
-                    time_command(measured, env, baseline, prefix="baseline_")
+            trees = [(ROOT, "")] + ([(baseline, "baseline_")] if baseline is not None else [])
+            for index in range(runs):
+                for tree, prefix in trees if index % 2 == 0 else trees[::-1]:  # either first
+                    time_command(measured, env, tree, prefix)
                 _, _, report = run([CLI[0], "-X", "importtime", "-c", IMPORT_MAIN], env)
                 measured["cli_main_imports_ms"].append(import_ms(report))
                 with Stopwatch() as trip:
@@ -162,6 +177,7 @@ def main() -> None:
         "runs": runs,
         **{key: summary(values) for key, values in measured.items()},
         "baseline_tree": str(baseline) if baseline else None,
+        "ratio_to_baseline": paired_ratios(measured) if baseline is not None else None,
         "target_s": TARGET_SECONDS,
         "meets_target": statistics.median(measured["cli_query_ms"]) <= TARGET_SECONDS * 1000,
         "cores": os.cpu_count(),
@@ -174,6 +190,8 @@ def main() -> None:
     for key in measured:
         print(f"{key:29s} median {results[key]['median']:7.1f} ms  "
               f"(min {results[key]['min']:.1f}, max {results[key]['max']:.1f})")  # fmt: skip
+    for key, ratio in (results["ratio_to_baseline"] or {}).items():
+        print(f"{key:29s} this tree / baseline, median of paired runs: {ratio:.3f}")
     verdict = "met" if results["meets_target"] else "NOT met"
     print(f"target npcs query <= {TARGET_SECONDS * 1000:.0f} ms: {verdict}; wrote {RESULTS}")
 

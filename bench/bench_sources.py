@@ -11,18 +11,24 @@ machine hits each alike:
   SQLAlchemy), the path every non-PostgreSQL database takes.
 
 Each row reports the whole command's work (read + validation + snapshot) and the read
-alone. Prints ratios against the Parquet baseline and writes bench/results/sources.json.
-The scratch schema is dropped afterwards. Not a test.
+alone. Then each reader's refresh runs once more in a child process, for its peak
+resident memory (the child's VmHWM); with `--baseline-tree DIR` (an earlier
+tree, e.g. `git archive REV | tar -x -C DIR`) the same refresh from that tree runs
+alternated with this one. Prints ratios against the Parquet baseline and writes
+bench/results/sources.json. The scratch schema is dropped afterwards. Not a test.
 
     python bench/bench_sources.py [--rows 1000000] [--runs 3] [--sqlalchemy-runs 1]
+        [--baseline-tree DIR]
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import platform
 import statistics
+import subprocess
 import sys
 import tempfile
 import time
@@ -42,6 +48,22 @@ from node.store import DataStore, node_schema
 from node.synth import Jurisdiction, default_counties, generate
 
 RESULTS = Path(__file__).with_name("results") / "sources.json"
+TREE = Path(__file__).resolve().parents[1]
+_CHILD_REFRESH = """
+import sys
+sys.path.insert(0, sys.argv[1])
+from node.layout import NodePaths
+from node.refresh import refresh_datasets
+from node.settings import load_settings
+from node.sources_file import SourcesFile
+from pathlib import Path
+paths = NodePaths(Path(sys.argv[2]))
+sources = SourcesFile.model_validate_json(sys.argv[3])
+[outcome] = refresh_datasets(paths, load_settings(paths.root), sources, paths.root, ["reports"])
+assert outcome.result is not None and outcome.result.snapshot is not None, outcome.error
+status = Path("/proc/self/status").read_text()
+print(next(line.split()[1] for line in status.splitlines() if line.startswith("VmHWM:")))
+"""
 CHILDREN_PER_MILLION_REPORTS = 4_000_000
 
 
@@ -81,6 +103,42 @@ Measure = Callable[[], tuple[float, float]]
 """One run: (whole command's seconds, the read's seconds)."""
 
 
+def child_peak_mb(tree: Path, paths: NodePaths, sources: SourcesFile) -> float:
+    """Peak resident memory (MB) of one refresh from `tree`, in a fresh process."""
+    done = subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            _CHILD_REFRESH,
+            str(tree),
+            str(paths.root),
+            sources.model_dump_json(),
+        ],
+        env={**os.environ, "PYTHONPATH": str(tree)},
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    if done.returncode != 0:
+        raise SystemExit(f"the refresh from {tree} failed: {done.stderr[-2000:]}")
+    # The child's own high-water mark (VmHWM, kB): a fork's ru_maxrss would include
+    # this process's memory, which Linux carries across exec.
+    return round(int(done.stdout.split()[-1]) / 1024, 1)
+
+
+def refresh_peaks(
+    baseline: Path | None, paths: NodePaths, schema: str
+) -> dict[str, dict[str, float]]:
+    """Each reader's refresh peak RSS (MB), this tree's and the baseline's, alternated."""
+    trees = {"this": TREE} | ({"baseline": baseline} if baseline else {})
+    peak_mb: dict[str, dict[str, float]] = {}
+    for reader in ("adbc", "sqlalchemy"):
+        for name, tree in trees.items():
+            peak = child_peak_mb(tree, paths, sources_for(schema, reader))
+            peak_mb.setdefault(name, {})[reader] = peak
+    return peak_mb
+
+
 def summary(runs: list[tuple[float, float]]) -> dict[str, float]:
     return {
         "total_s": round(statistics.median(total for total, _ in runs), 3),
@@ -94,6 +152,7 @@ def main() -> None:
     parser.add_argument("--rows", type=int, default=1_000_000)
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument("--sqlalchemy-runs", type=int, default=1)
+    parser.add_argument("--baseline-tree", type=Path, help="an earlier tree, for peak memory")
     args = parser.parse_args()
 
     frame, counties = reports_rows(args.rows)
@@ -147,6 +206,7 @@ def main() -> None:
             results["postgres_sqlalchemy"] = summary(
                 [sqlalchemy() for _ in range(args.sqlalchemy_runs)]
             )
+        peak_mb = refresh_peaks(args.baseline_tree, paths, schema)
 
     baseline = results["parquet"]["total_s"]
     report: dict[str, Any] = {
@@ -157,19 +217,27 @@ def main() -> None:
         "ratio_total_vs_parquet": {
             name: round(values["total_s"] / baseline, 2) for name, values in results.items()
         },
+        "refresh_peak_rss_mb": peak_mb,
         "setup_s": round(setup_s, 1),
         "python": platform.python_version(),
         "machine": platform.machine(),
     }
     RESULTS.parent.mkdir(parents=True, exist_ok=True)
     RESULTS.write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
-    print(f"{frame.height:,} reports rows (median of runs; read = fetching the rows alone)")
-    for name, values in results.items():
+    print_report(report)
+    print(f"wrote {RESULTS}")
+
+
+def print_report(report: dict[str, Any]) -> None:
+    print(f"{report['rows']:,} reports rows (median of runs; read = fetching the rows alone)")
+    for name, values in report["results"].items():
         print(
             f"{name:20s} total {values['total_s']:7.2f} s   read {values['read_s']:7.2f} s   "
             f"{report['ratio_total_vs_parquet'][name]:5.2f}x parquet"
         )
-    print(f"wrote {RESULTS}")
+    for name, peaks in report["refresh_peak_rss_mb"].items():
+        shown = ", ".join(f"{reader} {mb:,.0f} MB" for reader, mb in peaks.items())
+        print(f"refresh peak RSS ({name} tree, own process): {shown}")
 
 
 def check(outcome: RefreshOutcome, reader: str) -> None:

@@ -242,15 +242,10 @@ class CheckpointStore:
         Only checkpoints are compared here (same size, other root: forked); full
         consistency proofs between sizes are the auditor's job (`npcs audit`).
         """
-        regressions: list[LedgerRegression] = []
         with transaction(self.path) as connection:
             for node in replacing:
                 _delete(connection, partnership, node)
-            for checkpoint in checkpoints:
-                regression = _remember(connection, partnership, checkpoint)
-                if regression is not None:
-                    regressions.append(regression)
-        return regressions
+            return remember_in(connection, partnership, checkpoints)
 
     def forget(self, partnership: str, node: str) -> RememberedCheckpoint | None:
         """Drop the node's remembered checkpoint (after a recorded ledger reset the
@@ -270,6 +265,19 @@ class CheckpointStore:
         with transaction(self.path) as connection:
             rows = connection.execute(_SELECT_ALL, (partnership,)).fetchall()
         return {checkpoint.node: checkpoint for checkpoint in map(_from_row, rows)}
+
+
+def remember_in(
+    connection: sqlite3.Connection, partnership: str, checkpoints: Iterable[RememberedCheckpoint]
+) -> list[LedgerRegression]:
+    """`CheckpointStore.remember` inside the caller's transaction (the results store keeps
+    a query's result and its checkpoints in one commit: one fsync per fan-out)."""
+    regressions: list[LedgerRegression] = []
+    for checkpoint in checkpoints:
+        regression = _remember(connection, partnership, checkpoint)
+        if regression is not None:
+            regressions.append(regression)
+    return regressions
 
 
 def _from_row(row: tuple[object, ...]) -> RememberedCheckpoint:

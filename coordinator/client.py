@@ -49,7 +49,7 @@ from npcs.serde_query import (
 from npcs.transport import CLIENT_OPTIONS, SERVICE_NAME
 from npcs.v1 import node_pb2 as pb
 from npcs.v1 import node_pb2_grpc as pb_grpc
-from privacy.ledger.entry import LedgerEntry, entry_from_canonical_bytes
+from privacy.ledger.entry import LedgerEntry
 from privacy.query import QuerySpec
 from privacy.tlog import key_fingerprint
 
@@ -67,6 +67,14 @@ class ClientCredentials:
     certificate_pem: bytes
     tls_key_pem: bytes
     signing_key: Ed25519PrivateKey
+
+    def channel_credentials(self) -> grpc.ChannelCredentials:
+        """gRPC's mTLS credentials: the partnership CA, this certificate and its key."""
+        return grpc.ssl_channel_credentials(
+            root_certificates=self.ca_pem,
+            private_key=self.tls_key_pem,
+            certificate_chain=self.certificate_pem,
+        )
 
     @classmethod
     def load(cls, files: IdentityFiles) -> ClientCredentials:
@@ -92,6 +100,20 @@ class ReceiptCheck:
     problem: str | None = None
 
 
+@dataclass(frozen=True)
+class NodeChannel:
+    """An open mTLS channel to one node and the stub over it (a stub costs more to build
+    than a call's own Python work: a kept channel keeps its stub)."""
+
+    channel: grpc.Channel
+    stub: pb_grpc.NodeStub
+
+    @classmethod
+    def open(cls, address: str, credentials: grpc.ChannelCredentials) -> NodeChannel:
+        channel = grpc.secure_channel(address, credentials, options=list(CLIENT_OPTIONS))
+        return cls(channel, pb_grpc.NodeStub(channel))
+
+
 class NodeClient:
     """Calls to one node over one mTLS channel. Use as a context manager."""
 
@@ -102,22 +124,20 @@ class NodeClient:
         *,
         timeout: float = DEFAULT_TIMEOUT_SECONDS,
         interceptors: Sequence[grpc.UnaryUnaryClientInterceptor[Any, Any]] = (),
+        opened: NodeChannel | None = None,
     ) -> None:
+        """`opened`: a channel to the node that the caller keeps (and closes); without
+        one the client opens its own and closes it on `close`."""
         self.entry = entry
         self.timeout = timeout
         self._credentials = credentials
-        channel_credentials = grpc.ssl_channel_credentials(
-            root_certificates=credentials.ca_pem,
-            private_key=credentials.tls_key_pem,
-            certificate_chain=credentials.certificate_pem,
-        )
-        self._channel = grpc.secure_channel(
-            entry.address, channel_credentials, options=list(CLIENT_OPTIONS)
-        )
-        channel: grpc.Channel = self._channel
+        self._owns_channel = opened is None
+        if opened is None:
+            opened = NodeChannel.open(entry.address, credentials.channel_credentials())
+        self._channel = opened.channel
+        self._stub = opened.stub
         if interceptors:
-            channel = grpc.intercept_channel(self._channel, *interceptors)
-        self._stub = pb_grpc.NodeStub(channel)
+            self._stub = pb_grpc.NodeStub(grpc.intercept_channel(self._channel, *interceptors))
 
     def __enter__(self) -> NodeClient:
         return self
@@ -126,7 +146,8 @@ class NodeClient:
         self.close()
 
     def close(self) -> None:
-        self._channel.close()
+        if self._owns_channel:
+            self._channel.close()
 
     def _call(self, method: str, request: object) -> object:
         try:
@@ -264,21 +285,33 @@ def check_receipt(
     entry: NodeEntry,
     ledger_key: Ed25519PublicKey | None,
     query_id: str,
+    verified_checkpoint: PublishedCheckpoint | None = None,
 ) -> ReceiptCheck:
-    """Does the receipt prove this release is recorded in the node's signed ledger?"""
+    """Does the receipt prove this release is recorded in the node's signed ledger?
+
+    `verified_checkpoint`: a checkpoint whose signature under `ledger_key` the caller has
+    just verified (the node's description's); a receipt with that very checkpoint (same
+    body, signature and key hash: a replay, or no query in between) is not verified twice.
+    """
     if ledger_key is None:
         return ReceiptCheck(False, "no ledger key matching the pinned fingerprint")
     if answer.checkpoint.key_fingerprint not in ("", entry.ledger_key_fingerprint):
         return ReceiptCheck(False, "checkpoint names a ledger key other than the pinned one")
-    if not answer.verify(ledger_key):
+    recorded = answer.verified_entry(
+        ledger_key, signature_checked=_same_checkpoint(answer.checkpoint, verified_checkpoint)
+    )
+    if recorded is None:
         return ReceiptCheck(
             False,
             "checkpoint signature, recorded answer or inclusion proof does not check out",
         )
-    try:
-        recorded = entry_from_canonical_bytes(answer.leaf_data)
-    except (ValueError, TypeError, KeyError):
-        return ReceiptCheck(False, "the recorded ledger entry cannot be read")
     if recorded.query_id != query_id:
         return ReceiptCheck(False, f"the ledger entry records query {recorded.query_id}")
     return ReceiptCheck(True)
+
+
+def _same_checkpoint(checkpoint: PublishedCheckpoint, other: PublishedCheckpoint | None) -> bool:
+    if other is None:
+        return False
+    a, b = checkpoint.signed, other.signed
+    return (a.checkpoint, a.signature, a.key_hash) == (b.checkpoint, b.signature, b.key_hash)

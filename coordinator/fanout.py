@@ -17,9 +17,9 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Sequence
-from concurrent.futures import ThreadPoolExecutor, as_completed
+from concurrent.futures import Executor, ThreadPoolExecutor, as_completed
 from dataclasses import dataclass
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import grpc
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
@@ -31,6 +31,7 @@ from coordinator.checkpoints import (
 )
 from coordinator.client import (
     ClientCredentials,
+    NodeChannel,
     NodeClient,
     ReceiptCheck,
     check_receipt,
@@ -40,6 +41,9 @@ from coordinator.errors import LEDGER_UNTRUSTED, NodeCallError, NodeProblem
 from coordinator.partnership import NodeEntry
 from kernel.messages import NodeDescription, PreviewResult, QueryAnswer
 from privacy.query import QuerySpec
+
+if TYPE_CHECKING:
+    from coordinator.connections import NodeConnections
 
 T = TypeVar("T")
 
@@ -83,23 +87,39 @@ def fan_out(
     entries: Sequence[NodeEntry],
     work: Callable[[NodeEntry], T],
     on_done: Callable[[NodeEntry, T], None] | None = None,
+    *,
+    connections: NodeConnections | None = None,
 ) -> dict[str, T]:
     """Run `work` for every node concurrently; results keyed by node name, in entry order.
 
     `work` must not raise for node failures (it returns them); anything it does raise is
-    a bug and propagates.
+    a bug and propagates. With `connections`, on the session's threads (started once);
+    else on threads started for this call.
     """
     results: dict[str, T] = {}
     if not entries:
         return results
-    with ThreadPoolExecutor(max_workers=len(entries), thread_name_prefix="npcs-node") as pool:
-        futures = {pool.submit(work, entry): entry for entry in entries}
-        for future in as_completed(futures):
-            entry = futures[future]
-            results[entry.name] = future.result()
-            if on_done is not None:
-                on_done(entry, results[entry.name])
+    if connections is not None:
+        _collect(connections.workers(len(entries)), entries, work, on_done, results)
+    else:
+        with ThreadPoolExecutor(max_workers=len(entries), thread_name_prefix="npcs-node") as pool:
+            _collect(pool, entries, work, on_done, results)
     return {entry.name: results[entry.name] for entry in entries}
+
+
+def _collect(
+    pool: Executor,
+    entries: Sequence[NodeEntry],
+    work: Callable[[NodeEntry], T],
+    on_done: Callable[[NodeEntry, T], None] | None,
+    results: dict[str, T],
+) -> None:
+    futures = {pool.submit(work, entry): entry for entry in entries}
+    for future in as_completed(futures):
+        entry = futures[future]
+        results[entry.name] = future.result()
+        if on_done is not None:
+            on_done(entry, results[entry.name])
 
 
 def query_node(
@@ -108,16 +128,42 @@ def query_node(
     spec: QuerySpec,
     settings: FanoutSettings,
     remembered: RememberedCheckpoint | None = None,
+    *,
+    connections: NodeConnections | None = None,
 ) -> NodeQueryResult:
     """Preview with the node's description, then a signed Query (retried with the same
-    query_id).
+    query_id); over the session's open channel to the node when `connections` is given.
 
     A node whose description cannot show its ledger extends `remembered` is not asked the
     Query (nothing is charged); one whose answer cannot show it has its answer withheld.
+    A kept channel to a node that could not be reached is dropped: gRPC would hold it
+    in its reconnect backoff, and the session's next query opens a new one.
     """
+    opened = None if connections is None else connections.channel(entry)
+    result = _ask(entry, credentials, spec, settings, remembered, opened=opened)
+    if connections is not None and result.problem is not None and result.problem.retryable:
+        connections.drop(entry)
+    return result
+
+
+def _ask(
+    entry: NodeEntry,
+    credentials: ClientCredentials,
+    spec: QuerySpec,
+    settings: FanoutSettings,
+    remembered: RememberedCheckpoint | None,
+    *,
+    opened: NodeChannel | None,
+) -> NodeQueryResult:
+    """`query_node`'s calls and checks (over `opened` when given, else a new channel)."""
     remembered_size = remembered.size if remembered is not None else 0
+    verified_checkpoint = None
     with NodeClient(
-        entry, credentials, timeout=settings.timeout, interceptors=settings.interceptors
+        entry,
+        credentials,
+        timeout=settings.timeout,
+        interceptors=settings.interceptors,
+        opened=opened,
     ) as client:
         try:
             description, preview = client.describe_and_preview(spec, remembered_size)
@@ -125,15 +171,11 @@ def query_node(
             return NodeQueryResult(entry=entry, problem=failure.problem, attempts=1)
         ledger_key, key_problem = _ledger_key(description, entry)
         if ledger_key is not None:
-            untrusted = check_continuity(
-                entry.name,
-                remembered,
-                description.latest_checkpoint,
-                description.consistency,
-                ledger_key,
-            )
+            shown, proof = description.latest_checkpoint, description.consistency
+            untrusted = check_continuity(entry.name, remembered, shown, proof, ledger_key)
             if untrusted is not None:
                 return _withheld(entry, untrusted, description=description)
+            verified_checkpoint = shown  # its signature checked out
         attempts = 0
         while True:
             attempts += 1
@@ -150,7 +192,13 @@ def query_node(
                     attempts=attempts,
                 )
             break
-    receipt = check_receipt(answer, entry=entry, ledger_key=ledger_key, query_id=str(spec.query_id))
+    receipt = check_receipt(
+        answer,
+        entry=entry,
+        ledger_key=ledger_key,
+        query_id=str(spec.query_id),
+        verified_checkpoint=verified_checkpoint,
+    )
     if key_problem and not receipt.verified:
         receipt = ReceiptCheck(False, key_problem)
     if ledger_key is not None:

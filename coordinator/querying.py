@@ -13,6 +13,7 @@ import base64
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from typing import TYPE_CHECKING
 from uuid import uuid4
 
 from coordinator.checkpoints import RememberedCheckpoint
@@ -24,7 +25,6 @@ from coordinator.fanout import (
     query_node,
 )
 from coordinator.partnership import NodeEntry
-from coordinator.preview import ExpectedRow, PreviewReport, pooled_expected
 from coordinator.report import NodeStatus, Report, build_report
 from coordinator.results import StoredAnswer
 from coordinator.session import Session
@@ -33,6 +33,9 @@ from privacy.budget import format_rho
 from privacy.population import PopulationTable
 from privacy.query import QuerySpec
 from privacy.release import Release
+
+if TYPE_CHECKING:
+    from coordinator.preview import PreviewReport
 
 
 @dataclass(frozen=True)
@@ -53,9 +56,15 @@ def run_query(
     results = fan_out(
         entries,
         lambda entry: query_node(
-            entry, session.credentials, spec, session.settings, remembered.get(entry.name)
+            entry,
+            session.credentials,
+            spec,
+            session.settings,
+            remembered.get(entry.name),
+            connections=session.connections,
         ),
         on_done,
+        connections=session.connections,
     )
     releases: dict[str, Release] = {}
     populations: dict[str, dict[str, int]] = {}
@@ -88,8 +97,8 @@ def run_query(
         populations=populations,
         group_populations=group_populations,
     )
-    session.store.save(report, stored)
-    return QueryRun(report, _remember_checkpoints(session, results.values(), now))
+    regressions = session.store.save(report, stored, _verified_checkpoints(results.values(), now))
+    return QueryRun(report, tuple(regression.warning() for regression in regressions))
 
 
 def node_status(result: NodeQueryResult) -> NodeStatus:
@@ -134,12 +143,13 @@ def receipt_json(answer: QueryAnswer) -> dict[str, object]:
     }
 
 
-def _remember_checkpoints(
-    session: Session, results: Iterable[NodeQueryResult], now: datetime
-) -> tuple[str, ...]:
-    """Remember every verified checkpoint in one transaction; warn of any that went back."""
+def _verified_checkpoints(
+    results: Iterable[NodeQueryResult], now: datetime
+) -> list[RememberedCheckpoint]:
+    """Every verified checkpoint, to remember with the result (a checkpoint that went back
+    on the remembered one is not kept: it becomes a warning)."""
     seen_at = now.isoformat(timespec="seconds")
-    checkpoints = [
+    return [
         RememberedCheckpoint.seen(
             result.entry.name,
             result.answer.checkpoint,
@@ -149,8 +159,6 @@ def _remember_checkpoints(
         for result in results
         if result.answer is not None and result.receipt is not None and result.receipt.verified
     ]
-    regressions = session.store.checkpoints.remember(session.partnership.name, checkpoints)
-    return tuple(regression.warning() for regression in regressions)
 
 
 def run_preview(
@@ -160,6 +168,8 @@ def run_preview(
     *,
     on_done: Callable[[NodeEntry, NodePreviewResult], None] | None = None,
 ) -> PreviewReport:
+    from coordinator.preview import ExpectedRow, PreviewReport, pooled_expected  # --dry-run
+
     results = fan_out(
         entries,
         lambda entry: preview_node(entry, session.credentials, spec, session.settings),

@@ -15,7 +15,12 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from coordinator.checkpoints import CheckpointStore
+from coordinator.checkpoints import (
+    CheckpointStore,
+    LedgerRegression,
+    RememberedCheckpoint,
+    remember_in,
+)
 from coordinator.errors import CoordinatorError
 from coordinator.local_store import create_schema, default_data_dir, transaction
 from coordinator.report import Report
@@ -95,8 +100,15 @@ class ResultsStore:
     def open_default(cls, data_dir: Path | None = None) -> ResultsStore:
         return cls((data_dir or default_data_dir()) / DATABASE_NAME)
 
-    def save(self, report: Report, answers: Sequence[StoredAnswer]) -> None:
-        """Keep a result and the answers behind it, in one transaction."""
+    def save(
+        self,
+        report: Report,
+        answers: Sequence[StoredAnswer],
+        checkpoints: Sequence[RememberedCheckpoint] = (),
+    ) -> list[LedgerRegression]:
+        """Keep a result, the answers behind it and the nodes' newly verified
+        `checkpoints` (`CheckpointStore.remember`), all in one transaction (one fsync per
+        query); returns the checkpoints that went back on the remembered ones."""
         with transaction(self.path) as connection:
             connection.execute(
                 "INSERT INTO results VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
@@ -129,6 +141,7 @@ class ResultsStore:
                     for answer in answers
                 ],
             )
+            return remember_in(connection, report.partnership, checkpoints)
 
     def list_results(self, limit: int = 50) -> list[ResultSummary]:
         with transaction(self.path) as connection:

@@ -7,9 +7,11 @@ Built once at the command's entry point and passed down; set-up problems are
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import cached_property
 from pathlib import Path
 
 from coordinator.client import ClientCredentials
+from coordinator.connections import NodeConnections
 from coordinator.errors import InvalidArgumentError, SetupError
 from coordinator.fanout import FanoutSettings
 from coordinator.partnership import (
@@ -25,10 +27,28 @@ from kernel.keyfiles import KeyFileError
 
 @dataclass(frozen=True)
 class Session:
+    """Close it (or use it as a context manager): it keeps its nodes' channels open."""
+
     partnership: Partnership
     credentials: ClientCredentials
     settings: FanoutSettings
     store: ResultsStore
+
+    @cached_property
+    def connections(self) -> NodeConnections:
+        """Each node's channel, opened on the session's first call to it and kept for
+        its later fan-outs (`coordinator.connections`)."""
+        return NodeConnections(self.credentials)
+
+    def close(self) -> None:
+        if "connections" in self.__dict__:
+            self.connections.close()
+
+    def __enter__(self) -> Session:
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self.close()
 
     def select_nodes(self, names: str | None) -> tuple[NodeEntry, ...]:
         try:

@@ -12,6 +12,8 @@ from typing import Any, TypeVar
 
 import click
 
+from kernel.command_gc import modules_loaded
+
 F = TypeVar("F", bound=Callable[..., Any])
 
 
@@ -55,6 +57,7 @@ class LazyGroup(click.Group):
     def _load(self, cmd_name: str) -> click.Command:
         module_name, attribute = self.lazy_subcommands[cmd_name].split(":")
         command = getattr(importlib.import_module(module_name), attribute)
+        modules_loaded()
         if not isinstance(command, click.Command):
             raise TypeError(f"{module_name}:{attribute} is not a click command")
         return command

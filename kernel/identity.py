@@ -16,8 +16,6 @@ import re
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Literal, get_args
 
-from cryptography.hazmat.primitives import serialization
-
 if TYPE_CHECKING:
     from cryptography import x509
 
@@ -130,6 +128,8 @@ def normalise_fingerprint(value: str) -> str:
 
 def certificate_fingerprint(certificate: x509.Certificate) -> str:
     """SHA-256 of the certificate's DER encoding, lowercase hex (the revocation key)."""
+    from cryptography.hazmat.primitives import serialization  # ~8 ms; not for `npcs query`
+
     return hashlib.sha256(certificate.public_bytes(serialization.Encoding.DER)).hexdigest()
 
 

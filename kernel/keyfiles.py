@@ -18,15 +18,19 @@ from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec, ed25519
-from cryptography.hazmat.primitives.asymmetric.types import PrivateKeyTypes
+from cryptography.hazmat.primitives.asymmetric import ed25519
 
+from kernel.ed25519_pem import canonical_private_bytes, canonical_public_bytes
 from kernel.files import PRIVATE_FILE_MODE, PUBLIC_FILE_MODE, atomic_write_bytes, create_exclusive
 from kernel.identity import Identity
 
 if TYPE_CHECKING:
     from cryptography import x509
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.hazmat.primitives.asymmetric.types import PrivateKeyTypes
+
+# `serialization`, `hashes` and `ec` are imported where used: `npcs query` reads only
+# Ed25519 keys (kernel/ed25519_pem.py), and they would cost it ~8 ms of imports.
 
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 
@@ -51,6 +55,8 @@ class KeyFileExistsError(KeyFileError, FileExistsError):
 
 
 def generate_tls_key() -> ec.EllipticCurvePrivateKey:
+    from cryptography.hazmat.primitives.asymmetric import ec
+
     return ec.generate_private_key(ec.SECP256R1())
 
 
@@ -61,6 +67,8 @@ def generate_ed25519_key() -> ed25519.Ed25519PrivateKey:
 
 def private_key_pem(key: ec.EllipticCurvePrivateKey | ed25519.Ed25519PrivateKey) -> bytes:
     """Unencrypted PKCS8 PEM: the file's 0600 mode is the protection."""
+    from cryptography.hazmat.primitives import serialization
+
     return key.private_bytes(
         serialization.Encoding.PEM,
         serialization.PrivateFormat.PKCS8,
@@ -70,12 +78,16 @@ def private_key_pem(key: ec.EllipticCurvePrivateKey | ed25519.Ed25519PrivateKey)
 
 def public_key_pem(key: ec.EllipticCurvePublicKey | ed25519.Ed25519PublicKey) -> bytes:
     """SubjectPublicKeyInfo PEM."""
+    from cryptography.hazmat.primitives import serialization
+
     return key.public_bytes(
         serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
     )
 
 
 def certificate_pem(certificate: x509.Certificate) -> bytes:
+    from cryptography.hazmat.primitives import serialization
+
     return certificate.public_bytes(serialization.Encoding.PEM)
 
 
@@ -86,6 +98,11 @@ def public_key_from_raw(raw: bytes) -> ed25519.Ed25519PublicKey:
 
 def public_key_from_pem(pem: bytes, *, source: str = "PEM data") -> ed25519.Ed25519PublicKey:
     """A PEM (SubjectPublicKeyInfo) Ed25519 public key; KeyFileError naming `source`."""
+    raw = canonical_public_bytes(pem)
+    if raw is not None:  # the PEM as cryptography writes it: no parser needed
+        return ed25519.Ed25519PublicKey.from_public_bytes(raw)
+    from cryptography.hazmat.primitives import serialization
+
     try:
         key = serialization.load_pem_public_key(pem)
     except ValueError as exc:
@@ -130,7 +147,9 @@ def load_certificate_file(path: Path, what: str = "certificate") -> x509.Certifi
 
 def load_ec_private_key(path: Path, what: str = "TLS key") -> ec.EllipticCurvePrivateKey:
     """Load an unencrypted PEM ECDSA P-256 private key."""
-    key = _load_private_key(path, what)
+    from cryptography.hazmat.primitives.asymmetric import ec
+
+    key = _parse_private_key(read_file(path, what), path, what)
     if not isinstance(key, ec.EllipticCurvePrivateKey) or key.curve.name != "secp256r1":
         raise KeyFileError(f"{what} {path} is not an ECDSA P-256 key")
     return key
@@ -138,7 +157,11 @@ def load_ec_private_key(path: Path, what: str = "TLS key") -> ec.EllipticCurvePr
 
 def load_ed25519_private_key(path: Path, what: str = "signing key") -> ed25519.Ed25519PrivateKey:
     """Load an unencrypted PEM (PKCS8) Ed25519 private key."""
-    key = _load_private_key(path, what)
+    data = read_file(path, what)
+    raw = canonical_private_bytes(data)
+    if raw is not None:  # the PEM as cryptography writes it: no parser needed
+        return ed25519.Ed25519PrivateKey.from_private_bytes(raw)
+    key = _parse_private_key(data, path, what)
     if not isinstance(key, ed25519.Ed25519PrivateKey):
         raise KeyFileError(f"{what} {path} is not an Ed25519 private key")
     return key
@@ -149,8 +172,9 @@ def load_ed25519_public_key(path: Path, what: str = "public key") -> ed25519.Ed2
     return public_key_from_pem(read_file(path, what), source=f"{what} {path}")
 
 
-def _load_private_key(path: Path, what: str) -> PrivateKeyTypes:
-    data = read_file(path, what)
+def _parse_private_key(data: bytes, path: Path, what: str) -> PrivateKeyTypes:
+    from cryptography.hazmat.primitives import serialization
+
     try:
         return serialization.load_pem_private_key(data, password=None)
     except (ValueError, TypeError) as exc:
@@ -200,6 +224,7 @@ def build_csr(
 ) -> x509.CertificateSigningRequest:
     """A CSR naming `identity` in its URI SAN (the CA decides what finally goes in)."""
     from cryptography import x509
+    from cryptography.hazmat.primitives import hashes
 
     names: list[x509.GeneralName] = [x509.UniformResourceIdentifier(identity.uri)]
     names += [x509.DNSName(name) for name in dns_names]

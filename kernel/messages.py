@@ -11,12 +11,13 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from functools import cached_property
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
 from kernel.signing import SignedRequest
 from privacy.budget import format_rho
-from privacy.ledger.entry import Receipt
+from privacy.ledger.entry import LedgerEntry, Receipt
 from privacy.population import PopulationTable
 from privacy.query import QuerySpec
 from privacy.release import Release
@@ -91,6 +92,11 @@ class QueryAnswer:
     """From the size the client remembered to `checkpoint` (None: none asked or given)."""
 
     def release(self) -> Release:
+        """The parsed release (parsed once: the bytes never change)."""
+        return self._release
+
+    @cached_property
+    def _release(self) -> Release:
         return Release.from_bytes(self.release_bytes)
 
     def receipt(self) -> Receipt:
@@ -108,6 +114,15 @@ class QueryAnswer:
         """The checkpoint is signed by the node's ledger key, the recorded entry holds
         exactly these release bytes, and it is included in the checkpoint's tree."""
         return self.receipt().verify(ledger_public_key, self.release_bytes)
+
+    def verified_entry(
+        self, ledger_public_key: Ed25519PublicKey, *, signature_checked: bool = False
+    ) -> LedgerEntry | None:
+        """The recorded ledger entry if the receipt verifies (`verify`), else None;
+        `signature_checked`: see `Receipt.verified_entry`."""
+        return self.receipt().verified_entry(
+            ledger_public_key, self.release_bytes, signature_checked=signature_checked
+        )
 
 
 @dataclass(frozen=True)

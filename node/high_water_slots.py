@@ -16,7 +16,10 @@ read; the first raise rewrites the file in the slot format, atomically, once.
 
 from __future__ import annotations
 
+import fcntl
 import os
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 from kernel.files import PRIVATE_FILE_MODE, atomic_write_bytes
@@ -60,6 +63,18 @@ class HighWaterFile:
 
     def __init__(self, path: Path) -> None:
         self.path = path
+        self.lock_path = path.with_name(path.name + ".lock")
+
+    @contextmanager
+    def exclusive(self) -> Iterator[None]:
+        """An exclusive `flock` on a lock file beside the marker (0600), held while inside:
+        the marker file itself may be replaced by rename, so it cannot carry the lock."""
+        descriptor = os.open(self.lock_path, os.O_RDWR | os.O_CREAT, PRIVATE_FILE_MODE)
+        try:
+            fcntl.flock(descriptor, fcntl.LOCK_EX)
+            yield
+        finally:
+            os.close(descriptor)  # releases the lock
 
     def load(self) -> SignedHighWaterMark | None:
         """The newest marker in the file (None if there is no file or no slot holds one)."""

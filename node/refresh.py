@@ -1,11 +1,12 @@
 """Refresh datasets from their database queries: read, validate, snapshot, one by one.
 
-Each mapped dataset goes through exactly the file-ingest path after its rows are read
-(`DataStore.ingest_frame`: validation, reject report, reject threshold, atomic switch of
-CURRENT). A dataset whose database fails, is slow, or sends too many bad rows keeps its
-current snapshot; the other datasets are still refreshed, and the outcome of each is
-reported. Refreshing never touches the privacy budget.
-"""
+Each mapped dataset's rows are spooled batch by batch to a private file
+(node/row_spool.py), which then goes through exactly the file-ingest path
+(`DataStore.ingest_export`: person buckets, validation, reject report, reject threshold,
+atomic switch of CURRENT); the spool is removed whatever happens. A dataset whose
+database fails, is slow, or sends too many bad rows keeps its current snapshot; the
+other datasets are still refreshed, and the outcome of each is reported. Refreshing
+never touches the privacy budget."""
 
 from __future__ import annotations
 
@@ -20,6 +21,7 @@ from node.credentials import database_password
 from node.ingest import IngestError
 from node.ingest_result import IngestResult, SourceOrigin
 from node.layout import NodePaths
+from node.row_spool import RowSpool
 from node.row_validation import DERIVED_COLUMNS
 from node.settings import NodeSettings
 from node.source_mapping import check_query_columns
@@ -108,6 +110,7 @@ def refresh_datasets(
     """Refresh each dataset in turn; one dataset's failure does not stop the others."""
     refresher = _Refresher(
         store=DataStore(paths, schema_for(settings)),
+        spool_dir=paths.data_dir,
         settings=settings,
         sources=sources,
         sources_dir=sources_dir,
@@ -125,6 +128,7 @@ def refresh_datasets(
 @dataclass(frozen=True)
 class _Refresher:
     store: DataStore
+    spool_dir: Path
     settings: NodeSettings
     sources: SourcesFile
     sources_dir: Path
@@ -137,6 +141,7 @@ class _Refresher:
         database = self.sources.databases[mapping.database]
         where = f"the query for {dataset} on database {mapping.database}"
         read, result, problem = None, None, None
+        spool = RowSpool(self.spool_dir)
         try:
             query = SqlQuery(
                 database_name=mapping.database,
@@ -149,24 +154,27 @@ class _Refresher:
             read = read_query(
                 query,
                 self._column_check(dataset, where),
+                spool,
                 lambda rows: self.progress.reading(dataset, mapping.database, rows),
             )
-            self.progress.validating(dataset, read.frame.height)
-            result = self.store.ingest_frame(
+            self.progress.validating(dataset, read.rows)
+            result = self.store.ingest_export(
                 dataset,
-                read.frame,
+                read.path,
                 _origin(mapping.database, database, mapping.query),
                 threshold=self.settings.ingest.threshold(),
                 check_only=self.check_only,
             )
         except (SourceError, IngestError) as error:
             problem = str(error)
+        finally:
+            spool.discard()
         return RefreshOutcome(
             dataset=dataset,
             database=mapping.database,
             result=result,
             error=problem,
-            rows_read=read.frame.height if read else 0,
+            rows_read=read.rows if read else 0,
             reader=read.reader if read else None,
             read_seconds=read.seconds if read else 0.0,
             seconds=time.perf_counter() - started,

@@ -1,4 +1,4 @@
-"""Read one dataset's rows from a database, under the source's limits, into a Polars frame.
+"""Read one dataset's rows from a database, under the source's limits, into a spooled file.
 
 Every read runs the same steps on one connection:
 
@@ -8,12 +8,14 @@ Every read runs the same steps on one connection:
    ignored it cannot slip through);
 3. ask for the query's result columns with a query that returns no row, and check them
    against the schema (did-you-mean for misspelt names) before any row is read;
-4. stream the rows in batches, refusing more than `row_limit`.
+4. stream the rows in batches, refusing more than `row_limit`, each batch written to a
+   private spool file as it arrives (node/row_spool.py), so no step holds the table.
 
 PostgreSQL is read through ADBC, which hands over Arrow batches (measured about 3x
 faster than psycopg rows for 1M `reports` rows, see bench/bench_sources.py); every other
-database through SQLAlchemy and its driver. The frame goes to the same validation and
-snapshot code as a file (`DataStore.ingest_frame`); nothing here decides what is valid.
+database through SQLAlchemy and its driver. The spooled file goes to the same validation
+and snapshot code as an exported file (`DataStore.ingest_export`); nothing here decides
+what is valid.
 """
 
 from __future__ import annotations
@@ -22,8 +24,10 @@ import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from node.row_spool import RowSpool
 from node.sources_file import SOURCES_EXTRA_HINT, DatabaseSource, SourceError
 from node.sql_failures import DriverError, FailureContext, Phase, classify, describe, scrub
 
@@ -68,7 +72,9 @@ class SqlQuery:
 
 @dataclass(frozen=True)
 class SqlRead:
-    frame: pl.DataFrame
+    path: Path
+    """The rows, spooled to a private Parquet file (inside the spool's folder)."""
+    rows: int
     reader: str
     """'adbc' or 'sqlalchemy'."""
     seconds: float
@@ -82,16 +88,18 @@ def reader_for(database: DatabaseSource) -> str:
 
 
 def read_query(
-    query: SqlQuery, check_columns: ColumnCheck, on_rows: RowsRead | None = None
+    query: SqlQuery, check_columns: ColumnCheck, spool: RowSpool, on_rows: RowsRead | None = None
 ) -> SqlRead:
-    """All result rows of `query` as a frame; SourceError (never a driver error) otherwise."""
+    """All result rows of `query`, spooled batch by batch; SourceError (never a driver
+    error) otherwise. The caller discards the spool."""
     reader = reader_for(query.database)
     started = time.perf_counter()
     read = _read_with_adbc if reader == "adbc" else _read_with_sqlalchemy
     progress = on_rows or (lambda _rows: None)
     phase = [Phase.CONNECT]
     try:
-        frame = read(query, check_columns, progress, phase)
+        columns = read(query, check_columns, spool, progress, phase)
+        path = spool.finish(columns)
     except SourceError:
         raise
     except ImportError:
@@ -103,7 +111,8 @@ def read_query(
         detail = scrub(driver.message, query.password)
         message = describe(classify(driver, phase[0]), detail, query.failure_context())
         raise SourceError(message) from None
-    return SqlRead(frame=frame, reader=reader, seconds=time.perf_counter() - started)
+    seconds = time.perf_counter() - started
+    return SqlRead(path=path, rows=spool.rows, reader=reader, seconds=seconds)
 
 
 def _is_driver_error(exc: Exception) -> bool:
@@ -181,8 +190,12 @@ def _too_many_rows(query: SqlQuery) -> SourceError:
 
 
 def _read_with_adbc(
-    query: SqlQuery, check_columns: ColumnCheck, on_rows: RowsRead, phase: list[Phase]
-) -> pl.DataFrame:
+    query: SqlQuery,
+    check_columns: ColumnCheck,
+    spool: RowSpool,
+    on_rows: RowsRead,
+    phase: list[Phase],
+) -> list[str]:
     import adbc_driver_postgresql.dbapi as adbc
     import polars as pl
     import pyarrow as pa
@@ -201,23 +214,23 @@ def _read_with_adbc(
         guards = cursor.fetchone()
         _check_postgres_guards(str(guards[0]) if guards else "", query.database)
         cursor.execute(_no_rows(query.sql))
-        check_columns(cursor.fetch_arrow_table().schema.names)
+        columns = list(cursor.fetch_arrow_table().schema.names)
+        check_columns(columns)
         cursor.execute(query.sql)
         reader = cursor.fetch_record_batch()
-        batches, rows = [], 0
+        rows = 0
         try:
             for batch in reader:
                 rows += batch.num_rows
                 if rows > query.database.row_limit:
                     raise _too_many_rows(query)
-                batches.append(batch)
+                frame = pl.from_arrow(batch)
+                assert isinstance(frame, pl.DataFrame)
+                spool.add(frame)
                 on_rows(rows)
         except (OSError, pa.ArrowException) as exc:
             raise _StreamError(str(exc)) from exc
-        table = pa.Table.from_batches(batches, schema=reader.schema)
-    frame = pl.from_arrow(table)
-    assert isinstance(frame, pl.DataFrame)
-    return frame
+    return columns
 
 
 def _libpq_uri(url: URL, query: SqlQuery) -> str:
@@ -234,10 +247,12 @@ def _libpq_uri(url: URL, query: SqlQuery) -> str:
 
 
 def _read_with_sqlalchemy(
-    query: SqlQuery, check_columns: ColumnCheck, on_rows: RowsRead, phase: list[Phase]
-) -> pl.DataFrame:
-    import polars as pl
-
+    query: SqlQuery,
+    check_columns: ColumnCheck,
+    spool: RowSpool,
+    on_rows: RowsRead,
+    phase: list[Phase],
+) -> list[str]:
     with _connection(query) as connection:
         phase[0] = Phase.QUERY
         dialect = connection.dialect
@@ -249,19 +264,22 @@ def _read_with_sqlalchemy(
             _check_postgres_guards(str(guards[0]), query.database)
         columns = list(connection.exec_driver_sql(_no_rows(query.sql)).keys())
         check_columns(columns)
-        streaming = connection.execution_options(stream_results=True, yield_per=BATCH_ROWS)
+        # A server-side cursor, read BATCH_ROWS at a time (`partitions()` without a size
+        # ignores `yield_per` for driver SQL and returns every row as one partition).
+        streaming = connection.execution_options(stream_results=True)
         result = streaming.exec_driver_sql(query.sql)
-        frames, rows = [], 0
-        for partition in result.partitions():
-            rows += len(partition)
-            if rows > query.database.row_limit:
-                raise _too_many_rows(query)
-            frames.append(_frame(partition, columns))
-            on_rows(rows)
+        rows = 0
+        try:
+            for partition in result.partitions(BATCH_ROWS):
+                rows += len(partition)
+                if rows > query.database.row_limit:
+                    raise _too_many_rows(query)
+                spool.add(_frame(partition, columns))
+                on_rows(rows)
+        finally:
+            result.close()  # the server-side cursor, also when refused mid-stream
         connection.rollback()
-    if not frames:
-        return pl.DataFrame(schema=dict.fromkeys(columns, pl.String))
-    return pl.concat(frames, how="vertical_relaxed")
+    return columns
 
 
 @contextmanager

@@ -181,29 +181,24 @@ class DataStore:
         Rows that fail validation are listed in a reject report under `rejects/`. A large
         file is read and validated in buckets of persons (node/ingest_buckets.py).
         """
-        spec = self._ingestible(dataset)
-        check_domains_declared(spec)
-        lazy = scan_export(source)
-        check_export_columns(spec, lazy.collect_schema().names(), source.name)
-        rows = count_rows(lazy, source.name)
-        if rows == 0:
-            raise IngestError(f"{source.name} has no data rows; the current snapshot is unchanged.")
+        self._ingestible(dataset)
+        scan_export(source)  # a missing or unreadable file is refused before it is hashed
         origin = SourceOrigin(source.name, source.stem, {"source_sha256": file_sha256(source)})
-        with person_buckets(source, lazy, spec, rows, self._paths.data_dir) as parts:
-            return self._ingest_parts(
-                spec, parts, rows, origin, threshold=threshold, check_only=check_only
-            )
+        return self.ingest_export(
+            dataset, source, origin, threshold=threshold, check_only=check_only
+        )
 
-    def ingest_frame(
+    def ingest_export(
         self,
         dataset: str,
-        raw: pl.DataFrame,
+        source: Path,
         origin: SourceOrigin,
         *,
         threshold: RejectThreshold | None = None,
         check_only: bool = False,
     ) -> IngestResult:
-        """Validate rows read elsewhere (a database) and store the valid ones.
+        """`ingest` of rows that came from `origin` (a file, or a database query whose
+        rows were spooled to `source`: node/row_spool.py), named after it in messages.
 
         `threshold` (None: any number of rejects) decides whether too many rejected rows
         keep the current snapshot; `check_only` validates and writes the reject report
@@ -211,12 +206,15 @@ class DataStore:
         """
         spec = self._ingestible(dataset)
         check_domains_declared(spec)
-        check_export_columns(spec, raw.columns, origin.name)
-        if raw.height == 0:
+        lazy = scan_export(source)
+        check_export_columns(spec, lazy.collect_schema().names(), origin.name)
+        rows = count_rows(lazy, origin.name)
+        if rows == 0:
             raise IngestError(f"{origin.name} has no data rows; the current snapshot is unchanged.")
-        return self._ingest_parts(
-            spec, iter([raw]), raw.height, origin, threshold=threshold, check_only=check_only
-        )
+        with person_buckets(source, lazy, spec, rows, self._paths.data_dir) as parts:
+            return self._ingest_parts(
+                spec, parts, rows, origin, threshold=threshold, check_only=check_only
+            )
 
     def _ingest_parts(
         self,

@@ -293,8 +293,20 @@ def plan_query(
         parquet_path=parquet_path,
         _measurement=measurement,
         _noise=noise,
-        route=route if route is QueryRoute.OPENDP or has_fast_form(query) else QueryRoute.OPENDP,
+        route=route if route is QueryRoute.OPENDP or _fast_form_fits(query) else QueryRoute.OPENDP,
     )
+
+
+def _fast_form_fits(query: ValidatedQuery) -> bool:
+    """A fast form whose integer sums are exact: max(|L|, |U|) x max_length < 2^63. The
+    fast route sums plain values in Int64 (a mean's too, centred afterwards); OpenDP
+    checks only the bounds it sums, which for a mean are the narrower centred ones."""
+    measured = query.measured
+    if not has_fast_form(query):
+        return False
+    if measured is None or measured.lower is None or measured.upper is None:
+        return True
+    return max(abs(measured.lower), abs(measured.upper)) * PUBLIC_MAX_ROWS < 2**63
 
 
 # ---------------------------------------------------------------------------
@@ -395,7 +407,40 @@ def exact_plan(query: ValidatedQuery, parquet_path: Path) -> pl.LazyFrame:
     outputs = _outputs(query)
     frame = _shaped_plan(query, data, [_exact_expr(query, output) for output in outputs])
     filled = [pl.col(o.column).fill_null(0) for o in outputs if not o.column.startswith("__q")]
-    return frame.with_columns(filled) if filled else frame
+    frame = frame.with_columns(filled) if filled else frame
+    centred = [
+        centred_integer_sum(
+            column,
+            output.column,
+            "__count" if output.item is None else item_output_column("__count", output.item),
+        )
+        for output in outputs
+        if (column := _integer_mean_column(query, output)) is not None
+    ]
+    return frame.with_columns(centred) if centred else frame
+
+
+def _integer_mean_column(query: ValidatedQuery, output: _Output) -> Column | None:
+    """The integer column whose mean `output` is the sum of (summed plainly, then centred
+    exactly by `centred_integer_sum`); None for every other output."""
+    measured = output.measured(query)
+    if (
+        query.statistic is Statistic.MEAN
+        and output.role == "__sum"
+        and measured is not None
+        and measured.kind is ColumnKind.INTEGER
+    ):
+        return measured
+    return None
+
+
+def centred_integer_sum(column: Column, sum_column: str, count_column: str) -> pl.Expr:
+    """A mean's centred sum, sum(fill_null(c) - c), from the sum of the known values and
+    their count: sum - c x count, exact in 64-bit integers (|c| <= max(|L|, |U|), so
+    every term is within a plain sum's range), without a pass over the rows to subtract
+    c from each. Named `sum_column`."""
+    centre = pl.lit(mean_centre(column), dtype=pl.Int64)
+    return (pl.col(sum_column) - centre * pl.col(count_column)).alias(sum_column)
 
 
 def _exact_expr(query: ValidatedQuery, output: _Output) -> pl.Expr:
@@ -411,7 +456,9 @@ def _exact_expr(query: ValidatedQuery, output: _Output) -> pl.Expr:
     column = pl.col(measured.name)
     if output.role == "__sum" and query.statistic is Statistic.MEAN:
         centre = mean_centre(measured)
-        return (column.fill_null(centre) - centre).sum().alias(output.column)
+        # integer columns: the plain sum, centred exactly afterwards (exact_plan)
+        plain = _integer_mean_column(query, output) is not None
+        return (column if plain else column.fill_null(centre) - centre).sum().alias(output.column)
     if output.column == "__sum":
         return column.fill_null(_bound(measured, 0)).sum().alias(output.column)
     probability = query.spec.quantiles[int(output.column.removeprefix("__q"))]

@@ -16,6 +16,7 @@ policy, that query validation may consult.
 
 from __future__ import annotations
 
+import functools
 import json
 from datetime import date
 from enum import StrEnum
@@ -225,11 +226,18 @@ class Schema(BaseModel):
 
     def to_json(self) -> str:
         """Canonical JSON (sorted keys) for publication and hashing."""
-        return json.dumps(self.model_dump(mode="json"), sort_keys=True, separators=(",", ":"))
+        return _canonical_json(self)
 
     @classmethod
     def from_json(cls, text: str) -> Schema:
         return cls.model_validate_json(text)
+
+
+@functools.lru_cache(maxsize=8)
+def _canonical_json(schema: Schema) -> str:
+    """Computed once per distinct schema (frozen, so hashable by value: a copy with other
+    domains is another key): a node sends it with every Describe."""
+    return json.dumps(schema.model_dump(mode="json"), sort_keys=True, separators=(",", ":"))
 
 
 # ---------------------------------------------------------------------------

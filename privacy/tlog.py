@@ -18,7 +18,6 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 from cryptography.exceptions import InvalidSignature
-from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import (
     Ed25519PrivateKey,
     Ed25519PublicKey,
@@ -275,8 +274,9 @@ def verify_consistency(
 
 
 def raw_public_key(key: Ed25519PublicKey) -> bytes:
-    """The raw 32 bytes of an Ed25519 public key."""
-    return key.public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw)
+    """The raw 32 bytes of an Ed25519 public key (`public_bytes_raw`: no import of
+    cryptography's `serialization`, ~8 ms of every `npcs query`)."""
+    return key.public_bytes_raw()
 
 
 def key_fingerprint(key: Ed25519PublicKey | bytes) -> str:

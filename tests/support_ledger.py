@@ -7,8 +7,14 @@ tests/crash/ledger_worker.py): they append tests/ to sys.path to import it.
 from __future__ import annotations
 
 import hashlib
+from pathlib import Path
 
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+from privacy.ledger.charging import new_entry
 from privacy.ledger.entry import ChargeRequest
+from privacy.ledger.writer import Ledger
+from privacy.policy import BudgetPolicy
 
 
 def charge_request(
@@ -39,3 +45,17 @@ def charge_request(
         snapshot_id=snapshot_id,
         signed_request=signed_request,
     )
+
+
+def filled_ledger(
+    path: Path, entries: int, origin: str, key: Ed25519PrivateKey, policy: BudgetPolicy
+) -> Ledger:
+    """A ledger of `entries` charges, appended in one transaction (fast to build)."""
+    ledger = Ledger.open(path, origin=origin, signing_key=key, policy=policy)
+    with ledger._write_transaction():
+        for number in range(entries):
+            request = charge_request(f"q{number}", f'{{"n":{number}}}'.encode())
+            ledger._append(
+                new_entry(request, seq=number, delta="1e-9", answer=b"a", epsilon="1", failure=None)
+            )
+    return ledger

@@ -22,6 +22,7 @@ from coordinator.cli.interval_options import (
     small_area_option,
 )
 from coordinator.cli.measures import MEASURES, measure_grouping, show_measure
+from kernel.command_gc import loading_modules
 
 if TYPE_CHECKING:
     from coordinator.charts import YScale
@@ -135,9 +136,12 @@ def command(  # noqa: PLR0917 - click passes every option as an argument
       npcs query count incidents --where incident_type=fatality --from 2023 --to 2023 \\
           --rho 0.05 --purpose "fatality rates" --small-area --interval dp+poisson
     """
-    from coordinator.cli.progress import node_progress
-    from coordinator.cli.query_args import QueryArgumentError, build_query
-    from coordinator.session import open_session
+    with loading_modules():
+        from coordinator.cli.progress import node_progress
+        from coordinator.cli.query_args import QueryArgumentError, build_query
+        from coordinator.cli.render import render_preview, show_report
+        from coordinator.querying import run_preview, run_query
+        from coordinator.session import open_session
 
     measure = statistic if statistic in MEASURES else None
     if measure is not None:
@@ -168,9 +172,6 @@ def command(  # noqa: PLR0917 - click passes every option as an argument
     session = open_session(config, timeout=timeout, retries=retries)
     entries = session.select_nodes(nodes)
     if dry_run:
-        from coordinator.cli.render import render_preview
-        from coordinator.querying import run_preview
-
         title = f"previewing at {len(entries)} node(s)"
         with node_progress(title, len(entries), preview_line) as on_done:
             preview = run_preview(session, entries, spec, on_done=on_done)
@@ -178,10 +179,10 @@ def command(  # noqa: PLR0917 - click passes every option as an argument
         if not preview.all_answered:
             raise SystemExit(EXIT_PARTIAL)
         return
-    from coordinator.cli.render import show_report
-    from coordinator.querying import run_query
-
-    with node_progress(f"asking {len(entries)} node(s)", len(entries), query_line) as on_done:
+    with (
+        session,
+        node_progress(f"asking {len(entries)} node(s)", len(entries), query_line) as on_done,
+    ):
         run = run_query(session, entries, spec, on_done=on_done)
     for warning in run.warnings:
         click.echo(f"WARNING: {warning}", err=True)

@@ -14,14 +14,14 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from coordinator.intervals import interval_label
-from coordinator.preview import PreviewReport
 from coordinator.report import NodeStatus, Report, ValueRow
-from coordinator.small_area import SmallAreaRow
 from privacy.text import printable
 
 if TYPE_CHECKING:
     from coordinator.charts import YScale
     from coordinator.intervals import IntervalKind
+    from coordinator.preview import PreviewReport
+    from coordinator.small_area import SmallAreaRow
 
 FORMATS = ("table", "csv", "json")
 
@@ -101,7 +101,6 @@ def show_report(
     """
     import click
 
-    from coordinator.charts import ChartError, write_chart
     from coordinator.intervals import IntervalError, with_interval
     from coordinator.small_area import with_small_area
 
@@ -113,6 +112,8 @@ def show_report(
         report, rates = with_small_area(report), True
     click.echo(render_report(report, output_format, rates=rates), nl=False)
     if plot is not None:
+        from coordinator.charts import ChartError, write_chart  # only for --plot
+
         try:
             write_chart(report, plot, rates=rates, y_scale=y_scale)
         except ChartError as exc:

@@ -175,7 +175,8 @@ class DemoRun:
         self.tables.print(jurisdictions_table(provisioned, addresses))
         self.tables.print()
         auditor = AuditorRun(self.layout, partnership)
-        self.ask_questions(analyst_session(self.layout, partnership), auditor)
+        with analyst_session(self.layout, partnership) as session:
+            self.ask_questions(session, auditor)
         self.show_tables()
         self.write_chart()
         self.final_audit(auditor)

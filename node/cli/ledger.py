@@ -163,18 +163,18 @@ def _print_table(rows: list[dict[str, Any]]) -> None:
     "--jobs",
     type=click.IntRange(min=1),
     default=None,
-    help="Processes that verify checkpoint signatures beside the hashing, for ledgers of "
-    f"{POOL_MIN_ENTRIES:,} entries or more (default: one per CPU core; 1: none).",
+    help="Processes that check chunks of entries and signatures side by side, for ledgers "
+    f"of {POOL_MIN_ENTRIES:,} entries or more (default: one per CPU core; 1: none).",
 )
 def verify(
     node_dir: Path, public_key: Path | None, checkpoint_files: tuple[Path, ...], jobs: int | None
 ) -> None:
     """Recompute the ledger's Merkle tree and totals and check every signature.
 
-    Hashes every stored entry, recomputes every tree node and checkpoint root, verifies
-    every checkpoint signature (in batches, on other cores), and shows progress on
-    standard error for ledgers of more than one chunk. Exits 0 with a one-line summary
-    when the ledger is sound; otherwise exits 1 naming the first bad entry.
+    Hashes every stored entry and verifies every checkpoint signature (chunks of entries
+    side by side, on other cores), recomputes every tree node and checkpoint root, and
+    shows progress on standard error for ledgers of more than one chunk. Exits 0 with a
+    one-line summary when the ledger is sound; otherwise exits 1 naming the first bad entry.
     """
     import multiprocessing
     import os

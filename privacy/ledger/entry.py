@@ -131,7 +131,12 @@ assert tuple(item.name for item in fields(LedgerEntry)) == ENTRY_COLUMNS
 def spent_total_keys(entry: LedgerEntry) -> tuple[tuple[str, str], ...]:
     """The running totals, as (scope, name), that an entry's cost is added to: the one
     rule the writer, the self-check and the verified-through mark share."""
-    return (("dataset", entry.dataset), ("analyst", entry.analyst))
+    return spent_total_keys_for(entry.dataset, entry.analyst)
+
+
+def spent_total_keys_for(dataset: str, analyst: str) -> tuple[tuple[str, str], ...]:
+    """`spent_total_keys` of an entry of `dataset` charged by `analyst`."""
+    return (("dataset", dataset), ("analyst", analyst))
 
 
 def canonical_json(fields: dict[str, Any]) -> bytes:
@@ -179,23 +184,33 @@ class Receipt:
     def verify(self, public_key: Ed25519PublicKey, answer: bytes) -> bool:
         """The checkpoint is signed by `public_key`, and the recorded entry holds `answer`
         and is included in that checkpoint's tree."""
-        if not self.checkpoint.verify(public_key):
-            return False
+        return self.verified_entry(public_key, answer) is not None
+
+    def verified_entry(
+        self, public_key: Ed25519PublicKey, answer: bytes, *, signature_checked: bool = False
+    ) -> LedgerEntry | None:
+        """The recorded entry if the receipt verifies (as `verify`), else None.
+
+        `signature_checked`: the caller has just verified this very checkpoint (same
+        body, signature and key hash) under `public_key`, so it is not verified twice."""
+        if not signature_checked and not self.checkpoint.verify(public_key):
+            return None
         if self.checkpoint.checkpoint.size != self.tree_size:
-            return False
+            return None
         try:
             entry = entry_from_canonical_bytes(self.leaf_data)
         except (ValueError, TypeError, KeyError):
-            return False
+            return None
         if entry.answer != answer or entry.seq != self.entry_index:
-            return False
-        return tlog.verify_inclusion(
+            return None
+        included = tlog.verify_inclusion(
             tlog.leaf_hash(self.leaf_data),
             self.entry_index,
             self.tree_size,
             self.inclusion_proof,
             self.checkpoint.checkpoint.root,
         )
+        return entry if included else None
 
 
 @dataclass(frozen=True)

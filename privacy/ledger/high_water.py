@@ -3,7 +3,8 @@
 A consistent prefix of a ledger (tables truncated by SQL, an older copy restored, the
 file deleted) verifies on its own. The node therefore keeps, outside the ledger's folder,
 a small marker naming the largest (size, root) it ever signed, signed with the ledger
-key, and raises it before serving each new checkpoint. At start-up the ledger must be at
+key, and raises it as each new checkpoint is committed (a few milliseconds behind:
+`privacy.ledger.high_water_trail`). At start-up the ledger must be at
 least that long and have that root at that size, or the node refuses to serve.
 
 This module is pure: the text format, signing and the comparison with a ledger. Where
@@ -16,6 +17,7 @@ from __future__ import annotations
 import base64
 import binascii
 import dataclasses
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -109,6 +111,9 @@ class HighWaterStore(Protocol):
     def save(self, marker: SignedHighWaterMark) -> None:
         """Replace the marker durably (fsync'd) before returning."""
 
+    def exclusive(self) -> AbstractContextManager[None]:
+        """Hold the marker against every other writer, in any process, while inside."""
+
 
 def rollback_problems(
     marker: SignedHighWaterMark,
@@ -142,9 +147,8 @@ def raise_high_water(
 ) -> None:
     """Record `signed` as the high-water mark unless a larger one is already stored.
 
-    Call after the checkpoint is committed and before it is served, while holding the
-    ledger's writer lock (so marks from several processes only ever grow). No store:
-    nothing to do.
+    Call after the checkpoint is committed, holding the store's `exclusive()` lock (so
+    marks from several processes only ever grow). No store: nothing to do.
     """
     if store is None:
         return

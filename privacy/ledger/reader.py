@@ -20,8 +20,9 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 from privacy import tlog
 from privacy.ledger.entry import LedgerEntry
 from privacy.ledger.errors import LedgerFault
+from privacy.ledger.full_check import verify_ledger
 from privacy.ledger.sqlschema import SELECT_ENTRY, connect, entry_from_row, retry_busy
-from privacy.ledger.verifier import Progress, SelfCheckReport, verify_ledger
+from privacy.ledger.verifier import Progress, SelfCheckReport
 from privacy.signed_note import ed25519_key_hash
 from privacy.tlog import Checkpoint, SignedCheckpoint
 
@@ -231,13 +232,14 @@ class LedgerReader:
         stored tree node; the root at every checkpointed size (and its signature, all of
         them when `all_signatures`); running totals = sums of charges; and every
         `remembered` checkpoint (which an auditor kept) against the recomputed roots.
-        `pool` verifies signature batches on other cores; `progress(done, size)` hears of
-        each chunk.
+        `pool` checks chunks of entries (rows and signatures) on other cores;
+        `progress(done, size)` hears of each chunk.
         """
         with self._lock:
             return self._retry_busy(
                 lambda: verify_ledger(
                     self._conn,
+                    self._path,
                     public_key,
                     remembered,
                     all_signatures,

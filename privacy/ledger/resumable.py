@@ -27,7 +27,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
 from privacy import tlog
 from privacy.ledger.errors import LedgerFault
-from privacy.ledger.signature_batch import SignatureChecks
+from privacy.ledger.range_check import check_range
 from privacy.ledger.sqlschema import SELECT_ENTRY, connect, entry_from_row, is_busy, retry_busy
 from privacy.ledger.verified_mark import MarkUnreadableError, VerifiedMark, load_mark
 from privacy.ledger.verifier import (
@@ -92,7 +92,7 @@ def _startup_checks(
 ) -> tuple[int, bytes]:
     meta = dict(connection.execute("SELECT key, value FROM meta").fetchall())
     origin = meta.get("origin", "")
-    audit = Audit(state=state, public_key=public_key, origin=origin, signatures=None)
+    audit = Audit(state=state, public_key=public_key, origin=origin, verify_signatures=False)
     audit.check_meta(meta)
     size = ledger_size(connection)
     subtree = _stored_subtree(connection)
@@ -149,7 +149,7 @@ def verify_next_chunk(
             state=state,
             public_key=public_key,
             origin=origin,
-            signatures=SignatureChecks(public_key, origin),
+            verify_signatures=True,
             frontier=tlog.MerkleFrontier.of_complete_subtrees(
                 mark.size, _stored_subtree(connection)
             ),
@@ -157,7 +157,10 @@ def verify_next_chunk(
         )
         if audit.frontier.root() != mark.root:
             state.add(_tree_changed(mark.size))
-        elif audit.add_chunk(read_chunk(connection, mark.size, stop)):
+        elif audit.add_chunk(
+            read_chunk(connection, mark.size, stop),
+            check_range(connection, origin, tlog.raw_public_key(public_key), mark.size, stop),
+        ):
             audit.report_bad_signatures()
             if stop == size:
                 _check_end(connection, audit, size)

@@ -1,29 +1,24 @@
-"""The ledger's self-check: recompute everything from the rows and compare it with what is
-stored and signed.
+"""The ledger's self-check, chunk by chunk: fold in each chunk's range check (rows
+re-hashed, checkpoint signatures verified; `privacy.ledger.range_check`), in order,
+recomputing every stored tree node and checkpoint root from the leaf hashes and the
+running totals from the charges, and compare with what is stored and signed.
 
-Run in full by `npcs-node ledger verify` (with an auditor's remembered checkpoints, to
-detect a rewritten, truncated or forked ledger): it reads one consistent snapshot in
-chunks of entries, hashing each entry and recomputing every stored tree node and
-checkpoint root, while a process pool (if given) verifies the checkpoint signatures.
-The node's background self-check (`privacy.ledger.resumable`) runs the same `Audit`
-one chunk at a time from its verified-through mark.
+`privacy.ledger.full_check` runs the `Audit` over a whole ledger (`npcs-node ledger
+verify`); the node's background self-check (`privacy.ledger.resumable`) runs it one
+chunk at a time from its verified-through mark.
 """
 
 from __future__ import annotations
 
 import base64
 import sqlite3
-from collections.abc import Callable, Sequence
-from concurrent.futures import Executor
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
 from privacy import tlog
-from privacy.ledger.entry import LedgerEntry, spent_total_keys
-from privacy.ledger.signature_batch import SignatureChecks
-from privacy.ledger.sqlschema import SELECT_ENTRY, entry_and_leaf_data, is_busy
+from privacy.ledger.range_check import RangeCheck, checkpoints_digest, read_checkpoints
 from privacy.signed_note import ed25519_key_hash
 from privacy.tlog import Checkpoint, SignedCheckpoint, raw_public_key
 
@@ -59,82 +54,6 @@ class _AuditState:
             self.problems.append(message)
 
 
-def verify_ledger(
-    connection: sqlite3.Connection,
-    public_key: Ed25519PublicKey,
-    remembered: Sequence[SignedCheckpoint],
-    all_signatures: bool,
-    *,
-    pool: Executor | None = None,
-    progress: Progress | None = None,
-) -> SelfCheckReport:
-    """Check the ledger on `connection` (see `LedgerReader.verify`). A busy database
-    raises sqlite3.OperationalError for the caller to retry; any other unreadable
-    database is reported as a problem. `pool` verifies signature batches on other cores."""
-    state = _AuditState()
-    # One read transaction: a consistent snapshot even while other processes write.
-    connection.execute("BEGIN")
-    try:
-        return _audit(connection, state, public_key, remembered, all_signatures, pool, progress)
-    except sqlite3.OperationalError as exc:
-        if is_busy(exc):
-            raise
-        state.add(f"the ledger database cannot be read: {exc}")
-    except (sqlite3.DatabaseError, ValueError, TypeError, KeyError) as exc:
-        state.add(f"the ledger database cannot be read: {exc}")
-    finally:
-        connection.execute("ROLLBACK")
-    return SelfCheckReport(ok=False, problems=state.problems, first_bad_entry=state.first_bad_entry)
-
-
-def _audit(  # noqa: PLR0917 - the full check's inputs
-    connection: sqlite3.Connection,
-    state: _AuditState,
-    public_key: Ed25519PublicKey,
-    remembered: Sequence[SignedCheckpoint],
-    all_signatures: bool,
-    pool: Executor | None,
-    progress: Progress | None,
-) -> SelfCheckReport:
-    integrity = connection.execute("PRAGMA integrity_check").fetchall()
-    if [tuple(row) for row in integrity] != [("ok",)]:
-        state.add(f"SQLite integrity check failed: {integrity[0][0]}")
-    meta = dict(connection.execute("SELECT key, value FROM meta").fetchall())
-    origin = meta.get("origin", "")
-    audit = Audit(
-        state=state,
-        public_key=public_key,
-        origin=origin,
-        signatures=SignatureChecks(public_key, origin, pool) if all_signatures else None,
-        remembered={cp.checkpoint.size: cp for cp in remembered},
-    )
-    audit.check_meta(meta)
-    size = ledger_size(connection)
-    (count,) = connection.execute("SELECT COUNT(*) FROM entries").fetchone()
-    if count != size:
-        state.add(f"the ledger has {count} entries but its sequence numbers run to {size - 1}")
-    for start in range(0, max(size, 1), CHUNK_ENTRIES):
-        if not audit.add_chunk(read_chunk(connection, start, min(start + CHUNK_ENTRIES, size))):
-            break
-        if progress is not None:
-            progress(audit.frontier.size, size)
-    audit.report_bad_signatures()
-    (stored_nodes,) = connection.execute("SELECT COUNT(*) FROM tree_nodes").fetchone()
-    if stored_nodes != audit.produced_nodes:
-        state.add(
-            f"the Merkle tree has {stored_nodes} stored nodes, expected {audit.produced_nodes}"
-        )
-    audit.finish(last_checkpoint(connection))
-    audit.check_totals(stored_totals(connection))
-    return SelfCheckReport(
-        ok=not state.problems,
-        problems=state.problems,
-        size=audit.frontier.size,
-        root=audit.frontier.root(),
-        first_bad_entry=state.first_bad_entry,
-    )
-
-
 def ledger_size(connection: sqlite3.Connection) -> int:
     (value,) = connection.execute("SELECT COALESCE(MAX(seq) + 1, 0) FROM entries").fetchone()
     return int(value)
@@ -156,21 +75,26 @@ def stored_totals(connection: sqlite3.Connection) -> dict[tuple[str, str], int]:
 
 @dataclass(frozen=True)
 class Chunk:
-    """Entries start..stop-1 with the tree nodes they complete and the checkpoints at
-    sizes start+1..stop (and size 0 with the first chunk)."""
+    """Entries start..stop-1 as stored: (seq, query_id, leaf hash) of each, the tree
+    nodes they complete, and the checkpoints at sizes start+1..stop (and size 0 with
+    the first chunk) as (size, root, signature) in size order."""
 
     start: int
     stop: int
-    rows: list[Any]
+    rows: list[tuple[int, str, bytes]]
     nodes: dict[tuple[int, int], bytes]
-    checkpoints: dict[int, tuple[bytes, bytes]]
+    checkpoints: list[tuple[int, bytes, bytes]]
 
 
 def read_chunk(connection: sqlite3.Connection, start: int, stop: int) -> Chunk:
     """Read one chunk with indexed range queries (O(chunk + log n) rows)."""
-    rows = connection.execute(
-        SELECT_ENTRY + " WHERE seq >= ? AND seq < ? ORDER BY seq", (start, stop)
-    ).fetchall()
+    rows = [
+        (seq, query_id, bytes(leaf))
+        for seq, query_id, leaf in connection.execute(
+            "SELECT seq, query_id, leaf_hash FROM entries WHERE seq >= ? AND seq < ? ORDER BY seq",
+            (start, stop),
+        )
+    ]
     nodes: dict[tuple[int, int], bytes] = {}
     for level in range(stop.bit_length()):
         # Node (level, idx) is completed by entry ((idx + 1) << level) - 1.
@@ -181,31 +105,30 @@ def read_chunk(connection: sqlite3.Connection, start: int, stop: int) -> Chunk:
                 (level, first, last),
             ):
                 nodes[(level, int(idx))] = bytes(digest)
-    checkpoints = {
-        int(size): (bytes(root), bytes(signature))
-        for size, root, signature in connection.execute(
-            "SELECT size, root, signature FROM checkpoints WHERE size BETWEEN ? AND ?",
-            (start if start == 0 else start + 1, stop),
-        )
-    }
-    return Chunk(start, stop, rows, nodes, checkpoints)
+    return Chunk(start, stop, rows, nodes, read_checkpoints(connection, start, stop))
 
 
 @dataclass
 class Audit:
-    """Recomputes the tree and totals entry by entry, comparing with what is stored;
-    starts empty, or from a verified frontier and totals (the resumable pass)."""
+    """Recomputes the tree and totals chunk by chunk from range checks, comparing with
+    what is stored; starts empty, or from a verified frontier and totals (the
+    resumable pass)."""
 
     state: _AuditState
     public_key: Ed25519PublicKey
     origin: str
-    signatures: SignatureChecks | None
+    verify_signatures: bool
     remembered: dict[int, SignedCheckpoint] = field(default_factory=dict)
     frontier: tlog.MerkleFrontier = field(default_factory=tlog.MerkleFrontier)
     spent: dict[tuple[str, str], int] = field(default_factory=dict)
     produced_nodes: int = 0
+    signatures_checked: int = 0
     stored_nodes: dict[tuple[int, int], bytes] = field(default_factory=dict)
     checkpoints: dict[int, tuple[bytes, bytes]] = field(default_factory=dict)
+    bad_signatures: set[int] = field(default_factory=set)
+    """Sizes in the current chunk whose signature did not verify."""
+    bad_signed_roots: list[int] = field(default_factory=list)
+    """Sizes whose recomputed root matched a checkpoint with a bad signature."""
 
     def check_meta(self, meta: dict[str, str]) -> None:
         public_raw = base64.b64encode(tlog.raw_public_key(self.public_key)).decode()
@@ -230,19 +153,31 @@ class Audit:
                     f"the ledger's is {self.origin!r}"
                 )
 
-    def add_chunk(self, chunk: Chunk) -> bool:
-        """Fold in a chunk's entries; False when the sequence breaks (stop reading)."""
-        self.stored_nodes, self.checkpoints = chunk.nodes, chunk.checkpoints
+    def add_chunk(self, chunk: Chunk, checked: RangeCheck) -> bool:
+        """Fold in a chunk's entries, with its range check; False when the sequence
+        breaks (stop reading)."""
+        self.stored_nodes = chunk.nodes
+        self.checkpoints = {size: (root, sig) for size, root, sig in chunk.checkpoints}
+        self.bad_signatures = set(checked.bad_signature_sizes)
+        if self.verify_signatures:
+            self.signatures_checked += checked.signatures_checked
+            if checked.checkpoints_digest != checkpoints_digest(chunk.checkpoints):
+                self.state.add(
+                    f"the checkpoints of entries {chunk.start}..{chunk.stop - 1} changed while "
+                    "their signatures were being verified"
+                )
         produced_before = self.produced_nodes
-        if chunk.start == 0 and 0 in chunk.checkpoints:
+        if chunk.start == 0 and 0 in self.checkpoints:
             self._compare_root()
-        for row in chunk.rows:
-            entry, leaf_data = entry_and_leaf_data(row)
-            if not self.add_entry(entry, tlog.leaf_hash(leaf_data), bytes(row[-1])):
+        leaves = checked.leaves
+        for seq, query_id, stored_leaf in chunk.rows:
+            if not self.add_entry(seq, query_id, leaves.get(seq, b""), stored_leaf):
                 return False
         if self.frontier.size < chunk.stop:
             self.state.entry_problem(self.frontier.size, f"entry {self.frontier.size} is missing")
             return False
+        for key, units in checked.spent.items():
+            self.spent[key] = self.spent.get(key, 0) + units
         if len(chunk.nodes) != self.produced_nodes - produced_before:
             self.state.add(
                 f"the Merkle tree has {len(chunk.nodes)} stored nodes for entries "
@@ -250,18 +185,18 @@ class Audit:
             )
         return True
 
-    def add_entry(self, entry: LedgerEntry, leaf: bytes, stored_leaf: bytes) -> bool:
-        """Fold in the next entry; False when the sequence breaks (stop reading)."""
-        seq = self.frontier.size
-        if entry.seq != seq:
+    def add_entry(self, seq: int, query_id: str, leaf: bytes, stored_leaf: bytes) -> bool:
+        """Fold in the next entry, whose row hashed to `leaf` (b"": its row was not
+        seen by the range check); False when the sequence breaks (stop reading)."""
+        expected = self.frontier.size
+        if seq != expected:
             self.state.entry_problem(
-                seq, f"entry {seq} is missing (next stored entry is {entry.seq})"
+                expected, f"entry {expected} is missing (next stored entry is {seq})"
             )
             return False
         if leaf != stored_leaf:
-            self.state.entry_problem(
-                seq, f"entry {seq} ({entry.query_id}) does not match its leaf hash"
-            )
+            self.state.entry_problem(seq, f"entry {seq} ({query_id}) does not match its leaf hash")
+            leaf = leaf or stored_leaf
         for level, idx, digest in self.frontier.append(leaf):
             self.produced_nodes += 1
             if self.stored_nodes.get((level, idx)) != digest:
@@ -274,8 +209,6 @@ class Audit:
                 else:
                     self.state.add(message)
         self._compare_root()
-        for key in spent_total_keys(entry):
-            self.spent[key] = self.spent.get(key, 0) + entry.cost_units
         return True
 
     def _compare_root(self) -> None:
@@ -291,8 +224,8 @@ class Audit:
                     size - 1,
                     f"entry {size - 1}: the root at size {size} differs from its checkpoint",
                 )
-            elif self.signatures is not None:
-                self.signatures.add(size, root, stored[1])
+            elif size in self.bad_signatures:
+                self.bad_signed_roots.append(size)
         if memo is not None and memo.checkpoint.root != root:
             self.state.entry_problem(
                 size - 1,
@@ -308,9 +241,8 @@ class Audit:
         return signed.verify(self.public_key)
 
     def report_bad_signatures(self) -> None:
-        if self.signatures is not None:
-            for size in self.signatures.bad_sizes():
-                self.state.add(f"the checkpoint at size {size} has a bad signature")
+        for size in self.bad_signed_roots:
+            self.state.add(f"the checkpoint at size {size} has a bad signature")
 
     def finish(self, last: tuple[int, bytes, bytes] | None) -> None:
         """At the end of the ledger: the last checkpoint covers it, and no remembered

@@ -31,6 +31,7 @@ from privacy.ledger.entry import (
 )
 from privacy.ledger.errors import LedgerError, LedgerFault, ReleaseFailed
 from privacy.ledger.high_water import HighWaterStore, raise_high_water, with_high_water
+from privacy.ledger.high_water_trail import HighWaterTrail
 from privacy.ledger.reader import LedgerReader
 from privacy.ledger.resumable import run_pass, startup_check
 from privacy.ledger.sqlschema import (
@@ -63,9 +64,15 @@ class Ledger(WriteTransactions):
         policy: BudgetPolicy,
         delta: str,
         high_water: HighWaterStore | None = None,
+        trail_high_water: bool = True,
     ) -> None:
         super().__init__(connection, path)
         self._high_water = high_water
+        self._trail = (
+            HighWaterTrail(high_water, signing_key)
+            if high_water is not None and trail_high_water
+            else None
+        )
         self._origin = origin
         self._key = signing_key
         self._public_key = signing_key.public_key()
@@ -83,6 +90,8 @@ class Ledger(WriteTransactions):
             return self._snapshot_reader
 
     def close(self) -> None:
+        if self._trail is not None:
+            self._trail.close()
         with self._lock:
             if self._snapshot_reader is not None:
                 self._snapshot_reader.close()
@@ -100,9 +109,12 @@ class Ledger(WriteTransactions):
         policy: BudgetPolicy,
         delta: str = "1e-9",
         high_water: HighWaterStore | None = None,
+        trail_high_water: bool = True,
     ) -> Ledger:
         """Open (creating if needed) the ledger at `path`; refuse one made with another
-        origin or key. Run `self_check()` before serving; `high_water`: see its module."""
+        origin or key. Run `self_check()` before serving; `high_water`: see its module,
+        raised a few ms behind each commit (`trail_high_water`, privacy.ledger.
+        high_water_trail) or, with `trail_high_water=False`, before each charge returns."""
         Checkpoint(origin, 0, tlog.EMPTY_ROOT)  # validates the origin
         float(delta)
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -114,6 +126,7 @@ class Ledger(WriteTransactions):
             policy=policy,
             delta=delta,
             high_water=high_water,
+            trail_high_water=trail_high_water,
         )
         try:
             ledger._initialise()
@@ -174,6 +187,8 @@ class Ledger(WriteTransactions):
         OpenDP; only the transaction is serialised.
         """
         charge.validate()
+        if self._trail is not None:
+            self._trail.require_healthy()  # no release while the marker cannot be raised
         epsilon = epsilon_for_rho_units(charge.cost_units, self.delta)
         replay_only = replay_only or self._precheck(charge)
         answer, failure = (b"", None) if replay_only else run_release(release)
@@ -201,7 +216,10 @@ class Ledger(WriteTransactions):
                 )
                 receipt = self._append(entry)
                 self._commit()
-                raise_high_water(self._high_water, receipt.checkpoint, self._key)
+                if self._trail is not None:
+                    self._trail.offer(receipt.checkpoint)
+                else:
+                    raise_high_water(self._high_water, receipt.checkpoint, self._key)
             except LedgerError:
                 self._rollback()
                 raise
@@ -350,6 +368,8 @@ class Ledger(WriteTransactions):
         high-water mark. The full re-verification is `continue_verification`."""
         with self._lock:
             report = self._retry_busy(lambda: startup_check(self._conn, self._public_key))
+        if self._trail is not None:
+            self._trail.flush()
         return with_high_water(report, self._high_water, self, self._public_key)
 
     def continue_verification(

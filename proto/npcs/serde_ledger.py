@@ -12,7 +12,6 @@ from kernel.messages import ConsistencyFromRemembered, PublishedCheckpoint, Quer
 from npcs.errors import WireError
 from npcs.v1 import node_pb2 as pb
 from privacy.ledger.entry import LedgerEntry, Receipt
-from privacy.release import Release
 from privacy.tlog import Checkpoint, SignedCheckpoint, leaf_hash
 
 # ---------------------------------------------------------------------------------
@@ -73,11 +72,7 @@ def query_response_to_proto(
 
 def query_response_from_proto(message: pb.QueryResponse) -> QueryAnswer:
     receipt = message.receipt
-    try:
-        Release.from_bytes(message.release_json)
-    except ValidationError as exc:
-        raise WireError("release_json", "the node's release is not a valid Release") from exc
-    return QueryAnswer(
+    answer = QueryAnswer(
         release_bytes=message.release_json,
         entry_index=receipt.entry_index,
         tree_size=receipt.tree_size,
@@ -89,6 +84,11 @@ def query_response_from_proto(message: pb.QueryResponse) -> QueryAnswer:
             receipt.consistency if receipt.HasField("consistency") else None
         ),
     )
+    try:
+        answer.release()  # parsed once here, kept by the answer
+    except ValidationError as exc:
+        raise WireError("release_json", "the node's release is not a valid Release") from exc
+    return answer
 
 
 # ---------------------------------------------------------------------------------

@@ -171,8 +171,23 @@ def query_from_proto(message: pb.Query, *, path: str = "query") -> QuerySpec:
 
 
 def normalize_spec(spec: QuerySpec) -> QuerySpec:
-    """The spec exactly as a node parses it off the wire: sign *this* one's bytes."""
-    return query_from_proto(query_to_proto(spec))
+    """The spec exactly as a node parses it off the wire: sign *this* one's bytes.
+
+    A fan-out signs one spec object for every node: the last one normalized is kept, by
+    identity (that object, not an equal one; QuerySpec is frozen)."""
+    last = _LAST_NORMALIZED.pair
+    if last is not None and last[0] is spec:
+        return last[1]
+    normalized = query_from_proto(query_to_proto(spec))
+    _LAST_NORMALIZED.pair = (spec, normalized)
+    return normalized
+
+
+class _LastNormalized:
+    pair: tuple[QuerySpec, QuerySpec] | None = None
+
+
+_LAST_NORMALIZED = _LastNormalized()
 
 
 def _parse_uuid(text: str, path: str) -> UUID:

@@ -188,3 +188,28 @@ def test_a_damaged_memory_stops_the_audit_instead_of_starting_afresh(tmp_path: P
     with pytest.raises(CheckpointStoreError, match="not an npcs audit checkpoint file"):
         open_audit_memory(legacy.with_suffix(".sqlite"))
     assert not legacy.with_suffix(".sqlite").exists(), "no store without the old checkpoints"
+
+
+def test_a_result_and_its_checkpoints_are_kept_in_one_transaction(tmp_path: Path) -> None:
+    """`npcs query` stores its result and the nodes' checkpoints with one commit; a
+    checkpoint that went back is returned (the remembered one is kept), the result too."""
+    from support_node import count_spec
+    from support_reports import answered_report
+
+    from coordinator.results import StoredAnswer
+
+    store = ResultsStore(tmp_path / "results.sqlite")
+    assert remember_all(store, "p", [checkpoint("a", 4, b"4" * 32)]) == []
+    report = answered_report(count_spec(purpose="p"), {"a": (), "b": ()})
+    regressions = store.save(
+        report,
+        [StoredAnswer("a", b"{}", {}, True), StoredAnswer("b", b"{}", {}, True)],
+        [checkpoint("a", 2, b"2" * 32), checkpoint("b", 7, b"7" * 32)],
+    )
+    assert [(r.node, r.regression, r.remembered_size, r.size) for r in regressions] == [
+        ("a", "shrank", 4, 2)
+    ]
+    remembered = store.checkpoints.remembered(report.partnership)
+    assert {node: c.size for node, c in remembered.items()} == {"a": 4, "b": 7}
+    assert store.report(report.result_id) == report
+    assert [answer.node for answer in store.answers(report.result_id)] == ["a", "b"]

@@ -16,10 +16,9 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-from support_ledger import charge_request
+from support_ledger import charge_request, filled_ledger
 
 from kernel.keyfiles import generate_ed25519_key
-from privacy.ledger.charging import new_entry
 from privacy.ledger.verified_mark import load_mark
 from privacy.ledger.writer import Ledger
 from privacy.policy import BudgetPolicy
@@ -185,15 +184,7 @@ def test_a_ledger_from_before_the_mark_is_migrated_and_verifies(tmp_path: Path) 
 
 
 def _filled(path: Path, entries: int) -> Ledger:
-    """A ledger of `entries` charges, appended in one transaction (fast to build)."""
-    ledger = Ledger.open(path, origin=ORIGIN, signing_key=generate_ed25519_key(), policy=POLICY)
-    with ledger._write_transaction():
-        for number in range(entries):
-            request = charge_request(f"q{number}", f'{{"n":{number}}}'.encode())
-            ledger._append(
-                new_entry(request, seq=number, delta="1e-9", answer=b"a", epsilon="1", failure=None)
-            )
-    return ledger
+    return filled_ledger(path, entries, ORIGIN, generate_ed25519_key(), POLICY)
 
 
 def _sqlite_steps(ledger: Ledger, action: Callable[[], object]) -> int:

@@ -8,6 +8,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+from support_query_imports import NOT_FOR_A_QUERY
+
 REPO = Path(__file__).resolve().parents[2]
 
 QUERY_PATH = (
@@ -20,22 +22,6 @@ QUERY_PATH = (
     "coordinator.cli.render",
 )
 """Every module `npcs query` (without --plot or --dry-run) imports before it asks a node."""
-
-NOT_FOR_A_QUERY = (
-    "tomlkit",  # writing TOML: partnership and CA setup only
-    "cryptography.x509",  # certificates are parsed by gRPC's TLS, never by a query (~40 ms)
-    "difflib",  # did-you-mean: only for a mistyped name
-    "polars",
-    "opendp",
-    "pyarrow",
-    "numpy",
-    "matplotlib",
-    "sqlalchemy",
-    "coordinator.charts",
-    "coordinator.demo",
-    "coordinator.ca",
-    "coordinator.audit",
-)
 
 _PROBE = """
 import importlib, json, sys

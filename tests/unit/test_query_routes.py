@@ -3,7 +3,8 @@
 * every bench query costs exactly OpenDP's map of the full bounded plan on either route;
 * a node set to `fast` uses it only on a snapshot whose manifest records the dataset's
   current bounds, and only for queries with a fast form (from the public query alone);
-* both routes release every public cell with the same noise description.
+* both routes release every public cell with the same noise description;
+* the charge and scales of every bench query stay those recorded (BENCH_CHARGES).
 """
 
 from __future__ import annotations
@@ -53,6 +54,31 @@ def test_every_bench_query_costs_the_full_plans_privacy_map_on_both_routes(
     assert fast.expected == full.expected
 
 
+BENCH_CHARGES = {
+    "count by year x county": (500_000, (("count", 2.000000002),)),
+    "count by primary_cause": (500_000, (("count", 2.000000002),)),
+    "sum of child_age_months": (500_000, (("sum", 430.00000043000006),)),
+    "mean of child_age_months": (
+        500_000,
+        (("centred_sum", 271.28002958876766), ("count", 3.305783307173706), ("mean", 0.0)),
+    ),
+    "median of child_age_months": (500_000, (("q0.5", 2.000000002),)),
+}
+"""Charge (micro-rho) and noise scales of every bench query, as main planned them before
+the fast route's measurements were cached per scale (commit 5c6305f): unchanged."""
+
+
+@pytest.mark.parametrize("name", list(QUERIES))
+def test_every_bench_query_keeps_its_charge_and_scales_on_both_routes(
+    name: str, snapshot: Path
+) -> None:
+    query = validate_query(QUERIES[name](), SCHEMA, LIMITS)
+    for route in QueryRoute:
+        plan = plan_query(query, SCHEMA, snapshot, route)
+        charged = (plan.cost_units, tuple((e.name, e.scale) for e in plan.expected))
+        assert charged == BENCH_CHARGES[name]
+
+
 @pytest.mark.parametrize("name", list(QUERIES))
 def test_both_routes_release_every_cell_with_the_same_noise_description(
     name: str, snapshot: Path
@@ -79,6 +105,13 @@ def test_a_query_without_a_fast_form_takes_the_full_route(snapshot: Path) -> Non
     assert has_fast_form(query)
     assert not has_fast_form(float_query)
     assert plan_query(query, SCHEMA, snapshot, QueryRoute.FAST).route is QueryRoute.FAST
+    # a mean whose centred sum fits Int64 (OpenDP builds it) but whose plain sum over
+    # max_length rows could overflow (the fast route sums plainly): OpenDP's own plan
+    mean = validate_query(QUERIES["mean of child_age_months"](), SCHEMA, LIMITS)
+    assert mean.measured is not None
+    wide = dataclasses.replace(mean, measured=mean.measured.model_copy(update={"upper": 1e10}))
+    assert plan_query(mean, SCHEMA, snapshot, QueryRoute.FAST).route is QueryRoute.FAST
+    assert plan_query(wide, SCHEMA, snapshot, QueryRoute.FAST).route is QueryRoute.OPENDP
     items = ("io_policy", "io_practice")
     multi_item = validate_query(
         QUERIES["count by primary_cause"]().model_copy(update={"items": items}), SCHEMA, LIMITS

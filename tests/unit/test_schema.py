@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import pytest
 
 from privacy.schema import PARTNERSHIP_SCHEMA, Column, ColumnKind, Dataset, Schema
@@ -85,3 +87,12 @@ def test_unknown_dataset_and_column_raise_key_error() -> None:
         PARTNERSHIP_SCHEMA.dataset("nope")
     with pytest.raises(KeyError):
         PARTNERSHIP_SCHEMA.dataset("incidents").column("nope")
+
+
+def test_canonical_json_is_never_stale_for_a_copy_with_other_local_domains() -> None:
+    # to_json is cached per schema value (a node sends it with every Describe).
+    base = PARTNERSHIP_SCHEMA.to_json()
+    local = PARTNERSHIP_SCHEMA.with_local_domains({"county": ("c001", "c002")})
+    fresh = json.dumps(local.model_dump(mode="json"), sort_keys=True, separators=(",", ":"))
+    assert local.to_json() == fresh != base
+    assert PARTNERSHIP_SCHEMA.to_json() == base
