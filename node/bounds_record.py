@@ -7,9 +7,13 @@ they were made: no person has more than `max_rows_per_unit` rows, nor more than 
 bound's rows in any one calendar period (rows without a date count as one period), and
 every known value of a bounded numeric column lies within its bounds. When every check
 holds, the manifest records what was verified (`bounds_verified`: the privacy unit, the
-period column, the total and per-period numbers, each numeric column's bounds). The node serves a
-snapshot only while its file has the manifest's sha256 (node/snapshot_checks.py), so the
-record describes the bytes being served.
+period column, the total and per-period numbers, each numeric column's bounds). The
+node serves a snapshot only while its file has the manifest's sha256
+(node/snapshot_checks.py), so the record describes the bytes being served.
+
+The counts are the longest runs of equal keys in rows ordered by (person, period date):
+ingest hands over its kept rows in that order (node/person_rules.py), and the check
+verifies the order row by row before relying on it (and sorts when it does not hold).
 
 The fast route (privacy/fast_release.py) is allowed only when the record equals the
 bounds the dataset declares now; a snapshot without it (written before this record
