@@ -16,7 +16,8 @@ Scratch files are Arrow IPC, uncompressed, written by pyarrow in a background th
 (a quarter of the CPU of polars' `write_ipc`) and read back memory-mapped: about the
 speed of a copy, where Parquet with zstd cost a third of ingest's time. They
 hold raw case records: they live in a private (0700) scratch folder inside the node
-folder, are created 0600, and the folder is removed when ingest ends.
+folder, are created 0600, and the folder is removed when ingest ends (or, after a
+kill, by the next ingest or refresh: node/scratch_dirs.py).
 """
 
 from __future__ import annotations
@@ -34,8 +35,8 @@ from kernel.files import PRIVATE_FILE_MODE
 from node.background import WriteBehind, read_ahead
 from node.cell_text import canonical_identifiers, trimmed_text
 from node.ingest import IngestError, export_batches
-from node.permissions import make_private_dir
 from node.row_validation import ROW_NUMBER
+from node.scratch_dirs import new_scratch_dir
 from privacy.schema import Dataset
 
 if TYPE_CHECKING:
@@ -46,7 +47,6 @@ BUCKET_ROWS = 1_000_000
 """Rows per bucket (about): an export up to this size is validated in one piece."""
 BATCH_ROWS = 500_000
 """Rows read from the export at a time (Parquet: whole row groups) while it is split."""
-SCRATCH_PREFIX = ".ingest-scratch-"
 _BUCKET = "__bucket"
 _HASH_SEED = 20_240
 
@@ -62,8 +62,7 @@ def person_buckets(
     if buckets <= 1:
         yield iter([_collect(lazy.with_row_index(ROW_NUMBER, offset=1))])
         return
-    scratch = scratch_parent / f"{SCRATCH_PREFIX}{secrets.token_hex(4)}"
-    make_private_dir(scratch)
+    scratch = new_scratch_dir(scratch_parent)
     spills = WriteBehind()
     try:
         files: list[list[Path]] = [[] for _ in range(buckets)]

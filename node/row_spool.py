@@ -11,22 +11,20 @@ Batches from SQLAlchemy are typed by polars one batch at a time, so a column may
 frame read at once did.
 
 The spool holds raw case records: its folder is private (0700) inside the node folder,
-named like ingest's scratch folders (`node.ingest_buckets.SCRATCH_PREFIX`), and removed
-by `discard` whatever happened.
+made like ingest's scratch folders (node/scratch_dirs.py: abandoned ones are removed by
+the next run), and removed by `discard` whatever happened.
 """
 
 from __future__ import annotations
 
 import os
-import secrets
 import shutil
 from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from kernel.files import PRIVATE_FILE_MODE
-from node.ingest_buckets import SCRATCH_PREFIX
-from node.permissions import make_private_dir
+from node.scratch_dirs import new_scratch_dir
 
 if TYPE_CHECKING:
     import polars as pl
@@ -38,8 +36,7 @@ class RowSpool:
     """Add batches, then `finish` (the joined file) and always `discard` (the folder)."""
 
     def __init__(self, parent: Path) -> None:
-        self.folder = parent / f"{SCRATCH_PREFIX}{secrets.token_hex(4)}"
-        make_private_dir(self.folder)
+        self.folder = new_scratch_dir(parent)
         self._parts: list[Path] = []
         self.rows = 0
 

@@ -18,8 +18,8 @@ from support_sources import jurisdiction, refresh, write_sources_toml
 
 import node.ingest_buckets
 import node.sql_source
-from node.ingest_buckets import SCRATCH_PREFIX
 from node.row_spool import RowSpool
+from node.scratch_dirs import SCRATCH_PREFIX
 from node.settings import load_settings
 from node.store import DataStore, node_schema
 from node.synth import generate

@@ -13,9 +13,9 @@ import pyarrow.parquet as pq
 import pytest
 
 import node.ingest_buckets as buckets_module
-from node.ingest_buckets import SCRATCH_PREFIX
 from node.ingest_result import IngestResult
 from node.layout import NodePaths
+from node.scratch_dirs import SCRATCH_PREFIX
 from node.store import DataStore
 from node.synth import Jurisdiction, generate
 from privacy.schema import PARTNERSHIP_SCHEMA, ColumnKind
