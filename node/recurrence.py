@@ -104,7 +104,9 @@ def derive_recurrence(
             pl.lit("").alias("reason"),
         )
     given = pl.col(COLUMN)
-    checked = ordered.with_columns(derived.alias("__derived"))
+    # One chunk layout for every column: `pl.format` panics on columns chunked
+    # differently (polars 1.36; a bucket's rows come in chunks, the derived column in one).
+    checked = ordered.with_columns(derived.alias("__derived")).rechunk()
     wrong = given.is_not_null() & (given != pl.col("__derived"))
     rejects = checked.filter(wrong).select(
         pl.col(row).alias(rejects_row),
