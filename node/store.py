@@ -181,24 +181,20 @@ class DataStore:
         Rows that fail validation are listed in a reject report under `rejects/`. A large
         file is read and validated in buckets of persons (node/ingest_buckets.py).
         """
-        self._ingestible(dataset)
-        scan_export(source)  # a missing or unreadable file is refused before it is hashed
-        origin = SourceOrigin(source.name, source.stem, {"source_sha256": file_sha256(source)})
-        return self.ingest_export(
-            dataset, source, origin, threshold=threshold, check_only=check_only
-        )
+        return self.ingest_export(dataset, source, threshold=threshold, check_only=check_only)
 
     def ingest_export(
         self,
         dataset: str,
         source: Path,
-        origin: SourceOrigin,
+        origin: SourceOrigin | None = None,
         *,
         threshold: RejectThreshold | None = None,
         check_only: bool = False,
     ) -> IngestResult:
-        """`ingest` of rows that came from `origin` (a file, or a database query whose
-        rows were spooled to `source`: node/row_spool.py), named after it in messages.
+        """`ingest` of rows that came from `origin` (None: the file `source` itself,
+        hashed once its columns and rows check out; else a database query whose rows were
+        spooled to `source`: node/row_spool.py), named after it in messages.
 
         `threshold` (None: any number of rejects) decides whether too many rejected rows
         keep the current snapshot; `check_only` validates and writes the reject report
@@ -207,10 +203,13 @@ class DataStore:
         spec = self._ingestible(dataset)
         check_domains_declared(spec)
         lazy = scan_export(source)
-        check_export_columns(spec, lazy.collect_schema().names(), origin.name)
-        rows = count_rows(lazy, origin.name)
+        name = source.name if origin is None else origin.name
+        check_export_columns(spec, lazy.collect_schema().names(), name)
+        rows = count_rows(lazy, name)
         if rows == 0:
-            raise IngestError(f"{origin.name} has no data rows; the current snapshot is unchanged.")
+            raise IngestError(f"{name} has no data rows; the current snapshot is unchanged.")
+        if origin is None:
+            origin = SourceOrigin(source.name, source.stem, {"source_sha256": file_sha256(source)})
         with person_buckets(source, lazy, spec, rows, self._paths.data_dir) as parts:
             return self._ingest_parts(
                 spec, parts, rows, origin, threshold=threshold, check_only=check_only
