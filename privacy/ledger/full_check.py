@@ -24,9 +24,9 @@ from privacy.ledger.sqlschema import is_busy
 from privacy.ledger.verifier import (
     CHUNK_ENTRIES,
     Audit,
+    AuditState,
     Progress,
     SelfCheckReport,
-    _AuditState,
     last_checkpoint,
     ledger_size,
     read_chunk,
@@ -48,7 +48,7 @@ def verify_ledger(
     """Check the ledger on `connection`, the file at `path` (see `LedgerReader.verify`).
     A busy database raises sqlite3.OperationalError for the caller to retry; any other
     unreadable database is reported as a problem. `pool` checks chunks on other cores."""
-    state = _AuditState()
+    state = AuditState()
     # One read transaction: a consistent snapshot even while other processes write.
     connection.execute("BEGIN")
     try:
@@ -69,7 +69,7 @@ def verify_ledger(
 def _audit(  # noqa: PLR0917 - the full check's inputs
     connection: sqlite3.Connection,
     path: Path,
-    state: _AuditState,
+    state: AuditState,
     public_key: Ed25519PublicKey,
     remembered: Sequence[SignedCheckpoint],
     all_signatures: bool,

@@ -33,8 +33,8 @@ from privacy.ledger.verified_mark import MarkUnreadableError, VerifiedMark, load
 from privacy.ledger.verifier import (
     CHUNK_ENTRIES,
     Audit,
+    AuditState,
     SelfCheckReport,
-    _AuditState,
     last_checkpoint,
     ledger_size,
     read_chunk,
@@ -61,7 +61,7 @@ def _stored_subtree(connection: sqlite3.Connection) -> tlog.RangeHash:
 
 def startup_check(connection: sqlite3.Connection, public_key: Ed25519PublicKey) -> SelfCheckReport:
     """What must hold before the first answer, in O(log n) reads of one snapshot."""
-    state = _AuditState()
+    state = AuditState()
     connection.execute("BEGIN")
     try:
         size, root = _startup_checks(connection, public_key, state)
@@ -88,7 +88,7 @@ def startup_check(connection: sqlite3.Connection, public_key: Ed25519PublicKey) 
 
 
 def _startup_checks(
-    connection: sqlite3.Connection, public_key: Ed25519PublicKey, state: _AuditState
+    connection: sqlite3.Connection, public_key: Ed25519PublicKey, state: AuditState
 ) -> tuple[int, bytes]:
     meta = dict(connection.execute("SELECT key, value FROM meta").fetchall())
     origin = meta.get("origin", "")
@@ -137,7 +137,7 @@ def verify_next_chunk(
     chunk_entries: int = CHUNK_ENTRIES,
 ) -> PassStep:
     """Verify the entries after the stored mark, one chunk, in one read snapshot."""
-    state = _AuditState()
+    state = AuditState()
     connection.execute("BEGIN")
     try:
         meta = dict(connection.execute("SELECT key, value FROM meta").fetchall())

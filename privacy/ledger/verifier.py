@@ -40,7 +40,10 @@ class SelfCheckReport:
 
 
 @dataclass
-class _AuditState:
+class AuditState:
+    """The problems a ledger check has found so far (at most MAX_REPORTED_PROBLEMS) and
+    the first entry found bad; shared by `ledger verify` and the node's own checks."""
+
     problems: list[str] = field(default_factory=list)
     first_bad_entry: int | None = None
 
@@ -114,7 +117,7 @@ class Audit:
     what is stored; starts empty, or from a verified frontier and totals (the
     resumable pass)."""
 
-    state: _AuditState
+    state: AuditState
     public_key: Ed25519PublicKey
     origin: str
     verify_signatures: bool

@@ -20,7 +20,7 @@ from privacy import tlog
 from privacy.ledger.range_check import check_range
 from privacy.ledger.reader import LedgerReader
 from privacy.ledger.signature_batch import bad_signatures
-from privacy.ledger.verifier import CHUNK_ENTRIES, Audit, _AuditState, read_chunk
+from privacy.ledger.verifier import CHUNK_ENTRIES, Audit, AuditState, read_chunk
 from privacy.policy import BudgetPolicy
 
 ORIGIN = "npcs/test/node-a/ledger"
@@ -135,7 +135,7 @@ def test_rows_that_change_between_the_two_reads_are_reported(
     raw_key = tlog.raw_public_key(key.public_key())
     checked = check_range(connection, ORIGIN, raw_key, 0, CHUNK_ENTRIES)  # then the worker
     connection.close()
-    state = _AuditState()
+    state = AuditState()
     audit = Audit(state=state, public_key=key.public_key(), origin=ORIGIN, verify_signatures=True)
     assert audit.add_chunk(chunk, checked)
     assert state.first_bad_entry == 7
